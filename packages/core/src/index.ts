@@ -1,0 +1,68 @@
+export {
+  TokenmeterError,
+  type TokenmeterErrorCode,
+  type TokenmeterErrorOptions,
+} from './errors.js';
+export {
+  type FinalUsage,
+  type FinishOptions,
+  type MeterSnapshot,
+  StreamMeter,
+  type StreamMeterOptions,
+  type UsageSource,
+} from './meter.js';
+export {
+  addNanos,
+  assertNanos,
+  type FormatUsdOptions,
+  formatUsd,
+  MAX_NANOS,
+  NANOS_PER_USD,
+  type Nanos,
+  nanosToDecimalString,
+  nanosToUsd,
+  usd,
+  usdToNanos,
+} from './money.js';
+export { OUTCOMES, type StreamOutcome } from './outcome.js';
+export {
+  type CatalogInput,
+  type CompiledRates,
+  decimalToMicros,
+  decimalToRatio,
+  guessProvider,
+  type ModelPrice,
+  type ModelPriceInput,
+  PricingCatalog,
+  type ProviderPrice,
+  type ProviderPriceInput,
+  type RatesInput,
+  type Ratio,
+  type TokenKind,
+} from './pricing/catalog.js';
+export {
+  type Cost,
+  type CostLine,
+  costOf,
+  Pricing,
+  type PricingOptions,
+  type UnknownModelPolicy,
+} from './pricing/cost.js';
+export {
+  catalogFromLiteLLM,
+  fromLiteLLM,
+  type LiteLLMEntry,
+  type LiteLLMImport,
+  perTokenToPerMillion,
+} from './pricing/litellm.js';
+export {
+  encodeComment,
+  encodeEvent,
+  encodeJsonEvent,
+  jsonSseEncoder,
+  PLAIN_DONE,
+  plainSseEncoder,
+  type SseDeltaData,
+  type SseEncoder,
+  type SseEvent,
+} from './sse-encoder.js';

@@ -1,0 +1,143 @@
+import { describe, expect, it } from 'vitest';
+import { readFixture } from './fixtures.test-helper.js';
+import { StreamMeter } from './meter.js';
+import { costOf } from './pricing/cost.js';
+import { createEventTranslator } from './stream-events.js';
+import { estimateTextTokens } from './token-estimate.js';
+import { emptyUsage } from './usage.js';
+
+/** Feeds the first `count` payloads of a fixture (all by default) to a new meter. */
+function meterFrom(fixture: string, model: string, count?: number, inputTokensEstimate = 999) {
+  const meter = new StreamMeter({ model, inputTokensEstimate });
+  const translate = createEventTranslator();
+  const payloads = readFixture(fixture);
+  for (const raw of payloads.slice(0, count ?? payloads.length)) {
+    for (const event of translate(raw)) meter.observe(event);
+  }
+  return meter;
+}
+
+describe('StreamMeter final usage', () => {
+  it('normal end: the provider totals, not estimated, with the exact cost', () => {
+    const meter = meterFrom('anthropic-cache-thinking.sse', 'claude-sonnet-4-6');
+    const final = meter.finish('completed');
+    expect(final.estimated).toBe(false);
+    expect(final.inputSource).toBe('provider');
+    expect(final.outputSource).toBe('provider');
+    expect(final.usage).toMatchObject({
+      inputTokens: 472,
+      outputTokens: 61,
+      cacheReadTokens: 10_240,
+      cacheWrite5mTokens: 512,
+      cacheWrite1hTokens: 1_536,
+    });
+    expect(final.costNanos).toBe(16_539_000); // worked out in stream-events.test.ts
+    expect(final.stopReason).toBe('end_turn');
+    expect(final.responseId).toBe('msg_01XFDUDYJgAACzvnptvVoYEL');
+    expect(final.responseModel).toBe('claude-sonnet-4-6');
+  });
+
+  it('cumulative message_delta usage is overwritten, never summed', () => {
+    const final = meterFrom('anthropic-cumulative-usage.sse', 'claude-haiku-4-5').finish(
+      'completed',
+    );
+    expect(final.usage.outputTokens).toBe(95);
+    expect(final.usage.inputTokens).toBe(3_400);
+    expect(final.costNanos).toBe(23_875_000);
+  });
+
+  it('abort before message_delta: input from message_start, output estimated from the text received', () => {
+    const meter = meterFrom('anthropic-aborted.sse', 'claude-haiku-4-5');
+    const received = 'The quick brown fox jumps over the lazy dog. It keeps running';
+    const final = meter.finish('client_disconnected');
+    expect(final.estimated).toBe(true);
+    expect(final.inputSource).toBe('provider');
+    expect(final.outputSource).toBe('estimate');
+    expect(final.usage.inputTokens).toBe(850);
+    const output = estimateTextTokens(received);
+    expect(output).toBeGreaterThan(1); // never the "1 output token" of message_start
+    expect(final.usage.outputTokens).toBe(output);
+    // claude-haiku-4-5: 850 × $1/M + output × $5/M
+    expect(final.costNanos).toBe(850 * 1000 + output * 5000);
+  });
+
+  it('error event mid-stream: estimated, and the upstream error is kept', () => {
+    const final = meterFrom('anthropic-error-mid-stream.sse', 'claude-opus-4-6').finish(
+      'upstream_error',
+    );
+    expect(final.estimated).toBe(true);
+    expect(final.upstreamError).toEqual({ type: 'overloaded_error', message: 'Overloaded' });
+    const output = estimateTextTokens('Once upon a time, there was a model');
+    expect(final.usage).toMatchObject({
+      inputTokens: 2_000,
+      outputTokens: output,
+      serviceTier: 'batch',
+    });
+    // claude-opus-4-6 in batch: (2000 × $5 + output × $25) / 2, per million
+    expect(final.costNanos).toBe(Math.round((2_000 * 5_000 + output * 25_000) / 2));
+  });
+
+  it('OpenAI with include_usage: the final usage chunk is authoritative', () => {
+    const final = meterFrom('openai-include-usage.sse', 'gpt-4o').finish('completed');
+    expect(final.estimated).toBe(false);
+    expect(final.costNanos).toBe(4_690_000);
+  });
+
+  it('OpenAI aborted before the usage chunk: input from the pre-call estimate, output from text', () => {
+    const meter = meterFrom('openai-include-usage.sse', 'gpt-4o', 3, 1_500);
+    const final = meter.finish('client_disconnected');
+    expect(final.inputSource).toBe('estimate');
+    expect(final.usage.inputTokens).toBe(1_500);
+    expect(final.usage.outputTokens).toBe(estimateTextTokens('Cached prompt tokens'));
+    expect(final.costNanos).toBe(
+      costOf(
+        { ...emptyUsage(), inputTokens: 1_500, outputTokens: final.usage.outputTokens },
+        'gpt-4o',
+      ).nanos,
+    );
+  });
+
+  it('a refused request (HTTP error before any event) costs nothing', () => {
+    const meter = new StreamMeter({ model: 'claude-haiku-4-5', inputTokensEstimate: 500 });
+    const final = meter.finish('upstream_error', { refused: true });
+    expect(final.costNanos).toBe(0);
+    expect(final.inputSource).toBe('none');
+  });
+
+  it('a request sent and abandoned before any event is charged its input estimate', () => {
+    const meter = new StreamMeter({ model: 'claude-haiku-4-5', inputTokensEstimate: 500 });
+    const final = meter.finish('client_disconnected');
+    expect(final).toMatchObject({ estimated: true, inputSource: 'estimate', costNanos: 500_000 });
+  });
+
+  it('finishes exactly once: later calls return the same figure and are counted', () => {
+    const meter = meterFrom('anthropic-aborted.sse', 'claude-haiku-4-5');
+    const first = meter.finish('client_disconnected');
+    const again = meter.finish('completed');
+    expect(again).toBe(first);
+    expect(again.outcome).toBe('client_disconnected');
+    expect(meter.finishCallCount).toBe(2);
+    meter.observe({ type: 'text', text: 'late text' });
+    expect(meter.finish('completed').costNanos).toBe(first.costNanos);
+  });
+
+  it('keeps a running estimate that grows with the text and is marked estimated', () => {
+    const meter = meterFrom('anthropic-cache-thinking.sse', 'claude-sonnet-4-6', 5);
+    const early = meter.snapshot();
+    expect(early.estimated).toBe(true);
+    meter.observe({
+      type: 'text',
+      text: ' and then a much longer continuation of the answer, word after word.',
+    });
+    const later = meter.snapshot();
+    expect(later.usage.outputTokens).toBeGreaterThan(early.usage.outputTokens);
+    expect(later.cost.nanos).toBeGreaterThan(early.cost.nanos);
+    expect(meter.timeToFirstTokenMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('rejects a nonsensical input estimate', () => {
+    expect(() => new StreamMeter({ model: 'gpt-4o', inputTokensEstimate: -1 })).toThrow(
+      /non-negative integer/,
+    );
+  });
+});

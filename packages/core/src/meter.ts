@@ -1,0 +1,224 @@
+/**
+ * The per-stream meter: the state of one metered stream from reservation to settlement.
+ * Fed normalised provider events, it keeps a running usage and cost estimate, and
+ * produces the final usage exactly once, whatever way the stream ends:
+ * - provider-reported totals where they arrived (cumulative: the last value wins);
+ * - otherwise input from `message_start` (or the pre-call estimate) and output estimated
+ *   from the text actually received, marked `estimated`;
+ * - a request the provider refused before any output (HTTP error) costs nothing.
+ */
+import { TokenmeterError } from './errors.js';
+import type { Nanos } from './money.js';
+import type { StreamOutcome } from './outcome.js';
+import { type Cost, costOf, type Pricing } from './pricing/cost.js';
+import type { MeterEvent } from './stream-events.js';
+import { createOutputEstimator } from './token-estimate.js';
+import { emptyUsage, type Usage } from './usage.js';
+
+export interface StreamMeterOptions {
+  /** The model requested (what the reservation priced). */
+  model: string;
+  /** Input tokens estimated (or counted) before the call. */
+  inputTokensEstimate: number;
+  /** Pricing to use. Defaults to the bundled catalog with the reject policy. */
+  pricing?: Pricing;
+  /** Clock for first-token timing. Defaults to `performance.now()`. */
+  now?: () => number;
+}
+
+/** Where a side of the final usage came from. */
+export type UsageSource = 'provider' | 'estimate' | 'none';
+
+export interface MeterSnapshot {
+  usage: Usage;
+  cost: Cost;
+  /** True unless every count came from the provider's final report. */
+  estimated: boolean;
+}
+
+export interface FinalUsage extends MeterSnapshot {
+  costNanos: Nanos;
+  outcome: StreamOutcome;
+  inputSource: UsageSource;
+  outputSource: UsageSource;
+  stopReason?: string;
+  responseId?: string;
+  responseModel?: string;
+  /** The provider's error, when the stream ended on one. */
+  upstreamError?: { type: string; message: string };
+}
+
+export interface FinishOptions {
+  /**
+   * The provider refused the request before producing anything (an HTTP error status),
+   * so it billed nothing. Defaults to false: a request that was sent and then abandoned
+   * is charged its input estimate.
+   */
+  refused?: boolean;
+}
+
+/**
+ * @example
+ * const meter = new StreamMeter({ model: 'claude-haiku-4-5', inputTokensEstimate: 120 });
+ * const translate = createEventTranslator();
+ * for await (const raw of stream) for (const e of translate(raw)) meter.observe(e);
+ * const final = meter.finish('completed');
+ */
+export class StreamMeter {
+  readonly model: string;
+  readonly inputTokensEstimate: number;
+  private readonly pricing: Pricing | undefined;
+  private readonly now: () => number;
+  private readonly output = createOutputEstimator();
+  private readonly startedAt: number;
+  private startUsage: Usage | undefined;
+  private providerUsage: Usage | undefined;
+  private providerFinal = false;
+  private events = 0;
+  private result: FinalUsage | undefined;
+  private finishCalls = 0;
+  stopReason: string | undefined;
+  responseId: string | undefined;
+  responseModel: string | undefined;
+  upstreamError: { type: string; message: string } | undefined;
+  /** Milliseconds from construction to the first text or thinking chunk. */
+  timeToFirstTokenMs: number | undefined;
+
+  constructor(options: StreamMeterOptions) {
+    if (!Number.isSafeInteger(options.inputTokensEstimate) || options.inputTokensEstimate < 0) {
+      throw new TokenmeterError(
+        'invalid_argument',
+        `inputTokensEstimate must be a non-negative integer, got ${String(options.inputTokensEstimate)}.`,
+      );
+    }
+    this.model = options.model;
+    this.inputTokensEstimate = options.inputTokensEstimate;
+    this.pricing = options.pricing;
+    this.now = options.now ?? (() => performance.now());
+    this.startedAt = this.now();
+  }
+
+  /** Feeds one normalised event. Events after `finish()` are ignored. */
+  observe(event: MeterEvent): void {
+    if (this.result) return;
+    this.events++;
+    switch (event.type) {
+      case 'start':
+        if (event.id) this.responseId = event.id;
+        if (event.model) this.responseModel = event.model;
+        if (event.usage) this.startUsage = event.usage;
+        return;
+      case 'text':
+      case 'thinking':
+        if (this.timeToFirstTokenMs === undefined)
+          this.timeToFirstTokenMs = this.now() - this.startedAt;
+        this.output.push(event.text);
+        return;
+      case 'tool_input':
+        this.output.push(event.json);
+        return;
+      case 'usage':
+        // Cumulative: overwrite, never add.
+        this.providerUsage = event.usage;
+        if (event.final) this.providerFinal = true;
+        return;
+      case 'stop':
+        this.stopReason = event.reason;
+        return;
+      case 'error':
+        this.upstreamError = { type: event.errorType, message: event.message };
+        return;
+      default: {
+        const unknown: never = event;
+        void unknown; // future event types are tolerated
+      }
+    }
+  }
+
+  /** Number of events observed. */
+  get eventCount(): number {
+    return this.events;
+  }
+
+  /** Output tokens estimated from the text, thinking and tool input received so far. */
+  get outputTokensEstimate(): number {
+    return this.output.tokens;
+  }
+
+  /** True once `finish()` has run. */
+  get finished(): boolean {
+    return this.result !== undefined;
+  }
+
+  /** How many times `finish()` was called (more than 1 means a caller settled twice). */
+  get finishCallCount(): number {
+    return this.finishCalls;
+  }
+
+  /** The running usage and cost, for throttled `usage` events and mid-stream caps. */
+  snapshot(): MeterSnapshot {
+    const { usage, estimated } = this.currentUsage(false);
+    return { usage, cost: costOf(usage, this.model, this.pricing), estimated };
+  }
+
+  /**
+   * The final usage and cost. Runs once: later calls return the same object (and are
+   * counted in `finishCallCount`), so a stream can never be settled at two figures.
+   */
+  finish(outcome: StreamOutcome, options: FinishOptions = {}): FinalUsage {
+    this.finishCalls++;
+    if (this.result) return this.result;
+    const refused = options.refused === true && this.events === 0;
+    const { usage, estimated, inputSource, outputSource } = this.currentUsage(refused);
+    const cost = costOf(usage, this.model, this.pricing);
+    const result: FinalUsage = {
+      usage,
+      cost,
+      costNanos: cost.nanos,
+      estimated,
+      outcome,
+      inputSource,
+      outputSource,
+    };
+    if (this.stopReason !== undefined) result.stopReason = this.stopReason;
+    if (this.responseId !== undefined) result.responseId = this.responseId;
+    if (this.responseModel !== undefined) result.responseModel = this.responseModel;
+    if (this.upstreamError !== undefined) result.upstreamError = this.upstreamError;
+    this.result = Object.freeze(result) as FinalUsage;
+    return this.result;
+  }
+
+  private currentUsage(refused: boolean): {
+    usage: Usage;
+    estimated: boolean;
+    inputSource: UsageSource;
+    outputSource: UsageSource;
+  } {
+    if (this.providerFinal && this.providerUsage) {
+      // The provider's final cumulative report; if it ever under-reports output we
+      // still trust it: it is what the bill says.
+      return {
+        usage: this.providerUsage,
+        estimated: false,
+        inputSource: 'provider',
+        outputSource: 'provider',
+      };
+    }
+    if (refused) {
+      return { usage: emptyUsage(), estimated: false, inputSource: 'none', outputSource: 'none' };
+    }
+    const reported = this.providerUsage ?? this.startUsage;
+    const usage: Usage = reported
+      ? { ...reported }
+      : { ...emptyUsage(), inputTokens: this.inputTokensEstimate };
+    // message_start reports a token or two of output; what was received is the better
+    // figure once text has flowed (never bill the "1 output token" of an aborted stream).
+    usage.outputTokens = Math.max(reported?.outputTokens ?? 0, this.output.tokens);
+    return {
+      usage,
+      estimated: true,
+      inputSource: reported ? 'provider' : 'estimate',
+      outputSource: 'estimate',
+    };
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * Provider stream adapters: Anthropic Messages stream events and OpenAI chat completion
+ * chunks → one small set of normalised `MeterEvent`s that the meter, the middleware and
+ * telemetry understand. Unknown event types map to nothing (tolerated, never thrown).
+ */
+import {
+  type AnthropicUsageLike,
+  fromAnthropicUsage,
+  fromOpenAIUsage,
+  type OpenAIUsageLike,
+  type Usage,
+} from './usage.js';
+
+/** A normalised stream event. `usage` values are cumulative totals: overwrite, never add. */
+export type MeterEvent =
+  | {
+      type: 'start';
+      provider: string;
+      /** Provider response id (`msg_…`, `chatcmpl-…`). */
+      id?: string;
+      /** Model the provider says served the request. */
+      model?: string;
+      /** Usage known at the start (Anthropic `message_start`: input and cache tokens). */
+      usage?: Usage;
+    }
+  | { type: 'text'; text: string }
+  | { type: 'thinking'; text: string }
+  | { type: 'tool_input'; json: string }
+  /** Provider-reported cumulative usage; `final` when it is the provider's last word. */
+  | { type: 'usage'; usage: Usage; final: boolean }
+  | { type: 'stop'; reason: string }
+  | { type: 'error'; errorType: string; message: string };
+
+export type MeterEventType = MeterEvent['type'];
+
+/** The Anthropic raw stream events tokenmeter reads (shape of the SDK's RawMessageStreamEvent). */
+export type AnthropicStreamEvent =
+  | {
+      type: 'message_start';
+      message: { id?: string; model?: string; usage?: AnthropicUsageLike | null };
+    }
+  | {
+      type: 'content_block_start';
+      index: number;
+      content_block: { type: string; text?: string; thinking?: string };
+    }
+  | {
+      type: 'content_block_delta';
+      index: number;
+      delta: { type: string; text?: string; thinking?: string; partial_json?: string };
+    }
+  | { type: 'content_block_stop'; index: number }
+  | {
+      type: 'message_delta';
+      delta: { stop_reason?: string | null };
+      usage?: AnthropicUsageLike | null;
+    }
+  | { type: 'message_stop' }
+  | { type: 'ping' }
+  | { type: 'error'; error: { type?: string; message?: string } }
+  | { type: string; [key: string]: unknown };
+
+/**
+ * Maps one Anthropic stream event to normalised events, merging usage into `previous`
+ * (the last cumulative usage seen) because `message_delta` omits what `message_start`
+ * said about the cache TTL split and service tier.
+ */
+export function fromAnthropicEvent(event: AnthropicStreamEvent, previous?: Usage): MeterEvent[] {
+  switch (event.type) {
+    case 'message_start': {
+      const message = (event as Extract<AnthropicStreamEvent, { type: 'message_start' }>).message;
+      const start: MeterEvent = { type: 'start', provider: 'anthropic' };
+      if (message?.id) start.id = message.id;
+      if (message?.model) start.model = message.model;
+      if (message?.usage) start.usage = fromAnthropicUsage(message.usage);
+      return [start];
+    }
+    case 'content_block_start': {
+      const block = (event as Extract<AnthropicStreamEvent, { type: 'content_block_start' }>)
+        .content_block;
+      // Blocks may start with text already in them.
+      if (block?.type === 'text' && block.text) return [{ type: 'text', text: block.text }];
+      if (block?.type === 'thinking' && block.thinking)
+        return [{ type: 'thinking', text: block.thinking }];
+      return [];
+    }
+    case 'content_block_delta': {
+      const delta = (event as Extract<AnthropicStreamEvent, { type: 'content_block_delta' }>).delta;
+      switch (delta?.type) {
+        case 'text_delta':
+          return delta.text ? [{ type: 'text', text: delta.text }] : [];
+        case 'thinking_delta':
+          return delta.thinking ? [{ type: 'thinking', text: delta.thinking }] : [];
+        case 'input_json_delta':
+          return delta.partial_json ? [{ type: 'tool_input', json: delta.partial_json }] : [];
+        default:
+          return []; // signature_delta, citations_delta, future delta types
+      }
+    }
+    case 'message_delta': {
+      const e = event as Extract<AnthropicStreamEvent, { type: 'message_delta' }>;
+      const out: MeterEvent[] = [];
+      if (e.usage)
+        out.push({ type: 'usage', usage: fromAnthropicUsage(e.usage, previous), final: true });
+      if (e.delta?.stop_reason) out.push({ type: 'stop', reason: e.delta.stop_reason });
+      return out;
+    }
+    case 'error': {
+      const e = event as Extract<AnthropicStreamEvent, { type: 'error' }>;
+      return [
+        {
+          type: 'error',
+          errorType: e.error?.type ?? 'api_error',
+          message: e.error?.message ?? 'upstream error event',
+        },
+      ];
+    }
+    default:
+      return []; // content_block_stop, message_stop, ping and unknown types
+  }
+}
+
+/** The OpenAI chat completion chunk fields tokenmeter reads. */
+export interface OpenAIChunk {
+  id?: string;
+  object?: string;
+  model?: string;
+  service_tier?: string | null;
+  choices?: Array<{
+    index?: number;
+    delta?: {
+      content?: string | null;
+      reasoning_content?: string | null;
+      refusal?: string | null;
+      tool_calls?: Array<{ function?: { arguments?: string | null } | null }> | null;
+    } | null;
+    finish_reason?: string | null;
+  }>;
+  usage?: OpenAIUsageLike | null;
+}
+
+/**
+ * Maps one OpenAI chunk to normalised events. The first chunk of a stream (`seenStart`
+ * false) also yields `start`; the final usage chunk (empty choices) yields `usage`.
+ */
+export function fromOpenAIChunk(chunk: OpenAIChunk, seenStart: boolean): MeterEvent[] {
+  const out: MeterEvent[] = [];
+  if (!seenStart) {
+    const start: MeterEvent = { type: 'start', provider: 'openai' };
+    if (chunk.id) start.id = chunk.id;
+    if (chunk.model) start.model = chunk.model;
+    out.push(start);
+  }
+  for (const choice of chunk.choices ?? []) {
+    const delta = choice.delta;
+    if (delta?.reasoning_content) out.push({ type: 'thinking', text: delta.reasoning_content });
+    if (delta?.content) out.push({ type: 'text', text: delta.content });
+    if (delta?.refusal) out.push({ type: 'text', text: delta.refusal });
+    for (const call of delta?.tool_calls ?? []) {
+      const args = call.function?.arguments;
+      if (args) out.push({ type: 'tool_input', json: args });
+    }
+    if (choice.finish_reason) out.push({ type: 'stop', reason: choice.finish_reason });
+  }
+  if (chunk.usage) {
+    out.push({
+      type: 'usage',
+      usage: fromOpenAIUsage(chunk.usage, chunk.service_tier),
+      final: true,
+    });
+  }
+  return out;
+}
+
+/**
+ * A stateful translator for a stream whose provider is recognised from its first event:
+ * Anthropic events (`message_start`, …), OpenAI chunks (`object: "chat.completion.chunk"`),
+ * or events already normalised.
+ *
+ * @example
+ * const translate = createEventTranslator();
+ * for await (const raw of client.messages.create({ ...params, stream: true }, { signal })) {
+ *   for (const event of translate(raw)) meter.observe(event);
+ * }
+ */
+export function createEventTranslator(): (raw: unknown) => MeterEvent[] {
+  let usage: Usage | undefined;
+  let seenOpenAIStart = false;
+  return (raw) => {
+    if (typeof raw !== 'object' || raw === null) return [];
+    const candidate = raw as { type?: unknown; object?: unknown };
+    let events: MeterEvent[];
+    if (candidate.object === 'chat.completion.chunk') {
+      events = fromOpenAIChunk(raw as OpenAIChunk, seenOpenAIStart);
+      seenOpenAIStart = true;
+    } else if (
+      typeof candidate.type === 'string' &&
+      (NORMALISED.has(candidate.type) || (candidate.type === 'error' && 'errorType' in raw))
+    ) {
+      events = [raw as MeterEvent];
+    } else if (typeof candidate.type === 'string') {
+      events = fromAnthropicEvent(raw as AnthropicStreamEvent, usage);
+    } else {
+      return [];
+    }
+    for (const e of events) {
+      if (e.type === 'usage') usage = e.usage;
+      else if (e.type === 'start' && e.usage) usage = e.usage;
+    }
+    return events;
+  };
+}
+
+const NORMALISED = new Set<string>(['start', 'text', 'thinking', 'tool_input', 'usage', 'stop']);

@@ -1,0 +1,749 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import fc from 'fast-check';
+// Ground truth only: core never imports a tokenizer at runtime.
+import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
+import { encodeChat } from 'gpt-tokenizer/model/gpt-4o';
+import { describe, expect, it, vi } from 'vitest';
+import { TokenmeterError } from './errors.js';
+import {
+  type AnthropicCountTokensClient,
+  anthropicTokenCounter,
+  createHeuristicTokenCounter,
+  createOutputEstimator,
+  estimateImageTokens,
+  estimateRequestTokens,
+  estimateTextTokens,
+  heuristicTokenCounter,
+  TEXT_ESTIMATE_ACCURACY,
+  type TokenCounter,
+} from './token-estimate.js';
+
+const corpusDir = new URL('./__fixtures__/estimator-corpus/', import.meta.url);
+const corpus = readdirSync(corpusDir)
+  .filter((name) => name !== 'README.md')
+  .sort()
+  .map((name) => {
+    const text = readFileSync(new URL(name, corpusDir), 'utf8');
+    return { name, text, o200k: countTokens(text), estimate: estimateTextTokens(text) };
+  });
+
+const relativeError = (estimate: number, truth: number): number => (estimate - truth) / truth;
+
+/** Splits `text` at arbitrary UTF-16 offsets (so surrogate pairs can be cut). */
+function splitAt(text: string, cuts: number[]): string[] {
+  const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+  const chunks: string[] = [];
+  let from = 0;
+  for (const p of points) {
+    chunks.push(text.slice(from, p));
+    from = p;
+  }
+  chunks.push(text.slice(from));
+  return chunks;
+}
+
+/** Any UTF-16 code units, lone surrogates included, biased towards interesting ones. */
+const codeUnit = fc.oneof(
+  fc.constantFrom(' ', '  ', '\n', '\r\n', '\t', 'a', 'Z', '7', '.', '-', '_', '(', '"', 'é', '—'),
+  fc.constantFrom(
+    '中',
+    'の',
+    '한',
+    'я',
+    'ก',
+    '😀',
+    '👍🏽',
+    '👨‍👩‍👧',
+    '☀️',
+    '\uD83D',
+    '\uDE00',
+    '\u200D',
+  ),
+  fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
+  fc.string({ unit: 'grapheme', maxLength: 4 }),
+);
+const anyText = fc.array(codeUnit, { maxLength: 200 }).map((parts) => parts.join(''));
+const corpusSlice = fc
+  .tuple(fc.integer({ min: 0, max: corpus.length - 1 }), fc.nat(), fc.integer({ min: 0, max: 600 }))
+  .map(([i, start, length]) => {
+    const text = corpus[i]?.text ?? '';
+    const from = start % (text.length + 1);
+    return text.slice(from, from + length);
+  });
+const someText = fc.oneof(anyText, corpusSlice);
+
+describe('estimateTextTokens against o200k_base on the committed corpus', () => {
+  it('has a corpus: small, with held-out files and the promised kinds of text', () => {
+    const bytes = corpus.reduce((sum, f) => sum + Buffer.byteLength(f.text), 0);
+    expect(bytes).toBeLessThan(200 * 1024);
+    expect(corpus.filter((f) => f.name.startsWith('heldout-')).length).toBeGreaterThanOrEqual(6);
+    const names = corpus.map((f) => f.name).join(' ');
+    for (const kind of ['en-prose', 'typescript', 'python', '.json', 'german', 'french']) {
+      expect(names).toContain(kind);
+    }
+    for (const kind of ['chinese', 'japanese', 'emoji', 'numbers', 'url']) {
+      expect(names).toContain(kind);
+    }
+  });
+
+  it(`keeps every file within ±${TEXT_ESTIMATE_ACCURACY.perFileBound * 100}%`, () => {
+    const rows = corpus.map((f) => ({
+      file: f.name,
+      o200k: f.o200k,
+      estimate: f.estimate,
+      error: `${(relativeError(f.estimate, f.o200k) * 100).toFixed(1)}%`,
+    }));
+    if (process.env.TOKEN_ESTIMATE_REPORT) console.table(rows);
+    for (const f of corpus) {
+      expect
+        .soft(Math.abs(relativeError(f.estimate, f.o200k)), f.name)
+        .toBeLessThanOrEqual(TEXT_ESTIMATE_ACCURACY.perFileBound);
+    }
+  });
+
+  it(`keeps the whole corpus within ±${TEXT_ESTIMATE_ACCURACY.corpusBound * 100}%, held-out files too`, () => {
+    const total = (files: typeof corpus, key: 'o200k' | 'estimate') =>
+      files.reduce((sum, f) => sum + f[key], 0);
+    const all = relativeError(total(corpus, 'estimate'), total(corpus, 'o200k'));
+    expect(Math.abs(all)).toBeLessThanOrEqual(TEXT_ESTIMATE_ACCURACY.corpusBound);
+    const heldOut = corpus.filter((f) => f.name.startsWith('heldout-'));
+    const held = relativeError(total(heldOut, 'estimate'), total(heldOut, 'o200k'));
+    expect(Math.abs(held)).toBeLessThanOrEqual(TEXT_ESTIMATE_ACCURACY.corpusBound);
+  });
+
+  it('publishes the figures it measures (so the doc cannot drift from the code)', () => {
+    const errors = corpus.map((f) => relativeError(f.estimate, f.o200k));
+    const sumOf = (key: 'o200k' | 'estimate') => corpus.reduce((s, f) => s + f[key], 0);
+    const aggregate = relativeError(sumOf('estimate'), sumOf('o200k'));
+    const meanAbs = errors.reduce((s, e) => s + Math.abs(e), 0) / errors.length;
+    const worst = Math.max(...errors.map(Math.abs));
+    expect(TEXT_ESTIMATE_ACCURACY.measuredCorpusError).toBeCloseTo(aggregate, 3);
+    expect(TEXT_ESTIMATE_ACCURACY.measuredMeanAbsFileError).toBeCloseTo(meanAbs, 3);
+    expect(TEXT_ESTIMATE_ACCURACY.measuredWorstFileError).toBeCloseTo(worst, 3);
+    expect(corpus.length).toBe(21);
+    expect(sumOf('o200k')).toBe(14_254);
+  });
+
+  it('agrees with o200k on small familiar pieces', () => {
+    const cases = [
+      'Hello, world!',
+      'The quick brown fox jumps over the lazy dog.',
+      '1234567',
+      'const windowStart = now - this.options.windowMs;',
+      '城市公园的设计与管理',
+      '    return x;\n',
+    ];
+    for (const text of cases) {
+      expect(Math.abs(estimateTextTokens(text) - countTokens(text)), text).toBeLessThanOrEqual(2);
+    }
+  });
+});
+
+describe('estimateTextTokens sanity', () => {
+  it('is 0 for the empty string and at least 1 otherwise', () => {
+    expect(estimateTextTokens('')).toBe(0);
+    expect(estimateTextTokens(' ')).toBe(1);
+    expect(estimateTextTokens('a')).toBe(1);
+    expect(estimateTextTokens('\uD83D')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('is a non-negative integer for any string, lone surrogates included', () => {
+    fc.assert(
+      fc.property(someText, (text) => {
+        const n = estimateTextTokens(text);
+        expect(Number.isSafeInteger(n)).toBe(true);
+        expect(n).toBeGreaterThanOrEqual(text.length === 0 ? 0 : 1);
+        // never more than ~3 tokens per UTF-16 unit, whatever the input
+        expect(n).toBeLessThanOrEqual(3 * text.length + 1);
+      }),
+    );
+  });
+
+  it('grows with repeated text, about linearly', () => {
+    fc.assert(
+      fc.property(someText, fc.integer({ min: 2, max: 6 }), (text, k) => {
+        const once = estimateTextTokens(text);
+        const many = estimateTextTokens(text.repeat(k));
+        expect(many).toBeGreaterThanOrEqual(once);
+        // a join can merge or split one piece per boundary, and rounding adds 1
+        expect(Math.abs(many - k * once)).toBeLessThanOrEqual(
+          3 * k + 1 + Math.ceil(0.05 * k * once),
+        );
+      }),
+    );
+    for (const f of corpus) {
+      expect(estimateTextTokens(f.text + f.text)).toBeGreaterThan(estimateTextTokens(f.text));
+    }
+  });
+
+  it('appending text never lowers the estimate by more than a pending piece', () => {
+    fc.assert(
+      fc.property(someText, someText, (a, b) => {
+        expect(estimateTextTokens(a + b)).toBeGreaterThanOrEqual(estimateTextTokens(a) - 2);
+      }),
+    );
+  });
+
+  it('splits numbers into groups of three digits like the tokenizer', () => {
+    expect(estimateTextTokens('123')).toBe(1);
+    expect(estimateTextTokens('1234')).toBe(2);
+    expect(estimateTextTokens('1234567890')).toBe(countTokens('1234567890'));
+  });
+
+  it('charges emoji and CJK more per character than English', () => {
+    const perChar = (s: string) => estimateTextTokens(s) / s.length;
+    expect(perChar('汉字汉字汉字汉字')).toBeGreaterThan(perChar('the garden in spring'));
+    expect(estimateTextTokens('🎉🎉🎉')).toBeGreaterThanOrEqual(3);
+  });
+
+  it('rejects a non-string with invalid_argument', () => {
+    expect(() => estimateTextTokens(42 as unknown as string)).toThrow(TokenmeterError);
+    try {
+      estimateTextTokens(null as unknown as string);
+    } catch (error) {
+      expect(TokenmeterError.isInstance(error) && error.code).toBe('invalid_argument');
+    }
+  });
+
+  it('is fast: a megabyte of mixed text in well under a second', () => {
+    const text = corpus.map((f) => f.text).join('\n');
+    const big = text.repeat(Math.ceil(1_000_000 / text.length));
+    estimateTextTokens(big); // warm up
+    const start = performance.now();
+    estimateTextTokens(big);
+    const ms = performance.now() - start;
+    expect(ms).toBeLessThan(250); // measured ≈ 5–10 ms; generous for loaded CI machines
+  });
+});
+
+describe('createOutputEstimator', () => {
+  it('matches estimateTextTokens exactly, however the text is chunked', () => {
+    fc.assert(
+      fc.property(someText, fc.array(fc.nat(), { maxLength: 30 }), (text, cuts) => {
+        const output = createOutputEstimator();
+        let sent = '';
+        for (const chunk of splitAt(text, cuts)) {
+          const running = output.push(chunk);
+          sent += chunk;
+          expect(running).toBe(output.tokens);
+          expect(running).toBe(estimateTextTokens(sent)); // every prefix, not only the end
+        }
+        expect(output.tokens).toBe(estimateTextTokens(text));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('counts an emoji whose surrogate pair arrives in two chunks once', () => {
+    const output = createOutputEstimator();
+    output.push('ok ');
+    output.push('\uD83D');
+    output.push('\uDE00');
+    output.push(' done');
+    expect(output.tokens).toBe(estimateTextTokens('ok 😀 done'));
+  });
+
+  it('counts a word split across chunks as one word', () => {
+    const output = createOutputEstimator();
+    for (const chunk of ['Sum', 'mari', 'sing the ', 'rep', 'ort']) output.push(chunk);
+    expect(output.tokens).toBe(estimateTextTokens('Summarising the report'));
+  });
+
+  it('starts at 0 and keeps estimators independent', () => {
+    const a = createOutputEstimator();
+    const b = createOutputEstimator();
+    expect(a.tokens).toBe(0);
+    a.push('one two three');
+    expect(b.tokens).toBe(0);
+    expect(a.push('')).toBe(a.tokens);
+    // estimateTextTokens shares scratch state; it must not disturb a running estimator
+    estimateTextTokens('something else entirely');
+    a.push(' four');
+    expect(a.tokens).toBe(estimateTextTokens('one two three four'));
+  });
+
+  it('does constant work per chunk: a long stream of tiny chunks stays fast', () => {
+    const output = createOutputEstimator();
+    const chunk = 'token ';
+    const start = performance.now();
+    for (let i = 0; i < 200_000; i++) output.push(chunk);
+    expect(performance.now() - start).toBeLessThan(500);
+    expect(output.tokens).toBe(estimateTextTokens(chunk.repeat(200_000)));
+  });
+
+  it('rejects a non-string chunk', () => {
+    expect(() => createOutputEstimator().push(undefined as unknown as string)).toThrow(
+      TokenmeterError,
+    );
+  });
+});
+
+// --- request estimation -------------------------------------------------------------------
+
+function base64(bytes: number[]): string {
+  return Buffer.from(bytes).toString('base64');
+}
+const be32 = (n: number) => [(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+/** The first bytes of a PNG of the given size (enough for the header reader). */
+const pngHeader = (w: number, h: number) =>
+  base64([
+    0x89,
+    0x50,
+    0x4e,
+    0x47,
+    0x0d,
+    0x0a,
+    0x1a,
+    0x0a,
+    0,
+    0,
+    0,
+    13,
+    0x49,
+    0x48,
+    0x44,
+    0x52,
+    ...be32(w),
+    ...be32(h),
+    8,
+    6,
+    0,
+    0,
+    0,
+  ]);
+const gifHeader = (w: number, h: number) =>
+  base64([0x47, 0x49, 0x46, 0x38, 0x39, 0x61, w & 255, w >> 8, h & 255, h >> 8, 0, 0, 0]);
+/** SOI, an APP0 segment, then SOF0 with the size. */
+const jpegHeader = (w: number, h: number) =>
+  base64([
+    0xff,
+    0xd8,
+    0xff,
+    0xe0,
+    0,
+    16,
+    0x4a,
+    0x46,
+    0x49,
+    0x46,
+    0,
+    1,
+    1,
+    0,
+    0,
+    1,
+    0,
+    1,
+    0,
+    0,
+    0xff,
+    0xc0,
+    0,
+    17,
+    8,
+    h >> 8,
+    h & 255,
+    w >> 8,
+    w & 255,
+    3,
+    1,
+    0x22,
+    0,
+    2,
+    0x11,
+    1,
+    3,
+    0x11,
+    1,
+  ]);
+const webpHeader = (w: number, h: number) =>
+  base64([
+    ...[0x52, 0x49, 0x46, 0x46, 0, 0, 0, 0, 0x57, 0x45, 0x42, 0x50, 0x56, 0x50, 0x38, 0x58],
+    ...[10, 0, 0, 0, 0, 0, 0, 0],
+    (w - 1) & 255,
+    ((w - 1) >> 8) & 255,
+    (w - 1) >> 16,
+    (h - 1) & 255,
+    ((h - 1) >> 8) & 255,
+    (h - 1) >> 16,
+  ]);
+
+const anthropicImage = (data: string, mediaType = 'image/png') => ({
+  type: 'image',
+  source: { type: 'base64', media_type: mediaType, data },
+});
+
+describe('estimateImageTokens', () => {
+  it("follows Anthropic's (w × h) / 750 with the 1,568 px long-edge limit", () => {
+    expect(estimateImageTokens({ width: 1000, height: 1000 }, { provider: 'anthropic' })).toBe(
+      1334,
+    );
+    expect(estimateImageTokens({ width: 200, height: 200 }, { provider: 'anthropic' })).toBe(54);
+    expect(estimateImageTokens({ width: 4000, height: 3000 }, { provider: 'anthropic' })).toBe(
+      1600,
+    );
+    expect(estimateImageTokens({ width: 3136, height: 400 }, { provider: 'anthropic' })).toBe(419);
+  });
+
+  it("follows OpenAI's tile rule, and 85 for detail: low", () => {
+    expect(estimateImageTokens({ width: 1024, height: 1024 }, { provider: 'openai' })).toBe(765);
+    expect(estimateImageTokens({ width: 2048, height: 4096 }, { provider: 'openai' })).toBe(1105);
+    expect(
+      estimateImageTokens({ width: 4096, height: 4096 }, { provider: 'openai', detail: 'low' }),
+    ).toBe(85);
+  });
+
+  it('uses the fallback when the size is unknown or nonsense', () => {
+    expect(estimateImageTokens(undefined)).toBe(1600);
+    expect(estimateImageTokens(undefined, { fallback: 999 })).toBe(999);
+    expect(estimateImageTokens({ width: Number.NaN, height: 10 })).toBe(1600);
+  });
+});
+
+describe('estimateRequestTokens', () => {
+  const anthropicParams = {
+    model: 'claude-sonnet-4-5',
+    max_tokens: 1024,
+    system: 'You are a careful assistant. Answer briefly.',
+    messages: [
+      { role: 'user', content: 'What is the capital of France?' },
+      { role: 'assistant', content: 'Paris.' },
+      { role: 'user', content: 'And of Germany?' },
+    ],
+  };
+
+  it('counts text, per-message overhead and the request overhead', () => {
+    const texts = [
+      'You are a careful assistant. Answer briefly.',
+      'What is the capital of France?',
+      'Paris.',
+      'And of Germany?',
+    ];
+    const expected = 3 + texts.reduce((n, t) => n + 4 + estimateTextTokens(t), 0);
+    expect(estimateRequestTokens(anthropicParams)).toBe(expected);
+  });
+
+  it('gives the same count for string content and text blocks', () => {
+    const blocks = {
+      ...anthropicParams,
+      system: [
+        { type: 'text', text: anthropicParams.system, cache_control: { type: 'ephemeral' } },
+      ],
+      messages: anthropicParams.messages.map((m) => ({
+        role: m.role,
+        content: [{ type: 'text', text: m.content }],
+      })),
+    };
+    expect(estimateRequestTokens(blocks)).toBe(estimateRequestTokens(anthropicParams));
+  });
+
+  it('is close to the exact gpt-4o chat encoding for an OpenAI text chat', () => {
+    const messages = [
+      { role: 'system' as const, content: 'You are a helpful assistant that answers in Markdown.' },
+      {
+        role: 'user' as const,
+        content: corpus.find((f) => f.name === 'heldout-llm-answer.md')?.text ?? '',
+      },
+      { role: 'assistant' as const, content: 'Thanks, I will keep that in mind.' },
+      { role: 'user' as const, content: 'Now rewrite the example in Python, please.' },
+    ];
+    const exact = encodeChat(messages, 'gpt-4o').length;
+    const estimate = estimateRequestTokens({ model: 'gpt-4o', messages });
+    expect(Math.abs(relativeError(estimate, exact))).toBeLessThanOrEqual(0.1);
+  });
+
+  it('counts tool_use input JSON and tool_result content', () => {
+    const input = { city: 'Paris', unit: 'celsius', days: [1, 2, 3] };
+    const withTools = estimateRequestTokens({
+      messages: [
+        { role: 'user', content: 'Weather?' },
+        {
+          role: 'assistant',
+          content: [{ type: 'tool_use', id: 'toolu_01', name: 'get_weather', input }],
+        },
+        {
+          role: 'user',
+          content: [
+            {
+              type: 'tool_result',
+              tool_use_id: 'toolu_01',
+              content: [{ type: 'text', text: 'Sunny, 21 °C, light wind from the west.' }],
+            },
+          ],
+        },
+      ],
+    });
+    const parts =
+      estimateTextTokens('Weather?') +
+      estimateTextTokens('get_weather') +
+      estimateTextTokens(JSON.stringify(input)) +
+      estimateTextTokens('Sunny, 21 °C, light wind from the west.');
+    expect(withTools).toBe(3 + 3 * 4 + 2 * 8 + parts);
+  });
+
+  it('counts Anthropic tools as JSON plus the tool-use system prompt; OpenAI tools as JSON', () => {
+    const schema = {
+      type: 'object',
+      properties: { city: { type: 'string', description: 'City name, e.g. "Paris"' } },
+      required: ['city'],
+    };
+    const anthropicTool = {
+      name: 'get_weather',
+      description: 'Current weather',
+      input_schema: schema,
+    };
+    const base = { messages: [{ role: 'user', content: 'hi' }] };
+    const plain = estimateRequestTokens(base);
+    expect(estimateRequestTokens({ ...base, tools: [anthropicTool] })).toBe(
+      plain + estimateTextTokens(JSON.stringify(anthropicTool)) + 346,
+    );
+    const openaiTool = {
+      type: 'function',
+      function: { name: 'get_weather', description: 'Current weather', parameters: schema },
+    };
+    expect(estimateRequestTokens({ ...base, tools: [openaiTool] }, { provider: 'openai' })).toBe(
+      plain + estimateTextTokens(JSON.stringify(openaiTool)),
+    );
+  });
+
+  it('counts OpenAI tool calls, tool messages and names', () => {
+    const request = {
+      model: 'gpt-4o',
+      messages: [
+        { role: 'developer', content: 'Use tools when useful.' },
+        { role: 'user', name: 'ana', content: [{ type: 'text', text: 'Weather in Oslo?' }] },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [
+            {
+              id: 'call_1',
+              type: 'function',
+              function: { name: 'get_weather', arguments: '{"city":"Oslo"}' },
+            },
+          ],
+        },
+        { role: 'tool', tool_call_id: 'call_1', content: '{"temp":4,"sky":"snow"}' },
+      ],
+    };
+    const n = estimateRequestTokens(request);
+    const floor =
+      estimateTextTokens('Use tools when useful.') +
+      estimateTextTokens('Weather in Oslo?') +
+      estimateTextTokens('{"city":"Oslo"}') +
+      estimateTextTokens('{"temp":4,"sky":"snow"}');
+    expect(n).toBeGreaterThan(floor + 4 * 4);
+    expect(n).toBeLessThan(floor + 60);
+  });
+
+  it('reads image sizes from PNG, GIF, JPEG and WebP headers (Anthropic rule)', () => {
+    const one = (block: object) =>
+      estimateRequestTokens({ messages: [{ role: 'user', content: [block] }] }) - 3 - 4;
+    expect(one(anthropicImage(pngHeader(1000, 1000)))).toBe(1334);
+    expect(one(anthropicImage(gifHeader(300, 150), 'image/gif'))).toBe(60);
+    expect(one(anthropicImage(jpegHeader(800, 600), 'image/jpeg'))).toBe(640);
+    expect(one(anthropicImage(webpHeader(640, 480), 'image/webp'))).toBe(410);
+  });
+
+  it('uses the documented fixed estimate for images of unknown size, never their base64 as text', () => {
+    const junk = Buffer.alloc(600_000, 7).toString('base64'); // 800 KB of base64, no header
+    const one = (block: object, options = {}) =>
+      estimateRequestTokens({ messages: [{ role: 'user', content: [block] }] }, options) - 3 - 4;
+    expect(one(anthropicImage(junk, 'image/jpeg'))).toBe(1600);
+    expect(one({ type: 'image', source: { type: 'url', url: 'https://x.example/a.png' } })).toBe(
+      1600,
+    );
+    expect(one(anthropicImage(junk, 'image/jpeg'), { imageTokens: 1000 })).toBe(1000);
+  });
+
+  it('handles OpenAI image_url parts: data URLs by size, detail low, remote URLs fixed', () => {
+    const one = (part: object) =>
+      estimateRequestTokens({ model: 'gpt-4o', messages: [{ role: 'user', content: [part] }] }) -
+      3 -
+      4;
+    const dataUrl = `data:image/png;base64,${pngHeader(1024, 1024)}`;
+    expect(one({ type: 'image_url', image_url: { url: dataUrl } })).toBe(765);
+    expect(one({ type: 'image_url', image_url: { url: dataUrl, detail: 'low' } })).toBe(85);
+    expect(one({ type: 'image_url', image_url: { url: 'https://x.example/cat.jpg' } })).toBe(1600);
+  });
+
+  it('counts PDF documents by page, and text documents as text', () => {
+    const pdf = Buffer.from(
+      '%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n' +
+        '2 0 obj << /Type /Pages /Kids [3 0 R 4 0 R 5 0 R] /Count 3 >> endobj\n' +
+        '3 0 obj << /Type /Page /Parent 2 0 R >> endobj\n4 0 obj << /Type/Page >> endobj\n' +
+        '5 0 obj << /Type /Page\n/Parent 2 0 R >> endobj\n%%EOF\n',
+    ).toString('base64');
+    const one = (block: object) =>
+      estimateRequestTokens({ messages: [{ role: 'user', content: [block] }] }) - 3 - 4;
+    const doc = (source: object) => ({ type: 'document', source });
+    expect(one(doc({ type: 'base64', media_type: 'application/pdf', data: pdf }))).toBe(9000);
+    expect(one(doc({ type: 'text', media_type: 'text/plain', data: 'Plain text body.' }))).toBe(
+      estimateTextTokens('Plain text body.'),
+    );
+    expect(one(doc({ type: 'url', url: 'https://x.example/report.pdf' }))).toBe(3000);
+    // OpenAI file part with a PDF data URL
+    expect(
+      one({
+        type: 'file',
+        file: { filename: 'r.pdf', file_data: `data:application/pdf;base64,${pdf}` },
+      }),
+    ).toBe(9000);
+  });
+
+  it('counts unknown shapes by their JSON text, binary payloads as attachments', () => {
+    const block = { type: 'future_block', payload: { a: 'some words here', n: [1, 2, 3] } };
+    const one = (b: object) =>
+      estimateRequestTokens({ messages: [{ role: 'user', content: [b] }] }) - 3 - 4;
+    expect(one(block)).toBe(estimateTextTokens(JSON.stringify(block)));
+    const blob = Buffer.alloc(300_000, 1).toString('base64');
+    const withBlob = one({ type: 'future_block', data: blob });
+    expect(withBlob).toBeLessThan(3_100);
+    expect(withBlob).toBeGreaterThanOrEqual(3_000);
+    // a request without messages: its JSON
+    const odd = { model: 'x', query: 'find the nearest library' };
+    expect(estimateRequestTokens(odd)).toBe(3 + estimateTextTokens(JSON.stringify(odd)));
+  });
+
+  it('understands the OpenAI Responses shape (instructions, input)', () => {
+    expect(estimateRequestTokens({ instructions: 'Be brief.', input: 'Hello there' })).toBe(
+      3 + 4 + estimateTextTokens('Be brief.') + 4 + estimateTextTokens('Hello there'),
+    );
+  });
+
+  it('applies the margin and rounds up', () => {
+    const base = estimateRequestTokens(anthropicParams);
+    expect(estimateRequestTokens(anthropicParams, { margin: 1.5 })).toBe(Math.ceil(base * 1.5));
+    expect(estimateRequestTokens(anthropicParams, { margin: 1 })).toBe(base);
+  });
+
+  it('never counts fewer tokens for a longer conversation', () => {
+    fc.assert(
+      fc.property(fc.array(someText, { maxLength: 8 }), someText, (texts, extra) => {
+        const messages = texts.map((content) => ({ role: 'user', content }));
+        const before = estimateRequestTokens({ messages });
+        const after = estimateRequestTokens({
+          messages: [...messages, { role: 'user', content: extra }],
+        });
+        expect(after).toBeGreaterThan(before);
+      }),
+    );
+  });
+
+  it('rejects bad input with invalid_argument', () => {
+    const code = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (error) {
+        return TokenmeterError.isInstance(error) ? error.code : 'other';
+      }
+      return 'none';
+    };
+    expect(code(() => estimateRequestTokens(null as unknown as object))).toBe('invalid_argument');
+    expect(code(() => estimateRequestTokens([] as unknown as object))).toBe('invalid_argument');
+    expect(code(() => estimateRequestTokens(anthropicParams, { margin: 0 }))).toBe(
+      'invalid_argument',
+    );
+    expect(code(() => estimateRequestTokens(anthropicParams, { margin: Number.NaN }))).toBe(
+      'invalid_argument',
+    );
+    expect(code(() => estimateRequestTokens(anthropicParams, { imageTokens: -1 }))).toBe(
+      'invalid_argument',
+    );
+    const cyclic: Record<string, unknown> = { type: 'x' };
+    cyclic.self = cyclic;
+    expect(
+      code(() => estimateRequestTokens({ messages: [{ role: 'user', content: [cyclic] }] })),
+    ).toBe('invalid_argument');
+  });
+});
+
+describe('token counters', () => {
+  const params = {
+    model: 'claude-haiku-4-5',
+    max_tokens: 512,
+    temperature: 0.2,
+    system: 'Be brief.',
+    messages: [{ role: 'user', content: 'Hello' }],
+    tools: [{ name: 'noop', input_schema: { type: 'object' } }],
+    tool_choice: { type: 'auto' },
+  };
+  const ctx = { model: 'claude-haiku-4-5', provider: 'anthropic' as const };
+
+  it('heuristicTokenCounter is estimateRequestTokens', async () => {
+    expect(await heuristicTokenCounter.countInputTokens(params, ctx)).toBe(
+      estimateRequestTokens(params, { provider: 'anthropic' }),
+    );
+    const padded = createHeuristicTokenCounter({ margin: 2 });
+    expect(padded.countInputTokens(params, ctx)).toBe(Math.ceil(estimateRequestTokens(params) * 2));
+    expect(() => createHeuristicTokenCounter({ margin: -1 })).toThrow(TokenmeterError);
+  });
+
+  it('anthropicTokenCounter sends model, messages, system, tools (and tool_choice) and returns input_tokens', async () => {
+    const countTokens = vi.fn(async () => ({ input_tokens: 1234 }));
+    const client: AnthropicCountTokensClient = { messages: { countTokens } };
+    const counter = anthropicTokenCounter(client);
+    const signal = new AbortController().signal;
+    expect(await counter.countInputTokens(params, { ...ctx, signal })).toBe(1234);
+    expect(countTokens).toHaveBeenCalledTimes(1);
+    expect(countTokens).toHaveBeenCalledWith(
+      {
+        model: 'claude-haiku-4-5',
+        messages: params.messages,
+        system: params.system,
+        tools: params.tools,
+        tool_choice: params.tool_choice,
+      },
+      { signal },
+    );
+  });
+
+  it('anthropicTokenCounter falls back, or fails with upstream_error', async () => {
+    const failing: AnthropicCountTokensClient = {
+      messages: { countTokens: async () => Promise.reject(new Error('529 overloaded')) },
+    };
+    const fallback: TokenCounter = { countInputTokens: () => 77 };
+    expect(await anthropicTokenCounter(failing, { fallback }).countInputTokens(params, ctx)).toBe(
+      77,
+    );
+    await expect(
+      anthropicTokenCounter(failing).countInputTokens(params, ctx),
+    ).rejects.toMatchObject({
+      code: 'upstream_error',
+    });
+    const weird: AnthropicCountTokensClient = {
+      messages: { countTokens: async () => ({ input_tokens: -5 }) },
+    };
+    await expect(anthropicTokenCounter(weird).countInputTokens(params, ctx)).rejects.toMatchObject({
+      code: 'upstream_error',
+    });
+  });
+
+  it('anthropicTokenCounter lets a caller abort through untouched', async () => {
+    const controller = new AbortController();
+    const abortError = new Error('aborted');
+    const client: AnthropicCountTokensClient = {
+      messages: {
+        countTokens: async () => {
+          controller.abort();
+          throw abortError;
+        },
+      },
+    };
+    const counter = anthropicTokenCounter(client, { fallback: heuristicTokenCounter });
+    await expect(
+      counter.countInputTokens(params, { ...ctx, signal: controller.signal }),
+    ).rejects.toBe(abortError);
+  });
+
+  it('anthropicTokenCounter does not call Anthropic for OpenAI requests', async () => {
+    const countTokens = vi.fn(async () => ({ input_tokens: 1 }));
+    const counter = anthropicTokenCounter({ messages: { countTokens } });
+    const openai = { model: 'gpt-4o', messages: [{ role: 'user', content: 'Hello' }] };
+    expect(await counter.countInputTokens(openai, { model: 'gpt-4o', provider: 'openai' })).toBe(
+      estimateRequestTokens(openai, { provider: 'openai' }),
+    );
+    expect(countTokens).not.toHaveBeenCalled();
+    expect(() => anthropicTokenCounter({} as AnthropicCountTokensClient)).toThrow(TokenmeterError);
+  });
+});
