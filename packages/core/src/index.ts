@@ -66,3 +66,45 @@ export {
   type SseEncoder,
   type SseEvent,
 } from './sse-encoder.js';
+// The Store contract, multi-scope admission, periods, validation and the failure guard.
+export * from './store/index.js';
+export {
+  type AnthropicStreamEvent,
+  createEventTranslator,
+  fromAnthropicEvent,
+  fromOpenAIChunk,
+  type MeterEvent,
+  type MeterEventType,
+  type OpenAIChunk,
+} from './stream-events.js';
+export {
+  type AnthropicCountTokensClient,
+  type AnthropicCountTokensParams,
+  type AnthropicTokenCounterOptions,
+  anthropicTokenCounter,
+  createHeuristicTokenCounter,
+  createOutputEstimator,
+  type EstimateRequestOptions,
+  estimateImageTokens,
+  estimateRequestTokens,
+  estimateTextTokens,
+  heuristicTokenCounter,
+  type ImageSize,
+  type OutputEstimator,
+  TEXT_ESTIMATE_ACCURACY,
+  type TokenCountContext,
+  type TokenCounter,
+  type TokenProvider,
+} from './token-estimate.js';
+export {
+  type AnthropicUsageLike,
+  emptyUsage,
+  fromAnthropicUsage,
+  fromOpenAIUsage,
+  normaliseUsage,
+  type OpenAIUsageLike,
+  type Provider,
+  promptTokens,
+  totalInputTokens,
+  type Usage,
+} from './usage.js';

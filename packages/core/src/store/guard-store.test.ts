@@ -1,0 +1,155 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { TokenmeterError } from '../errors.js';
+import { guardStore } from './guard-store.js';
+import type { AdmitAccepted, AdmitRequest, Store } from './types.js';
+
+const scope = { kind: 'user', id: 'u1' };
+const admitRequest: AdmitRequest = { scope, reserveNanos: 1, estimatedTokens: 1, ttlMs: 1_000 };
+const accepted: AdmitAccepted = {
+  admitted: true,
+  scope,
+  reservation: {
+    id: 'r1',
+    scope,
+    reservedNanos: 1,
+    estimatedTokens: 1,
+    createdAt: 0,
+    expiresAt: 1_000,
+    periodStart: null,
+    periodEnd: null,
+  },
+  budget: null,
+  rateLimits: [],
+  now: 0,
+};
+
+function stubStore(overrides: Partial<Store> = {}): Store {
+  return {
+    admit: async () => accepted,
+    settle: async () => ({ ended: false, previously: 'unknown', now: 0 }),
+    extend: async () => ({ extended: false, reason: 'ended', previously: 'unknown', now: 0 }),
+    release: async () => ({ ended: false, previously: 'unknown', now: 0 }),
+    getState: async () => {
+      throw new Error('not used');
+    },
+    now: async () => 42,
+    ...overrides,
+  };
+}
+
+async function caught(promise: Promise<unknown>): Promise<TokenmeterError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (TokenmeterError.isInstance(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a rejection');
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('guardStore', () => {
+  it('passes results through when the store answers in time', async () => {
+    const store = guardStore(stubStore());
+    await expect(store.admit(admitRequest)).resolves.toBe(accepted);
+    await expect(store.now()).resolves.toBe(42);
+  });
+
+  it('turns a call that never answers into store_unavailable after timeoutMs', async () => {
+    vi.useFakeTimers();
+    const store = guardStore(stubStore({ now: () => new Promise<number>(() => {}) }), {
+      timeoutMs: 250,
+    });
+    const pending = caught(store.now());
+    await vi.advanceTimersByTimeAsync(249);
+    let done = false;
+    void pending.then(() => {
+      done = true;
+    });
+    await Promise.resolve();
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    const error = await pending;
+    expect(error.code).toBe('store_unavailable');
+    expect(error.details).toEqual({ operation: 'now', timeoutMs: 250 });
+    expect(error.message).toMatch(/within 250 ms/);
+  });
+
+  it('maps rejections, synchronous throws and foreign TokenmeterErrors to store_unavailable', async () => {
+    const boom = new Error('ECONNREFUSED');
+    const store = guardStore(
+      stubStore({
+        settle: async () => {
+          throw boom;
+        },
+        release: () => {
+          throw new TypeError('sync');
+        },
+        extend: async () => {
+          throw new TokenmeterError('internal_error', 'script failed');
+        },
+      }),
+    );
+    const fromRejection = await caught(store.settle('r1', { costNanos: 1, tokens: 1 }));
+    expect(fromRejection.code).toBe('store_unavailable');
+    expect(fromRejection.cause).toBe(boom);
+    expect(fromRejection.message).toMatch(/ECONNREFUSED/);
+    expect((await caught(store.release('r1'))).code).toBe('store_unavailable');
+    expect((await caught(store.extend('r1', { addNanos: 1 }))).code).toBe('store_unavailable');
+  });
+
+  it('lets caller bugs (invalid_argument) through unchanged', async () => {
+    const invalid = new TokenmeterError('invalid_argument', 'reserveNanos must not be negative');
+    const store = guardStore(
+      stubStore({
+        admit: async () => {
+          throw invalid;
+        },
+      }),
+    );
+    expect(await caught(store.admit(admitRequest))).toBe(invalid);
+  });
+
+  it('releases an admission that arrives after the timeout', async () => {
+    vi.useFakeTimers();
+    let answer: (value: AdmitAccepted) => void = () => {};
+    const release = vi.fn(async () => ({
+      ended: true as const,
+      outcome: 'released' as const,
+      reservation: accepted.reservation,
+      chargedNanos: 0,
+      releasedNanos: 1,
+      overrunNanos: 0,
+      budget: null,
+      now: 0,
+    }));
+    const onLateAdmission = vi.fn();
+    const store = guardStore(
+      stubStore({ admit: () => new Promise((resolve) => (answer = resolve)), release }),
+      { timeoutMs: 100, onLateAdmission },
+    );
+    const pending = caught(store.admit(admitRequest));
+    await vi.advanceTimersByTimeAsync(100);
+    expect((await pending).code).toBe('store_unavailable');
+    answer(accepted);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(release).toHaveBeenCalledWith('r1');
+    expect(onLateAdmission).toHaveBeenCalledWith('r1', undefined);
+  });
+
+  it('refuses a store that does not implement the contract, at creation', () => {
+    const { now: _now, ...withoutNow } = stubStore();
+    expect(() => guardStore(withoutNow as Store)).toThrow(/missing now/);
+    expect(() => guardStore(stubStore(), { timeoutMs: 0 })).toThrow(/timeoutMs/);
+  });
+
+  it('guards shutdown only when the store has one', async () => {
+    expect(guardStore(stubStore()).shutdown).toBeUndefined();
+    const shutdown = vi.fn(async () => {});
+    await guardStore(stubStore({ shutdown })).shutdown?.();
+    expect(shutdown).toHaveBeenCalledTimes(1);
+  });
+});
