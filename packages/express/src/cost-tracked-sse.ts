@@ -1,0 +1,353 @@
+/**
+ * `costTrackedSSE()`: the front door. Turns an Express route into a metered stream:
+ * validates the request, identifies who pays, admits it against rate limits and a
+ * worst-case budget reservation (plain JSON errors before any SSE byte), then opens the
+ * SSE stream and hands the route handler a `MeteredStream` to stream the provider into.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  type AdmitAllResult,
+  type AdmitRequest,
+  admitAll,
+  type BudgetState,
+  emptyUsage,
+  guessProvider,
+  releaseAll,
+  type ScopeRef,
+  TokenmeterError,
+} from '@tokenmeter/core';
+import { sendJsonError } from './http-errors.js';
+import {
+  type Admission,
+  budgetJson,
+  describe,
+  MeteredStreamImpl,
+  StreamRegistry,
+} from './metered-stream.js';
+import { type Config, parseOptions } from './options.js';
+import { rateLimitHeaders, retryAfterSeconds, type ScopedRateLimit } from './rate-limit-headers.js';
+import type {
+  CostTrackedSSEOptions,
+  MeteredRequest,
+  MeteredResponse,
+  MeteredStream,
+  RequestParams,
+  Subject,
+} from './types.js';
+
+type Next = (error?: unknown) => void;
+
+/**
+ * Creates the middleware. Mount it after your auth and `express.json()`.
+ *
+ * @example
+ * app.post('/api/chat', express.json(), auth, costTrackedSSE({
+ *   store: createMemoryStore(),
+ *   identify: (req) => req.user && { user: req.user.id },
+ *   budgets: { user: { limitUsd: '5.00', period: 'day' } },
+ *   rateLimits: { user: [{ kind: 'requests', limit: 20, windowMs: 60_000 }] },
+ *   upstream: (req, meter) =>
+ *     anthropic.messages.create({ ...req.body, ...meter.params, stream: true }, { signal: meter.signal }),
+ * }));
+ */
+export function costTrackedSSE(options: CostTrackedSSEOptions) {
+  const config = parseOptions(options);
+  const tickMs = Math.max(
+    5,
+    Math.min(
+      1_000,
+      config.keepAliveMs / 2,
+      config.idleTimeoutMs / 4,
+      config.handoverTimeoutMs / 4,
+      config.totalTimeoutMs / 4,
+    ),
+  );
+  const registry = new StreamRegistry(Math.floor(tickMs));
+
+  return async function costTrackedSSE(
+    req: MeteredRequest,
+    res: MeteredResponse,
+    next: Next,
+  ): Promise<void> {
+    let stream: MeteredStreamImpl | undefined;
+    try {
+      stream = await admit(config, registry, req, res);
+      if (!stream) return;
+      if (config.upstream) {
+        let source: unknown;
+        try {
+          source = config.upstream(req, stream);
+        } catch (error) {
+          await stream.fail(error);
+          return;
+        }
+        await stream.stream(source);
+        return;
+      }
+      next();
+    } catch (error) {
+      // A bug of ours or a hook's: never leave the request hanging, never leak details.
+      config.logger.error('tokenmeter: unexpected error in costTrackedSSE', {
+        error: describe(error),
+      });
+      if (stream) await stream.fail(error);
+      else sendJsonError(res, 500, 'internal_error', 'Internal error.');
+    }
+  };
+}
+
+/** Everything before the stream. Answers and returns undefined when the request is not admitted. */
+async function admit(
+  config: Config,
+  registry: StreamRegistry,
+  req: MeteredRequest,
+  res: MeteredResponse,
+): Promise<MeteredStreamImpl | undefined> {
+  let params: RequestParams;
+  try {
+    params = await config.request(req);
+  } catch (error) {
+    const message = TokenmeterError.isInstance(error)
+      ? error.message
+      : 'The request body is not a valid model request.';
+    sendJsonError(res, 400, 'invalid_request', message);
+    return undefined;
+  }
+  const { model, maxTokens } = params;
+  if (typeof model !== 'string' || model === '' || model.length > 256) {
+    sendJsonError(res, 400, 'invalid_request', '"model" must be a model id string.');
+    return undefined;
+  }
+  if (!Number.isSafeInteger(maxTokens) || maxTokens < 1 || maxTokens > config.maxTokensLimit) {
+    sendJsonError(
+      res,
+      400,
+      'invalid_request',
+      `max_tokens must be a whole number from 1 to ${config.maxTokensLimit}, got ${JSON.stringify(maxTokens) ?? 'nothing'}.`,
+      { maxTokensLimit: config.maxTokensLimit },
+    );
+    return undefined;
+  }
+  try {
+    config.pricing.priceFor(model);
+  } catch (error) {
+    if (TokenmeterError.isInstance(error) && error.code === 'unknown_model') {
+      sendJsonError(res, 400, 'unknown_model', error.message, { model });
+      return undefined;
+    }
+    throw error;
+  }
+
+  const subject = await config.identify(req);
+  const scopes = toScopes(subject);
+  if (!scopes) {
+    sendJsonError(
+      res,
+      401,
+      'unauthenticated',
+      'Who is paying for this request is unknown: sign in or send a valid API key.',
+    );
+    return undefined;
+  }
+
+  const provider = params.provider ?? guessProvider(model);
+  let inputTokens = params.inputTokens;
+  if (inputTokens === undefined) {
+    inputTokens = await config.tokenCounter.countInputTokens((params.input ?? {}) as object, {
+      model,
+      provider: provider === 'openai' ? 'openai' : 'anthropic',
+    });
+  }
+  if (!Number.isSafeInteger(inputTokens) || inputTokens < 0) {
+    sendJsonError(res, 400, 'invalid_request', 'inputTokens must be a whole number ≥ 0.');
+    return undefined;
+  }
+
+  // How many output tokens the reservation covers, and where the cost cap stops a stream.
+  const costFor = (output: number) =>
+    config.pricing.costOf(
+      { ...emptyUsage(), inputTokens: inputTokens as number, outputTokens: output },
+      model,
+    ).nanos;
+  let capOutputTokens = Number.POSITIVE_INFINITY;
+  if (config.maxCostNanos !== undefined) {
+    if (costFor(0) > config.maxCostNanos) {
+      sendJsonError(
+        res,
+        config.budgetExceededStatus,
+        'budget_exceeded',
+        'The prompt alone costs more than the per-request cost cap.',
+        {
+          limit: 'max_cost_per_request',
+        },
+      );
+      return undefined;
+    }
+    capOutputTokens = maxOutputWithin(costFor, config.maxCostNanos, maxTokens);
+  }
+  const incremental = config.leaseStepTokens > 0;
+  const reservedOutput = Math.min(
+    maxTokens,
+    capOutputTokens,
+    incremental ? config.leaseInitialTokens : maxTokens,
+  );
+  const reserveNanos = costFor(reservedOutput);
+  const leasedOutputTokens = incremental
+    ? Math.min(reservedOutput, capOutputTokens)
+    : // Worst case: the provider stops at max_tokens. The slack covers the estimator's error;
+      // only a handler that sent a larger max_tokens than it declared goes past it.
+      Math.min(capOutputTokens, Math.ceil(maxTokens * 1.25) + 32);
+
+  const requests: AdmitRequest[] = [];
+  for (const scope of scopes) {
+    const budgetOf = config.budgets[scope.kind];
+    const budget = budgetOf ? await budgetOf(scope.id, req) : undefined;
+    const rateLimits = config.rateLimits[scope.kind];
+    if (!budget && !rateLimits?.length) continue;
+    requests.push({
+      scope,
+      ...(budget ? { budget } : {}),
+      ...(rateLimits?.length ? { rateLimits } : {}),
+      reserveNanos,
+      estimatedTokens: inputTokens + reservedOutput,
+      ttlMs: config.reservationTtlMs,
+    });
+  }
+
+  let result: AdmitAllResult | undefined;
+  if (requests.length > 0) {
+    try {
+      result = await admitAll(config.store, requests);
+    } catch (error) {
+      if (!(TokenmeterError.isInstance(error) && error.code === 'store_unavailable')) throw error;
+      if (config.storeFailure === 'closed') {
+        config.logger.warn('tokenmeter: store unavailable, request refused (fail closed)', {
+          error: describe(error),
+        });
+        sendJsonError(
+          res,
+          503,
+          'store_unavailable',
+          'Budgets cannot be checked right now; try again shortly.',
+          {},
+          { 'Retry-After': '1' },
+        );
+        return undefined;
+      }
+      config.logger.warn(
+        'tokenmeter: store unavailable, request let through unmetered (fail open)',
+        { error: describe(error) },
+      );
+    }
+  }
+
+  if (result && !result.admitted) {
+    const rejection = result.rejection;
+    const limits: ScopedRateLimit[] = rejection.rateLimits.map((state) => ({
+      scope: rejection.scope,
+      state,
+    }));
+    const headers = rateLimitHeaders(limits);
+    if (rejection.retryAfterMs !== null)
+      headers['Retry-After'] = retryAfterSeconds(rejection.retryAfterMs);
+    if (rejection.reason === 'rate_limit') {
+      sendJsonError(
+        res,
+        429,
+        'rate_limited',
+        `Too many ${rejection.rateLimit.kind} for this ${rejection.scope.kind}: the limit is ${rejection.rateLimit.limit} per ${Math.round(rejection.rateLimit.windowMs / 1000)} s.`,
+        {
+          scope: rejection.scope.kind,
+          limit: rejection.rateLimit.kind,
+          retryAfterSeconds:
+            rejection.retryAfterMs === null ? null : Math.ceil(rejection.retryAfterMs / 1000),
+        },
+        headers,
+      );
+    } else {
+      sendJsonError(
+        res,
+        config.budgetExceededStatus,
+        'budget_exceeded',
+        `The ${rejection.scope.kind} budget cannot cover this request (up to ${formatUsd(reserveNanos)} reserved for max_tokens ${maxTokens}).`,
+        {
+          scope: rejection.scope.kind,
+          requiredUsd: reserveNanos / 1e9,
+          budget: budgetJson(rejection.budget),
+        },
+        headers,
+      );
+    }
+    return undefined;
+  }
+
+  const reservationIds = result?.admitted ? result.reservationIds : [];
+  if (res.destroyed || res.closed) {
+    // The client left while we were admitting: nothing reached the provider.
+    if (reservationIds.length > 0) await releaseAll(config.store, reservationIds).catch(() => {});
+    return undefined;
+  }
+
+  let tightest: BudgetState | null = null;
+  const limits: ScopedRateLimit[] = [];
+  for (const accepted of result?.admitted ? result.results : []) {
+    if (
+      accepted.budget &&
+      (!tightest || accepted.budget.remainingNanos < tightest.remainingNanos)
+    ) {
+      tightest = accepted.budget;
+    }
+    for (const state of accepted.rateLimits) limits.push({ scope: accepted.scope, state });
+  }
+  const admission: Admission = {
+    requestId: randomUUID(),
+    scopes,
+    reservationIds,
+    reservedNanos: reserveNanos,
+    model,
+    maxTokens,
+    inputTokens,
+    budget: tightest,
+    leasedOutputTokens,
+    capOutputTokens,
+  };
+  const stream = new MeteredStreamImpl(config, registry, req, res, admission);
+  if (res.locals) res.locals.tokenmeter = stream satisfies MeteredStream;
+  stream.open({ ...rateLimitHeaders(limits), 'X-Request-Id': admission.requestId });
+  return stream;
+}
+
+function formatUsd(nanos: number): string {
+  return `$${(nanos / 1e9).toFixed(6).replace(/0+$/, '').replace(/\.$/, '')}`;
+}
+
+/** The largest output token count whose cost stays within `capNanos` (binary search). */
+function maxOutputWithin(
+  costFor: (output: number) => number,
+  capNanos: number,
+  maxTokens: number,
+): number {
+  let lo = 0;
+  let hi = Math.max(1, maxTokens * 4);
+  if (costFor(hi) <= capNanos) return hi;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (costFor(mid) <= capNanos) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+function toScopes(subject: Subject | undefined | null): ScopeRef[] | undefined {
+  if (!subject) return undefined;
+  const scopes: ScopeRef[] = Array.isArray(subject)
+    ? subject.filter(
+        (s): s is ScopeRef => !!s && typeof s.kind === 'string' && typeof s.id === 'string',
+      )
+    : Object.entries(subject as Record<string, string | undefined>)
+        .filter(
+          (entry): entry is [string, string] => typeof entry[1] === 'string' && entry[1] !== '',
+        )
+        .map(([kind, id]) => ({ kind, id }));
+  return scopes.length > 0 ? scopes : undefined;
+}

@@ -1,0 +1,15 @@
+export { costTrackedSSE } from './cost-tracked-sse.js';
+export { rateLimitHeaders } from './rate-limit-headers.js';
+export { SSE_HEADERS, SseWriter } from './sse-writer.js';
+export type {
+  BudgetInput,
+  CostTrackedSSEOptions,
+  Logger,
+  MeteredRequest,
+  MeteredResponse,
+  MeteredStream,
+  RequestParams,
+  ReservationStrategy,
+  SettleInfo,
+  Subject,
+} from './types.js';

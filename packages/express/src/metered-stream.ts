@@ -1,0 +1,473 @@
+/**
+ * One admitted stream, from the moment SSE headers go out to its single settlement:
+ * reads the provider stream (pausing while the client's socket is full), writes SSE
+ * events, enforces the reservation and the cost cap, aborts the upstream call on
+ * disconnect or timeout through one AbortController, and settles exactly once through
+ * `settle()` whatever way it ends.
+ */
+import {
+  type BudgetState,
+  createEventTranslator,
+  type EndResult,
+  emptyUsage,
+  extendAll,
+  type FinalUsage,
+  type MeterSnapshot,
+  nanosToUsd,
+  promptTokens,
+  type ScopeRef,
+  StreamMeter,
+  type StreamOutcome,
+  settleAll,
+  TokenmeterError,
+  type Usage,
+} from '@tokenmeter/core';
+import type { Config } from './options.js';
+import { SseWriter } from './sse-writer.js';
+import type { MeteredRequest, MeteredResponse, MeteredStream, SettleInfo } from './types.js';
+import { classifyUpstreamError, toAsyncIterable, type UpstreamFailure } from './upstream-errors.js';
+
+export interface Admission {
+  requestId: string;
+  scopes: readonly ScopeRef[];
+  /** Empty when the store failed and the policy let the request through unmetered. */
+  reservationIds: readonly string[];
+  reservedNanos: number;
+  model: string;
+  maxTokens: number;
+  inputTokens: number;
+  /** The tightest budget at admission, if any. */
+  budget: BudgetState | null;
+  /** Output tokens the reservation covers (incremental leases grow it). */
+  leasedOutputTokens: number;
+  /** Output tokens after which the cost cap stops the stream (Infinity: no cap). */
+  capOutputTokens: number;
+}
+
+const CODE_MESSAGES: Record<StreamOutcome, string> = {
+  completed: 'The answer is complete.',
+  client_disconnected: 'The client disconnected.',
+  budget_exceeded: 'The budget for this request ran out; the answer was cut short.',
+  rate_limited: 'Rate limit reached.',
+  upstream_error: 'The model provider failed.',
+  timeout: 'The model provider stopped responding in time.',
+  store_unavailable: 'The budget store is unavailable.',
+  handler_error: 'The server failed before the answer could start.',
+};
+
+/** Shared by every stream of one middleware: one timer for timeouts and keep-alives. */
+export class StreamRegistry {
+  private readonly active = new Set<MeteredStreamImpl>();
+  private timer: NodeJS.Timeout | undefined;
+  constructor(private readonly tickMs: number) {}
+
+  add(stream: MeteredStreamImpl): void {
+    this.active.add(stream);
+    if (!this.timer) {
+      this.timer = setInterval(() => {
+        const now = performance.now();
+        for (const s of this.active) s.tick(now);
+      }, this.tickMs);
+      this.timer.unref();
+    }
+  }
+
+  delete(stream: MeteredStreamImpl): void {
+    this.active.delete(stream);
+    if (this.active.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  get size(): number {
+    return this.active.size;
+  }
+}
+
+export class MeteredStreamImpl implements MeteredStream {
+  readonly requestId: string;
+  readonly model: string;
+  readonly maxTokens: number;
+  readonly inputTokens: number;
+  readonly scopes: readonly ScopeRef[];
+  readonly reservedNanos: number;
+  readonly writer: SseWriter;
+  readonly meter: StreamMeter;
+  private readonly controller = new AbortController();
+  private readonly translate = createEventTranslator();
+  private readonly startedAt = performance.now();
+  private lastEventAt = performance.now();
+  private lastUsageAt = 0;
+  private abortReason: StreamOutcome | undefined;
+  private handedOver = false;
+  private signalTouched = false;
+  private reading = false;
+  private settlement: Promise<FinalUsage> | undefined;
+  private leasedOutputTokens: number;
+  private reservationIds: readonly string[];
+  private readonly onClose = () => {
+    // 'close' before the response finished: the client left. Abort the upstream at once.
+    if (this.res.writableFinished) return;
+    this.abort('client_disconnected');
+    void this.settle('client_disconnected');
+  };
+
+  constructor(
+    private readonly config: Config,
+    private readonly registry: StreamRegistry,
+    private readonly req: MeteredRequest,
+    private readonly res: MeteredResponse,
+    private readonly admission: Admission,
+  ) {
+    this.requestId = admission.requestId;
+    this.model = admission.model;
+    this.maxTokens = admission.maxTokens;
+    this.inputTokens = admission.inputTokens;
+    this.scopes = admission.scopes;
+    this.reservedNanos = admission.reservedNanos;
+    this.reservationIds = admission.reservationIds;
+    this.leasedOutputTokens = admission.leasedOutputTokens;
+    this.writer = new SseWriter(res);
+    this.meter = new StreamMeter({
+      model: admission.model,
+      inputTokensEstimate: admission.inputTokens,
+      pricing: config.pricing,
+    });
+    res.on('close', this.onClose);
+    registry.add(this);
+  }
+
+  get signal(): AbortSignal {
+    this.signalTouched = true;
+    return this.controller.signal;
+  }
+
+  /** The request this stream serves. */
+  get request(): MeteredRequest {
+    return this.req;
+  }
+
+  /** Parameters for the upstream call: model and max_tokens as admitted. */
+  get params(): { model: string; max_tokens: number } {
+    return { model: this.model, max_tokens: this.maxTokens };
+  }
+
+  /** Sends headers and the `meta` event. */
+  open(headers: Record<string, string>): void {
+    this.writer.open(headers);
+    const budget = this.admission.budget;
+    this.writer.write(
+      this.config.encoder.meta({
+        requestId: this.requestId,
+        model: this.model,
+        maxTokens: this.maxTokens,
+        inputTokens: this.inputTokens,
+        reservedUsd: nanosToUsd(this.reservedNanos),
+        budget: budget ? budgetJson(budget) : null,
+      }),
+    );
+  }
+
+  stream(source: unknown): Promise<FinalUsage> {
+    if (this.handedOver || this.settlement) {
+      this.config.logger.warn(
+        'tokenmeter: stream() called after the stream was handed over or ended; ignored',
+        {
+          requestId: this.requestId,
+        },
+      );
+      return this.settlement ?? this.settle('handler_error');
+    }
+    this.handedOver = true;
+    return this.run(source);
+  }
+
+  fail(error: unknown): Promise<FinalUsage> {
+    if (this.settlement) return this.settlement;
+    this.config.logger.error('tokenmeter: route handler failed', {
+      requestId: this.requestId,
+      error: describe(error),
+    });
+    // A handler that never read the signal never started the upstream call: nothing billed.
+    return this.settle('handler_error', { refused: !this.signalTouched && !this.handedOver });
+  }
+
+  /** Called by the registry's timer: timeouts, keep-alives, handover deadline. */
+  tick(now: number): void {
+    if (this.settlement) return;
+    const c = this.config;
+    if (now - this.startedAt >= c.totalTimeoutMs) {
+      this.abort('timeout');
+      void this.settle('timeout');
+      return;
+    }
+    if (!this.handedOver && now - this.startedAt >= c.handoverTimeoutMs) {
+      this.config.logger.error('tokenmeter: the route handler never handed a stream over', {
+        requestId: this.requestId,
+        handoverTimeoutMs: c.handoverTimeoutMs,
+      });
+      this.abort('handler_error');
+      // If it never read the signal it never started the upstream call: nothing billed.
+      void this.settle('handler_error', { refused: !this.signalTouched });
+      return;
+    }
+    if (this.reading && now - this.lastEventAt >= c.idleTimeoutMs) {
+      // Settle now: a source that ignores the signal may never yield again.
+      this.abort('timeout');
+      void this.settle('timeout', {
+        failure: {
+          outcome: 'timeout',
+          refused: false,
+          message: `The model provider sent nothing for ${c.idleTimeoutMs} ms.`,
+        },
+      });
+      return;
+    }
+    if (now - this.writer.lastWriteAt >= c.keepAliveMs && !this.res.writableNeedDrain) {
+      this.writer.write(c.encoder.comment('ping'));
+    }
+  }
+
+  private abort(reason: StreamOutcome): void {
+    if (this.controller.signal.aborted) return;
+    this.abortReason = reason;
+    this.controller.abort(
+      new TokenmeterError(
+        reason === 'timeout' ? 'timeout' : 'internal_error',
+        CODE_MESSAGES[reason],
+      ),
+    );
+  }
+
+  private async run(source: unknown): Promise<FinalUsage> {
+    let failure: UpstreamFailure | undefined;
+    this.reading = true;
+    this.lastEventAt = performance.now();
+    try {
+      const iterable = toAsyncIterable(await source);
+      const encoder = this.config.encoder;
+      const writer = this.writer;
+      const meter = this.meter;
+      for await (const raw of iterable) {
+        this.lastEventAt = performance.now();
+        const events = this.translate(raw);
+        for (const event of events) {
+          meter.observe(event);
+          if (event.type === 'text') {
+            if (!writer.write(encoder.delta({ text: event.text }))) await writer.ready();
+          }
+        }
+        if (this.controller.signal.aborted) break;
+        if (meter.outputTokensEstimate >= this.leasedOutputTokens) {
+          if (!(await this.growLease())) break;
+        }
+        if (this.lastEventAt - this.lastUsageAt >= this.config.usageIntervalMs) this.sendUsage();
+      }
+    } catch (error) {
+      if (!this.abortReason) {
+        failure =
+          TokenmeterError.isInstance(error) && error.code === 'invalid_argument'
+            ? { outcome: 'handler_error', refused: true, message: error.message }
+            : classifyUpstreamError(error, this.meter.eventCount);
+      }
+    } finally {
+      this.reading = false;
+    }
+    const upstreamEvent = this.meter.upstreamError;
+    if (!failure && !this.abortReason && upstreamEvent) {
+      failure = {
+        outcome: 'upstream_error',
+        refused: false,
+        message: `The model provider reported ${upstreamEvent.type} mid-stream.`,
+        type: upstreamEvent.type,
+      };
+    }
+    const outcome = this.abortReason ?? failure?.outcome ?? 'completed';
+    return this.settle(outcome, { refused: failure?.refused === true, failure });
+  }
+
+  /** Output passed what the reservation covers: extend it (incremental), or stop. */
+  private async growLease(): Promise<boolean> {
+    const { admission, config } = this;
+    if (this.meter.outputTokensEstimate >= admission.capOutputTokens) {
+      this.abort('budget_exceeded');
+      return false;
+    }
+    const step = config.leaseStepTokens;
+    if (step === 0) {
+      // Worst-case reservation: the provider stops at max_tokens; only a handler that sent
+      // a larger max_tokens than it declared gets here (with the estimator's slack).
+      this.abort('budget_exceeded');
+      return false;
+    }
+    const addNanos = config.pricing.costOf(
+      { ...emptyUsage(), outputTokens: step },
+      this.model,
+    ).nanos;
+    if (this.reservationIds.length > 0) {
+      try {
+        const result = await extendAll(config.store, this.reservationIds, { addNanos });
+        if (!result.extended) {
+          this.abort('budget_exceeded');
+          return false;
+        }
+      } catch (error) {
+        config.logger.warn('tokenmeter: extending a lease failed; stopping the stream', {
+          requestId: this.requestId,
+          error: describe(error),
+        });
+        this.abort(config.storeFailure === 'open' ? 'budget_exceeded' : 'store_unavailable');
+        return false;
+      }
+    }
+    this.leasedOutputTokens += step;
+    return true;
+  }
+
+  private sendUsage(): void {
+    this.lastUsageAt = this.lastEventAt;
+    const snap: MeterSnapshot = this.meter.snapshot();
+    this.writer.write(
+      this.config.encoder.usage({
+        inputTokens: promptTokens(snap.usage),
+        outputTokens: snap.usage.outputTokens,
+        costUsd: snap.cost.usd,
+        estimated: true,
+      }),
+    );
+  }
+
+  /** The one way a stream ends. Idempotent: the first outcome wins. */
+  settle(
+    outcome: StreamOutcome,
+    options: { refused?: boolean; failure?: UpstreamFailure } = {},
+  ): Promise<FinalUsage> {
+    this.settlement ??= this.doSettle(outcome, options);
+    return this.settlement;
+  }
+
+  private async doSettle(
+    outcome: StreamOutcome,
+    options: { refused?: boolean; failure?: UpstreamFailure },
+  ): Promise<FinalUsage> {
+    this.registry.delete(this);
+    // Whatever ended the stream, the upstream call must not go on generating.
+    if (outcome !== 'completed') this.abort(outcome);
+    const final = this.meter.finish(outcome, { refused: options.refused === true });
+    const { recorded, budget, error } = await this.record(final);
+    const info: SettleInfo = {
+      requestId: this.requestId,
+      scopes: this.scopes,
+      model: this.model,
+      outcome,
+      final,
+      durationMs: performance.now() - this.startedAt,
+      recorded,
+      backpressureWaits: this.writer.backpressureWaits,
+      backpressureMs: this.writer.backpressureMs,
+    };
+    if (this.meter.timeToFirstTokenMs !== undefined)
+      info.timeToFirstTokenMs = this.meter.timeToFirstTokenMs;
+    if (!this.writer.closed) {
+      const body = {
+        usage: usageJson(final.usage),
+        costUsd: final.cost.usd,
+        costNanos: final.costNanos,
+        estimated: final.estimated,
+        budget: budget ? budgetJson(budget) : null,
+      };
+      const chunk =
+        outcome === 'completed'
+          ? this.config.encoder.done({ stopReason: final.stopReason ?? null, ...body })
+          : this.config.encoder.error({
+              code: outcome,
+              message: options.failure?.message ?? CODE_MESSAGES[outcome],
+              ...(options.failure?.status !== undefined
+                ? { upstreamStatus: options.failure.status }
+                : {}),
+              ...(options.failure?.type !== undefined
+                ? { upstreamType: options.failure.type }
+                : {}),
+              ...body,
+            });
+      this.writer.end(chunk);
+    }
+    this.res.off('close', this.onClose);
+    if (!recorded) await this.config.guard(() => this.config.onSettleFailure(info, error));
+    await this.config.guard(() => this.config.onSettle(info));
+    return final;
+  }
+
+  /** Settles (or releases) every reservation, retrying a failing store a few times. */
+  private async record(
+    final: FinalUsage,
+  ): Promise<{ recorded: boolean; budget: BudgetState | null; error?: unknown }> {
+    if (this.reservationIds.length === 0)
+      return { recorded: false, budget: null, error: 'unmetered (store failed open)' };
+    const actual = {
+      costNanos: final.costNanos,
+      tokens: promptTokens(final.usage) + final.usage.outputTokens,
+    };
+    let lastError: unknown;
+    for (const delay of this.config.settleRetryDelaysMs) {
+      if (delay > 0) await sleep(delay);
+      try {
+        const results: EndResult[] = await settleAll(
+          this.config.store,
+          this.reservationIds,
+          actual,
+        );
+        let tightest: BudgetState | null = null;
+        for (const r of results) {
+          if (!r.ended) {
+            this.config.logger.warn(
+              'tokenmeter: a reservation had already ended before settlement',
+              {
+                requestId: this.requestId,
+                previously: r.previously,
+              },
+            );
+            continue;
+          }
+          if (r.budget && (!tightest || r.budget.remainingNanos < tightest.remainingNanos))
+            tightest = r.budget;
+        }
+        return { recorded: true, budget: tightest };
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    return { recorded: false, budget: null, error: lastError };
+  }
+}
+
+function usageJson(usage: Usage) {
+  return {
+    inputTokens: promptTokens(usage),
+    outputTokens: usage.outputTokens,
+    uncachedInputTokens: usage.inputTokens,
+    cacheReadTokens: usage.cacheReadTokens,
+    cacheWriteTokens: usage.cacheWrite5mTokens + usage.cacheWrite1hTokens,
+    ...(usage.reasoningTokens ? { reasoningTokens: usage.reasoningTokens } : {}),
+  };
+}
+
+export function budgetJson(budget: BudgetState) {
+  return {
+    limitUsd: nanosToUsd(budget.limitNanos),
+    spentUsd: nanosToUsd(budget.spentNanos),
+    reservedUsd: nanosToUsd(budget.reservedNanos),
+    remainingUsd: nanosToUsd(budget.remainingNanos),
+    periodEnd: budget.periodEnd === null ? null : new Date(budget.periodEnd).toISOString(),
+  };
+}
+
+export function describe(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

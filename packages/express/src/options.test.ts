@@ -1,0 +1,59 @@
+import { createMemoryStore } from '@tokenmeter/store-memory';
+import { describe, expect, it } from 'vitest';
+import { costTrackedSSE } from './cost-tracked-sse.js';
+import { parseOptions } from './options.js';
+import type { CostTrackedSSEOptions } from './types.js';
+
+const identify = () => ({ user: 'u' });
+
+describe('options are checked at creation, with messages that say what to do', () => {
+  it('requires identify, and says how to write one', () => {
+    expect(() =>
+      costTrackedSSE({ store: createMemoryStore() } as unknown as CostTrackedSSEOptions),
+    ).toThrow(/identify\(req\).*never the request body.*req\.user/);
+  });
+
+  it('rejects a store that misses methods', () => {
+    expect(() => costTrackedSSE({ store: { admit() {} } as never, identify })).toThrow(/store/i);
+  });
+
+  it.each([
+    [{ budgets: { user: { limitUsd: '-1' } } }, /non-negative limitUsd/],
+    [{ budgets: { user: { period: 'day' } } }, /limitUsd/],
+    [
+      { rateLimits: { user: [{ kind: 'requests', limit: 5, windowMs: 0 }] } },
+      /windowMs must be a positive/,
+    ],
+    [
+      { rateLimits: { user: [{ kind: 'hits', limit: 5, windowMs: 1000 }] } },
+      /'requests' or 'tokens'/,
+    ],
+    [{ rateLimits: { user: { kind: 'requests', limit: 5, windowMs: 1000 } } }, /must be an array/],
+    [{ storeFailure: 'maybe' }, /'closed'.*'open'/],
+    [{ reservation: 'optimistic' }, /worst-case.*incremental/],
+    [{ maxCostPerRequestUsd: 0 }, /above 0/],
+    [{ idleTimeoutMs: -5 }, /idleTimeoutMs must be a positive/],
+    [{ budgetExceededStatus: 200 }, /4xx or 5xx/],
+  ])('rejects %j', (extra, message) => {
+    expect(() =>
+      parseOptions({
+        store: createMemoryStore(),
+        identify,
+        ...(extra as object),
+      } as CostTrackedSSEOptions),
+    ).toThrow(message);
+  });
+
+  it('fills defaults: fail closed, worst-case reservations, 402, JSON encoder', () => {
+    const config = parseOptions({ store: createMemoryStore(), identify });
+    expect(config.storeFailure).toBe('closed');
+    expect(config.leaseStepTokens).toBe(0);
+    expect(config.budgetExceededStatus).toBe(402);
+    expect(config.keepAliveMs).toBe(15_000);
+    expect(config.reservationTtlMs).toBe(config.totalTimeoutMs + 60_000);
+  });
+
+  it('returns a named middleware', () => {
+    expect(costTrackedSSE({ store: createMemoryStore(), identify }).name).toBe('costTrackedSSE');
+  });
+});

@@ -1,0 +1,284 @@
+/**
+ * `parseOptions()`: validates the options of `costTrackedSSE()` once, at creation, and
+ * merges defaults into a fully-required `Config`. A broken contract throws here with a
+ * message that says what to do; nothing is discovered per request.
+ */
+import {
+  assertStore,
+  type BudgetRule,
+  guardStore,
+  heuristicTokenCounter,
+  jsonSseEncoder,
+  Pricing,
+  type RateLimitRule,
+  type SseEncoder,
+  type Store,
+  type TokenCounter,
+  TokenmeterError,
+  usdToNanos,
+} from '@tokenmeter/core';
+import type {
+  BudgetInput,
+  CostTrackedSSEOptions,
+  Logger,
+  MeteredRequest,
+  MeteredStream,
+  RequestParams,
+  SettleInfo,
+} from './types.js';
+
+export interface Config {
+  /** The store wrapped with the timeout and error mapping. */
+  store: Store;
+  identify: CostTrackedSSEOptions['identify'];
+  budgets: Record<string, (id: string, req: MeteredRequest) => Promise<BudgetRule | undefined>>;
+  rateLimits: Record<string, readonly RateLimitRule[]>;
+  request: (req: MeteredRequest) => Promise<RequestParams>;
+  maxTokensLimit: number;
+  pricing: Pricing;
+  tokenCounter: TokenCounter;
+  /** 0 for worst-case reservations. */
+  leaseStepTokens: number;
+  leaseInitialTokens: number;
+  maxCostNanos: number | undefined;
+  storeFailure: 'closed' | 'open';
+  storeTimeoutMs: number;
+  idleTimeoutMs: number;
+  totalTimeoutMs: number;
+  handoverTimeoutMs: number;
+  keepAliveMs: number;
+  usageIntervalMs: number;
+  encoder: SseEncoder;
+  budgetExceededStatus: number;
+  upstream: ((req: MeteredRequest, meter: MeteredStream) => unknown) | undefined;
+  onSettle: (info: SettleInfo) => void | Promise<void>;
+  onSettleFailure: (info: SettleInfo, error: unknown) => void | Promise<void>;
+  logger: Logger;
+  /** Runs a user hook; a hook that throws or rejects is logged and ignored. */
+  guard: (hook: () => unknown) => Promise<void>;
+  /** Delays before each settlement attempt (first is 0). */
+  settleRetryDelaysMs: readonly number[];
+  /** Reservation TTL: the stream cannot outlive its total timeout, plus a grace. */
+  reservationTtlMs: number;
+}
+
+const consoleLogger: Logger = {
+  warn: (message, fields) => console.warn(message, fields ?? ''),
+  error: (message, fields) => console.error(message, fields ?? ''),
+};
+
+export function parseOptions(options: CostTrackedSSEOptions): Config {
+  if (typeof options !== 'object' || options === null) {
+    throw new TokenmeterError(
+      'invalid_config',
+      'costTrackedSSE(options) needs an options object with at least { store, identify }.',
+    );
+  }
+  if (typeof options.identify !== 'function') {
+    throw new TokenmeterError(
+      'invalid_config',
+      'costTrackedSSE needs identify(req): who pays, from something your app trusts — never the request body. ' +
+        'For example: identify: (req) => req.user && { user: req.user.id } (after your auth middleware), ' +
+        "or identify: (req) => ({ key: verifiedKeyId(req.get('authorization')) }).",
+    );
+  }
+  const rawStore = assertStore(options.store);
+  const logger = options.logger ?? consoleLogger;
+  const storeTimeoutMs = positiveInt(options.storeTimeoutMs ?? 1_000, 'storeTimeoutMs');
+  const totalTimeoutMs = positiveInt(options.totalTimeoutMs ?? 600_000, 'totalTimeoutMs');
+  const idleTimeoutMs = positiveInt(options.idleTimeoutMs ?? 60_000, 'idleTimeoutMs');
+  const storeFailure = options.storeFailure ?? 'closed';
+  if (storeFailure !== 'closed' && storeFailure !== 'open') {
+    throw new TokenmeterError(
+      'invalid_config',
+      "storeFailure must be 'closed' (default: answer 503) or 'open' (let requests through unmetered).",
+    );
+  }
+  const pricing = options.pricing ?? new Pricing();
+  if (!(pricing instanceof Pricing) && typeof (pricing as Pricing).costOf !== 'function') {
+    throw new TokenmeterError(
+      'invalid_config',
+      'pricing must be a Pricing instance: new Pricing({ catalog, unknownModel }).',
+    );
+  }
+  const budgets: Config['budgets'] = {};
+  for (const [kind, input] of Object.entries(options.budgets ?? {})) {
+    if (typeof input === 'function') {
+      budgets[kind] = async (id, req) => {
+        const value = await input(id, req);
+        return value === undefined
+          ? undefined
+          : toBudgetRule(value, `budgets.${kind}(${JSON.stringify(id).slice(0, 40)})`);
+      };
+    } else {
+      const rule = toBudgetRule(input, `budgets.${kind}`);
+      budgets[kind] = async () => rule;
+    }
+  }
+  const rateLimits: Config['rateLimits'] = {};
+  for (const [kind, rules] of Object.entries(options.rateLimits ?? {})) {
+    if (!Array.isArray(rules)) {
+      throw new TokenmeterError(
+        'invalid_config',
+        `rateLimits.${kind} must be an array of { kind: 'requests' | 'tokens', limit, windowMs }.`,
+      );
+    }
+    for (const [i, rule] of rules.entries()) checkRateLimit(rule, `rateLimits.${kind}[${i}]`);
+    rateLimits[kind] = rules;
+  }
+  let leaseStepTokens = 0;
+  let leaseInitialTokens = 0;
+  const strategy = options.reservation ?? 'worst-case';
+  if (strategy !== 'worst-case') {
+    if (typeof strategy !== 'object' || !strategy.incremental) {
+      throw new TokenmeterError(
+        'invalid_config',
+        "reservation must be 'worst-case' or { incremental: { initialOutputTokens, stepOutputTokens } }.",
+      );
+    }
+    leaseInitialTokens = positiveInt(
+      strategy.incremental.initialOutputTokens ?? 256,
+      'reservation.incremental.initialOutputTokens',
+    );
+    leaseStepTokens = positiveInt(
+      strategy.incremental.stepOutputTokens ?? 256,
+      'reservation.incremental.stepOutputTokens',
+    );
+  }
+  const maxCostNanos =
+    options.maxCostPerRequestUsd === undefined
+      ? undefined
+      : usdToNanos(options.maxCostPerRequestUsd);
+  if (maxCostNanos !== undefined && maxCostNanos <= 0) {
+    throw new TokenmeterError(
+      'invalid_config',
+      'maxCostPerRequestUsd must be above 0 (leave it out for no cap).',
+    );
+  }
+  const guard = async (hook: () => unknown) => {
+    try {
+      await hook();
+    } catch (error) {
+      logger.error('tokenmeter: a hook threw; the stream carried on', {
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  };
+  return {
+    store: guardStore(rawStore, { timeoutMs: storeTimeoutMs }),
+    identify: options.identify,
+    budgets,
+    rateLimits,
+    request: async (req) => (options.request ? options.request(req) : defaultRequest(req)),
+    maxTokensLimit: positiveInt(options.maxTokensLimit ?? 32_768, 'maxTokensLimit'),
+    pricing,
+    tokenCounter: options.tokenCounter ?? heuristicTokenCounter,
+    leaseStepTokens,
+    leaseInitialTokens,
+    maxCostNanos,
+    storeFailure,
+    storeTimeoutMs,
+    idleTimeoutMs,
+    totalTimeoutMs,
+    handoverTimeoutMs: positiveInt(options.handoverTimeoutMs ?? 30_000, 'handoverTimeoutMs'),
+    keepAliveMs: positiveInt(options.keepAliveMs ?? 15_000, 'keepAliveMs'),
+    usageIntervalMs: nonNegativeInt(options.usageIntervalMs ?? 250, 'usageIntervalMs'),
+    encoder: options.encoder ?? jsonSseEncoder,
+    budgetExceededStatus: httpStatus(options.budgetExceededStatus ?? 402),
+    upstream: options.upstream,
+    onSettle: options.onSettle ?? (() => {}),
+    onSettleFailure:
+      options.onSettleFailure ??
+      ((info, error) =>
+        logger.error(
+          'tokenmeter: settlement could not be recorded; the reservation will expire — reconcile this charge',
+          {
+            requestId: info.requestId,
+            scopes: info.scopes,
+            costNanos: info.final.costNanos,
+            outcome: info.outcome,
+            error: error instanceof Error ? error.message : String(error),
+          },
+        )),
+    logger,
+    guard,
+    settleRetryDelaysMs: [0, 50, 250, 1_000],
+    reservationTtlMs: totalTimeoutMs + 60_000,
+  };
+}
+
+/**
+ * Reads an Anthropic Messages or OpenAI Chat Completions request body. The app must have
+ * parsed JSON first (`express.json()`).
+ */
+export function defaultRequest(req: MeteredRequest): RequestParams {
+  const body = req.body as Record<string, unknown> | undefined;
+  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+    throw new TokenmeterError(
+      'invalid_argument',
+      'The request body must be a JSON object (use express.json() before costTrackedSSE).',
+    );
+  }
+  const model = body.model;
+  if (typeof model !== 'string' || model === '') {
+    throw new TokenmeterError('invalid_argument', '"model" is required: a model id string.');
+  }
+  const maxTokens = body.max_tokens ?? body.max_completion_tokens;
+  return { model, maxTokens: maxTokens as number, input: body };
+}
+
+function toBudgetRule(input: BudgetInput, what: string): BudgetRule {
+  if (typeof input !== 'object' || input === null) {
+    throw new TokenmeterError(
+      'invalid_config',
+      `${what} must be { limitUsd, period } (e.g. { limitUsd: '5.00', period: 'day' }).`,
+    );
+  }
+  const limitNanos =
+    input.limitNanos ?? (input.limitUsd === undefined ? undefined : usdToNanos(input.limitUsd));
+  if (limitNanos === undefined || !Number.isSafeInteger(limitNanos) || limitNanos < 0) {
+    throw new TokenmeterError(
+      'invalid_config',
+      `${what} needs a non-negative limitUsd (e.g. '5.00') or limitNanos.`,
+    );
+  }
+  return { limitNanos, period: input.period ?? 'day' };
+}
+
+function checkRateLimit(rule: RateLimitRule, what: string): void {
+  if (!rule || (rule.kind !== 'requests' && rule.kind !== 'tokens')) {
+    throw new TokenmeterError('invalid_config', `${what}.kind must be 'requests' or 'tokens'.`);
+  }
+  nonNegativeInt(rule.limit, `${what}.limit`);
+  positiveInt(rule.windowMs, `${what}.windowMs`);
+}
+
+function positiveInt(value: number, what: string): number {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new TokenmeterError(
+      'invalid_config',
+      `${what} must be a positive whole number, got ${String(value)}.`,
+    );
+  }
+  return value;
+}
+
+function nonNegativeInt(value: number, what: string): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new TokenmeterError(
+      'invalid_config',
+      `${what} must be a whole number ≥ 0, got ${String(value)}.`,
+    );
+  }
+  return value;
+}
+
+function httpStatus(value: number): number {
+  if (!Number.isInteger(value) || value < 400 || value > 599) {
+    throw new TokenmeterError(
+      'invalid_config',
+      `budgetExceededStatus must be a 4xx or 5xx status, got ${String(value)}.`,
+    );
+  }
+  return value;
+}

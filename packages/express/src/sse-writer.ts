@@ -1,0 +1,87 @@
+/**
+ * The transport half of SSE: writes encoded events to the response and owns
+ * backpressure. When `res.write()` returns false the caller awaits `ready()`, which
+ * resolves on `'drain'` or on `'close'`, whichever comes first — waiting on `'drain'`
+ * alone hangs forever when the client leaves during the wait.
+ */
+import type { ServerResponse } from 'node:http';
+
+export const SSE_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  // no-transform: compression() and proxies must not buffer the stream.
+  'Cache-Control': 'no-cache, no-transform',
+  // nginx buffers proxied responses unless told not to.
+  'X-Accel-Buffering': 'no',
+  Connection: 'keep-alive',
+};
+
+export class SseWriter {
+  private readonly res: ServerResponse;
+  private waiting: Promise<void> | undefined;
+  /** Number of times a write had to wait, and the total wait in ms. */
+  backpressureWaits = 0;
+  backpressureMs = 0;
+  lastWriteAt = 0;
+
+  constructor(res: ServerResponse) {
+    this.res = res;
+  }
+
+  /** True once the client is gone or the response ended: nothing more may be written. */
+  get closed(): boolean {
+    return this.res.destroyed || this.res.writableEnded || this.res.closed;
+  }
+
+  /** Sends the status line and SSE headers (once, after admission). */
+  open(extraHeaders: Record<string, string | number> = {}): void {
+    if (this.res.headersSent) return;
+    this.res.statusCode = 200;
+    for (const [name, value] of Object.entries({ ...SSE_HEADERS, ...extraHeaders })) {
+      this.res.setHeader(name, value);
+    }
+    this.res.flushHeaders();
+  }
+
+  /**
+   * Writes one encoded chunk. Returns true when the caller may write again at once,
+   * false when it must `await ready()` first. Writes after close are dropped.
+   */
+  write(chunk: string): boolean {
+    if (chunk === '' || this.closed) return true;
+    this.lastWriteAt = performance.now();
+    return this.res.write(chunk);
+  }
+
+  /** Resolves when the socket drained or closed. */
+  ready(): Promise<void> {
+    if (this.closed || !this.res.writableNeedDrain) return Promise.resolve();
+    this.waiting ??= this.waitDrainOrClose();
+    return this.waiting;
+  }
+
+  /** Ends the response (idempotent). */
+  end(chunk?: string): void {
+    if (this.closed) return;
+    if (chunk) this.res.end(chunk);
+    else this.res.end();
+  }
+
+  private waitDrainOrClose(): Promise<void> {
+    const res = this.res;
+    const started = performance.now();
+    this.backpressureWaits++;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        res.off('drain', done);
+        res.off('close', done);
+        res.off('error', done);
+        this.backpressureMs += performance.now() - started;
+        this.waiting = undefined;
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+      res.on('error', done);
+    });
+  }
+}

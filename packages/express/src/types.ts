@@ -1,0 +1,213 @@
+/**
+ * Public types of @tokenmeter/express: the options of `costTrackedSSE()` and the handle a
+ * route handler receives to hand its provider stream over.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type {
+  BudgetPeriod,
+  FinalUsage,
+  Nanos,
+  Pricing,
+  RateLimitRule,
+  ScopeRef,
+  SseEncoder,
+  Store,
+  StreamOutcome,
+  TokenCounter,
+} from '@tokenmeter/core';
+
+/** The request as the middleware sees it: Express 4 and 5 requests both fit. */
+export type MeteredRequest = IncomingMessage & { body?: unknown };
+/** The response as the middleware sees it: Express 4 and 5 responses both fit. */
+export type MeteredResponse = ServerResponse & { locals?: Record<string, unknown> };
+
+/**
+ * Who pays: a map of scope kind → id (`{ user: req.user.id, team: req.user.teamId }`), or
+ * scope refs in the order they should be checked. `undefined` / `null` means the caller is
+ * not identified: the middleware answers 401.
+ */
+export type Subject = Readonly<Record<string, string | undefined>> | readonly ScopeRef[];
+
+/** A budget in dollars, as a decimal string (exact) or number. */
+export interface BudgetInput {
+  /** Spending cap per period in USD: `'5.00'` or `5`. Give this or `limitNanos`. */
+  limitUsd?: string | number;
+  /** Spending cap per period in nano-dollars. */
+  limitNanos?: Nanos;
+  /** When spend resets. Defaults to `'day'` (00:00 UTC). */
+  period?: BudgetPeriod;
+}
+
+/** What the middleware needs to know about the upstream call before it is made. */
+export interface RequestParams {
+  /** The model the handler will call: decides the price. */
+  model: string;
+  /** The `max_tokens` the handler will send: decides the worst-case reservation. */
+  maxTokens: number;
+  /** `'anthropic'` or `'openai'`; guessed from the model when absent. */
+  provider?: string;
+  /** The provider request (messages, system, tools) for the input-token estimate. */
+  input?: unknown;
+  /** Exact input tokens if the app already counted them (skips the estimate). */
+  inputTokens?: number;
+}
+
+/** How much to reserve at admission. */
+export type ReservationStrategy =
+  /** Default: input + `max_tokens` at the output rate. Can never overspend. */
+  | 'worst-case'
+  /**
+   * Incremental leases: reserve input + `initialOutputTokens`, and grow the reservation
+   * by `stepOutputTokens` as the answer grows. More concurrent streams fit a tight
+   * budget; overspend is bounded by the estimator's error on one step. A refused
+   * extension ends the stream with `budget_exceeded`.
+   */
+  | { incremental: { initialOutputTokens?: number; stepOutputTokens?: number } };
+
+/** One settled stream, for `onSettle`. */
+export interface SettleInfo {
+  requestId: string;
+  scopes: readonly ScopeRef[];
+  model: string;
+  outcome: StreamOutcome;
+  final: FinalUsage;
+  /** Milliseconds from admission to settlement. */
+  durationMs: number;
+  /** Time to the first text chunk, if any arrived. */
+  timeToFirstTokenMs?: number;
+  /** Whether the store recorded the settlement (false: see the logs / `onSettleFailure`). */
+  recorded: boolean;
+  /** Times the stream paused because the client's socket was full, and for how long in total. */
+  backpressureWaits: number;
+  backpressureMs: number;
+}
+
+export interface Logger {
+  info?(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** The options of `costTrackedSSE()`. */
+export interface CostTrackedSSEOptions {
+  /**
+   * Where budgets, rate-limit windows and reservations live: `createMemoryStore()` for
+   * one process, `createRedisStore()` for many. Required.
+   */
+  store: Store;
+  /**
+   * Names who pays, from something the app trusts (`req.user`, a verified API key) —
+   * never from the request body. Required: there is no default that could be trusted.
+   *
+   * @example
+   * identify: (req) => req.user && { user: req.user.id, team: req.user.teamId }
+   */
+  identify: (
+    req: MeteredRequest,
+  ) => Subject | undefined | null | Promise<Subject | undefined | null>;
+  /**
+   * Budgets per scope kind, or a function of the scope id for per-user plans.
+   * Defaults to none (spend is tracked only through `onSettle`).
+   *
+   * @example
+   * budgets: { user: { limitUsd: '5.00', period: 'day' }, team: (id) => plans.get(id) }
+   */
+  budgets?: Record<
+    string,
+    | BudgetInput
+    | ((
+        id: string,
+        req: MeteredRequest,
+      ) => BudgetInput | undefined | Promise<BudgetInput | undefined>)
+  >;
+  /**
+   * Sliding-window rate limits per scope kind: requests, and tokens (estimate at
+   * admission, corrected to the actual at settlement). Defaults to none.
+   *
+   * @example
+   * rateLimits: { user: [{ kind: 'requests', limit: 20, windowMs: 60_000 }, { kind: 'tokens', limit: 200_000, windowMs: 60_000 }] }
+   */
+  rateLimits?: Record<string, readonly RateLimitRule[]>;
+  /**
+   * Reads the model, `max_tokens` and input from the request. Defaults to reading an
+   * Anthropic (or OpenAI) request body: `{ model, max_tokens | max_completion_tokens, messages, system, tools }`.
+   * Throw a `TokenmeterError('invalid_argument', …)` (or any error) to answer 400.
+   */
+  request?: (req: MeteredRequest) => RequestParams | Promise<RequestParams>;
+  /** Upper bound on `max_tokens` for this route (OWASP API4). Defaults to 32,768. */
+  maxTokensLimit?: number;
+  /** Pricing and the unknown-model policy. Defaults to the bundled catalog, rejecting unknown models. */
+  pricing?: Pricing;
+  /** Counts input tokens before the call. Defaults to the fast heuristic. */
+  tokenCounter?: TokenCounter;
+  /** Defaults to `'worst-case'`. */
+  reservation?: ReservationStrategy;
+  /** Stop any one stream at this cost (USD). Defaults to none. */
+  maxCostPerRequestUsd?: string | number;
+  /**
+   * When the store fails or times out: `'closed'` answers 503 (default); `'open'` lets the
+   * request through unmetered, with a logged warning. Never a hang, never a silent pass.
+   */
+  storeFailure?: 'closed' | 'open';
+  /** Bound on every store call, in ms. Defaults to 1,000. */
+  storeTimeoutMs?: number;
+  /** End the stream when the upstream sends nothing for this long. Defaults to 60,000 ms. */
+  idleTimeoutMs?: number;
+  /** End the stream after this long in total. Defaults to 600,000 ms (10 min). */
+  totalTimeoutMs?: number;
+  /** How long a handler may take to hand its stream over. Defaults to 30,000 ms. */
+  handoverTimeoutMs?: number;
+  /** Keep-alive comment interval. Defaults to 15,000 ms. */
+  keepAliveMs?: number;
+  /** Minimum ms between `usage` events. Defaults to 250. */
+  usageIntervalMs?: number;
+  /** The SSE event format. Defaults to the JSON protocol (`jsonSseEncoder`). */
+  encoder?: SseEncoder;
+  /** HTTP status for a budget rejection. Defaults to 402. */
+  budgetExceededStatus?: number;
+  /**
+   * The upstream call, for a terminal middleware: return the provider stream (or a promise
+   * of it), started with `meter.signal`. Without it, the middleware calls `next()` and the
+   * route handler calls `res.locals.tokenmeter.stream(...)`.
+   *
+   * @example
+   * upstream: (req, meter) => anthropic.messages.create({ ...meter.params, stream: true }, { signal: meter.signal })
+   */
+  upstream?: (req: MeteredRequest, meter: MeteredStream) => unknown;
+  /** Told once per settled stream. A hook that throws is logged; the stream carries on. */
+  onSettle?: (info: SettleInfo) => void | Promise<void>;
+  /**
+   * Told when a settlement could not be recorded after retries (the reservation will
+   * expire; record the charge for reconciliation). Defaults to logging an error.
+   */
+  onSettleFailure?: (info: SettleInfo, error: unknown) => void | Promise<void>;
+  /** Where warnings and errors go. Defaults to `console`. */
+  logger?: Logger;
+}
+
+/**
+ * The handle of one admitted stream: `res.locals.tokenmeter`. Start the upstream call
+ * with `signal`, then hand the stream over with `stream()`.
+ */
+export interface MeteredStream {
+  readonly requestId: string;
+  /** Aborts when the client leaves, a cap is reached or a timeout fires. Pass it to the SDK. */
+  readonly signal: AbortSignal;
+  readonly model: string;
+  readonly maxTokens: number;
+  /** Input tokens estimated (or counted) at admission. */
+  readonly inputTokens: number;
+  /** The scopes that pay. */
+  readonly scopes: readonly ScopeRef[];
+  /** Nano-dollars reserved at admission (per scope). */
+  readonly reservedNanos: Nanos;
+  /**
+   * Streams the provider's output to the client and settles. Accepts the official SDK
+   * streams as they are (`client.messages.create({ stream: true })`, `client.messages.stream()`,
+   * `client.chat.completions.create({ stream: true })`), any async iterable of provider
+   * events or normalised `MeterEvent`s, or a promise of one. Resolves when settled; never rejects.
+   */
+  stream(source: unknown): Promise<FinalUsage>;
+  /** Ends the stream with an error event (e.g. the handler failed before calling the provider). */
+  fail(error: unknown): Promise<FinalUsage>;
+}

@@ -1,0 +1,91 @@
+/**
+ * Turns whatever an upstream call threw (official SDK errors, fetch errors, resets, a
+ * provider `error` event) into one outcome and a client-safe description. Messages sent
+ * to the client never include request headers, keys or stacks.
+ */
+import { type StreamOutcome, TokenmeterError } from '@tokenmeter/core';
+
+export interface UpstreamFailure {
+  outcome: StreamOutcome;
+  /** The provider refused the request before producing anything (an HTTP error status). */
+  refused: boolean;
+  message: string;
+  /** HTTP status the provider answered, if any. */
+  status?: number;
+  /** The provider's error type (`overloaded_error`, `rate_limit_error`, …), if any. */
+  type?: string;
+}
+
+interface ErrorLike {
+  name?: unknown;
+  message?: unknown;
+  status?: unknown;
+  code?: unknown;
+  error?: unknown;
+  type?: unknown;
+}
+
+/** Classifies an error thrown by the upstream call or while reading its stream. */
+export function classifyUpstreamError(error: unknown, eventsSeen: number): UpstreamFailure {
+  if (TokenmeterError.isInstance(error)) {
+    const outcome = error.code === 'timeout' ? 'timeout' : 'upstream_error';
+    return { outcome, refused: false, message: error.message };
+  }
+  const e = (typeof error === 'object' && error !== null ? error : {}) as ErrorLike;
+  const status = typeof e.status === 'number' ? e.status : undefined;
+  const type = providerErrorType(e);
+  if (status !== undefined) {
+    return {
+      outcome: 'upstream_error',
+      // An HTTP error status before any event: the provider did not run the request.
+      refused: eventsSeen === 0,
+      message: `The model provider answered HTTP ${status}${type ? ` (${type})` : ''}.`,
+      status,
+      ...(type ? { type } : {}),
+    };
+  }
+  if (type) {
+    return {
+      outcome: 'upstream_error',
+      refused: false,
+      message: `The model provider reported ${type} mid-stream.`,
+      type,
+    };
+  }
+  const name = typeof e.name === 'string' ? e.name : '';
+  if (/timeout/i.test(name)) {
+    return { outcome: 'timeout', refused: false, message: 'The model provider timed out.' };
+  }
+  return {
+    outcome: 'upstream_error',
+    refused: false,
+    message: 'The connection to the model provider failed.',
+  };
+}
+
+function providerErrorType(e: ErrorLike): string | undefined {
+  // Anthropic SDK: APIError.error is the body { type: 'error', error: { type, message } }.
+  // OpenAI SDK: APIError.error is { message, type, code }; `type` is also on the error.
+  const body = e.error as { type?: unknown; error?: { type?: unknown } } | undefined;
+  if (body && typeof body === 'object') {
+    if (typeof body.error?.type === 'string') return body.error.type;
+    if (typeof body.type === 'string' && body.type !== 'error') return body.type;
+  }
+  return typeof e.type === 'string' ? e.type : undefined;
+}
+
+/** The async iterable inside whatever a handler handed over. */
+export function toAsyncIterable(source: unknown): AsyncIterable<unknown> {
+  if (
+    source !== null &&
+    (typeof source === 'object' || typeof source === 'function') &&
+    typeof (source as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function'
+  ) {
+    return source as AsyncIterable<unknown>;
+  }
+  throw new TokenmeterError(
+    'invalid_argument',
+    'stream() needs the provider stream: the result of client.messages.create({ ..., stream: true }), ' +
+      'client.messages.stream(...), client.chat.completions.create({ ..., stream: true }) or any async iterable of events.',
+  );
+}

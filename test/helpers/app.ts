@@ -1,0 +1,111 @@
+/** Test helper: an Express (4 or 5) app with costTrackedSSE on a real loopback socket. */
+
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Anthropic from '@anthropic-ai/sdk';
+import {
+  type CostTrackedSSEOptions,
+  costTrackedSSE,
+  type MeteredStream,
+  type SettleInfo,
+} from '@tokenmeter/express';
+import express5 from 'express';
+import express4 from 'express4';
+
+export const EXPRESS_VERSIONS = [
+  ['express 4', express4],
+  ['express 5', express5],
+] as const;
+
+export type ExpressFactory = typeof express5 | typeof express4;
+
+export interface TestApp {
+  url: string;
+  settles: SettleInfo[];
+  warnings: string[];
+  errors: string[];
+  /** Resolves when `n` streams have settled. */
+  waitForSettles(n: number, timeoutMs?: number): Promise<SettleInfo[]>;
+  close(): Promise<void>;
+}
+
+export interface AppOptions {
+  express: ExpressFactory;
+  middleware: Omit<CostTrackedSSEOptions, 'onSettle' | 'logger'> & {
+    onSettle?: CostTrackedSSEOptions['onSettle'];
+  };
+  /** Route handler after the middleware (non-terminal mode). */
+  handler?: (req: express5.Request, res: express5.Response, meter: MeteredStream) => unknown;
+  /** Extra middleware mounted before the route (e.g. compression()). */
+  before?: express5.RequestHandler[];
+}
+
+/** Who pays in tests: the `x-user` header (tests only: apps must use real auth). */
+export const identifyByHeader = (req: { headers: Record<string, unknown> }) => {
+  const user = req.headers['x-user'];
+  return typeof user === 'string' ? { user } : undefined;
+};
+
+export async function startApp(options: AppOptions): Promise<TestApp> {
+  const app = (options.express as typeof express5)();
+  const settles: SettleInfo[] = [];
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  const waiters: Array<() => void> = [];
+  for (const m of options.before ?? []) app.use(m);
+  const middleware = costTrackedSSE({
+    ...options.middleware,
+    logger: {
+      warn: (message) => warnings.push(message),
+      error: (message) => errors.push(message),
+    },
+    onSettle: async (info) => {
+      settles.push(info);
+      for (const w of waiters.splice(0)) w();
+      await options.middleware.onSettle?.(info);
+    },
+  });
+  const handlers: express5.RequestHandler[] = [
+    express5.json({ limit: '1mb' }) as express5.RequestHandler,
+    middleware as unknown as express5.RequestHandler,
+  ];
+  if (options.handler) {
+    const handler = options.handler;
+    handlers.push(async (req, res) => {
+      await handler(req, res, res.locals.tokenmeter as MeteredStream);
+    });
+  }
+  app.post('/chat', ...handlers);
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/chat`,
+    settles,
+    warnings,
+    errors,
+    async waitForSettles(n, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (settles.length < n) {
+        if (Date.now() > deadline)
+          throw new Error(`only ${settles.length} of ${n} streams settled`);
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 50);
+        });
+      }
+      return settles;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** An Anthropic SDK client pointed at the fake upstream. */
+export function anthropicClient(baseURL: string): Anthropic {
+  return new Anthropic({ baseURL, apiKey: 'test-key', maxRetries: 0 });
+}
