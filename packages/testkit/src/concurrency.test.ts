@@ -1,0 +1,82 @@
+// One fake process serves 1,000 concurrent paced streams, each complete and exact.
+
+import { Agent, request } from 'node:http';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type FakeLLM, startFakeLLM } from './server.js';
+import { seededText } from './text-generator.js';
+
+let fake: FakeLLM;
+const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
+
+beforeAll(async () => {
+  // 30 tokens at 12 tokens/s: each stream lasts ~2.5 s, longer than it takes one process to
+  // open 1,000 connections (even on a busy machine), so all of them overlap.
+  fake = await startFakeLLM({ tokens: 30, tps: 12, text: 'plain', seed: 5 });
+});
+
+afterAll(async () => {
+  agent.destroy();
+  await fake.close();
+});
+
+function streamOnce(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${fake.url}/v1/messages`, {
+      method: 'POST',
+      agent,
+      headers: { 'content-type': 'application/json' },
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      let raw = '';
+      res.setEncoding('utf8');
+      res.on('data', (data: string) => {
+        raw += data;
+      });
+      res.on('end', () => resolve(raw));
+      res.on('error', reject);
+    });
+    req.end(
+      JSON.stringify({
+        model: 'claude-haiku-4-5',
+        max_tokens: 100,
+        stream: true,
+        messages: [{ role: 'user', content: 'hi' }],
+      }),
+    );
+  });
+}
+
+function textOf(raw: string): string {
+  let text = '';
+  for (const event of raw.split('\n\n')) {
+    const data = event.split('\n')[1];
+    if (!data?.startsWith('data: ')) continue;
+    const parsed = JSON.parse(data.slice('data: '.length));
+    if (parsed.type === 'content_block_delta') text += parsed.delta.text;
+  }
+  return text;
+}
+
+it('serves 1,000 concurrent streams from one process', async () => {
+  const streams = 1000;
+  let peak = 0;
+  fake.on('request-start', () => {
+    peak = Math.max(peak, fake.inFlight);
+  });
+  const started = performance.now();
+  const bodies = await Promise.all(Array.from({ length: streams }, () => streamOnce()));
+  const elapsed = performance.now() - started;
+
+  const expected = seededText({ seed: 5, tokens: 30, text: 'plain' });
+  expect(
+    bodies.every((raw) => raw.endsWith('event: message_stop\ndata: {"type":"message_stop"}\n\n')),
+  ).toBe(true);
+  expect(bodies.every((raw) => textOf(raw) === expected)).toBe(true);
+  expect(peak).toBeGreaterThanOrEqual(streams * 0.9);
+  expect(fake.totals.requests).toBe(streams);
+  expect(fake.totals.tokensSent).toBe(streams * 30);
+  expect(fake.requests.every((r) => r.finishedNormally && r.usage?.outputTokens === 30)).toBe(true);
+  // 2.5 s of pacing per stream; the rest is overhead for 1,000 streams at once.
+  expect(elapsed).toBeLessThan(10_000);
+});

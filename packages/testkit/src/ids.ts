@@ -1,0 +1,40 @@
+// Ids in each provider's format (`req_…`, `msg_…`, `toolu_…`, `chatcmpl-…`, `call_…`).
+// They are predictable — server number plus arrival order — so two fakes in one process
+// never collide and a failing test names the same request on every run.
+
+let servers = 0;
+
+/** A per-server id factory. */
+export class IdFactory {
+  readonly #prefix: string;
+
+  constructor() {
+    servers += 1;
+    this.#prefix = `fake${servers.toString(36).padStart(2, '0')}`;
+  }
+
+  /** The stem shared by all ids of one request. */
+  stem(seq: number): string {
+    return this.#prefix + seq.toString(36).padStart(10, '0');
+  }
+}
+
+export function requestId(stem: string): string {
+  return `req_${stem}`;
+}
+
+export function anthropicMessageId(stem: string): string {
+  return `msg_${stem}`;
+}
+
+export function anthropicToolUseId(stem: string): string {
+  return `toolu_${stem}`;
+}
+
+export function openaiCompletionId(stem: string): string {
+  return `chatcmpl-${stem}`;
+}
+
+export function openaiToolCallId(stem: string): string {
+  return `call_${stem}`;
+}

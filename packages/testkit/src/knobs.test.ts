@@ -1,0 +1,118 @@
+// Knob parsing from options, headers and flags; the output plan under max_tokens; the
+// input token definition.
+
+import { describe, expect, it } from 'vitest';
+import { countInputTokens } from './input-tokens.js';
+import {
+  DEFAULT_KNOBS,
+  KNOB_SPECS,
+  KnobError,
+  knobsFromFlags,
+  knobsFromHeaders,
+  mergeKnobs,
+} from './knobs.js';
+import { planOutput } from './plan.js';
+
+describe('knobs', () => {
+  it('every knob has a distinct x-fake-llm-* header and CLI flag', () => {
+    const headers = new Set(KNOB_SPECS.map((k) => k.header));
+    const flags = new Set(KNOB_SPECS.map((k) => k.flag));
+    expect(headers.size).toBe(KNOB_SPECS.length);
+    expect(flags.size).toBe(KNOB_SPECS.length);
+    for (const knob of KNOB_SPECS) expect(knob.header).toBe(`x-fake-llm-${knob.flag}`);
+  });
+
+  it('headers override the server knobs and leave the rest alone', () => {
+    const base = mergeKnobs(DEFAULT_KNOBS, { tokens: 10, seed: 4 });
+    const knobs = knobsFromHeaders(base, {
+      'x-fake-llm-tokens': '200',
+      'x-fake-llm-tps': 'Infinity',
+      'x-fake-llm-ttft-ms': '12.5',
+      'x-fake-llm-fault': '529',
+      'x-fake-llm-text': 'plain',
+      'x-fake-llm-thinking-tokens': 'auto',
+    });
+    expect(knobs).toMatchObject({
+      tokens: 200,
+      tps: Number.POSITIVE_INFINITY,
+      ttftMs: 12.5,
+      fault: 529,
+      text: 'plain',
+      seed: 4,
+      thinkingTokens: undefined,
+    });
+    expect(base.tokens).toBe(10);
+  });
+
+  it('rejects bad values with a message naming the source', () => {
+    expect(() => knobsFromHeaders(DEFAULT_KNOBS, { 'x-fake-llm-chunk': '0' })).toThrow(
+      'x-fake-llm-chunk: expected an integer >= 1, got "0"',
+    );
+    expect(() => knobsFromHeaders(DEFAULT_KNOBS, { 'x-fake-llm-fault': '200' })).toThrow(KnobError);
+    expect(() => mergeKnobs(DEFAULT_KNOBS, { tps: -1 })).toThrow(
+      'tps: expected a non-negative number',
+    );
+    expect(() => knobsFromFlags({ seed: '1.5' })).toThrow('--seed: expected an integer');
+  });
+
+  it('"none" and undefined clear a fault', () => {
+    const faulty = mergeKnobs(DEFAULT_KNOBS, { fault: 'hang' });
+    expect(faulty.fault).toBe('hang');
+    expect(knobsFromHeaders(faulty, { 'x-fake-llm-fault': 'none' }).fault).toBeUndefined();
+    expect(mergeKnobs(faulty, { fault: undefined }).fault).toBeUndefined();
+  });
+});
+
+describe('planOutput', () => {
+  const knobs = mergeKnobs(DEFAULT_KNOBS, { tokens: 50 });
+
+  it('plans the text block alone by default', () => {
+    const plan = planOutput('anthropic', {}, knobs, 1000);
+    expect(plan).toMatchObject({ totalTokens: 50, truncated: false, toolCall: false });
+    expect(plan.blocks).toEqual([{ kind: 'text', tokens: 50 }]);
+  });
+
+  it('max_tokens cuts thinking first, then text, then the tool call', () => {
+    const body = {
+      thinking: { type: 'enabled', budget_tokens: 1024 },
+      tools: [{ name: 'lookup' }],
+      tool_choice: { type: 'any' },
+    };
+    expect(planOutput('anthropic', body, knobs, 1000).blocks).toEqual([
+      { kind: 'thinking', tokens: 16 },
+      { kind: 'text', tokens: 50 },
+      { kind: 'tool_use', tokens: 12, toolName: 'lookup' },
+    ]);
+    const cut = planOutput('anthropic', body, knobs, 30);
+    expect(cut.blocks).toEqual([
+      { kind: 'thinking', tokens: 16 },
+      { kind: 'text', tokens: 14 },
+    ]);
+    expect(cut).toMatchObject({ totalTokens: 30, truncated: true, toolCall: false });
+  });
+
+  it('OpenAI reasoning tokens count against max_completion_tokens before content', () => {
+    const withReasoning = mergeKnobs(knobs, { reasoningTokens: 40 });
+    const plan = planOutput('openai', {}, withReasoning, 60);
+    expect(plan).toMatchObject({ reasoningTokens: 40, totalTokens: 20, truncated: true });
+  });
+
+  it('an empty answer still has an (empty) text block', () => {
+    const plan = planOutput('anthropic', {}, mergeKnobs(DEFAULT_KNOBS, { tokens: 0 }), 10);
+    expect(plan.blocks).toEqual([{ kind: 'text', tokens: 0 }]);
+  });
+});
+
+describe('countInputTokens', () => {
+  it('is ceil(UTF-8 bytes of the prompt strings / 4)', () => {
+    // 'user' (4) + 'Hello there' (11) = 15 bytes → 4 tokens.
+    expect(
+      countInputTokens({ messages: [{ role: 'user', content: 'Hello there' }] }, 'anthropic'),
+    ).toBe(4);
+    // '🚀' is 4 UTF-8 bytes; 'system' is counted for Anthropic only as a top-level field.
+    const body = { system: '🚀🚀', messages: [{ role: 'user', content: 'hi' }], temperature: 1 };
+    expect(countInputTokens(body, 'anthropic')).toBe(Math.ceil((8 + 4 + 2) / 4));
+    expect(countInputTokens(body, 'openai')).toBe(Math.ceil((4 + 2) / 4));
+    expect(countInputTokens({}, 'anthropic')).toBe(1);
+  });
+});

@@ -1,0 +1,81 @@
+// The contract between the provider-neutral generator (generation.ts) and each provider's
+// wire format (anthropic.ts, openai.ts): the generator decides when and how much; the
+// protocol decides how it looks on the wire.
+
+import type { OutputPlan } from './plan.js';
+import type { Provider, ReportedUsage } from './types.js';
+
+/** Everything a protocol needs to write one response. */
+export interface ResponseContext {
+  /** Shared stem of this request's ids. */
+  stem: string;
+  requestId: string;
+  model: string;
+  plan: OutputPlan;
+  /** Input tokens without cache (Anthropic `input_tokens`). */
+  inputTokens: number;
+  cacheReadTokens: number;
+  cacheWrite5mTokens: number;
+  cacheWrite1hTokens: number;
+  /** OpenAI `stream_options.include_usage`. */
+  includeUsage: boolean;
+  /** Unix seconds, for OpenAI `created`. */
+  createdSec: number;
+}
+
+/** A provider's error, as its API names it. */
+export interface ApiError {
+  status: number;
+  type: string;
+  message: string;
+  /** OpenAI `code`. */
+  code?: string | null;
+  /** OpenAI `param`. */
+  param?: string | null;
+}
+
+/** Writes one stream: each method returns the exact bytes (as a string) to send. */
+export interface StreamEncoder {
+  /** Everything before the first content token (Anthropic `message_start`, first block, ping). */
+  open(): string;
+  /** Opening of block `index` (> 0; the first block is part of `open()`). */
+  blockStart(index: number): string;
+  /** A delta of `text` (one chunk of tokens) in block `index`. */
+  delta(index: number, text: string): string;
+  blockStop(index: number): string;
+  /** The final usage and stop reason, and the stream's end marker. */
+  finish(tokensSent: number): string;
+  /** An in-stream error event. */
+  error(): string;
+  /** An event cut off inside its JSON, in block `index`. */
+  malformed(index: number): string;
+  /** An event the client must tolerate (unknown type, comment…); `seq` varies it. */
+  unknown(seq: number): string;
+}
+
+export type Route = 'messages' | 'count_tokens' | 'chat_completions';
+
+/** One provider's wire format. */
+export interface ProviderProtocol {
+  readonly provider: Provider;
+  /** Header carrying the request id. */
+  readonly requestIdHeader: string;
+  /** Status of a non-streaming answer for the `error-mid-stream` fault. */
+  readonly midStreamErrorStatus: number;
+  /** Returns the provider's 400 for an invalid body, or undefined when the body is valid. */
+  validate(route: Route, body: unknown): ApiError | undefined;
+  /** The error this provider answers with for `status`. */
+  statusError(status: number, model: string | undefined): ApiError;
+  errorBody(error: ApiError, requestId: string): string;
+  /** Extra headers for an error answer (rate-limit headers on 429). */
+  errorHeaders(error: ApiError, retryAfterSec: number): Record<string, string>;
+  /** Headers of every answer besides content type (request id, versions). */
+  baseHeaders(requestId: string): Record<string, string>;
+  streamEncoder(ctx: ResponseContext): StreamEncoder;
+  /** A complete, non-streaming answer with `texts[i]` as the content of block i. */
+  completeBody(ctx: ResponseContext, texts: readonly string[], tokensSent: number): string;
+  /** The stop / finish reason reported for the plan. */
+  stopReason(plan: OutputPlan): string;
+  /** The usage as reported once `tokensSent` output tokens went out. */
+  usage(ctx: ResponseContext, tokensSent: number): ReportedUsage;
+}
