@@ -1,0 +1,135 @@
+/**
+ * Hardening matrix — the store misbehaves: Redis down at admission, down at settlement,
+ * slow beyond the store timeout, restarted with an empty script cache, connections
+ * dropped. Every request is answered by policy within the store timeout; no settlement is
+ * silently dropped.
+ */
+import type { SettleInfo } from '@tokenmeter/express';
+import { createRedisStore, type RedisStore } from '@tokenmeter/store-redis';
+import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { TestApp } from '../helpers/app.js';
+import { BUDGET, body, startHarness } from '../helpers/harness.js';
+import { type RedisServer, startRedisServer } from '../helpers/processes.js';
+import { eventData, postSSE } from '../helpers/sse-client.js';
+
+let fake: FakeLLM;
+let redis: RedisServer;
+let store: RedisStore;
+let app: TestApp;
+beforeAll(async () => {
+  fake = await startFakeLLM({ tps: 0, tokens: 30, seed: 9 });
+});
+afterAll(() => fake.close());
+afterEach(async () => {
+  await app?.close();
+  await store?.shutdown();
+  await redis?.stop();
+  fake.reset();
+});
+
+async function setup(extra = {}) {
+  // DEBUG SLEEP stands in for a Redis that is alive but too slow.
+  redis = await startRedisServer(['--enable-debug-command', 'yes']);
+  store = createRedisStore({ url: redis.url, timeoutMs: 300, logger: { warn() {} } });
+  app = await startHarness(fake, store, { storeTimeoutMs: 400, ...extra });
+}
+
+describe('store faults', () => {
+  it('Redis down at admission: 503 store_unavailable within the store timeout (fail closed)', async () => {
+    await setup();
+    expect((await postSSE(app.url, body(), { headers: { 'x-user': 's-down' } })).status).toBe(200);
+    await redis.stop();
+    const started = performance.now();
+    const result = await postSSE(app.url, body(), { headers: { 'x-user': 's-down' } });
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(result.status).toBe(503);
+    expect(result.body).toMatchObject({ error: { code: 'store_unavailable' } });
+    expect(result.headers.get('retry-after')).toBe('1');
+    expect(fake.requests).toHaveLength(1); // the refused request never reached the provider
+  });
+
+  it('Redis down at admission with fail open: admitted unmetered, with a logged warning', async () => {
+    await setup({ storeFailure: 'open' });
+    await redis.stop();
+    const result = await postSSE(app.url, body(), { headers: { 'x-user': 's-open' } });
+    expect(result.status).toBe(200);
+    expect(result.events.at(-1)!.event).toBe('done');
+    expect(app.warnings.join('\n')).toMatch(/fail open/);
+    const [settle] = await app.waitForSettles(1);
+    expect(settle!.recorded).toBe(false);
+  });
+
+  it('Redis down at settlement: retried, then reported for reconciliation, never dropped', async () => {
+    const failures: Array<{ info: SettleInfo; error: unknown }> = [];
+    await setup({
+      onSettleFailure: (info: SettleInfo, error: unknown) => void failures.push({ info, error }),
+    });
+    const result = await postSSE(app.url, body(), { headers: { 'x-user': 's-settle' } });
+    // Kill Redis during the next stream's time to first token.
+    const pending = postSSE(app.url, body(), {
+      headers: { 'x-user': 's-settle', 'x-fake-llm-ttft-ms': '600' },
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    await redis.stop();
+    const second = await pending;
+    expect(result.status).toBe(200);
+    expect(second.events.at(-1)!.event).toBe('done'); // the user still gets the answer and its cost
+    const settles = await app.waitForSettles(2, 15_000);
+    expect(settles[1]!.recorded).toBe(false);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]!.info.final.costNanos).toBe(
+      eventData<{ costNanos: number }>(second, 'done').costNanos,
+    );
+    expect(failures[0]!.info.final.costNanos).toBeGreaterThan(0);
+  });
+
+  it('Redis slower than the store timeout: 503 in bounded time, then normal service', async () => {
+    await setup();
+    const admin = new Redis(redis.url);
+    try {
+      const sleeping = admin.call('DEBUG', 'SLEEP', '1.5').catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 50));
+      const started = performance.now();
+      const slow = await postSSE(app.url, body(), { headers: { 'x-user': 's-slow' } });
+      expect(performance.now() - started).toBeLessThan(1_200);
+      expect(slow.status).toBe(503);
+      await sleeping;
+      await new Promise((r) => setTimeout(r, 200));
+      expect((await postSSE(app.url, body(), { headers: { 'x-user': 's-slow' } })).status).toBe(
+        200,
+      );
+    } finally {
+      admin.disconnect();
+    }
+    // The admission that answered late was released: nothing is held.
+    await new Promise((r) => setTimeout(r, 300));
+    const state = await store.getState({ kind: 'user', id: 's-slow' }, { budget: BUDGET });
+    expect(state.budget!.reservedNanos).toBe(0);
+  });
+
+  it('script cache emptied (restart/failover) and connections dropped: admissions work again', async () => {
+    await setup();
+    const admin = new Redis(redis.url);
+    try {
+      expect((await postSSE(app.url, body(), { headers: { 'x-user': 's-flush' } })).status).toBe(
+        200,
+      );
+      await admin.script('FLUSH');
+      expect((await postSSE(app.url, body(), { headers: { 'x-user': 's-flush' } })).status).toBe(
+        200,
+      );
+      await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      await new Promise((r) => setTimeout(r, 300));
+      const after = await postSSE(app.url, body(), { headers: { 'x-user': 's-flush' } });
+      expect(after.status).toBe(200);
+      expect(after.events.at(-1)!.event).toBe('done');
+    } finally {
+      admin.disconnect();
+    }
+    const state = await store.getState({ kind: 'user', id: 's-flush' }, { budget: BUDGET });
+    const settles = await app.waitForSettles(3);
+    expect(state.budget!.spentNanos).toBe(settles.reduce((s, x) => s + x.final.costNanos, 0));
+  });
+});

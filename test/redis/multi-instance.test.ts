@@ -1,0 +1,119 @@
+/**
+ * One budget across many instances: three Node processes, each with its own
+ * costTrackedSSE app and Redis store, share one Redis. 100 concurrent streams at one
+ * subject whose budget fits k worst-case reservations: exactly k are admitted, the Redis
+ * spend equals the sum of settled costs, and nothing is overspent. The same test with a
+ * naive check-then-deduct store overspends — proof the test can fail.
+ */
+import { fileURLToPath } from 'node:url';
+import { costOf, emptyUsage, estimateRequestTokens } from '@tokenmeter/core';
+import { createRedisStore } from '@tokenmeter/store-redis';
+import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type AppProcess,
+  type RedisServer,
+  startNodeApp,
+  startRedisServer,
+} from '../helpers/processes.js';
+import { postSSE } from '../helpers/sse-client.js';
+
+const script = fileURLToPath(new URL('../fixtures/redis-app-instance.mjs', import.meta.url));
+const MODEL = 'claude-haiku-4-5';
+const MAX_TOKENS = 100;
+const body = {
+  model: MODEL,
+  max_tokens: MAX_TOKENS,
+  messages: [{ role: 'user', content: 'Count to a hundred.' }],
+};
+// The worst-case reservation the middleware makes for this body (heuristic input estimate).
+const inputTokens = estimateRequestTokens(body, { provider: 'anthropic' });
+const reserve = costOf({ ...emptyUsage(), inputTokens, outputTokens: MAX_TOKENS }, MODEL).nanos;
+const K = 7;
+const BUDGET = K * reserve + Math.floor(reserve / 2);
+
+let redis: RedisServer;
+let fake: FakeLLM;
+beforeAll(async () => {
+  redis = await startRedisServer();
+  fake = await startFakeLLM({ tps: 0 });
+});
+afterAll(async () => {
+  await fake?.close();
+  await redis?.stop();
+});
+
+async function race(store: 'real' | 'naive', prefix: string) {
+  const apps: AppProcess[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      apps.push(
+        await startNodeApp(script, {
+          REDIS_URL: redis.url,
+          UPSTREAM_URL: fake.url,
+          BUDGET_NANOS: String(BUDGET),
+          STORE: store,
+          PREFIX: prefix,
+        }),
+      );
+    }
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        postSSE(`http://127.0.0.1:${apps[i % 3]!.port}/chat`, body, {
+          headers: { 'x-user': 'shared' },
+        }),
+      ),
+    );
+    const admitted = results.filter((r) => r.status === 200).length;
+    const rejected = results.filter((r) => r.status === 402).length;
+    const settles = (
+      await Promise.all(
+        apps.map(async (a) => (await fetch(`http://127.0.0.1:${a.port}/settles`)).json()),
+      )
+    ).flat() as Array<{ costNanos: number; recorded: boolean }>;
+    return {
+      admitted,
+      rejected,
+      settles,
+      settledTotal: settles.reduce((s, x) => s + x.costNanos, 0),
+    };
+  } finally {
+    await Promise.all(apps.map((a) => a.stop()));
+  }
+}
+
+describe('one budget across three instances on one Redis', () => {
+  it('admits exactly k of 100 concurrent streams, and the spend is the sum of settled costs', async () => {
+    const { admitted, rejected, settles, settledTotal } = await race('real', 'mi-real:');
+    expect(admitted).toBe(K);
+    expect(rejected).toBe(100 - K);
+    expect(settles).toHaveLength(K);
+    expect(settles.every((s) => s.recorded)).toBe(true);
+    const store = createRedisStore({ url: redis.url, prefix: 'mi-real:' });
+    try {
+      const state = await store.getState(
+        { kind: 'user', id: 'shared' },
+        { budget: { limitNanos: BUDGET, period: 'day' } },
+      );
+      expect(state.budget!.spentNanos).toBe(settledTotal);
+      expect(state.budget!.reservedNanos).toBe(0);
+      expect(Math.max(0, state.budget!.spentNanos - BUDGET)).toBe(0); // overspend: $0
+    } finally {
+      await store.shutdown();
+    }
+  });
+
+  it('a naive check-then-deduct store on the same setup overspends', async () => {
+    const { admitted, settledTotal } = await race('naive', 'mi-naive:');
+    expect(admitted).toBeGreaterThan(K);
+    const client = new Redis(redis.url);
+    try {
+      const spent = Number(await client.get('mi-naive:user:shared:spent'));
+      expect(spent).toBe(settledTotal);
+      expect(spent).toBeGreaterThan(BUDGET);
+    } finally {
+      client.disconnect();
+    }
+  });
+});
