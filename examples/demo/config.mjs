@@ -1,0 +1,109 @@
+// @ts-check
+/**
+ * The demo's settings, read once from the environment. Every variable has a default, so
+ * `npm run demo` works with none set; a bad value stops the demo at start with a message
+ * that says what to write instead.
+ */
+import { Pricing } from '@tokenmeter/core';
+
+/**
+ * @typedef {object} DemoUser
+ * @property {string} key The bearer key (`Authorization: Bearer <key>`); also the user id.
+ * @property {string} dailyBudgetUsd The budget per UTC day, as a decimal string.
+ */
+
+/**
+ * @typedef {object} DemoConfig
+ * @property {number} port
+ * @property {string} host
+ * @property {DemoUser[]} users
+ * @property {number} requestsPerMinute Rate limit per user.
+ * @property {string} model Default model.
+ * @property {string[]} models Models the page offers (all priced by the bundled catalog).
+ * @property {number} maxTokens Default `max_tokens`.
+ * @property {number} maxTokensLimit Largest `maxTokens` a caller may ask for.
+ * @property {string | undefined} anthropicApiKey Set: the real API (honours ANTHROPIC_BASE_URL).
+ * @property {string | undefined} redisUrl Set: the Redis store instead of memory.
+ * @property {{ tps: number, ttftMs: number, tokens: number }} fake Pace of the in-process fake.
+ */
+
+export const DEFAULT_USERS = 'alice:1.00,bob:0.0025';
+const DEFAULT_MODEL = 'claude-haiku-4-5';
+const OFFERED_MODELS = ['claude-haiku-4-5', 'claude-sonnet-4-6', 'claude-opus-4-6'];
+
+/**
+ * @param {Record<string, string | undefined>} env
+ * @returns {DemoConfig}
+ */
+export function readConfig(env) {
+  const pricing = new Pricing();
+  const model = env.TOKENMETER_DEMO_MODEL || DEFAULT_MODEL;
+  if (!pricing.canPrice(model)) {
+    throw new Error(
+      `TOKENMETER_DEMO_MODEL=${model} is not in the pricing catalog; try ${DEFAULT_MODEL}.`,
+    );
+  }
+  const maxTokensLimit = 1_024;
+  const maxTokens = int(env, 'TOKENMETER_DEMO_MAX_TOKENS', 300, 1, maxTokensLimit);
+  return {
+    port: int(env, 'PORT', 3000, 0, 65_535),
+    host: env.HOST || '127.0.0.1',
+    users: parseUsers(env.TOKENMETER_DEMO_USERS || DEFAULT_USERS),
+    requestsPerMinute: int(env, 'TOKENMETER_DEMO_RPM', 10, 1, 100_000),
+    model,
+    models: [...new Set([model, ...OFFERED_MODELS])].filter((m) => pricing.canPrice(m)),
+    maxTokens,
+    maxTokensLimit,
+    anthropicApiKey: env.ANTHROPIC_API_KEY || undefined,
+    redisUrl: env.REDIS_URL || undefined,
+    fake: {
+      tps: int(env, 'TOKENMETER_DEMO_FAKE_TPS', 40, 1, 1_000_000),
+      ttftMs: int(env, 'TOKENMETER_DEMO_FAKE_TTFT_MS', 400, 0, 60_000),
+      tokens: int(env, 'TOKENMETER_DEMO_FAKE_TOKENS', 200, 1, 100_000),
+    },
+  };
+}
+
+/**
+ * `"alice:1.00,bob:0.0025"` → users. Keys are letters, digits, `-`, `_` and `.`.
+ * @param {string} text
+ * @returns {DemoUser[]}
+ */
+export function parseUsers(text) {
+  /** @type {DemoUser[]} */
+  const users = [];
+  for (const item of text.split(',')) {
+    const entry = item.trim();
+    if (entry === '') continue;
+    const match = /^([\w.-]{1,64}):(\d{1,6}(?:\.\d{1,9})?)$/.exec(entry);
+    if (!match) {
+      throw new Error(
+        `TOKENMETER_DEMO_USERS: "${entry}" is not key:dailyBudgetUsd (e.g. "alice:1.00,bob:0.0025").`,
+      );
+    }
+    const [, key = '', dailyBudgetUsd = ''] = match;
+    if (users.some((u) => u.key === key)) {
+      throw new Error(`TOKENMETER_DEMO_USERS: the key "${key}" appears twice.`);
+    }
+    users.push({ key, dailyBudgetUsd });
+  }
+  if (users.length === 0) throw new Error('TOKENMETER_DEMO_USERS names no user.');
+  return users;
+}
+
+/**
+ * @param {Record<string, string | undefined>} env
+ * @param {string} name
+ * @param {number} fallback
+ * @param {number} min
+ * @param {number} max
+ */
+function int(env, name, fallback, min, max) {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be a whole number from ${min} to ${max}, got "${raw}".`);
+  }
+  return value;
+}

@@ -1,0 +1,67 @@
+// @ts-check
+/**
+ * `npm run demo`: starts the demo app on PORT (default 3000) and prints its URL.
+ * Settings come from the environment; see examples/demo/README.md.
+ */
+import { startMetrics } from './metrics.mjs';
+
+// The global MeterProvider must exist before tokenmeter's middleware is created, so the
+// rest of the app is loaded after it.
+const metrics = startMetrics();
+const { readConfig } = await import('./config.mjs');
+const { createUpstream } = await import('./upstream.mjs');
+const { createStore } = await import('./store.mjs');
+const { createDemoApp } = await import('./app.mjs');
+
+/** @type {import('./config.mjs').DemoConfig} */
+let config;
+try {
+  config = readConfig(process.env);
+} catch (error) {
+  console.error(`tokenmeter demo: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}
+
+const upstream = await createUpstream(config);
+const { store, description: storeDescription } = await createStore(config);
+const app = createDemoApp({
+  config,
+  store,
+  upstream,
+  metricsHandler: metrics.handler,
+  log: (line) => console.log(`tokenmeter demo: ${line}`),
+});
+
+const server = app.listen(config.port, config.host, () => {
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = ['0.0.0.0', '::'].includes(config.host) ? 'localhost' : config.host;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  console.log(`tokenmeter demo: answers from ${upstream.description}`);
+  console.log(`tokenmeter demo: budgets and rate limits ${storeDescription}`);
+  console.log(
+    `tokenmeter demo: users ${config.users.map((u) => `${u.key} ($${u.dailyBudgetUsd}/day)`).join(', ')}; ` +
+      `${config.requestsPerMinute} requests/min each; model ${config.model}, max_tokens ${config.maxTokens}`,
+  );
+  console.log(`tokenmeter demo: listening on http://${urlHost}:${port}`);
+});
+server.on('error', (error) => {
+  console.error(
+    `tokenmeter demo: cannot listen on ${config.host}:${config.port}: ${error.message}`,
+  );
+  process.exit(1);
+});
+
+let closing = false;
+/** @param {NodeJS.Signals} signal */
+async function shutdown(signal) {
+  if (closing) return;
+  closing = true;
+  console.log(`tokenmeter demo: ${signal}, shutting down`);
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  await Promise.allSettled([upstream.close(), store.shutdown?.(), metrics.shutdown()]);
+  process.exit(0);
+}
+process.on('SIGINT', shutdown);
+process.on('SIGTERM', shutdown);

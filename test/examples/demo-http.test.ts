@@ -1,0 +1,283 @@
+/**
+ * The demo's HTTP contract, as curl would see it: POST /api/chat (SSE or a JSON error),
+ * GET /api/budget, GET /api/requests/:id, GET /metrics. The demo runs as a child process
+ * (node examples/demo/server.mjs). A second instance is pointed at a fake started here
+ * through ANTHROPIC_API_KEY + ANTHROPIC_BASE_URL, which covers the real-SDK path.
+ */
+import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Running, startExample, stopAll } from './helpers/process.js';
+import { eventOf, post, textOf } from './helpers/sse.js';
+
+const haikuNanos = (input: number, output: number) => input * 1_000 + output * 5_000;
+const auth = (key: string) => ({ authorization: `Bearer ${key}` });
+
+interface Done {
+  stopReason: string;
+  usage: { inputTokens: number; outputTokens: number };
+  costNanos: number;
+  costUsd: number;
+  estimated: boolean;
+  budget: { remainingUsd: number; periodEnd: string };
+}
+
+interface BudgetBody {
+  budget: { spentNanos: number; remainingNanos: number };
+}
+
+afterAll(stopAll);
+
+describe('demo HTTP contract (in-process fake)', () => {
+  let demo: Running;
+  let chat: string;
+  beforeAll(async () => {
+    demo = await startExample('demo/server.mjs', {
+      TOKENMETER_DEMO_USERS: 'alice:1.00,bob:0.0025,carol:5,dave:5',
+      TOKENMETER_DEMO_RPM: '3',
+      TOKENMETER_DEMO_FAKE_TPS: '5000',
+      TOKENMETER_DEMO_FAKE_TTFT_MS: '0',
+    });
+    chat = `${demo.url}/api/chat`;
+  });
+
+  it('describes itself at GET /api/demo and logs that it uses the fake', async () => {
+    const info = (await (await fetch(`${demo.url}/api/demo`)).json()) as Record<string, unknown>;
+    expect(info).toMatchObject({
+      upstream: 'fake',
+      store: 'memory',
+      model: 'claude-haiku-4-5',
+      maxTokens: 300,
+      requestsPerMinute: 3,
+      users: [
+        { key: 'alice', dailyBudgetUsd: '1.00' },
+        { key: 'bob', dailyBudgetUsd: '0.0025' },
+        { key: 'carol', dailyBudgetUsd: '5' },
+        { key: 'dave', dailyBudgetUsd: '5' },
+      ],
+    });
+    expect(demo.output()).toContain("answers from the testkit's fake Claude in this process");
+    expect(demo.output()).toContain('budgets and rate limits in memory');
+  });
+
+  it('streams meta, deltas and done with the exact cost; the budget and the log agree', async () => {
+    const result = await post(chat, { prompt: 'What is a nano-dollar?' }, auth('alice'));
+    expect(result.status).toBe(200);
+    expect(result.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(result.events[0]!.event).toBe('meta');
+    expect(result.events.at(-1)!.event).toBe('done');
+    const meta = eventOf(result.events, 'meta') as { requestId: string; model: string };
+    expect(meta.model).toBe('claude-haiku-4-5');
+    const done = eventOf(result.events, 'done') as unknown as Done;
+    expect(textOf(result.events).length).toBeGreaterThan(100);
+    expect(done.estimated).toBe(false);
+    expect(done.stopReason).toBe('end_turn');
+    expect(done.costNanos).toBe(haikuNanos(done.usage.inputTokens, done.usage.outputTokens));
+    expect(done.costUsd).toBe(done.costNanos / 1e9);
+
+    const budget = await fetch(`${demo.url}/api/budget`, { headers: auth('alice') });
+    expect(budget.status).toBe(200);
+    const state = (await budget.json()) as {
+      user: string;
+      budget: Record<string, number | string>;
+      rateLimit: { limit: number; remaining: number };
+    };
+    const tomorrow = new Date();
+    tomorrow.setUTCHours(24, 0, 0, 0);
+    expect(state).toMatchObject({
+      user: 'alice',
+      budget: {
+        limitNanos: 1_000_000_000,
+        spentNanos: done.costNanos,
+        reservedNanos: 0,
+        remainingNanos: 1_000_000_000 - done.costNanos,
+        limitUsd: 1,
+        spentUsd: done.costNanos / 1e9,
+        periodEnd: tomorrow.toISOString(),
+      },
+      rateLimit: { limit: 3, remaining: 2 },
+    });
+    expect(done.budget.remainingUsd).toBe((1_000_000_000 - done.costNanos) / 1e9);
+
+    const settled = await fetch(`${demo.url}/api/requests/${meta.requestId}`, {
+      headers: auth('alice'),
+    });
+    expect(await settled.json()).toMatchObject({
+      requestId: meta.requestId,
+      user: 'alice',
+      outcome: 'completed',
+      costNanos: done.costNanos,
+      estimated: false,
+      usage: { inputTokens: done.usage.inputTokens, outputTokens: done.usage.outputTokens },
+    });
+    // Another key cannot read it.
+    const foreign = await fetch(`${demo.url}/api/requests/${meta.requestId}`, {
+      headers: auth('carol'),
+    });
+    expect(foreign.status).toBe(404);
+    await demo.waitFor(
+      new RegExp(
+        `settled user=alice model=claude-haiku-4-5 input=${done.usage.inputTokens} output=${done.usage.outputTokens} cost=\\$0\\.\\d+ exact outcome=completed duration=\\d+\\.\\d\\ds`,
+      ),
+      5_000,
+    );
+  });
+
+  it('answers JSON errors: 401, 415, 400 invalid_json, 413, 400 for bad fields and models', async () => {
+    const cases: Array<[string, RequestInit, number, string]> = [
+      ['no key', { body: '{"prompt":"hi"}' }, 401, 'unauthenticated'],
+      [
+        'unknown key',
+        { body: '{"prompt":"hi"}', headers: auth('mallory') },
+        401,
+        'unauthenticated',
+      ],
+      [
+        'form body',
+        {
+          body: 'prompt=hi',
+          headers: { ...auth('alice'), 'content-type': 'application/x-www-form-urlencoded' },
+        },
+        415,
+        'unsupported_media_type',
+      ],
+      ['broken JSON', { body: '{"prompt":', headers: auth('alice') }, 400, 'invalid_json'],
+      [
+        'too large',
+        { body: JSON.stringify({ prompt: 'x'.repeat(20_000) }), headers: auth('alice') },
+        413,
+        'body_too_large',
+      ],
+      ['array body', { body: '[1]', headers: auth('alice') }, 400, 'invalid_request'],
+      ['empty prompt', { body: '{"prompt":"  "}', headers: auth('alice') }, 400, 'invalid_request'],
+      [
+        'not a Claude model',
+        { body: '{"prompt":"hi","model":"gpt-4o"}', headers: auth('alice') },
+        400,
+        'invalid_request',
+      ],
+      [
+        'unknown model',
+        { body: '{"prompt":"hi","model":"claude-nonexistent-9"}', headers: auth('alice') },
+        400,
+        'unknown_model',
+      ],
+      [
+        'maxTokens too large',
+        { body: '{"prompt":"hi","maxTokens":5000}', headers: auth('alice') },
+        400,
+        'invalid_request',
+      ],
+      [
+        'maxTokens not a number',
+        { body: '{"prompt":"hi","maxTokens":"100"}', headers: auth('alice') },
+        400,
+        'invalid_request',
+      ],
+    ];
+    for (const [name, init, status, code] of cases) {
+      const response = await fetch(chat, {
+        method: 'POST',
+        ...init,
+        headers: { 'content-type': 'application/json', ...(init.headers as object) },
+      });
+      const body = (await response.json()) as { error: { code: string; message: string } };
+      expect({ name, status: response.status, code: body.error.code }).toEqual({
+        name,
+        status,
+        code,
+      });
+      expect(body.error.message.length).toBeGreaterThan(10);
+    }
+    // None of them was charged or counted.
+    const state = (await (
+      await fetch(`${demo.url}/api/budget`, { headers: auth('dave') })
+    ).json()) as BudgetBody;
+    expect(state.budget.spentNanos).toBe(0);
+    expect((await fetch(`${demo.url}/api/budget`)).status).toBe(401);
+    expect((await fetch(`${demo.url}/api/nothing-here`)).status).toBe(404);
+  });
+
+  it('rejects with 402 once the tiny budget cannot cover the worst case', async () => {
+    const statuses: number[] = [];
+    let rejection: { error: { code: string; requiredUsd: number } } | undefined;
+    for (let i = 0; i < 5 && !rejection; i++) {
+      const result = await post(chat, { prompt: `Question ${i}` }, auth('bob'));
+      statuses.push(result.status);
+      if (result.status !== 200) rejection = result.json as typeof rejection;
+    }
+    expect(statuses.at(-1)).toBe(402);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
+    expect(rejection!.error.code).toBe('budget_exceeded');
+    // Worst case for 300 output tokens at $5/M, plus the input.
+    expect(rejection!.error.requiredUsd).toBeGreaterThan(0.0015);
+    const state = (await (
+      await fetch(`${demo.url}/api/budget`, { headers: auth('bob') })
+    ).json()) as BudgetBody;
+    expect(state.budget.spentNanos).toBeLessThanOrEqual(2_500_000);
+    expect(state.budget.remainingNanos).toBeLessThan(rejection!.error.requiredUsd * 1e9);
+  });
+
+  it('rejects with 429, Retry-After and RateLimit headers after TOKENMETER_DEMO_RPM requests', async () => {
+    for (let i = 0; i < 3; i++) {
+      expect((await post(chat, { prompt: 'hi' }, auth('carol'))).status).toBe(200);
+    }
+    const limited = await post(chat, { prompt: 'hi' }, auth('carol'));
+    expect(limited.status).toBe(429);
+    expect(limited.json).toMatchObject({ error: { code: 'rate_limited', scope: 'user' } });
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(limited.headers.get('ratelimit-policy')).toBe('"user-requests-60s";q=3;w=60');
+  });
+
+  it('serves Prometheus text at GET /metrics', async () => {
+    const response = await fetch(`${demo.url}/metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = await response.text();
+    expect(text).toMatch(/^# HELP target_info Target metadata$/m);
+    expect(text).toMatch(/telemetry_sdk_name="opentelemetry"/);
+    // Once the middleware reports OpenTelemetry metrics, the streams above show up here.
+    if (/gen_ai_client_/.test(text)) {
+      expect(text).toMatch(/^gen_ai_client_token_usage_(bucket|count|sum)\{.*\} \d+/m);
+    }
+  });
+
+  it('serves the page at /', async () => {
+    const response = await fetch(`${demo.url}/`);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain('<title>tokenmeter demo</title>');
+    const script = await fetch(`${demo.url}/app.js`);
+    expect(script.headers.get('content-type')).toMatch(/javascript/);
+  });
+});
+
+describe('demo with ANTHROPIC_API_KEY: the real SDK path, pointed at a fake by ANTHROPIC_BASE_URL', () => {
+  let fake: FakeLLM;
+  let demo: Running;
+  beforeAll(async () => {
+    fake = await startFakeLLM({ apiKey: 'sk-demo-test', tokens: 80, seed: 11, text: 'plain' });
+    demo = await startExample('demo/server.mjs', {
+      ANTHROPIC_API_KEY: 'sk-demo-test',
+      ANTHROPIC_BASE_URL: fake.url,
+    });
+  });
+  afterAll(() => fake?.close());
+
+  it('streams exactly what the upstream generated and charges its reported usage', async () => {
+    expect(demo.output()).toContain(`answers from the Anthropic API at ${fake.url}`);
+    const result = await post(`${demo.url}/api/chat`, { prompt: 'Hello there' }, auth('alice'));
+    expect(result.status).toBe(200);
+    const record = await fake.waitForRequest(fake.lastRequest!.id);
+    expect(record.stream).toBe(true);
+    expect(record.model).toBe('claude-haiku-4-5');
+    expect(record.maxTokens).toBe(300);
+    expect(record.body).toMatchObject({ messages: [{ role: 'user', content: 'Hello there' }] });
+    expect(textOf(result.events)).toBe(record.text);
+    const done = eventOf(result.events, 'done') as unknown as Done;
+    expect(done.usage).toMatchObject({
+      inputTokens: record.usage!.inputTokens,
+      outputTokens: 80,
+    });
+    expect(done.costNanos).toBe(haikuNanos(record.usage!.inputTokens, 80));
+    expect(done.estimated).toBe(false);
+  });
+});

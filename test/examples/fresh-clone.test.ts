@@ -1,0 +1,89 @@
+/**
+ * The newcomer's path: clone the repository (what is committed, nothing else) into a temp
+ * folder, run the demo command from the README's Quick start there — it installs with
+ * npm ci on first run and builds — and check the page and POST /api/chat answer.
+ * (`npm test`, the Quick start's other command, is what CI itself runs on a fresh clone.)
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, REPO_ROOT, type Running, start, stopAll } from './helpers/process.js';
+import { eventOf, post, textOf } from './helpers/sse.js';
+
+const SETUP_TIMEOUT_MS = 240_000;
+/** What to clone: this repository, or another one to try uncommitted work (a local commit). */
+const SOURCE = process.env.TOKENMETER_CLONE_SOURCE ?? REPO_ROOT;
+
+/** The demo line of the first code block under "## Quick start", without its comment. */
+function quickStartDemoCommand(readme: string): string {
+  const section = readme.split(/^## /m).find((s) => s.startsWith('Quick start'));
+  if (!section) throw new Error('README.md has no "## Quick start" section');
+  const block = /```(?:sh|bash|shell)?\n([\s\S]*?)```/.exec(section)?.[1];
+  if (!block) throw new Error('the Quick start section has no code block');
+  const line = block
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .find((l) => /\bdemo\b/.test(l));
+  if (!line) throw new Error(`no demo command in the Quick start block:\n${block}`);
+  return line;
+}
+
+let dir: string;
+let clone: string;
+let command: string;
+let demo: Running;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tokenmeter-fresh-clone-'));
+  clone = join(dir, 'c');
+  execFileSync('git', ['clone', '--quiet', SOURCE, clone], { stdio: 'pipe' });
+  command = quickStartDemoCommand(readFileSync(join(clone, 'README.md'), 'utf8'));
+  const port = await freePort();
+  demo = await start({
+    command: 'sh',
+    args: ['-c', command],
+    cwd: clone,
+    env: {
+      PORT: String(port),
+      TOKENMETER_DEMO_FAKE_TPS: '2000',
+      TOKENMETER_DEMO_FAKE_TTFT_MS: '0',
+    },
+    timeoutMs: SETUP_TIMEOUT_MS,
+  });
+}, SETUP_TIMEOUT_MS + 20_000);
+
+afterAll(async () => {
+  await stopAll();
+  if (dir) await rm(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe('a fresh clone, following the README', () => {
+  it('runs the Quick start demo command: installs, builds and prints the URL', () => {
+    expect(command).toMatch(/^npm run demo\b/);
+    expect(demo.output()).toMatch(/installing dependencies \(npm ci\)/);
+    expect(demo.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  });
+
+  it('serves the page and streams from POST /api/chat', async () => {
+    const page = await fetch(`${demo.url}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<title>tokenmeter demo</title>');
+    const result = await post(
+      `${demo.url}/api/chat`,
+      { prompt: 'Hello from a fresh clone' },
+      { authorization: 'Bearer alice' },
+    );
+    expect(result.status).toBe(200);
+    expect(textOf(result.events).length).toBeGreaterThan(50);
+    const done = eventOf(result.events, 'done') as {
+      costNanos: number;
+      estimated: boolean;
+      usage: { inputTokens: number; outputTokens: number };
+    };
+    expect(done.estimated).toBe(false);
+    expect(done.costNanos).toBe(done.usage.inputTokens * 1_000 + done.usage.outputTokens * 5_000);
+  });
+});
