@@ -61,6 +61,13 @@ describe('StreamMeter final usage', () => {
     expect(final.costNanos).toBe(850 * 1000 + output * 5000);
   });
 
+  it("abort before any text: no output charged, not message_start's placeholder token", () => {
+    const meter = meterFrom('anthropic-aborted.sse', 'claude-haiku-4-5', 1);
+    const final = meter.finish('client_disconnected');
+    expect(final.usage).toMatchObject({ inputTokens: 850, outputTokens: 0 });
+    expect(final.costNanos).toBe(850 * 1000);
+  });
+
   it('error event mid-stream: estimated, and the upstream error is kept', () => {
     const final = meterFrom('anthropic-error-mid-stream.sse', 'claude-opus-4-6').finish(
       'upstream_error',

@@ -211,9 +211,10 @@ export class StreamMeter {
     const usage: Usage = reported
       ? { ...reported }
       : { ...emptyUsage(), inputTokens: this.inputTokensEstimate };
-    // message_start reports a token or two of output; what was received is the better
-    // figure once text has flowed (never bill the "1 output token" of an aborted stream).
-    usage.outputTokens = Math.max(reported?.outputTokens ?? 0, this.output.tokens);
+    // message_start's output_tokens is a placeholder (1), not a count: only a cumulative
+    // message_delta figure is, and otherwise what was received is the estimate. A stream
+    // stopped before any text costs no output, never the placeholder's "1 output token".
+    usage.outputTokens = Math.max(this.providerUsage?.outputTokens ?? 0, this.output.tokens);
     return {
       usage,
       estimated: true,
