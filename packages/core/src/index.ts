@@ -78,6 +78,18 @@ export {
   type OpenAIChunk,
 } from './stream-events.js';
 export {
+  type RejectionInfo,
+  type RequestFacts,
+  type ReservationEnd,
+  type StreamEndInfo,
+  type StreamStartInfo,
+  type StreamTrace,
+  semconv,
+  Telemetry,
+  type TelemetryOptions,
+  type TelemetryStart,
+} from './telemetry/index.js';
+export {
   type AnthropicCountTokensClient,
   type AnthropicCountTokensParams,
   type AnthropicTokenCounterOptions,

@@ -12,8 +12,11 @@ import {
   type BudgetState,
   emptyUsage,
   guessProvider,
+  type RejectionInfo,
+  type RequestFacts,
   releaseAll,
   type ScopeRef,
+  type TelemetryStart,
   TokenmeterError,
 } from '@tokenmeter/core';
 import { sendJsonError } from './http-errors.js';
@@ -69,14 +72,19 @@ export function costTrackedSSE(options: CostTrackedSSEOptions) {
     res: MeteredResponse,
     next: Next,
   ): Promise<void> {
+    // The active context now is the HTTP server span's, if the app has one: our parent.
+    const begun = config.telemetry.begin();
     let stream: MeteredStreamImpl | undefined;
     try {
-      stream = await admit(config, registry, req, res);
+      stream = await admit(config, registry, req, res, begun);
       if (!stream) return;
+      const admitted = stream;
       if (config.upstream) {
+        const upstream = config.upstream;
         let source: unknown;
         try {
-          source = config.upstream(req, stream);
+          // Inside the stream's span: the SDK's HTTP client spans nest under `chat {model}`.
+          source = admitted.trace.run(() => upstream(req, admitted));
         } catch (error) {
           await stream.fail(error);
           return;
@@ -84,14 +92,17 @@ export function costTrackedSSE(options: CostTrackedSSEOptions) {
         await stream.stream(source);
         return;
       }
-      next();
+      admitted.trace.run(() => next());
     } catch (error) {
       // A bug of ours or a hook's: never leave the request hanging, never leak details.
       config.logger.error('tokenmeter: unexpected error in costTrackedSSE', {
         error: describe(error),
       });
       if (stream) await stream.fail(error);
-      else sendJsonError(res, 500, 'internal_error', 'Internal error.');
+      else if (!res.headersSent) {
+        sendJsonError(res, 500, 'internal_error', 'Internal error.');
+        config.telemetry.rejected(begun, { reason: 'internal_error', status: 500 });
+      }
     }
   };
 }
@@ -102,7 +113,21 @@ async function admit(
   registry: StreamRegistry,
   req: MeteredRequest,
   res: MeteredResponse,
+  begun: TelemetryStart,
 ): Promise<MeteredStreamImpl | undefined> {
+  // What is known so far, for the rejection span and metric.
+  const facts: RequestFacts = {};
+  const reject = (
+    status: number,
+    code: string,
+    message: string,
+    details: Record<string, unknown> = {},
+    headers: Record<string, string> = {},
+    extra: Partial<RejectionInfo> = {},
+  ) => {
+    sendJsonError(res, status, code, message, details, headers);
+    config.telemetry.rejected(begun, { ...facts, ...extra, reason: code, status });
+  };
   let params: RequestParams;
   try {
     params = await config.request(req);
@@ -110,17 +135,18 @@ async function admit(
     const message = TokenmeterError.isInstance(error)
       ? error.message
       : 'The request body is not a valid model request.';
-    sendJsonError(res, 400, 'invalid_request', message);
+    reject(400, 'invalid_request', message);
     return undefined;
   }
   const { model, maxTokens } = params;
+  facts.model = model;
+  facts.maxTokens = maxTokens;
   if (typeof model !== 'string' || model === '' || model.length > 256) {
-    sendJsonError(res, 400, 'invalid_request', '"model" must be a model id string.');
+    reject(400, 'invalid_request', '"model" must be a model id string.');
     return undefined;
   }
   if (!Number.isSafeInteger(maxTokens) || maxTokens < 1 || maxTokens > config.maxTokensLimit) {
-    sendJsonError(
-      res,
+    reject(
       400,
       'invalid_request',
       `max_tokens must be a whole number from 1 to ${config.maxTokensLimit}, got ${JSON.stringify(maxTokens) ?? 'nothing'}.`,
@@ -129,10 +155,11 @@ async function admit(
     return undefined;
   }
   try {
-    config.pricing.priceFor(model);
+    facts.modelPriced = !config.pricing.priceFor(model).fallback;
+    facts.provider = params.provider ?? guessProvider(model);
   } catch (error) {
     if (TokenmeterError.isInstance(error) && error.code === 'unknown_model') {
-      sendJsonError(res, 400, 'unknown_model', error.message, { model });
+      reject(400, 'unknown_model', error.message, { model });
       return undefined;
     }
     throw error;
@@ -141,8 +168,7 @@ async function admit(
   const subject = await config.identify(req);
   const scopes = toScopes(subject);
   if (!scopes) {
-    sendJsonError(
-      res,
+    reject(
       401,
       'unauthenticated',
       'Who is paying for this request is unknown: sign in or send a valid API key.',
@@ -151,6 +177,7 @@ async function admit(
   }
 
   const provider = params.provider ?? guessProvider(model);
+  facts.scopes = scopes;
   let inputTokens = params.inputTokens;
   if (inputTokens === undefined) {
     inputTokens = await config.tokenCounter.countInputTokens((params.input ?? {}) as object, {
@@ -159,7 +186,7 @@ async function admit(
     });
   }
   if (!Number.isSafeInteger(inputTokens) || inputTokens < 0) {
-    sendJsonError(res, 400, 'invalid_request', 'inputTokens must be a whole number ≥ 0.');
+    reject(400, 'invalid_request', 'inputTokens must be a whole number ≥ 0.');
     return undefined;
   }
 
@@ -172,14 +199,15 @@ async function admit(
   let capOutputTokens = Number.POSITIVE_INFINITY;
   if (config.maxCostNanos !== undefined) {
     if (costFor(0) > config.maxCostNanos) {
-      sendJsonError(
-        res,
+      reject(
         config.budgetExceededStatus,
         'budget_exceeded',
         'The prompt alone costs more than the per-request cost cap.',
         {
           limit: 'max_cost_per_request',
         },
+        {},
+        { reservedNanos: costFor(0) },
       );
       return undefined;
     }
@@ -224,8 +252,7 @@ async function admit(
         config.logger.warn('tokenmeter: store unavailable, request refused (fail closed)', {
           error: describe(error),
         });
-        sendJsonError(
-          res,
+        reject(
           503,
           'store_unavailable',
           'Budgets cannot be checked right now; try again shortly.',
@@ -251,8 +278,7 @@ async function admit(
     if (rejection.retryAfterMs !== null)
       headers['Retry-After'] = retryAfterSeconds(rejection.retryAfterMs);
     if (rejection.reason === 'rate_limit') {
-      sendJsonError(
-        res,
+      reject(
         429,
         'rate_limited',
         `Too many ${rejection.rateLimit.kind} for this ${rejection.scope.kind}: the limit is ${rejection.rateLimit.limit} per ${Math.round(rejection.rateLimit.windowMs / 1000)} s.`,
@@ -263,10 +289,10 @@ async function admit(
             rejection.retryAfterMs === null ? null : Math.ceil(rejection.retryAfterMs / 1000),
         },
         headers,
+        { scope: rejection.scope.kind, retryAfterMs: rejection.retryAfterMs },
       );
     } else {
-      sendJsonError(
-        res,
+      reject(
         config.budgetExceededStatus,
         'budget_exceeded',
         `The ${rejection.scope.kind} budget cannot cover this request (up to ${formatUsd(reserveNanos)} reserved for max_tokens ${maxTokens}).`,
@@ -276,6 +302,12 @@ async function admit(
           budget: budgetJson(rejection.budget),
         },
         headers,
+        {
+          scope: rejection.scope.kind,
+          reservedNanos: reserveNanos,
+          budgetRemainingNanos: rejection.budget.remainingNanos,
+          retryAfterMs: rejection.retryAfterMs,
+        },
       );
     }
     return undefined;
@@ -285,6 +317,11 @@ async function admit(
   if (res.destroyed || res.closed) {
     // The client left while we were admitting: nothing reached the provider.
     if (reservationIds.length > 0) await releaseAll(config.store, reservationIds).catch(() => {});
+    config.telemetry.rejected(begun, {
+      ...facts,
+      reason: 'client_disconnected',
+      reservationsReleased: reservationIds.length,
+    });
     return undefined;
   }
 
@@ -310,6 +347,10 @@ async function admit(
     budget: tightest,
     leasedOutputTokens,
     capOutputTokens,
+    provider,
+    modelPriced: facts.modelPriced !== false,
+    input: params.input,
+    telemetry: begun,
   };
   const stream = new MeteredStreamImpl(config, registry, req, res, admission);
   if (res.locals) res.locals.tokenmeter = stream satisfies MeteredStream;

@@ -1,3 +1,4 @@
+export type { TelemetryOptions } from '@tokenmeter/core';
 export { costTrackedSSE } from './cost-tracked-sse.js';
 export { rateLimitHeaders } from './rate-limit-headers.js';
 export { SSE_HEADERS, SseWriter } from './sse-writer.js';

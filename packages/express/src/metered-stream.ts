@@ -15,10 +15,13 @@ import {
   type MeterSnapshot,
   nanosToUsd,
   promptTokens,
+  type ReservationEnd,
   type ScopeRef,
   StreamMeter,
   type StreamOutcome,
+  type StreamTrace,
   settleAll,
+  type TelemetryStart,
   TokenmeterError,
   type Usage,
 } from '@tokenmeter/core';
@@ -42,6 +45,14 @@ export interface Admission {
   leasedOutputTokens: number;
   /** Output tokens after which the cost cap stops the stream (Infinity: no cap). */
   capOutputTokens: number;
+  /** `gen_ai.provider.name`. */
+  provider: string;
+  /** False when the unknown-model fallback priced the model. */
+  modelPriced: boolean;
+  /** The provider request body (for opt-in content recording). */
+  input?: unknown;
+  /** Parent context and start time, from the middleware's entry. */
+  telemetry: TelemetryStart;
 }
 
 const CODE_MESSAGES: Record<StreamOutcome, string> = {
@@ -94,6 +105,8 @@ export class MeteredStreamImpl implements MeteredStream {
   readonly reservedNanos: number;
   readonly writer: SseWriter;
   readonly meter: StreamMeter;
+  /** This stream's span and metrics. */
+  readonly trace: StreamTrace;
   private readonly controller = new AbortController();
   private readonly translate = createEventTranslator();
   private readonly startedAt = performance.now();
@@ -128,6 +141,18 @@ export class MeteredStreamImpl implements MeteredStream {
     this.reservedNanos = admission.reservedNanos;
     this.reservationIds = admission.reservationIds;
     this.leasedOutputTokens = admission.leasedOutputTokens;
+    this.trace = config.telemetry.startStream(admission.telemetry, {
+      requestId: admission.requestId,
+      model: admission.model,
+      provider: admission.provider,
+      maxTokens: admission.maxTokens,
+      modelPriced: admission.modelPriced,
+      scopes: admission.scopes,
+      reservedNanos: admission.reservedNanos,
+      budgetRemainingNanos: admission.budget?.remainingNanos ?? null,
+      reservations: admission.reservationIds.length,
+      input: admission.input,
+    });
     this.writer = new SseWriter(res);
     this.meter = new StreamMeter({
       model: admission.model,
@@ -232,6 +257,7 @@ export class MeteredStreamImpl implements MeteredStream {
   private abort(reason: StreamOutcome): void {
     if (this.controller.signal.aborted) return;
     this.abortReason = reason;
+    this.trace.abort(reason);
     this.controller.abort(
       new TokenmeterError(
         reason === 'timeout' ? 'timeout' : 'internal_error',
@@ -249,12 +275,14 @@ export class MeteredStreamImpl implements MeteredStream {
       const encoder = this.config.encoder;
       const writer = this.writer;
       const meter = this.meter;
+      const content = this.trace.recordsContent ? this.trace : undefined;
       for await (const raw of iterable) {
         this.lastEventAt = performance.now();
         const events = this.translate(raw);
         for (const event of events) {
           meter.observe(event);
           if (event.type === 'text') {
+            content?.output(event.text);
             if (!writer.write(encoder.delta({ text: event.text }))) await writer.ready();
           }
         }
@@ -355,7 +383,7 @@ export class MeteredStreamImpl implements MeteredStream {
     // Whatever ended the stream, the upstream call must not go on generating.
     if (outcome !== 'completed') this.abort(outcome);
     const final = this.meter.finish(outcome, { refused: options.refused === true });
-    const { recorded, budget, error } = await this.record(final);
+    const { recorded, budget, error, ends } = await this.record(final);
     const info: SettleInfo = {
       requestId: this.requestId,
       scopes: this.scopes,
@@ -394,17 +422,26 @@ export class MeteredStreamImpl implements MeteredStream {
       this.writer.end(chunk);
     }
     this.res.off('close', this.onClose);
+    this.trace.end({
+      ...info,
+      budgetRemainingNanos: budget?.remainingNanos ?? null,
+      reservationEnds: ends,
+      failure: { ...options.failure, message: options.failure?.message ?? CODE_MESSAGES[outcome] },
+    });
     if (!recorded) await this.config.guard(() => this.config.onSettleFailure(info, error));
     await this.config.guard(() => this.config.onSettle(info));
     return final;
   }
 
   /** Settles (or releases) every reservation, retrying a failing store a few times. */
-  private async record(
-    final: FinalUsage,
-  ): Promise<{ recorded: boolean; budget: BudgetState | null; error?: unknown }> {
+  private async record(final: FinalUsage): Promise<{
+    recorded: boolean;
+    budget: BudgetState | null;
+    error?: unknown;
+    ends: Partial<Record<ReservationEnd, number>>;
+  }> {
     if (this.reservationIds.length === 0)
-      return { recorded: false, budget: null, error: 'unmetered (store failed open)' };
+      return { recorded: false, budget: null, error: 'unmetered (store failed open)', ends: {} };
     const actual = {
       costNanos: final.costNanos,
       tokens: promptTokens(final.usage) + final.usage.outputTokens,
@@ -419,7 +456,14 @@ export class MeteredStreamImpl implements MeteredStream {
           actual,
         );
         let tightest: BudgetState | null = null;
+        const ends: Partial<Record<ReservationEnd, number>> = {};
         for (const r of results) {
+          const end: ReservationEnd = r.ended
+            ? 'settled'
+            : r.previously === 'expired'
+              ? 'expired_before_settle'
+              : 'already_ended';
+          ends[end] = (ends[end] ?? 0) + 1;
           if (!r.ended) {
             this.config.logger.warn(
               'tokenmeter: a reservation had already ended before settlement',
@@ -433,12 +477,17 @@ export class MeteredStreamImpl implements MeteredStream {
           if (r.budget && (!tightest || r.budget.remainingNanos < tightest.remainingNanos))
             tightest = r.budget;
         }
-        return { recorded: true, budget: tightest };
+        return { recorded: true, budget: tightest, ends };
       } catch (error) {
         lastError = error;
       }
     }
-    return { recorded: false, budget: null, error: lastError };
+    return {
+      recorded: false,
+      budget: null,
+      error: lastError,
+      ends: { unrecorded: this.reservationIds.length },
+    };
   }
 }
 

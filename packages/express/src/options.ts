@@ -13,6 +13,7 @@ import {
   type RateLimitRule,
   type SseEncoder,
   type Store,
+  Telemetry,
   type TokenCounter,
   TokenmeterError,
   usdToNanos,
@@ -60,6 +61,8 @@ export interface Config {
   settleRetryDelaysMs: readonly number[];
   /** Reservation TTL: the stream cannot outlive its total timeout, plus a grace. */
   reservationTtlMs: number;
+  /** Spans and metrics (no-ops without an OTel SDK). */
+  telemetry: Telemetry;
 }
 
 const consoleLogger: Logger = {
@@ -164,8 +167,10 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
       });
     }
   };
+  const telemetry = new Telemetry(options.telemetry ?? {});
   return {
-    store: guardStore(rawStore, { timeoutMs: storeTimeoutMs }),
+    // Timed outside the guard: a timeout counts as a failure at the guard's limit.
+    store: telemetry.instrumentStore(guardStore(rawStore, { timeoutMs: storeTimeoutMs })),
     identify: options.identify,
     budgets,
     rateLimits,
@@ -204,6 +209,7 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
     guard,
     settleRetryDelaysMs: [0, 50, 250, 1_000],
     reservationTtlMs: totalTimeoutMs + 60_000,
+    telemetry,
   };
 }
 

@@ -13,6 +13,7 @@ import type {
   SseEncoder,
   Store,
   StreamOutcome,
+  TelemetryOptions,
   TokenCounter,
 } from '@tokenmeter/core';
 
@@ -183,6 +184,17 @@ export interface CostTrackedSSEOptions {
   onSettleFailure?: (info: SettleInfo, error: unknown) => void | Promise<void>;
   /** Where warnings and errors go. Defaults to `console`. */
   logger?: Logger;
+  /**
+   * OpenTelemetry: one `chat {model}` span per stream (a child of the active HTTP server
+   * span), an `admit` span per refused request, and the GenAI and `tokenmeter.*` metrics.
+   * Uses `@opentelemetry/api` only: without an SDK it costs nothing. Subject ids and
+   * prompt/completion text are recorded only when you opt in. Defaults to the global
+   * tracer and meter providers, nothing opted in.
+   *
+   * @example
+   * telemetry: { recordSubjects: ['team'], server: { address: 'api.anthropic.com', port: 443 } }
+   */
+  telemetry?: TelemetryOptions;
 }
 
 /**

@@ -1,0 +1,785 @@
+/**
+ * OpenTelemetry for metered streams, on `@opentelemetry/api` only: one `chat {model}`
+ * span per stream, an `admit` span per refused request, and the GenAI and tokenmeter
+ * metrics (see semconv.ts for every name).
+ *
+ * Cost model: nothing here runs per token. A stream costs one span start, and at
+ * settlement one batch of attributes and metric records; the first-token and backpressure
+ * events are written at settlement with their real timestamps, from figures the meter and
+ * the SSE writer already keep. Without an SDK the tracer hands out non-recording spans
+ * (attributes are skipped) and metric work is skipped entirely.
+ *
+ * The global tracer and meter are resolved lazily: the OTel metrics API has no proxy, so a
+ * meter taken before the SDK registers stays a no-op forever, and a proxy tracer taken
+ * early may be bound to the other (CJS/ESM) build of the API than the one the SDK
+ * registers through. Until a real meter is available, each stream checks again (one
+ * function call).
+ */
+import {
+  type Attributes,
+  type Context,
+  type Counter,
+  context,
+  createNoopMeter,
+  diag,
+  type Histogram,
+  type Meter,
+  metrics,
+  type ObservableGauge,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+  type UpDownCounter,
+} from '@opentelemetry/api';
+import { TokenmeterError } from '../errors.js';
+import type { FinalUsage } from '../meter.js';
+import { nanosToUsd } from '../money.js';
+import { OUTCOMES, type StreamOutcome } from '../outcome.js';
+import type { ScopeRef, Store } from '../store/types.js';
+import { totalInputTokens } from '../usage.js';
+import { finishReason, inputContent, outputContent } from './content.js';
+import * as sc from './semconv.js';
+
+/** Telemetry settings of `costTrackedSSE({ telemetry })`. Every field is optional. */
+export interface TelemetryOptions {
+  /**
+   * Where spans go. Defaults to the global tracer provider's tracer `@tokenmeter/core`
+   * (a no-op until an SDK registers one; registering later works).
+   *
+   * @example
+   * telemetry: { tracer: provider.getTracer('chat-api') }
+   */
+  tracer?: Tracer;
+  /**
+   * Where metrics go. Defaults to the global meter provider's meter `@tokenmeter/core`,
+   * resolved at the first request (start the SDK before serving requests).
+   */
+  meter?: Meter;
+  /**
+   * Put subject ids on spans (`tokenmeter.subject.user = "alice"`) and on the cost, stream
+   * and rejection metrics. `true` records every scope kind; a list records only those
+   * kinds (teams are fewer than users). Every id becomes a metric series: mind the
+   * cardinality. Defaults to false: no ids leave the process.
+   *
+   * @example
+   * telemetry: { recordSubjects: ['team'] }
+   */
+  recordSubjects?: boolean | readonly string[];
+  /**
+   * Record prompt and completion text on the span (`gen_ai.input.messages`,
+   * `gen_ai.system_instructions`, `gen_ai.output.messages`). Defaults to false: text is
+   * never recorded. When on, the answer's text is kept in memory until settlement.
+   */
+  recordContent?: boolean;
+  /**
+   * The provider endpoint, for `server.address` / `server.port` on spans and metrics.
+   * Defaults to none (the middleware cannot see where the handler sends its call).
+   *
+   * @example
+   * telemetry: { server: { address: 'api.anthropic.com', port: 443 } }
+   */
+  server?: { address: string; port?: number };
+  /**
+   * Scopes whose store-side reservation counts are exported as the gauges
+   * `tokenmeter.store.reservations.open` and `.expired` (read with `store.getState()` at
+   * each metric collection). Expiry happens inside the store, so this is the only way to
+   * see leaked reservations. Defaults to none.
+   *
+   * @example
+   * telemetry: { observeScopes: [{ kind: 'global', id: 'all' }] }
+   */
+  observeScopes?: readonly ScopeRef[];
+  /** `false` turns telemetry off entirely (no spans, no metrics, no store wrapper). Defaults to true. */
+  enabled?: boolean;
+}
+
+/** Captured when the middleware starts on a request: the parent context and the start time. */
+export interface TelemetryStart {
+  readonly context: Context;
+  /** Epoch milliseconds (sub-millisecond precision). */
+  readonly startTime: number;
+}
+
+/** What is known about a request (fields are absent when admission stopped before learning them). */
+export interface RequestFacts {
+  model?: string;
+  provider?: string;
+  maxTokens?: number;
+  /** False when the unknown-model fallback priced it: the requested name stays off metrics. */
+  modelPriced?: boolean;
+  scopes?: readonly ScopeRef[];
+}
+
+/** A request refused before any SSE byte. */
+export interface RejectionInfo extends RequestFacts {
+  /** The response's JSON error code: `rate_limited`, `budget_exceeded`, `store_unavailable`, … */
+  reason: string;
+  /** The HTTP status answered (none when the client left during admission). */
+  status?: number;
+  /** The scope kind whose limit refused it. */
+  scope?: string;
+  reservedNanos?: number;
+  budgetRemainingNanos?: number | null;
+  retryAfterMs?: number | null;
+  /** Reservations that were made and released again (the client left during admission). */
+  reservationsReleased?: number;
+}
+
+/** An admitted stream, as it starts. */
+export interface StreamStartInfo extends RequestFacts {
+  requestId: string;
+  model: string;
+  provider: string;
+  maxTokens: number;
+  /** Nano-dollars reserved at admission (per scope). */
+  reservedNanos: number;
+  /** The tightest remaining budget after admission, if any. */
+  budgetRemainingNanos?: number | null;
+  /** Reservations opened (one per metered scope; 0 when the store failed open). */
+  reservations: number;
+  /** The provider request body, read only when `recordContent` is on. */
+  input?: unknown;
+}
+
+/** How a middleware-side reservation ended. */
+export type ReservationEnd =
+  | 'settled'
+  | 'released'
+  /** The store could not record the settlement: the reservation will expire. */
+  | 'unrecorded'
+  /** It had expired in the store before the stream settled (a leak made visible). */
+  | 'expired_before_settle'
+  | 'already_ended';
+
+/** A stream at settlement. Field names match the middleware's `SettleInfo`. */
+export interface StreamEndInfo {
+  outcome: StreamOutcome;
+  final: FinalUsage;
+  /** Milliseconds from admission to settlement. */
+  durationMs: number;
+  timeToFirstTokenMs?: number;
+  backpressureWaits: number;
+  backpressureMs: number;
+  recorded: boolean;
+  budgetRemainingNanos: number | null;
+  reservationEnds: Partial<Record<ReservationEnd, number>>;
+  /** The upstream failure, for `error.type` (provider error type, else HTTP status) and the status message. */
+  failure?: { type?: string; status?: number; message?: string };
+}
+
+/** The telemetry of one admitted stream. */
+export interface StreamTrace {
+  /** The parent context with this stream's span set: run the upstream call inside it. */
+  readonly context: Context;
+  /** True when the answer's text should be passed to `output()` (`recordContent`). */
+  readonly recordsContent: boolean;
+  /** Runs `fn` with the stream's span active (SDK HTTP spans of the upstream call nest under it). */
+  run<T>(fn: () => T): T;
+  /** Appends answer text (only called when `recordsContent`). */
+  output(text: string): void;
+  /** The upstream call was aborted, and why. */
+  abort(reason: StreamOutcome): void;
+  /** Ends the span and records the metrics. Runs once. */
+  end(info: StreamEndInfo): void;
+}
+
+interface Instruments {
+  noop: boolean;
+  tokenUsage: Histogram;
+  duration: Histogram;
+  timeToFirstChunk: Histogram;
+  cost: Counter;
+  streams: Counter;
+  active: UpDownCounter;
+  rejections: Counter;
+  opened: Counter;
+  ended: Counter;
+  backpressure: Histogram;
+  storeLatency: Histogram;
+}
+
+const NOOP_METER = createNoopMeter();
+/** Outcomes that are a failure of the service (span status ERROR); the others are policy or the client's choice. */
+const ERROR_OUTCOMES: ReadonlySet<string> = new Set([
+  'upstream_error',
+  'timeout',
+  'store_unavailable',
+  'handler_error',
+  'internal_error',
+]);
+const STORE_OPERATIONS = ['admit', 'settle', 'extend', 'release', 'getState', 'now'] as const;
+type StoreOperation = (typeof STORE_OPERATIONS)[number];
+
+/**
+ * The telemetry of one middleware. Created by `costTrackedSSE()` from its `telemetry`
+ * option; usable on its own by other integrations.
+ *
+ * @example
+ * const telemetry = new Telemetry({ recordSubjects: ['team'] });
+ * const start = telemetry.begin();
+ * const stream = telemetry.startStream(start, { requestId, model, provider: 'anthropic', maxTokens, reservedNanos, reservations: 1 });
+ * // ... stream, then:
+ * stream.end({ outcome: 'completed', final, durationMs, backpressureWaits: 0, backpressureMs: 0, recorded: true, budgetRemainingNanos: null, reservationEnds: { settled: 1 } });
+ */
+export class Telemetry {
+  readonly enabled: boolean;
+  readonly recordContent: boolean;
+  private readonly explicitTracer: Tracer | undefined;
+  private readonly explicitMeter: Meter | undefined;
+  private readonly subjectKinds: ReadonlySet<string> | 'all' | undefined;
+  private readonly serverAttrs: Attributes;
+  private readonly observeScopes: readonly ScopeRef[];
+  private real: Instruments | undefined;
+  private noopInstruments: Instruments | undefined;
+  private observedStore: Store | undefined;
+  private readonly storeAttrs: Record<StoreOperation, Attributes>;
+
+  constructor(options: TelemetryOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new TokenmeterError(
+        'invalid_config',
+        'telemetry must be an object: { tracer?, meter?, recordSubjects?, recordContent?, server?, observeScopes? }.',
+      );
+    }
+    this.enabled = options.enabled !== false;
+    this.recordContent = options.recordContent === true;
+    this.explicitTracer = options.tracer;
+    this.explicitMeter = options.meter;
+    const subjects = options.recordSubjects;
+    if (subjects === true) this.subjectKinds = 'all';
+    else if (Array.isArray(subjects)) this.subjectKinds = new Set(subjects);
+    else if (subjects === undefined || subjects === false) this.subjectKinds = undefined;
+    else {
+      throw new TokenmeterError(
+        'invalid_config',
+        "telemetry.recordSubjects must be true, false or a list of scope kinds (e.g. ['team']).",
+      );
+    }
+    const server = options.server;
+    if (
+      server !== undefined &&
+      (typeof server !== 'object' || typeof server.address !== 'string')
+    ) {
+      throw new TokenmeterError(
+        'invalid_config',
+        "telemetry.server must be { address: 'api.anthropic.com', port?: 443 }.",
+      );
+    }
+    this.serverAttrs = server
+      ? {
+          [sc.ATTR_SERVER_ADDRESS]: server.address,
+          ...(server.port !== undefined ? { [sc.ATTR_SERVER_PORT]: server.port } : {}),
+        }
+      : {};
+    this.observeScopes = options.observeScopes ?? [];
+    this.storeAttrs = Object.fromEntries(
+      STORE_OPERATIONS.map((op) => [op, { [sc.ATTR_TOKENMETER_STORE_OPERATION]: op }]),
+    ) as unknown as Record<StoreOperation, Attributes>;
+    // With an explicit meter, or an SDK already registered, create the instruments now so
+    // observable gauges report before the first request.
+    if (this.enabled) this.instruments();
+  }
+
+  /** Call when the middleware starts on a request: keeps the active context (the HTTP server span). */
+  begin(): TelemetryStart {
+    return { context: context.active(), startTime: epochNow() };
+  }
+
+  /** A request refused before streaming: an `admit` span (child of the request's context) and the rejection metric. */
+  rejected(start: TelemetryStart, info: RejectionInfo): void {
+    if (!this.enabled) return;
+    guarded(() => this.recordRejection(start, info));
+  }
+
+  private recordRejection(start: TelemetryStart, info: RejectionInfo): void {
+    const model = saneModel(info.model);
+    const span = this.tracer().startSpan(
+      model ? `${sc.SPAN_ADMISSION} ${model}` : sc.SPAN_ADMISSION,
+      { kind: SpanKind.INTERNAL, startTime: start.startTime },
+      start.context,
+    );
+    if (span.isRecording()) {
+      const attrs: Attributes = {
+        [sc.ATTR_GEN_AI_OPERATION_NAME]: sc.GEN_AI_OPERATION_CHAT,
+        [sc.ATTR_TOKENMETER_REJECTION_REASON]: info.reason,
+        [sc.ATTR_ERROR_TYPE]: info.reason,
+        ...this.subjectAttrs(info.scopes),
+      };
+      if (model) attrs[sc.ATTR_GEN_AI_REQUEST_MODEL] = model;
+      if (info.provider && model) attrs[sc.ATTR_GEN_AI_PROVIDER_NAME] = info.provider;
+      if (isCount(info.maxTokens)) attrs[sc.ATTR_GEN_AI_REQUEST_MAX_TOKENS] = info.maxTokens;
+      if (isOutcome(info.reason)) attrs[sc.ATTR_TOKENMETER_OUTCOME] = info.reason;
+      if (info.status !== undefined) attrs[sc.ATTR_HTTP_RESPONSE_STATUS_CODE] = info.status;
+      if (info.scope) attrs[sc.ATTR_TOKENMETER_REJECTION_SCOPE] = info.scope;
+      if (isCount(info.reservedNanos))
+        attrs[sc.ATTR_TOKENMETER_RESERVED_USD] = nanosToUsd(info.reservedNanos);
+      if (isCount(info.budgetRemainingNanos))
+        attrs[sc.ATTR_TOKENMETER_BUDGET_REMAINING_USD] = nanosToUsd(info.budgetRemainingNanos);
+      if (isCount(info.retryAfterMs)) attrs[sc.ATTR_TOKENMETER_RETRY_AFTER_MS] = info.retryAfterMs;
+      span.setAttributes(attrs);
+      if (ERROR_OUTCOMES.has(info.reason)) span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.end();
+
+    const inst = this.instruments();
+    if (inst.noop) return;
+    const attrs: Attributes = {
+      [sc.ATTR_TOKENMETER_REJECTION_REASON]: info.reason,
+      [sc.ATTR_GEN_AI_OPERATION_NAME]: sc.GEN_AI_OPERATION_CHAT,
+      ...this.subjectAttrs(info.scopes),
+    };
+    // Before pricing accepted it, the model name is whatever the client sent: keep it off metrics.
+    if (model && info.modelPriced === true) {
+      attrs[sc.ATTR_GEN_AI_REQUEST_MODEL] = model;
+      if (info.provider) attrs[sc.ATTR_GEN_AI_PROVIDER_NAME] = info.provider;
+    }
+    inst.rejections.add(1, attrs);
+    const released = info.reservationsReleased ?? 0;
+    if (released > 0) {
+      inst.opened.add(released);
+      inst.ended.add(released, { [sc.ATTR_TOKENMETER_RESERVATION_END]: 'released' });
+    }
+  }
+
+  /** An admitted stream: starts its `chat {model}` span (CLIENT, child of the request's context). */
+  startStream(start: TelemetryStart, info: StreamStartInfo): StreamTrace {
+    if (!this.enabled) return DISABLED_TRACE;
+    return guarded(() => this.openStream(start, info)) ?? DISABLED_TRACE;
+  }
+
+  private openStream(start: TelemetryStart, info: StreamStartInfo): StreamTrace {
+    const attributes: Attributes = {
+      [sc.ATTR_GEN_AI_OPERATION_NAME]: sc.GEN_AI_OPERATION_CHAT,
+      [sc.ATTR_GEN_AI_PROVIDER_NAME]: info.provider,
+      [sc.ATTR_GEN_AI_REQUEST_MODEL]: info.model,
+      [sc.ATTR_GEN_AI_REQUEST_MAX_TOKENS]: info.maxTokens,
+      [sc.ATTR_GEN_AI_REQUEST_STREAM]: true,
+      [sc.ATTR_TOKENMETER_REQUEST_ID]: info.requestId,
+      [sc.ATTR_TOKENMETER_RESERVED_USD]: nanosToUsd(info.reservedNanos),
+      ...this.serverAttrs,
+    };
+    const span = this.tracer().startSpan(
+      `${sc.GEN_AI_OPERATION_CHAT} ${info.model}`,
+      { kind: SpanKind.CLIENT, startTime: start.startTime, attributes },
+      start.context,
+    );
+    if (span.isRecording()) {
+      span.addEvent(sc.EVENT_TOKENMETER_ADMITTED, {
+        [sc.ATTR_TOKENMETER_RESERVED_USD]: nanosToUsd(info.reservedNanos),
+        ...(isCount(info.budgetRemainingNanos)
+          ? { [sc.ATTR_TOKENMETER_BUDGET_REMAINING_USD]: nanosToUsd(info.budgetRemainingNanos) }
+          : {}),
+      });
+      const subjects = this.subjectAttrs(info.scopes);
+      if (subjects !== EMPTY) span.setAttributes(subjects);
+      if (this.recordContent && info.input !== undefined) {
+        const content = inputContent(info.input);
+        if (content.messages) span.setAttribute(sc.ATTR_GEN_AI_INPUT_MESSAGES, content.messages);
+        if (content.system) span.setAttribute(sc.ATTR_GEN_AI_SYSTEM_INSTRUCTIONS, content.system);
+      }
+    }
+    const inst = this.instruments();
+    // Active streams go up and down with the same attributes and the same instruments.
+    const activeAttrs: Attributes = {
+      [sc.ATTR_GEN_AI_OPERATION_NAME]: sc.GEN_AI_OPERATION_CHAT,
+      [sc.ATTR_GEN_AI_PROVIDER_NAME]: info.provider,
+      [sc.ATTR_GEN_AI_REQUEST_MODEL]: info.modelPriced === false ? '_OTHER' : info.model,
+    };
+    if (!inst.noop) {
+      inst.active.add(1, activeAttrs);
+      if (info.reservations > 0) inst.opened.add(info.reservations);
+    }
+    return new ActiveStreamTrace(this, span, start.context, inst, activeAttrs, info);
+  }
+
+  /**
+   * Wraps a store so every call's latency and failures are recorded in
+   * `tokenmeter.store.operation.duration`. Wrap the guarded store, so timeouts count as
+   * failures at the guard's limit. Also the store the reservation gauges read.
+   */
+  instrumentStore(store: Store): Store {
+    if (!this.enabled) return store;
+    this.observedStore = store;
+    const timed = <A extends unknown[], R>(
+      op: StoreOperation,
+      call: (...args: A) => Promise<R>,
+    ): ((...args: A) => Promise<R>) => {
+      const attrs = this.storeAttrs[op];
+      return (...args: A) => {
+        const inst = this.instruments();
+        if (inst.noop) return call(...args);
+        const started = performance.now();
+        return call(...args).then(
+          (value) => {
+            guarded(() => inst.storeLatency.record((performance.now() - started) / 1000, attrs));
+            return value;
+          },
+          (error: unknown) => {
+            guarded(() =>
+              inst.storeLatency.record((performance.now() - started) / 1000, {
+                ...attrs,
+                [sc.ATTR_ERROR_TYPE]: storeErrorType(error),
+              }),
+            );
+            throw error;
+          },
+        );
+      };
+    };
+    const wrapped: Store = {
+      admit: timed('admit', (request) => store.admit(request)),
+      settle: timed('settle', (id, actual) => store.settle(id, actual)),
+      extend: timed('extend', (id, request) => store.extend(id, request)),
+      release: timed('release', (id) => store.release(id)),
+      getState: timed('getState', (scope, policy) => store.getState(scope, policy)),
+      now: timed('now', () => store.now()),
+    };
+    const shutdown = store.shutdown;
+    if (shutdown) wrapped.shutdown = () => shutdown.call(store);
+    return wrapped;
+  }
+
+  /**
+   * The global tracer is looked up per span, not once: a ProxyTracer taken before the SDK
+   * registers only learns of it through its own copy of the API, and with the API's
+   * separate CJS and ESM builds the SDK may register through the other one.
+   */
+  private tracer(): Tracer {
+    return (
+      this.explicitTracer ??
+      trace.getTracer(sc.INSTRUMENTATION_SCOPE.name, sc.INSTRUMENTATION_SCOPE.version)
+    );
+  }
+
+  /** @internal Subject attributes allowed by `recordSubjects`. */
+  subjectAttrs(scopes: readonly ScopeRef[] | undefined): Attributes {
+    const kinds = this.subjectKinds;
+    if (!kinds || !scopes || scopes.length === 0) return EMPTY;
+    const attrs: Attributes = {};
+    let any = false;
+    for (const scope of scopes) {
+      if (kinds !== 'all' && !kinds.has(scope.kind)) continue;
+      attrs[sc.ATTR_TOKENMETER_SUBJECT_PREFIX + scope.kind] = scope.id;
+      any = true;
+    }
+    return any ? attrs : EMPTY;
+  }
+
+  /** @internal */
+  get serverAttributes(): Attributes {
+    return this.serverAttrs;
+  }
+
+  /** @internal The instruments of the real meter, or no-ops until one is registered. */
+  instruments(): Instruments {
+    if (this.real) return this.real;
+    const meter =
+      this.explicitMeter ??
+      metrics.getMeter(sc.INSTRUMENTATION_SCOPE.name, sc.INSTRUMENTATION_SCOPE.version);
+    if (meter === NOOP_METER) {
+      this.noopInstruments ??= { ...createInstruments(meter), noop: true };
+      return this.noopInstruments;
+    }
+    const real = guarded(() => createInstruments(meter));
+    // A meter that cannot make instruments gets no second chance: no-ops from now on.
+    this.real = real ?? { ...createInstruments(NOOP_METER), noop: true };
+    if (real && this.observeScopes.length > 0) guarded(() => this.observeReservations(meter));
+    return this.real;
+  }
+
+  private observeReservations(meter: Meter): void {
+    const open: ObservableGauge = meter.createObservableGauge(
+      sc.METRIC_TOKENMETER_STORE_RESERVATIONS_OPEN,
+      {
+        description: 'Reservations open in the store, per observed scope.',
+        unit: '{reservation}',
+      },
+    );
+    const expired: ObservableGauge = meter.createObservableGauge(
+      sc.METRIC_TOKENMETER_STORE_RESERVATIONS_EXPIRED,
+      {
+        description:
+          'Reservations the store ended by expiry (since it began tracking the scope), per observed scope.',
+        unit: '{reservation}',
+      },
+    );
+    const scopes = this.observeScopes;
+    meter.addBatchObservableCallback(
+      async (result) => {
+        const store = this.observedStore;
+        if (!store) return;
+        await Promise.all(
+          scopes.map(async (scope) => {
+            try {
+              const state = await store.getState(scope);
+              const attrs = {
+                [sc.ATTR_TOKENMETER_SCOPE_KIND]: scope.kind,
+                [sc.ATTR_TOKENMETER_SCOPE_ID]: scope.id,
+              };
+              result.observe(open, state.reservations.open, attrs);
+              result.observe(expired, state.reservations.expired, attrs);
+            } catch {
+              // The store is down: no observation (the store latency metric shows the failure).
+            }
+          }),
+        );
+      },
+      [open, expired],
+    );
+  }
+}
+
+const EMPTY: Attributes = Object.freeze({}) as Attributes;
+
+class ActiveStreamTrace implements StreamTrace {
+  readonly context: Context;
+  readonly recordsContent: boolean;
+  private readonly startedAt = performance.now();
+  private text: string[] | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly telemetry: Telemetry,
+    private readonly span: Span,
+    parent: Context,
+    private readonly inst: Instruments,
+    private readonly activeAttrs: Attributes,
+    private readonly info: StreamStartInfo,
+  ) {
+    this.context = trace.setSpan(parent, span);
+    this.recordsContent = telemetry.recordContent && span.isRecording();
+    if (this.recordsContent) this.text = [];
+  }
+
+  run<T>(fn: () => T): T {
+    return context.with(this.context, fn);
+  }
+
+  output(text: string): void {
+    this.text?.push(text);
+  }
+
+  abort(reason: StreamOutcome): void {
+    if (this.ended || !this.span.isRecording()) return;
+    this.span.addEvent(sc.EVENT_TOKENMETER_ABORT, { [sc.ATTR_TOKENMETER_ABORT_REASON]: reason });
+  }
+
+  end(end: StreamEndInfo): void {
+    if (this.ended) return;
+    this.ended = true;
+    guarded(() => this.finish(end));
+  }
+
+  private finish(end: StreamEndInfo): void {
+    const { final, outcome } = end;
+    const usage = final.usage;
+    const inputTokens = totalInputTokens(usage);
+    const cacheCreation = usage.cacheWrite5mTokens + usage.cacheWrite1hTokens;
+    const failure = end.failure;
+    const errorType =
+      outcome === 'completed'
+        ? undefined
+        : (failure?.type ?? (failure?.status !== undefined ? String(failure.status) : outcome));
+    const span = this.span;
+    if (span.isRecording()) {
+      const attrs: Attributes = {
+        [sc.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: inputTokens,
+        [sc.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: usage.outputTokens,
+        [sc.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: usage.cacheReadTokens,
+        [sc.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]: cacheCreation,
+        [sc.ATTR_TOKENMETER_OUTCOME]: outcome,
+        [sc.ATTR_TOKENMETER_COST_USD]: nanosToUsd(final.costNanos),
+        [sc.ATTR_TOKENMETER_COST_NANOS]: final.costNanos,
+        [sc.ATTR_TOKENMETER_COST_ESTIMATED]: final.estimated,
+        [sc.ATTR_TOKENMETER_BACKPRESSURE_WAITS]: end.backpressureWaits,
+        [sc.ATTR_TOKENMETER_BACKPRESSURE_WAIT_MS]: end.backpressureMs,
+        [sc.ATTR_TOKENMETER_SETTLEMENT_RECORDED]: end.recorded,
+      };
+      if (usage.reasoningTokens > 0)
+        attrs[sc.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoningTokens;
+      if (final.responseModel) attrs[sc.ATTR_GEN_AI_RESPONSE_MODEL] = final.responseModel;
+      if (final.responseId) attrs[sc.ATTR_GEN_AI_RESPONSE_ID] = final.responseId;
+      if (final.stopReason) attrs[sc.ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = [final.stopReason];
+      if (errorType !== undefined) attrs[sc.ATTR_ERROR_TYPE] = errorType;
+      if (isCount(end.budgetRemainingNanos))
+        attrs[sc.ATTR_TOKENMETER_BUDGET_REMAINING_USD] = nanosToUsd(end.budgetRemainingNanos);
+      if (end.timeToFirstTokenMs !== undefined) {
+        attrs[sc.ATTR_TOKENMETER_TIME_TO_FIRST_TOKEN_MS] = end.timeToFirstTokenMs;
+        attrs[sc.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = end.timeToFirstTokenMs / 1000;
+        // Written now with its real time: no work on the hot path.
+        span.addEvent(
+          sc.EVENT_TOKENMETER_FIRST_TOKEN,
+          { [sc.ATTR_TOKENMETER_TIME_TO_FIRST_TOKEN_MS]: end.timeToFirstTokenMs },
+          toEpoch(this.startedAt + end.timeToFirstTokenMs),
+        );
+      }
+      if (end.backpressureWaits > 0) {
+        span.addEvent(sc.EVENT_TOKENMETER_BACKPRESSURE, {
+          [sc.ATTR_TOKENMETER_BACKPRESSURE_WAITS]: end.backpressureWaits,
+          [sc.ATTR_TOKENMETER_BACKPRESSURE_WAIT_MS]: end.backpressureMs,
+        });
+      }
+      if (this.text) {
+        attrs[sc.ATTR_GEN_AI_OUTPUT_MESSAGES] = outputContent(
+          this.text.join(''),
+          finishReason(final.stopReason ?? (outcome === 'completed' ? 'stop' : undefined)),
+        );
+        this.text = undefined;
+      }
+      span.setAttributes(attrs);
+      if (ERROR_OUTCOMES.has(outcome)) {
+        span.setStatus({
+          code: SpanStatusCode.ERROR,
+          ...(failure?.message ? { message: failure.message } : {}),
+        });
+      }
+    }
+    span.end();
+
+    const inst = this.inst;
+    if (inst.noop) return;
+    inst.active.add(-1, this.activeAttrs);
+    const base: Attributes = { ...this.activeAttrs, ...this.telemetry.serverAttributes };
+    if (final.responseModel && this.info.modelPriced !== false)
+      base[sc.ATTR_GEN_AI_RESPONSE_MODEL] = final.responseModel;
+    const subjects = this.telemetry.subjectAttrs(this.info.scopes);
+    const outcomeAttrs: Attributes = {
+      ...base,
+      ...subjects,
+      [sc.ATTR_TOKENMETER_OUTCOME]: outcome,
+    };
+    inst.streams.add(1, outcomeAttrs);
+    inst.cost.add(nanosToUsd(final.costNanos), {
+      ...outcomeAttrs,
+      [sc.ATTR_TOKENMETER_COST_ESTIMATED]: final.estimated,
+    });
+    if (final.inputSource !== 'none' || final.outputSource !== 'none') {
+      inst.tokenUsage.record(inputTokens, {
+        ...base,
+        [sc.ATTR_GEN_AI_TOKEN_TYPE]: sc.GEN_AI_TOKEN_TYPE_INPUT,
+      });
+      inst.tokenUsage.record(usage.outputTokens, {
+        ...base,
+        [sc.ATTR_GEN_AI_TOKEN_TYPE]: sc.GEN_AI_TOKEN_TYPE_OUTPUT,
+      });
+    }
+    inst.duration.record(
+      end.durationMs / 1000,
+      errorType === undefined ? base : { ...base, [sc.ATTR_ERROR_TYPE]: errorType },
+    );
+    if (end.timeToFirstTokenMs !== undefined)
+      inst.timeToFirstChunk.record(end.timeToFirstTokenMs / 1000, base);
+    inst.backpressure.record(end.backpressureMs / 1000, base);
+    for (const [kind, count] of Object.entries(end.reservationEnds)) {
+      if (count) inst.ended.add(count, { [sc.ATTR_TOKENMETER_RESERVATION_END]: kind });
+    }
+  }
+}
+
+const DISABLED_TRACE: StreamTrace = Object.freeze({
+  context: context.active(),
+  recordsContent: false,
+  run: <T>(fn: () => T): T => fn(),
+  output: () => {},
+  abort: () => {},
+  end: () => {},
+});
+
+function createInstruments(meter: Meter): Instruments {
+  return {
+    noop: false,
+    tokenUsage: meter.createHistogram(sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE, {
+      description: 'Number of input and output tokens used.',
+      unit: '{token}',
+      advice: { explicitBucketBoundaries: [...sc.GEN_AI_TOKEN_USAGE_BUCKETS] },
+    }),
+    duration: meter.createHistogram(sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION, {
+      description: 'GenAI operation duration.',
+      unit: 's',
+      advice: { explicitBucketBoundaries: [...sc.GEN_AI_DURATION_BUCKETS] },
+    }),
+    timeToFirstChunk: meter.createHistogram(sc.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK, {
+      description: 'Time to receive the first chunk of a streamed response.',
+      unit: 's',
+      advice: { explicitBucketBoundaries: [...sc.GEN_AI_DURATION_BUCKETS] },
+    }),
+    cost: meter.createCounter(sc.METRIC_TOKENMETER_COST, {
+      description:
+        'Spend in USD (a double, for rates and dashboards; the exact nano-dollar figure is on the span and in onSettle).',
+      unit: 'USD',
+    }),
+    streams: meter.createCounter(sc.METRIC_TOKENMETER_STREAMS, {
+      description: 'Metered streams settled, by outcome.',
+      unit: '{stream}',
+    }),
+    active: meter.createUpDownCounter(sc.METRIC_TOKENMETER_STREAMS_ACTIVE, {
+      description: 'Metered streams open now.',
+      unit: '{stream}',
+    }),
+    rejections: meter.createCounter(sc.METRIC_TOKENMETER_ADMISSION_REJECTIONS, {
+      description: 'Requests refused before streaming, by reason.',
+      unit: '{request}',
+    }),
+    opened: meter.createCounter(sc.METRIC_TOKENMETER_RESERVATIONS_OPENED, {
+      description: 'Budget reservations opened by this process.',
+      unit: '{reservation}',
+    }),
+    ended: meter.createCounter(sc.METRIC_TOKENMETER_RESERVATIONS_ENDED, {
+      description: 'Budget reservations ended by this process, by how they ended.',
+      unit: '{reservation}',
+    }),
+    backpressure: meter.createHistogram(sc.METRIC_TOKENMETER_BACKPRESSURE_DURATION, {
+      description: "Total time one stream waited for the client's socket to drain.",
+      unit: 's',
+      advice: { explicitBucketBoundaries: [...sc.BACKPRESSURE_BUCKETS] },
+    }),
+    storeLatency: meter.createHistogram(sc.METRIC_TOKENMETER_STORE_OPERATION_DURATION, {
+      description: 'Store call latency; failed calls carry error.type.',
+      unit: 's',
+      advice: { explicitBucketBoundaries: [...sc.STORE_LATENCY_BUCKETS] },
+    }),
+  };
+}
+
+/**
+ * Telemetry must never break a stream or its settlement: a failure here (a bug of ours, a
+ * throwing span processor) is reported through OTel's diagnostic logger and dropped.
+ */
+function guarded<T>(record: () => T): T | undefined {
+  try {
+    return record();
+  } catch (error) {
+    diag.error('tokenmeter: recording telemetry failed; the stream carries on', error);
+    return undefined;
+  }
+}
+
+function storeErrorType(error: unknown): string {
+  if (TokenmeterError.isInstance(error)) {
+    return error.details.timeoutMs !== undefined ? 'timeout' : error.code;
+  }
+  return error instanceof Error ? error.name : '_OTHER';
+}
+
+function isOutcome(value: string): value is StreamOutcome {
+  return (OUTCOMES as readonly string[]).includes(value);
+}
+
+function saneModel(model: unknown): string | undefined {
+  return typeof model === 'string' && model !== '' && model.length <= 256 ? model : undefined;
+}
+
+function isCount(value: number | null | undefined): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
+}
+
+function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** A `performance.now()` reading as epoch milliseconds (what span timestamps take). */
+function toEpoch(perfNow: number): number {
+  return performance.timeOrigin + perfNow;
+}

@@ -1,0 +1,155 @@
+/**
+ * The observability example as users run it (a child process: OTel SDK, OTLP trace export,
+ * Prometheus exporter at /metrics), checked from outside: its traces reach an OTLP/HTTP
+ * receiver with the stream's real cost, and every metric name the Grafana dashboard
+ * queries is one the app really exports.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventData, postSSE } from '../helpers/sse-client.js';
+import { metricNamesIn, metricOfVariable, readDashboard } from './dashboard.js';
+import { type ExampleApp, type OtlpSink, startExample, startOtlpSink } from './example-process.js';
+import { exportedNames, parseExposition, select } from './prom-text.js';
+
+const prompt = {
+  model: 'claude-haiku-4-5',
+  max_tokens: 300,
+  messages: [{ role: 'user', content: 'Tell me about lighthouses.' }],
+};
+
+let sink: OtlpSink;
+let example: ExampleApp;
+beforeAll(async () => {
+  sink = await startOtlpSink();
+  example = await startExample({
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: sink.url,
+    OTEL_BSP_SCHEDULE_DELAY: '100',
+    TOKENMETER_RECORD_SUBJECTS: 'user',
+  });
+});
+afterAll(async () => {
+  await example?.stop();
+  await sink?.close();
+});
+
+interface OtlpAttribute {
+  key: string;
+  value: {
+    stringValue?: string;
+    intValue?: number | string;
+    doubleValue?: number;
+    boolValue?: boolean;
+  };
+}
+interface OtlpSpan {
+  name: string;
+  kind: number;
+  spanId: string;
+  parentSpanId?: string;
+  attributes: OtlpAttribute[];
+}
+
+function otlpSpans(bodies: unknown[]): OtlpSpan[] {
+  return (
+    bodies as Array<{ resourceSpans: Array<{ scopeSpans: Array<{ spans: OtlpSpan[] }> }> }>
+  ).flatMap((b) => b.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)));
+}
+
+function attr(span: OtlpSpan, key: string): unknown {
+  const value = span.attributes.find((a) => a.key === key)?.value;
+  if (!value) return undefined;
+  if (value.intValue !== undefined) return Number(value.intValue);
+  return value.stringValue ?? value.doubleValue ?? value.boolValue;
+}
+
+describe('examples/observability', () => {
+  let done: { costNanos: number; usage: { outputTokens: number } };
+
+  it('streams, and exports the `chat {model}` span over OTLP with the real cost', async () => {
+    const result = await postSSE(`${example.url}/api/chat`, prompt, {
+      headers: { 'x-user': 'ada' },
+    });
+    expect(result.status).toBe(200);
+    done = eventData(result, 'done');
+    expect(done.costNanos).toBeGreaterThan(0);
+    // A rejection, so the rejection metric exists too.
+    const anonymous = await postSSE(`${example.url}/api/chat`, prompt);
+    expect(anonymous.status).toBe(401);
+
+    const deadline = Date.now() + 5_000;
+    let chat: OtlpSpan | undefined;
+    while (!chat && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      chat = otlpSpans(sink.bodies).find((s) => s.name === 'chat claude-haiku-4-5');
+    }
+    expect(chat, `no chat span among ${otlpSpans(sink.bodies).map((s) => s.name)}`).toBeDefined();
+    expect(chat!.kind).toBe(3); // SPAN_KIND_CLIENT
+    expect(attr(chat!, 'tokenmeter.cost.nanos')).toBe(done.costNanos);
+    expect(attr(chat!, 'gen_ai.usage.output_tokens')).toBe(done.usage.outputTokens);
+    expect(attr(chat!, 'tokenmeter.outcome')).toBe('completed');
+    expect(attr(chat!, 'tokenmeter.subject.user')).toBe('ada');
+    expect(attr(chat!, 'server.address')).toBe('127.0.0.1');
+    // One trace: POST /api/chat → chat {model} → the Anthropic SDK's own call span.
+    const spans = otlpSpans(sink.bodies);
+    const server = spans.find(
+      (s) => s.name === 'POST /api/chat' && s.spanId === chat!.parentSpanId,
+    );
+    expect(server, 'the chat span is a child of the HTTP server span').toBeDefined();
+    const sdkCall = spans.find((s) => s.name === 'anthropic.messages.create');
+    expect(sdkCall?.parentSpanId).toBe(chat!.spanId);
+  });
+
+  it('every metric the Grafana dashboard queries is exported by the app', async () => {
+    expect(done).toBeDefined(); // the stream above ran
+    const response = await fetch(`${example.url}/metrics`);
+    expect(response.status).toBe(200);
+    const scraped = parseExposition(await response.text());
+    const exported = exportedNames(scraped);
+    // The scrape holds the stream that just ran.
+    expect(
+      select(scraped, 'tokenmeter_cost_total', { tokenmeter_subject_user: 'ada' }).map(
+        (s) => s.value,
+      ),
+    ).toEqual([done.costNanos / 1e9]);
+
+    const { queries, variables, panels } = readDashboard();
+    expect(panels).toBeGreaterThanOrEqual(10);
+    const missing: string[] = [];
+    for (const query of queries) {
+      const names = metricNamesIn(query.expr);
+      expect(names.length, `no metric in "${query.panel}": ${query.expr}`).toBeGreaterThan(0);
+      for (const name of names) {
+        if (!exported.has(name)) missing.push(`${query.panel}: ${name}`);
+      }
+    }
+    for (const variable of variables) {
+      const name = metricOfVariable(variable);
+      expect(name, `variable query ${variable}`).toBeDefined();
+      if (!exported.has(name!)) missing.push(`variable: ${name}`);
+    }
+    expect(missing).toEqual([]);
+    // The panels the issue asks for are there.
+    const used = new Set(queries.flatMap((q) => metricNamesIn(q.expr)));
+    for (const name of [
+      'tokenmeter_cost_total',
+      'gen_ai_client_token_usage_sum',
+      'gen_ai_client_operation_time_to_first_chunk_bucket',
+      'tokenmeter_admission_rejections_total',
+      'tokenmeter_streams_active',
+    ]) {
+      expect(used).toContain(name);
+    }
+    expect(queries.some((q) => q.expr.includes('tokenmeter_subject_user'))).toBe(true);
+  });
+
+  it('the metric-name extraction finds names and ignores labels and functions', () => {
+    expect(
+      metricNamesIn(
+        'histogram_quantile(0.99, sum by (le, gen_ai_request_model) (rate(gen_ai_client_operation_duration_bucket{gen_ai_request_model=~"$model"}[$__rate_interval])))',
+      ),
+    ).toEqual(['gen_ai_client_operation_duration_bucket']);
+    expect(metricNamesIn('sum(rate(a_total[5m])) / sum(rate(b_total{x="y"}[5m])) * 60')).toEqual([
+      'a_total',
+      'b_total',
+    ]);
+  });
+});
