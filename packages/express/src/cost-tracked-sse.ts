@@ -12,6 +12,7 @@ import {
   type BudgetState,
   emptyUsage,
   guessProvider,
+  heuristicTokenCounter,
   type RejectionInfo,
   type RequestFacts,
   releaseAll,
@@ -27,7 +28,7 @@ import {
   MeteredStreamImpl,
   StreamRegistry,
 } from './metered-stream.js';
-import { type Config, parseOptions } from './options.js';
+import { type Config, inputProblem, parseOptions } from './options.js';
 import { rateLimitHeaders, retryAfterSeconds, type ScopedRateLimit } from './rate-limit-headers.js';
 import type {
   CostTrackedSSEOptions,
@@ -128,6 +129,19 @@ async function admit(
     sendJsonError(res, status, code, message, details, headers);
     config.telemetry.rejected(begun, { ...facts, ...extra, reason: code, status });
   };
+  // Who pays comes first: an unidentified caller learns nothing about the request format.
+  const subject = await config.identify(req);
+  const scopes = toScopes(subject);
+  if (!scopes) {
+    reject(
+      401,
+      'unauthenticated',
+      'Who is paying for this request is unknown: sign in or send a valid API key.',
+    );
+    return undefined;
+  }
+  facts.scopes = scopes;
+
   let params: RequestParams;
   try {
     params = await config.request(req);
@@ -165,28 +179,40 @@ async function admit(
     throw error;
   }
 
-  const subject = await config.identify(req);
-  const scopes = toScopes(subject);
-  if (!scopes) {
-    reject(
-      401,
-      'unauthenticated',
-      'Who is paying for this request is unknown: sign in or send a valid API key.',
-    );
+  const provider = params.provider ?? guessProvider(model);
+  const problem = params.input === undefined ? undefined : inputProblem(params.input);
+  if (problem) {
+    reject(400, 'invalid_request', problem);
     return undefined;
   }
-
-  const provider = params.provider ?? guessProvider(model);
-  facts.scopes = scopes;
   let inputTokens = params.inputTokens;
   if (inputTokens === undefined) {
-    inputTokens = await config.tokenCounter.countInputTokens((params.input ?? {}) as object, {
+    const request = (params.input ?? {}) as object;
+    const context = {
       model,
-      provider: provider === 'openai' ? 'openai' : 'anthropic',
-    });
+      provider: provider === 'openai' ? ('openai' as const) : ('anthropic' as const),
+    };
+    try {
+      inputTokens = await config.tokenCounter.countInputTokens(request, context);
+    } catch (error) {
+      // An exact counter (a provider call) failed: reserve on the heuristic rather than fail.
+      config.logger.warn('tokenmeter: the token counter failed; using the heuristic estimate', {
+        error: describe(error),
+      });
+      inputTokens = heuristicTokenCounter.countInputTokens(request, context) as number;
+    }
   }
   if (!Number.isSafeInteger(inputTokens) || inputTokens < 0) {
     reject(400, 'invalid_request', 'inputTokens must be a whole number ≥ 0.');
+    return undefined;
+  }
+  if (inputTokens > config.maxInputTokens) {
+    reject(
+      413,
+      'input_too_large',
+      `The prompt is about ${inputTokens} tokens; this route accepts at most ${config.maxInputTokens}.`,
+      { inputTokens, maxInputTokens: config.maxInputTokens },
+    );
     return undefined;
   }
 

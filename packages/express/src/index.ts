@@ -1,5 +1,6 @@
 export type { TelemetryOptions } from '@tokenmeter/core';
 export { costTrackedSSE } from './cost-tracked-sse.js';
+export { jsonErrorHandler } from './json-error-handler.js';
 export { rateLimitHeaders } from './rate-limit-headers.js';
 export { SSE_HEADERS, SseWriter } from './sse-writer.js';
 export type {

@@ -36,6 +36,7 @@ export interface Config {
   rateLimits: Record<string, readonly RateLimitRule[]>;
   request: (req: MeteredRequest) => Promise<RequestParams>;
   maxTokensLimit: number;
+  maxInputTokens: number;
   pricing: Pricing;
   tokenCounter: TokenCounter;
   /** 0 for worst-case reservations. */
@@ -90,6 +91,16 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
   const storeTimeoutMs = positiveInt(options.storeTimeoutMs ?? 1_000, 'storeTimeoutMs');
   const totalTimeoutMs = positiveInt(options.totalTimeoutMs ?? 600_000, 'totalTimeoutMs');
   const idleTimeoutMs = positiveInt(options.idleTimeoutMs ?? 60_000, 'idleTimeoutMs');
+  const reservationTtlMs = positiveInt(
+    options.reservationTtlMs ?? totalTimeoutMs + 60_000,
+    'reservationTtlMs',
+  );
+  if (reservationTtlMs <= totalTimeoutMs) {
+    throw new TokenmeterError(
+      'invalid_config',
+      `reservationTtlMs (${reservationTtlMs}) must be longer than totalTimeoutMs (${totalTimeoutMs}): a stream must never outlive its reservation.`,
+    );
+  }
   const storeFailure = options.storeFailure ?? 'closed';
   if (storeFailure !== 'closed' && storeFailure !== 'open') {
     throw new TokenmeterError(
@@ -176,6 +187,7 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
     rateLimits,
     request: async (req) => (options.request ? options.request(req) : defaultRequest(req)),
     maxTokensLimit: positiveInt(options.maxTokensLimit ?? 32_768, 'maxTokensLimit'),
+    maxInputTokens: positiveInt(options.maxInputTokens ?? 200_000, 'maxInputTokens'),
     pricing,
     tokenCounter: options.tokenCounter ?? heuristicTokenCounter,
     leaseStepTokens,
@@ -208,7 +220,7 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
     logger,
     guard,
     settleRetryDelaysMs: [0, 50, 250, 1_000],
-    reservationTtlMs: totalTimeoutMs + 60_000,
+    reservationTtlMs,
     telemetry,
   };
 }
@@ -229,8 +241,57 @@ export function defaultRequest(req: MeteredRequest): RequestParams {
   if (typeof model !== 'string' || model === '') {
     throw new TokenmeterError('invalid_argument', '"model" is required: a model id string.');
   }
+  const messages = body.messages ?? body.input;
+  if (!Array.isArray(messages) && typeof messages !== 'string') {
+    throw new TokenmeterError(
+      'invalid_argument',
+      '"messages" is required: a non-empty array of messages.',
+    );
+  }
+  if (messages.length === 0) {
+    throw new TokenmeterError('invalid_argument', '"messages" must not be empty.');
+  }
+  const temperature = body.temperature;
+  const maxTemperature = model.startsWith('claude') ? 1 : 2;
+  if (
+    temperature !== undefined &&
+    (typeof temperature !== 'number' || !(temperature >= 0 && temperature <= maxTemperature))
+  ) {
+    throw new TokenmeterError(
+      'invalid_argument',
+      `"temperature" must be a number from 0 to ${maxTemperature} for ${model}.`,
+    );
+  }
   const maxTokens = body.max_tokens ?? body.max_completion_tokens;
   return { model, maxTokens: maxTokens as number, input: body };
+}
+
+const MAX_DEPTH = 32;
+const MAX_NODES = 100_000;
+
+/**
+ * What is wrong with a provider request's content, if anything: nesting deeper than any
+ * real request (a stack-exhaustion probe), or text the provider cannot take (lone UTF-16
+ * surrogates, NUL). Bounded work: stops after MAX_NODES values.
+ */
+export function inputProblem(input: unknown): string | undefined {
+  let nodes = 0;
+  const stack: Array<[unknown, number]> = [[input, 0]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (++nodes > MAX_NODES) return `The request has more than ${MAX_NODES} values.`;
+    if (typeof value === 'string') {
+      if (!value.isWellFormed())
+        return 'The request text contains a lone UTF-16 surrogate; send valid Unicode.';
+      if (value.includes('\u0000')) return 'The request text contains a NUL character.';
+      continue;
+    }
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth >= MAX_DEPTH) return `The request is nested more than ${MAX_DEPTH} levels deep.`;
+    for (const child of Array.isArray(value) ? value : Object.values(value))
+      stack.push([child, depth + 1]);
+  }
+  return undefined;
 }
 
 function toBudgetRule(input: BudgetInput, what: string): BudgetRule {

@@ -137,6 +137,17 @@ export interface CostTrackedSSEOptions {
   request?: (req: MeteredRequest) => RequestParams | Promise<RequestParams>;
   /** Upper bound on `max_tokens` for this route (OWASP API4). Defaults to 32,768. */
   maxTokensLimit?: number;
+  /**
+   * Upper bound on the prompt's (estimated or counted) input tokens for this route; larger
+   * requests get 413 `input_too_large` before anything is reserved or sent. Defaults to 200,000.
+   */
+  maxInputTokens?: number;
+  /**
+   * How long a reservation lives before the store expires it (and charges it, by default)
+   * if this process dies mid-stream. Must be longer than `totalTimeoutMs`.
+   * Defaults to `totalTimeoutMs` + 60,000 ms.
+   */
+  reservationTtlMs?: number;
   /** Pricing and the unknown-model policy. Defaults to the bundled catalog, rejecting unknown models. */
   pricing?: Pricing;
   /** Counts input tokens before the call. Defaults to the fast heuristic. */
