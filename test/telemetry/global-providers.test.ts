@@ -1,7 +1,7 @@
 /**
  * Telemetry without an SDK (the library default) and with an SDK registered globally after
- * the middleware was created: no-ops cost next to nothing, and a later registration is
- * picked up (the metrics API has no proxy, so the meter is resolved lazily).
+ * the middleware was created: spans do not record without one (the cost of telemetry is
+ * measured by `npm run bench`, not here), and a later registration is picked up (the metrics API has no proxy, so the meter is resolved lazily).
  */
 
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
@@ -57,24 +57,6 @@ describe('without an SDK', () => {
     expect(span).toBeDefined();
     expect(span!.isRecording()).toBe(false);
     expect(trace.recordsContent).toBe(false);
-  });
-
-  it('costs a few microseconds per stream at most (a stream itself lasts milliseconds to minutes)', () => {
-    const final = finalUsage();
-    const measure = (telemetry: Telemetry) => {
-      for (let i = 0; i < 2_000; i++) oneStream(telemetry, final, i); // warm up
-      const n = 20_000;
-      const started = performance.now();
-      for (let i = 0; i < n; i++) oneStream(telemetry, final, i);
-      return ((performance.now() - started) / n) * 1000; // µs per stream
-    };
-    const off = measure(new Telemetry({ enabled: false }));
-    const noSdk = measure(new Telemetry({ recordSubjects: true, recordContent: true }));
-    console.log(
-      `telemetry per stream: disabled ${off.toFixed(2)} µs, no SDK ${noSdk.toFixed(2)} µs`,
-    );
-    // Measured ~1 µs on a laptop-class CPU; the bound leaves room for slow CI machines.
-    expect(noSdk - off).toBeLessThan(10);
   });
 });
 
