@@ -11,7 +11,14 @@ import compression from 'compression';
 import express5 from 'express';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { anthropicClient, identifyByHeader, startApp, type TestApp } from '../helpers/app.js';
+import {
+  anthropicClient,
+  EXPRESS_VERSIONS,
+  type ExpressFactory,
+  identifyByHeader,
+  startApp,
+  type TestApp,
+} from '../helpers/app.js';
 import { eventData, postSSE } from '../helpers/sse-client.js';
 import { knobHeaders } from '../helpers/upstream.js';
 
@@ -32,6 +39,8 @@ afterAll(() => fake.close());
 
 let app: TestApp;
 let store: MemoryStore;
+/** The Express major under test (the whole file runs once per major). */
+let express: ExpressFactory = express5;
 afterEach(async () => {
   await app?.close();
   await store?.shutdown?.();
@@ -47,7 +56,7 @@ async function start(
 ) {
   store = createMemoryStore();
   app = await startApp({
-    express: express5,
+    express,
     middleware: {
       store,
       identify: identifyByHeader,
@@ -70,88 +79,6 @@ async function spent(user: string) {
   return { spent: state.budget!.spentNanos, reserved: state.budget!.reservedNanos };
 }
 
-describe('sources', () => {
-  it("accepts the SDK's MessageStream helper as it is", async () => {
-    await start((req, meter) =>
-      anthropicClient(fake.url).messages.stream(
-        { model: meter.model, max_tokens: meter.maxTokens, messages: prompt.messages },
-        { signal: meter.signal, headers: knobHeaders(req) },
-      ),
-    );
-    const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'u1' } });
-    const record = await fake.waitForRequest(fake.lastRequest!.id);
-    expect(result.text).toBe(record.text);
-    expect(eventData<{ costNanos: number }>(result, 'done').costNanos).toBe(
-      handCost(record.usage!.inputTokens, 90),
-    );
-  });
-
-  it('accepts OpenAI chat completions with include_usage, cached tokens priced as cached', async () => {
-    // gpt-4o-mini per million: $0.15 input, $0.075 cached input, $0.60 output.
-    const openai = new OpenAI({ baseURL: `${fake.url}/v1`, apiKey: 'test', maxRetries: 0 });
-    await start((req, meter) =>
-      openai.chat.completions.create(
-        {
-          model: meter.model,
-          max_completion_tokens: meter.maxTokens,
-          messages: [{ role: 'user' as const, content: 'Hello there.' }],
-          stream: true,
-          stream_options: { include_usage: true },
-        },
-        { signal: meter.signal, headers: knobHeaders(req) },
-      ),
-    );
-    const result = await postSSE(
-      app.url,
-      {
-        model: 'gpt-4o-mini',
-        max_completion_tokens: 200,
-        messages: [{ role: 'user' as const, content: 'Hello there.' }],
-      },
-      { headers: { 'x-user': 'u2', 'x-fake-llm-cache-read': '8' } },
-    );
-    const record = await fake.waitForRequest(fake.lastRequest!.id);
-    expect(result.text).toBe(record.text);
-    const done = eventData<{
-      costNanos: number;
-      estimated: boolean;
-      usage: { inputTokens: number; cacheReadTokens: number };
-    }>(result, 'done');
-    const prompt_ = record.usage!.inputTokens; // OpenAI prompt_tokens includes the cached ones
-    expect(done.usage).toMatchObject({ inputTokens: prompt_, cacheReadTokens: 8 });
-    expect(done.estimated).toBe(false);
-    expect(done.costNanos).toBe((prompt_ - 8) * 150 + 8 * 75 + 90 * 600);
-  });
-
-  it('accepts a plain async iterable of normalised events', async () => {
-    await start(async function* () {
-      yield { type: 'start', provider: 'custom', id: 'x1' };
-      yield { type: 'text', text: 'line one\n\ndata: [DONE]\n\n' };
-      yield { type: 'text', text: 'line two 🎉' };
-      yield {
-        type: 'usage',
-        final: true,
-        usage: {
-          inputTokens: 10,
-          outputTokens: 7,
-          cacheReadTokens: 0,
-          cacheWrite5mTokens: 0,
-          cacheWrite1hTokens: 0,
-          reasoningTokens: 0,
-          webSearchRequests: 0,
-          webFetchRequests: 0,
-        },
-      };
-      yield { type: 'stop', reason: 'end_turn' };
-    });
-    const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'u3' } });
-    expect(result.text).toBe('line one\n\ndata: [DONE]\n\nline two 🎉');
-    expect(result.events.filter((e) => e.event === 'done')).toHaveLength(1);
-    expect(eventData<{ costNanos: number }>(result, 'done').costNanos).toBe(handCost(10, 7));
-  });
-});
-
-/** Opens a stream for `planned` tokens and reads it at ~10 KB/s until the fake stalls or ends. */
 async function slowRead(planned: number, user: string) {
   const url = new URL(app.url);
   const body = JSON.stringify({ ...prompt, max_tokens: planned });
@@ -196,312 +123,403 @@ async function slowRead(planned: number, user: string) {
   return { res, received, record: fake.lastRequest! };
 }
 
-describe('backpressure', () => {
-  it('a slow reader stops the middleware pulling from the provider (raw stream)', async () => {
-    const planned = 1_000_000;
-    await start(rawAnthropic, {
-      maxTokensLimit: planned,
-      budgets: { user: { limitUsd: '10', period: 'day' } },
-    });
-    const { res, received, record } = await slowRead(planned, 'slow');
-    // The fake is held back: generation stalled far below the planned answer (~60 MB of
-    // SSE), so nothing piles up in our process.
-    expect(record.writesBlocked).toBeGreaterThan(0);
-    expect(record.tokensGenerated).toBeLessThan(planned / 2);
-    expect(received).toBeGreaterThan(0);
-    res.destroy();
-    const [settle] = await app.waitForSettles(1);
-    expect(settle!.outcome).toBe('client_disconnected');
-    expect(settle!.backpressureWaits).toBeGreaterThan(0);
-    const done = await fake.waitForRequest(record.id);
-    expect(done.stopCause).toBe('client-closed');
+describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
+  beforeAll(() => {
+    express = major;
   });
 
-  it("the SDK's MessageStream helper reads the whole answer whatever the client does", async () => {
-    // Why the docs recommend the raw stream: MessageStream drains the HTTP response into
-    // its own queue, so a slow client no longer slows the provider (memory grows instead).
-    const planned = 150_000;
-    await start(
-      (req, meter) =>
+  describe('sources', () => {
+    it("accepts the SDK's MessageStream helper as it is", async () => {
+      await start((req, meter) =>
         anthropicClient(fake.url).messages.stream(
           { model: meter.model, max_tokens: meter.maxTokens, messages: prompt.messages },
           { signal: meter.signal, headers: knobHeaders(req) },
         ),
-      { maxTokensLimit: planned, budgets: { user: { limitUsd: '10', period: 'day' } } },
-    );
-    const { res, record } = await slowRead(planned, 'slow-helper');
-    expect(record.tokensGenerated).toBe(planned);
-    expect(record.writesBlocked).toBe(0);
-    res.destroy();
-    await app.waitForSettles(1);
-  });
-});
-
-describe('upstream faults end with an error event and a settled ledger', () => {
-  it.each([
-    [500, 'api_error'],
-    [529, 'overloaded_error'],
-    [429, 'rate_limit_error'],
-  ])('HTTP %i before the stream: upstream_error, nothing charged', async (status, type) => {
-    await start(rawAnthropic);
-    const result = await postSSE(app.url, prompt, {
-      headers: { 'x-user': 'f1', 'x-fake-llm-fault': String(status) },
+      );
+      const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'u1' } });
+      const record = await fake.waitForRequest(fake.lastRequest!.id);
+      expect(result.text).toBe(record.text);
+      expect(eventData<{ costNanos: number }>(result, 'done').costNanos).toBe(
+        handCost(record.usage!.inputTokens, 90),
+      );
     });
-    const error = eventData<{
-      code: string;
-      upstreamStatus: number;
-      upstreamType: string;
-      costNanos: number;
-    }>(result, 'error');
-    expect(error).toMatchObject({
-      code: 'upstream_error',
-      upstreamStatus: status,
-      upstreamType: type,
-      costNanos: 0,
-    });
-    await app.waitForSettles(1);
-    expect(await spent('f1')).toEqual({ spent: 0, reserved: 0 });
-  });
 
-  it('error event mid-stream: upstream_error naming overloaded_error, charged the estimate', async () => {
-    await start(rawAnthropic);
-    const result = await postSSE(app.url, prompt, {
-      headers: {
-        'x-user': 'f2',
-        'x-fake-llm-fault': 'error-mid-stream',
-        'x-fake-llm-fault-after': '30',
-      },
-    });
-    const record = await fake.waitForRequest(fake.lastRequest!.id);
-    const error = eventData<{
-      code: string;
-      upstreamType: string;
-      costNanos: number;
-      estimated: boolean;
-    }>(result, 'error');
-    expect(error).toMatchObject({
-      code: 'upstream_error',
-      upstreamType: 'overloaded_error',
-      estimated: true,
-    });
-    expect(result.text).toBe(record.text);
-    const [settle] = await app.waitForSettles(1);
-    expect(error.costNanos).toBe(handCost(record.inputTokens, settle!.final.usage.outputTokens));
-    expect(settle!.final.usage.outputTokens).toBeGreaterThan(5);
-    expect(await spent('f2')).toEqual({ spent: error.costNanos, reserved: 0 });
-  });
-
-  it('headers then silence: the idle timeout ends it with timeout and aborts the upstream', async () => {
-    await start(rawAnthropic, { idleTimeoutMs: 300 });
-    const result = await postSSE(app.url, prompt, {
-      headers: {
-        'x-user': 'f3',
-        'x-fake-llm-fault': 'hang-mid-stream',
-        'x-fake-llm-fault-after': '12',
-      },
-    });
-    expect(eventData<{ code: string }>(result, 'error').code).toBe('timeout');
-    const record = await fake.waitForRequest(fake.lastRequest!.id);
-    expect(record.clientClosedAt).toBeDefined();
-    const [settle] = await app.waitForSettles(1);
-    expect(await spent('f3')).toEqual({ spent: settle!.final.costNanos, reserved: 0 });
-  });
-
-  it('connection reset mid-stream: upstream_error, settled to what was received', async () => {
-    await start(rawAnthropic);
-    const result = await postSSE(app.url, prompt, {
-      headers: {
-        'x-user': 'f4',
-        'x-fake-llm-fault': 'reset-mid-stream',
-        'x-fake-llm-fault-after': '30',
-      },
-    });
-    expect(eventData<{ code: string }>(result, 'error').code).toBe('upstream_error');
-    const [settle] = await app.waitForSettles(1);
-    expect(settle!.final.estimated).toBe(true);
-    expect(await spent('f4')).toEqual({ spent: settle!.final.costNanos, reserved: 0 });
-  });
-
-  it('malformed SSE: upstream_error', async () => {
-    await start(rawAnthropic);
-    const result = await postSSE(app.url, prompt, {
-      headers: {
-        'x-user': 'f5',
-        'x-fake-llm-fault': 'malformed-sse',
-        'x-fake-llm-fault-after': '9',
-      },
-    });
-    expect(eventData<{ code: string }>(result, 'error').code).toBe('upstream_error');
-    await app.waitForSettles(1);
-    expect((await spent('f5')).reserved).toBe(0);
-  });
-});
-
-describe('handler bugs and caps', () => {
-  it('a handler that throws before calling the provider: handler_error, nothing charged', async () => {
-    await start(() => {
-      throw new Error('boom: secret-api-key-123');
-    });
-    const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'h1' } });
-    const error = eventData<{ code: string; message: string; costNanos: number }>(result, 'error');
-    expect(error).toMatchObject({ code: 'handler_error', costNanos: 0 });
-    expect(result.events.map((e) => e.data).join()).not.toContain('secret-api-key');
-    await app.waitForSettles(1);
-    expect(await spent('h1')).toEqual({ spent: 0, reserved: 0 });
-  });
-
-  it('a route handler that never hands a stream over: settled by the handover timeout', async () => {
-    await start(undefined, { handoverTimeoutMs: 200 }, { handler: () => {} });
-    const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'h2' } });
-    expect(eventData<{ code: string }>(result, 'error').code).toBe('handler_error');
-    const [settle] = await app.waitForSettles(1);
-    expect(settle!.outcome).toBe('handler_error');
-    expect(await spent('h2')).toEqual({ spent: 0, reserved: 0 });
-  });
-
-  it('non-terminal mode: the route handler hands the SDK stream to res.locals.tokenmeter', async () => {
-    await start(
-      undefined,
-      {},
-      {
-        handler: (req, _res, meter) =>
-          meter.stream(
-            anthropicClient(fake.url).messages.create(
-              {
-                model: meter.model,
-                max_tokens: meter.maxTokens,
-                messages: prompt.messages,
-                stream: true,
-              },
-              { signal: meter.signal, headers: knobHeaders(req) },
-            ),
-          ),
-      },
-    );
-    const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'h3' } });
-    const record = await fake.waitForRequest(fake.lastRequest!.id);
-    expect(result.text).toBe(record.text);
-    expect(eventData<{ costNanos: number }>(result, 'done').costNanos).toBe(
-      handCost(record.usage!.inputTokens, 90),
-    );
-  });
-
-  it('a per-request cost cap stops the stream with budget_exceeded and aborts upstream', async () => {
-    // $0.0005 cap: input ~ tens of tokens at $1/M, so roughly 90+ output tokens at $5/M.
-    await start(rawAnthropic, { maxCostPerRequestUsd: '0.0005' });
-    const result = await postSSE(
-      app.url,
-      { ...prompt, max_tokens: 3000 },
-      { headers: { 'x-user': 'c1', 'x-fake-llm-tokens': '3000', 'x-fake-llm-tps': '2000' } },
-    );
-    const error = eventData<{ code: string; costNanos: number }>(result, 'error');
-    expect(error.code).toBe('budget_exceeded');
-    expect(error.costNanos).toBeLessThanOrEqual(500_000 + 5_000 * 3);
-    const record = await fake.waitForRequest(fake.lastRequest!.id);
-    expect(record.stopCause).toBe('client-closed');
-    expect(record.tokensGenerated).toBeLessThan(400);
-  });
-
-  it('incremental leases admit more streams than worst-case on a tight budget, and never overspend', async () => {
-    // Worst case for max_tokens 4000 at $5/M would be $0.02 each: none fit $0.01.
-    await start(rawAnthropic, {
-      budgets: { user: { limitUsd: '0.01', period: 'day' } },
-      reservation: { incremental: { initialOutputTokens: 100, stepOutputTokens: 100 } },
-    });
-    const results = await Promise.all(
-      Array.from({ length: 4 }, () =>
-        postSSE(
-          app.url,
-          { ...prompt, max_tokens: 4000 },
-          { headers: { 'x-user': 'l1', 'x-fake-llm-tokens': '300', 'x-fake-llm-tps': '3000' } },
+    it('accepts OpenAI chat completions with include_usage, cached tokens priced as cached', async () => {
+      // gpt-4o-mini per million: $0.15 input, $0.075 cached input, $0.60 output.
+      const openai = new OpenAI({ baseURL: `${fake.url}/v1`, apiKey: 'test', maxRetries: 0 });
+      await start((req, meter) =>
+        openai.chat.completions.create(
+          {
+            model: meter.model,
+            max_completion_tokens: meter.maxTokens,
+            messages: [{ role: 'user' as const, content: 'Hello there.' }],
+            stream: true,
+            stream_options: { include_usage: true },
+          },
+          { signal: meter.signal, headers: knobHeaders(req) },
         ),
-      ),
-    );
-    expect(results.every((r) => r.status === 200)).toBe(true);
-    for (const r of results) expect(r.events.at(-1)!.event).toBe('done');
-    const settles = await app.waitForSettles(4);
-    const total = settles.reduce((s, x) => s + x.final.costNanos, 0);
-    const state = await store.getState(
-      { kind: 'user', id: 'l1' },
-      { budget: { limitNanos: usd('0.01'), period: 'day' } },
-    );
-    expect(state.budget!.spentNanos).toBe(total);
-    expect(state.budget!.reservedNanos).toBe(0);
+      );
+      const result = await postSSE(
+        app.url,
+        {
+          model: 'gpt-4o-mini',
+          max_completion_tokens: 200,
+          messages: [{ role: 'user' as const, content: 'Hello there.' }],
+        },
+        { headers: { 'x-user': 'u2', 'x-fake-llm-cache-read': '8' } },
+      );
+      const record = await fake.waitForRequest(fake.lastRequest!.id);
+      expect(result.text).toBe(record.text);
+      const done = eventData<{
+        costNanos: number;
+        estimated: boolean;
+        usage: { inputTokens: number; cacheReadTokens: number };
+      }>(result, 'done');
+      const prompt_ = record.usage!.inputTokens; // OpenAI prompt_tokens includes the cached ones
+      expect(done.usage).toMatchObject({ inputTokens: prompt_, cacheReadTokens: 8 });
+      expect(done.estimated).toBe(false);
+      expect(done.costNanos).toBe((prompt_ - 8) * 150 + 8 * 75 + 90 * 600);
+    });
+
+    it('accepts a plain async iterable of normalised events', async () => {
+      await start(async function* () {
+        yield { type: 'start', provider: 'custom', id: 'x1' };
+        yield { type: 'text', text: 'line one\n\ndata: [DONE]\n\n' };
+        yield { type: 'text', text: 'line two 🎉' };
+        yield {
+          type: 'usage',
+          final: true,
+          usage: {
+            inputTokens: 10,
+            outputTokens: 7,
+            cacheReadTokens: 0,
+            cacheWrite5mTokens: 0,
+            cacheWrite1hTokens: 0,
+            reasoningTokens: 0,
+            webSearchRequests: 0,
+            webFetchRequests: 0,
+          },
+        };
+        yield { type: 'stop', reason: 'end_turn' };
+      });
+      const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'u3' } });
+      expect(result.text).toBe('line one\n\ndata: [DONE]\n\nline two 🎉');
+      expect(result.events.filter((e) => e.event === 'done')).toHaveLength(1);
+      expect(eventData<{ costNanos: number }>(result, 'done').costNanos).toBe(handCost(10, 7));
+    });
   });
 
-  it('a lease that cannot grow ends the stream with budget_exceeded', async () => {
-    await start(rawAnthropic, {
-      budgets: { user: { limitUsd: '0.0008', period: 'day' } },
-      reservation: { incremental: { initialOutputTokens: 50, stepOutputTokens: 50 } },
+  /** Opens a stream for `planned` tokens and reads it at ~10 KB/s until the fake stalls or ends. */
+  describe('backpressure', () => {
+    it('a slow reader stops the middleware pulling from the provider (raw stream)', async () => {
+      const planned = 1_000_000;
+      await start(rawAnthropic, {
+        maxTokensLimit: planned,
+        budgets: { user: { limitUsd: '10', period: 'day' } },
+      });
+      const { res, received, record } = await slowRead(planned, 'slow');
+      // The fake is held back: generation stalled far below the planned answer (~60 MB of
+      // SSE), so nothing piles up in our process.
+      expect(record.writesBlocked).toBeGreaterThan(0);
+      expect(record.tokensGenerated).toBeLessThan(planned / 2);
+      expect(received).toBeGreaterThan(0);
+      res.destroy();
+      const [settle] = await app.waitForSettles(1);
+      expect(settle!.outcome).toBe('client_disconnected');
+      expect(settle!.backpressureWaits).toBeGreaterThan(0);
+      const done = await fake.waitForRequest(record.id);
+      expect(done.stopCause).toBe('client-closed');
     });
-    const result = await postSSE(
-      app.url,
-      { ...prompt, max_tokens: 4000 },
-      { headers: { 'x-user': 'l2', 'x-fake-llm-tokens': '2000', 'x-fake-llm-tps': '2000' } },
-    );
-    expect(eventData<{ code: string }>(result, 'error').code).toBe('budget_exceeded');
-    await app.waitForSettles(1);
-    const { spent: s, reserved } = await spent('l2');
-    expect(reserved).toBe(0);
-    // Bounded overspend: at most one step's estimation error beyond the limit.
-    expect(s).toBeLessThanOrEqual(800_000 + 50 * 5_000);
-  });
-});
 
-describe('transport', () => {
-  it('works behind compression(): no-transform keeps the stream unbuffered', async () => {
-    await start(
-      rawAnthropic,
-      {},
-      { before: [compression() as unknown as express5.RequestHandler] },
-    );
-    const result = await postSSE(app.url, prompt, {
-      headers: {
-        'x-user': 't1',
-        'accept-encoding': 'gzip',
-        'x-fake-llm-tps': '50',
-        'x-fake-llm-tokens': '20',
-        'x-fake-llm-chunk': '1',
-      },
+    it("the SDK's MessageStream helper reads the whole answer whatever the client does", async () => {
+      // Why the docs recommend the raw stream: MessageStream drains the HTTP response into
+      // its own queue, so a slow client no longer slows the provider (memory grows instead).
+      const planned = 150_000;
+      await start(
+        (req, meter) =>
+          anthropicClient(fake.url).messages.stream(
+            { model: meter.model, max_tokens: meter.maxTokens, messages: prompt.messages },
+            { signal: meter.signal, headers: knobHeaders(req) },
+          ),
+        { maxTokensLimit: planned, budgets: { user: { limitUsd: '10', period: 'day' } } },
+      );
+      const { res, record } = await slowRead(planned, 'slow-helper');
+      expect(record.tokensGenerated).toBe(planned);
+      expect(record.writesBlocked).toBe(0);
+      res.destroy();
+      await app.waitForSettles(1);
     });
-    expect(result.headers.get('content-encoding')).toBeNull();
-    const deltas = result.events.filter((e) => e.event === 'delta');
-    // Deltas arrive spread over time (~20 ms apart at 50 tokens/s), not in one burst.
-    expect(deltas.at(-1)!.at - deltas[0]!.at).toBeGreaterThan(200);
-  });
-
-  it('sends keep-alive comments while the upstream is slow to start', async () => {
-    await start(rawAnthropic, { keepAliveMs: 100 });
-    const result = await postSSE(app.url, prompt, {
-      headers: { 'x-user': 't2', 'x-fake-llm-ttft-ms': '450', 'x-fake-llm-tokens': '3' },
-    });
-    expect(result.comments.filter((c) => c.trim() === 'ping').length).toBeGreaterThanOrEqual(2);
-    expect(result.events.at(-1)!.event).toBe('done');
   });
 
-  it('fails closed with 503 when the store is down, and open with a warning when asked', async () => {
-    await start(rawAnthropic);
-    await store.shutdown!();
-    const closed = await postSSE(app.url, prompt, { headers: { 'x-user': 's1' } });
-    expect(closed.status).toBe(503);
-    expect(closed.body).toMatchObject({ error: { code: 'store_unavailable' } });
-    await app.close();
-    store = createMemoryStore();
-    const dead = createMemoryStore();
-    await dead.shutdown!();
-    app = await startApp({
-      express: express5,
-      middleware: {
-        store: dead,
-        storeFailure: 'open',
-        identify: identifyByHeader,
-        budgets: { user: { limitUsd: '1', period: 'day' } },
-        upstream: rawAnthropic,
-      },
+  describe('upstream faults end with an error event and a settled ledger', () => {
+    it.each([
+      [500, 'api_error'],
+      [529, 'overloaded_error'],
+      [429, 'rate_limit_error'],
+    ])('HTTP %i before the stream: upstream_error, nothing charged', async (status, type) => {
+      await start(rawAnthropic);
+      const result = await postSSE(app.url, prompt, {
+        headers: { 'x-user': 'f1', 'x-fake-llm-fault': String(status) },
+      });
+      const error = eventData<{
+        code: string;
+        upstreamStatus: number;
+        upstreamType: string;
+        costNanos: number;
+      }>(result, 'error');
+      expect(error).toMatchObject({
+        code: 'upstream_error',
+        upstreamStatus: status,
+        upstreamType: type,
+        costNanos: 0,
+      });
+      await app.waitForSettles(1);
+      expect(await spent('f1')).toEqual({ spent: 0, reserved: 0 });
     });
-    const open = await postSSE(app.url, prompt, { headers: { 'x-user': 's1' } });
-    expect(open.status).toBe(200);
-    expect(open.events.at(-1)!.event).toBe('done');
-    expect(app.warnings.join()).toMatch(/fail open/);
+
+    it('error event mid-stream: upstream_error naming overloaded_error, charged the estimate', async () => {
+      await start(rawAnthropic);
+      const result = await postSSE(app.url, prompt, {
+        headers: {
+          'x-user': 'f2',
+          'x-fake-llm-fault': 'error-mid-stream',
+          'x-fake-llm-fault-after': '30',
+        },
+      });
+      const record = await fake.waitForRequest(fake.lastRequest!.id);
+      const error = eventData<{
+        code: string;
+        upstreamType: string;
+        costNanos: number;
+        estimated: boolean;
+      }>(result, 'error');
+      expect(error).toMatchObject({
+        code: 'upstream_error',
+        upstreamType: 'overloaded_error',
+        estimated: true,
+      });
+      expect(result.text).toBe(record.text);
+      const [settle] = await app.waitForSettles(1);
+      expect(error.costNanos).toBe(handCost(record.inputTokens, settle!.final.usage.outputTokens));
+      expect(settle!.final.usage.outputTokens).toBeGreaterThan(5);
+      expect(await spent('f2')).toEqual({ spent: error.costNanos, reserved: 0 });
+    });
+
+    it('headers then silence: the idle timeout ends it with timeout and aborts the upstream', async () => {
+      await start(rawAnthropic, { idleTimeoutMs: 300 });
+      const result = await postSSE(app.url, prompt, {
+        headers: {
+          'x-user': 'f3',
+          'x-fake-llm-fault': 'hang-mid-stream',
+          'x-fake-llm-fault-after': '12',
+        },
+      });
+      expect(eventData<{ code: string }>(result, 'error').code).toBe('timeout');
+      const record = await fake.waitForRequest(fake.lastRequest!.id);
+      expect(record.clientClosedAt).toBeDefined();
+      const [settle] = await app.waitForSettles(1);
+      expect(await spent('f3')).toEqual({ spent: settle!.final.costNanos, reserved: 0 });
+    });
+
+    it('connection reset mid-stream: upstream_error, settled to what was received', async () => {
+      await start(rawAnthropic);
+      const result = await postSSE(app.url, prompt, {
+        headers: {
+          'x-user': 'f4',
+          'x-fake-llm-fault': 'reset-mid-stream',
+          'x-fake-llm-fault-after': '30',
+        },
+      });
+      expect(eventData<{ code: string }>(result, 'error').code).toBe('upstream_error');
+      const [settle] = await app.waitForSettles(1);
+      expect(settle!.final.estimated).toBe(true);
+      expect(await spent('f4')).toEqual({ spent: settle!.final.costNanos, reserved: 0 });
+    });
+
+    it('malformed SSE: upstream_error', async () => {
+      await start(rawAnthropic);
+      const result = await postSSE(app.url, prompt, {
+        headers: {
+          'x-user': 'f5',
+          'x-fake-llm-fault': 'malformed-sse',
+          'x-fake-llm-fault-after': '9',
+        },
+      });
+      expect(eventData<{ code: string }>(result, 'error').code).toBe('upstream_error');
+      await app.waitForSettles(1);
+      expect((await spent('f5')).reserved).toBe(0);
+    });
+  });
+
+  describe('handler bugs and caps', () => {
+    it('a handler that throws before calling the provider: handler_error, nothing charged', async () => {
+      await start(() => {
+        throw new Error('boom: secret-api-key-123');
+      });
+      const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'h1' } });
+      const error = eventData<{ code: string; message: string; costNanos: number }>(
+        result,
+        'error',
+      );
+      expect(error).toMatchObject({ code: 'handler_error', costNanos: 0 });
+      expect(result.events.map((e) => e.data).join()).not.toContain('secret-api-key');
+      await app.waitForSettles(1);
+      expect(await spent('h1')).toEqual({ spent: 0, reserved: 0 });
+    });
+
+    it('a route handler that never hands a stream over: settled by the handover timeout', async () => {
+      await start(undefined, { handoverTimeoutMs: 200 }, { handler: () => {} });
+      const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'h2' } });
+      expect(eventData<{ code: string }>(result, 'error').code).toBe('handler_error');
+      const [settle] = await app.waitForSettles(1);
+      expect(settle!.outcome).toBe('handler_error');
+      expect(await spent('h2')).toEqual({ spent: 0, reserved: 0 });
+    });
+
+    it('non-terminal mode: the route handler hands the SDK stream to res.locals.tokenmeter', async () => {
+      await start(
+        undefined,
+        {},
+        {
+          handler: (req, _res, meter) =>
+            meter.stream(
+              anthropicClient(fake.url).messages.create(
+                {
+                  model: meter.model,
+                  max_tokens: meter.maxTokens,
+                  messages: prompt.messages,
+                  stream: true,
+                },
+                { signal: meter.signal, headers: knobHeaders(req) },
+              ),
+            ),
+        },
+      );
+      const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'h3' } });
+      const record = await fake.waitForRequest(fake.lastRequest!.id);
+      expect(result.text).toBe(record.text);
+      expect(eventData<{ costNanos: number }>(result, 'done').costNanos).toBe(
+        handCost(record.usage!.inputTokens, 90),
+      );
+    });
+
+    it('a per-request cost cap stops the stream with budget_exceeded and aborts upstream', async () => {
+      // $0.0005 cap: input ~ tens of tokens at $1/M, so roughly 90+ output tokens at $5/M.
+      await start(rawAnthropic, { maxCostPerRequestUsd: '0.0005' });
+      const result = await postSSE(
+        app.url,
+        { ...prompt, max_tokens: 3000 },
+        { headers: { 'x-user': 'c1', 'x-fake-llm-tokens': '3000', 'x-fake-llm-tps': '2000' } },
+      );
+      const error = eventData<{ code: string; costNanos: number }>(result, 'error');
+      expect(error.code).toBe('budget_exceeded');
+      expect(error.costNanos).toBeLessThanOrEqual(500_000 + 5_000 * 3);
+      const record = await fake.waitForRequest(fake.lastRequest!.id);
+      expect(record.stopCause).toBe('client-closed');
+      expect(record.tokensGenerated).toBeLessThan(400);
+    });
+
+    it('incremental leases admit more streams than worst-case on a tight budget, and never overspend', async () => {
+      // Worst case for max_tokens 4000 at $5/M would be $0.02 each: none fit $0.01.
+      await start(rawAnthropic, {
+        budgets: { user: { limitUsd: '0.01', period: 'day' } },
+        reservation: { incremental: { initialOutputTokens: 100, stepOutputTokens: 100 } },
+      });
+      const results = await Promise.all(
+        Array.from({ length: 4 }, () =>
+          postSSE(
+            app.url,
+            { ...prompt, max_tokens: 4000 },
+            { headers: { 'x-user': 'l1', 'x-fake-llm-tokens': '300', 'x-fake-llm-tps': '3000' } },
+          ),
+        ),
+      );
+      expect(results.every((r) => r.status === 200)).toBe(true);
+      for (const r of results) expect(r.events.at(-1)!.event).toBe('done');
+      const settles = await app.waitForSettles(4);
+      const total = settles.reduce((s, x) => s + x.final.costNanos, 0);
+      const state = await store.getState(
+        { kind: 'user', id: 'l1' },
+        { budget: { limitNanos: usd('0.01'), period: 'day' } },
+      );
+      expect(state.budget!.spentNanos).toBe(total);
+      expect(state.budget!.reservedNanos).toBe(0);
+    });
+
+    it('a lease that cannot grow ends the stream with budget_exceeded', async () => {
+      await start(rawAnthropic, {
+        budgets: { user: { limitUsd: '0.0008', period: 'day' } },
+        reservation: { incremental: { initialOutputTokens: 50, stepOutputTokens: 50 } },
+      });
+      const result = await postSSE(
+        app.url,
+        { ...prompt, max_tokens: 4000 },
+        { headers: { 'x-user': 'l2', 'x-fake-llm-tokens': '2000', 'x-fake-llm-tps': '2000' } },
+      );
+      expect(eventData<{ code: string }>(result, 'error').code).toBe('budget_exceeded');
+      await app.waitForSettles(1);
+      const { spent: s, reserved } = await spent('l2');
+      expect(reserved).toBe(0);
+      // Bounded overspend: at most one step's estimation error beyond the limit.
+      expect(s).toBeLessThanOrEqual(800_000 + 50 * 5_000);
+    });
+  });
+
+  describe('transport', () => {
+    it('works behind compression(): no-transform keeps the stream unbuffered', async () => {
+      await start(
+        rawAnthropic,
+        {},
+        { before: [compression() as unknown as express5.RequestHandler] },
+      );
+      const result = await postSSE(app.url, prompt, {
+        headers: {
+          'x-user': 't1',
+          'accept-encoding': 'gzip',
+          'x-fake-llm-tps': '50',
+          'x-fake-llm-tokens': '20',
+          'x-fake-llm-chunk': '1',
+        },
+      });
+      expect(result.headers.get('content-encoding')).toBeNull();
+      const deltas = result.events.filter((e) => e.event === 'delta');
+      // Deltas arrive spread over time (~20 ms apart at 50 tokens/s), not in one burst.
+      expect(deltas.at(-1)!.at - deltas[0]!.at).toBeGreaterThan(200);
+    });
+
+    it('sends keep-alive comments while the upstream is slow to start', async () => {
+      await start(rawAnthropic, { keepAliveMs: 100 });
+      const result = await postSSE(app.url, prompt, {
+        headers: { 'x-user': 't2', 'x-fake-llm-ttft-ms': '450', 'x-fake-llm-tokens': '3' },
+      });
+      expect(result.comments.filter((c) => c.trim() === 'ping').length).toBeGreaterThanOrEqual(2);
+      expect(result.events.at(-1)!.event).toBe('done');
+    });
+
+    it('fails closed with 503 when the store is down, and open with a warning when asked', async () => {
+      await start(rawAnthropic);
+      await store.shutdown!();
+      const closed = await postSSE(app.url, prompt, { headers: { 'x-user': 's1' } });
+      expect(closed.status).toBe(503);
+      expect(closed.body).toMatchObject({ error: { code: 'store_unavailable' } });
+      await app.close();
+      store = createMemoryStore();
+      const dead = createMemoryStore();
+      await dead.shutdown!();
+      app = await startApp({
+        express,
+        middleware: {
+          store: dead,
+          storeFailure: 'open',
+          identify: identifyByHeader,
+          budgets: { user: { limitUsd: '1', period: 'day' } },
+          upstream: rawAnthropic,
+        },
+      });
+      const open = await postSSE(app.url, prompt, { headers: { 'x-user': 's1' } });
+      expect(open.status).toBe(200);
+      expect(open.events.at(-1)!.event).toBe('done');
+      expect(app.warnings.join()).toMatch(/fail open/);
+    });
   });
 });
