@@ -3,6 +3,7 @@
  * tokenmeter is a `Nanos`: exact under addition, exact in Redis `INCRBY`, never a
  * float. Conversion to USD happens only at the edges (JSON, headers, display).
  */
+import { numberToPlainDecimal } from './decimal.js';
 import { TokenmeterError } from './errors.js';
 
 /** An integer number of nano-dollars. A plain number: safe up to ±$9,007,199. */
@@ -131,23 +132,10 @@ export function addNanos(...amounts: Nanos[]): Nanos {
 }
 
 function numberToDecimalString(value: number): string {
-  const plain = expandExponent(String(value));
+  const plain = numberToPlainDecimal(value);
   const [whole = '0', frac = ''] = plain.split('.');
   // Numbers with more than 9 decimals round to the nearest nano-dollar (half away from zero).
   return frac.length > 9 ? roundDecimal(whole, frac) : plain;
-}
-
-function expandExponent(text: string): string {
-  if (!/e/i.test(text)) return text;
-  const [mantissa = '0', exponentText = '0'] = text.toLowerCase().split('e');
-  const exponent = Number(exponentText);
-  const sign = mantissa.startsWith('-') ? '-' : '';
-  const [intPart = '0', fracPart = ''] = mantissa.replace(/^[-+]/, '').split('.');
-  const digits = intPart + fracPart;
-  const point = intPart.length + exponent;
-  if (point <= 0) return `${sign}0.${'0'.repeat(-point)}${digits}`;
-  if (point >= digits.length) return sign + digits + '0'.repeat(point - digits.length);
-  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
 }
 
 function roundDecimal(whole: string, frac: string): string {

@@ -5,6 +5,7 @@
  * strings in USD per million tokens and are compiled once into integers
  * (micro-dollars per million tokens, i.e. pico-dollars per token), so costs are exact.
  */
+import { numberToPlainDecimal } from '../decimal.js';
 import { TokenmeterError } from '../errors.js';
 import type { Provider } from '../usage.js';
 import bundled from './catalog-2026-11-25.json' with { type: 'json' };
@@ -225,22 +226,6 @@ export function decimalToRatio(value: string | number, what: string): Ratio {
   }
   const [, whole = '0', frac = ''] = match;
   return { num: BigInt(whole + frac), den: 10n ** BigInt(frac.length) };
-}
-
-/** A number as a plain decimal string without exponent: 3e-6 → "0.000003". */
-export function numberToPlainDecimal(value: number): string {
-  if (!Number.isFinite(value)) return String(value);
-  const text = String(value);
-  if (!/e/i.test(text)) return text;
-  const [mantissa = '0', exponentText = '0'] = text.toLowerCase().split('e');
-  const exponent = Number(exponentText);
-  const sign = mantissa.startsWith('-') ? '-' : '';
-  const [intPart = '0', fracPart = ''] = mantissa.replace(/^[-+]/, '').split('.');
-  const digits = intPart + fracPart;
-  const point = intPart.length + exponent;
-  if (point <= 0) return `${sign}0.${'0'.repeat(-point)}${digits}`;
-  if (point >= digits.length) return sign + digits + '0'.repeat(point - digits.length);
-  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
 }
 
 function compileRates(

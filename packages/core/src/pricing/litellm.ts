@@ -4,13 +4,10 @@
  * Entries without both an input and an output token price (image, audio, embedding
  * models, the `sample_spec` entry) are skipped and reported.
  */
+
+import { numberToPlainDecimal } from '../decimal.js';
 import { TokenmeterError } from '../errors.js';
-import {
-  type ModelPriceInput,
-  numberToPlainDecimal,
-  PricingCatalog,
-  type TokenKind,
-} from './catalog.js';
+import { type ModelPriceInput, PricingCatalog, type TokenKind } from './catalog.js';
 
 /** One LiteLLM entry: only the fields tokenmeter reads. */
 export interface LiteLLMEntry {
