@@ -145,27 +145,36 @@ it(
         .sort(),
     ).toEqual([...final.unrecorded].sort());
 
-    // Store spend equals the sum of recorded settlements; nothing reserved, nothing open.
+    // Store spend equals the sum of recorded settlements plus what expired. A reservation
+    // expires only when its admission's reply was lost with a dropped connection (the
+    // script ran, the answer never arrived): it is charged as reserved once its TTL is
+    // over. Wait that TTL out: nothing may stay reserved or open past it.
     const store = createRedisStore({ url: redis.url, prefix: 'soak:' });
+    let expired = 0;
     try {
+      await new Promise((r) => setTimeout(r, 6_500));
       for (const user of USERS) {
         const state = await store.getState(
           { kind: 'user', id: user },
           { budget: { limitNanos: 100_000_000_000, period: BUDGET.period } },
         );
         const mine = settles.filter((s) => s.user === user && s.recorded);
-        expect(state.budget!.spentNanos).toBe(mine.reduce((sum, s) => sum + s.costNanos, 0));
         expect(state.budget!.reservedNanos).toBe(0);
         expect(state.reservations.open).toBe(0);
-        expect(state.reservations.expired).toBe(0);
+        expect(state.budget!.spentNanos).toBe(
+          mine.reduce((sum, s) => sum + s.costNanos, 0) + state.reservations.expiredNanos,
+        );
+        expired += state.reservations.expired;
       }
     } finally {
       await store.shutdown();
     }
+    // Lost replies are rare: at most one per injected connection drop.
+    expect(expired).toBeLessThanOrEqual(Math.ceil(SOAK_MS / 2_000));
     // Memory back to baseline (after a GC): no per-stream state is kept.
     expect(final.heapUsed - baseline).toBeLessThan(16 * 1024 * 1024);
     console.log(
-      `soak: ${admitted.size} admitted streams, ${rejectedByStore} refused by the store, ${settles.filter((s) => !s.recorded).length} unrecorded, heap ${(baseline / 1e6).toFixed(1)} → ${(final.heapUsed / 1e6).toFixed(1)} MB`,
+      `soak: ${admitted.size} admitted streams, ${rejectedByStore} refused by the store, ${settles.filter((s) => !s.recorded).length} unrecorded, ${expired} expired, heap ${(baseline / 1e6).toFixed(1)} → ${(final.heapUsed / 1e6).toFixed(1)} MB`,
     );
   },
   SOAK_MS + 60_000,
