@@ -135,6 +135,18 @@ export class StreamMeter {
     }
   }
 
+  /**
+   * Feeds one chunk of answer text: the same as `observe({ type: 'text', text })`, without
+   * the event object (the per-token hot path of the middleware).
+   */
+  observeText(text: string): void {
+    if (this.result) return;
+    this.events++;
+    if (this.timeToFirstTokenMs === undefined)
+      this.timeToFirstTokenMs = this.now() - this.startedAt;
+    this.output.push(text);
+  }
+
   /** Number of events observed. */
   get eventCount(): number {
     return this.events;

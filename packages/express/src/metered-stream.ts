@@ -30,6 +30,12 @@ import { SseWriter } from './sse-writer.js';
 import type { MeteredRequest, MeteredResponse, MeteredStream, SettleInfo } from './types.js';
 import { classifyUpstreamError, toAsyncIterable, type UpstreamFailure } from './upstream-errors.js';
 
+/** The shape of an Anthropic `content_block_delta` with text, read without translation. */
+interface AnthropicTextDelta {
+  type?: unknown;
+  delta?: { type?: unknown; text?: unknown };
+}
+
 export interface Admission {
   requestId: string;
   scopes: readonly ScopeRef[];
@@ -110,8 +116,14 @@ export class MeteredStreamImpl implements MeteredStream {
   private readonly controller = new AbortController();
   private readonly translate = createEventTranslator();
   private readonly startedAt = performance.now();
-  private lastEventAt = performance.now();
+  // Activity is counted on the hot path and timed by the shared tick: no clock read per chunk.
+  private chunks = 0;
+  private chunksAtTick = -1;
+  private lastChunkAt = performance.now();
+  private writesAtTick = -1;
+  private lastWriteAt = performance.now();
   private lastUsageAt = 0;
+  private usageDue = false;
   private abortReason: StreamOutcome | undefined;
   private handedOver = false;
   private signalTouched = false;
@@ -237,7 +249,19 @@ export class MeteredStreamImpl implements MeteredStream {
       void this.settle('handler_error', { refused: !this.signalTouched });
       return;
     }
-    if (this.reading && now - this.lastEventAt >= c.idleTimeoutMs) {
+    if (this.chunks !== this.chunksAtTick) {
+      this.chunksAtTick = this.chunks;
+      this.lastChunkAt = now;
+    }
+    if (this.writer.writes !== this.writesAtTick) {
+      this.writesAtTick = this.writer.writes;
+      this.lastWriteAt = now;
+    }
+    if (now - this.lastUsageAt >= c.usageIntervalMs) {
+      this.usageDue = true;
+      this.lastUsageAt = now;
+    }
+    if (this.reading && now - this.lastChunkAt >= c.idleTimeoutMs) {
       // Settle now: a source that ignores the signal may never yield again.
       this.abort('timeout');
       void this.settle('timeout', {
@@ -249,7 +273,7 @@ export class MeteredStreamImpl implements MeteredStream {
       });
       return;
     }
-    if (now - this.writer.lastWriteAt >= c.keepAliveMs && !this.res.writableNeedDrain) {
+    if (now - this.lastWriteAt >= c.keepAliveMs && !this.res.writableNeedDrain) {
       this.writer.write(c.encoder.comment('ping'));
     }
   }
@@ -269,28 +293,41 @@ export class MeteredStreamImpl implements MeteredStream {
   private async run(source: unknown): Promise<FinalUsage> {
     let failure: UpstreamFailure | undefined;
     this.reading = true;
-    this.lastEventAt = performance.now();
+    this.lastChunkAt = performance.now();
     try {
       const iterable = toAsyncIterable(await source);
       const encoder = this.config.encoder;
       const writer = this.writer;
       const meter = this.meter;
       const content = this.trace.recordsContent ? this.trace : undefined;
+      const everyChunk = this.config.usageIntervalMs === 0;
       for await (const raw of iterable) {
-        this.lastEventAt = performance.now();
-        const events = this.translate(raw);
-        for (const event of events) {
-          meter.observe(event);
-          if (event.type === 'text') {
-            content?.output(event.text);
-            if (!writer.write(encoder.delta({ text: event.text }))) await writer.ready();
+        this.chunks++;
+        // Fast path for the common case, an Anthropic text delta: no event objects.
+        const delta =
+          (raw as AnthropicTextDelta).type === 'content_block_delta'
+            ? (raw as AnthropicTextDelta).delta
+            : undefined;
+        if (delta?.type === 'text_delta' && typeof delta.text === 'string') {
+          if (delta.text !== '') {
+            meter.observeText(delta.text);
+            content?.output(delta.text);
+            if (!writer.write(encoder.delta({ text: delta.text }))) await writer.ready();
+          }
+        } else {
+          for (const event of this.translate(raw)) {
+            meter.observe(event);
+            if (event.type === 'text') {
+              content?.output(event.text);
+              if (!writer.write(encoder.delta({ text: event.text }))) await writer.ready();
+            }
           }
         }
         if (this.controller.signal.aborted) break;
         if (meter.outputTokensEstimate >= this.leasedOutputTokens) {
           if (!(await this.growLease())) break;
         }
-        if (this.lastEventAt - this.lastUsageAt >= this.config.usageIntervalMs) this.sendUsage();
+        if (this.usageDue || everyChunk) this.sendUsage();
       }
     } catch (error) {
       if (!this.abortReason) {
@@ -354,7 +391,7 @@ export class MeteredStreamImpl implements MeteredStream {
   }
 
   private sendUsage(): void {
-    this.lastUsageAt = this.lastEventAt;
+    this.usageDue = false;
     const snap: MeterSnapshot = this.meter.snapshot();
     this.writer.write(
       this.config.encoder.usage({

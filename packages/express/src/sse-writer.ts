@@ -21,7 +21,8 @@ export class SseWriter {
   /** Number of times a write had to wait, and the total wait in ms. */
   backpressureWaits = 0;
   backpressureMs = 0;
-  lastWriteAt = 0;
+  /** Writes so far: the keep-alive timer compares it between ticks (no clock read per write). */
+  writes = 0;
 
   constructor(res: ServerResponse) {
     this.res = res;
@@ -48,7 +49,7 @@ export class SseWriter {
    */
   write(chunk: string): boolean {
     if (chunk === '' || this.closed) return true;
-    this.lastWriteAt = performance.now();
+    this.writes++;
     return this.res.write(chunk);
   }
 
