@@ -4,6 +4,7 @@
  * dropped. Every request is answered by policy within the store timeout; no settlement is
  * silently dropped.
  */
+import type { AdmitRequest, Store } from '@tokenmeter/core';
 import type { SettleInfo } from '@tokenmeter/express';
 import { createRedisStore, type RedisStore } from '@tokenmeter/store-redis';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
@@ -107,6 +108,68 @@ describe('store faults', () => {
     await new Promise((r) => setTimeout(r, 300));
     const state = await store.getState({ kind: 'user', id: 's-slow' }, { budget: BUDGET });
     expect(state.budget!.reservedNanos).toBe(0);
+  });
+
+  it('an admission whose reply was lost is released by its key in the background, not held to its TTL', async () => {
+    redis = await startRedisServer();
+    store = createRedisStore({ url: redis.url, timeoutMs: 300, logger: { warn() {} } });
+    const inner = store;
+    const admitted: AdmitRequest[] = [];
+    const keyCalls: string[] = [];
+    let loseNext = true;
+    let failKeyReleases = 1; // admitAll's own attempt fails too: the store is "still down"
+    const lossy: Store = {
+      admit: async (request) => {
+        admitted.push(request);
+        const result = await inner.admit(request);
+        if (loseNext) {
+          loseNext = false;
+          throw new Error('connection lost after the script ran');
+        }
+        return result;
+      },
+      settle: (id, actual) => inner.settle(id, actual),
+      extend: (id, request) => inner.extend(id, request),
+      release: (id) => inner.release(id),
+      getState: (scope, policy) => inner.getState(scope, policy),
+      now: () => inner.now(),
+      releaseByKey: async (scope, key) => {
+        keyCalls.push(key);
+        if (failKeyReleases-- > 0) throw new Error('still down');
+        return inner.releaseByKey(scope, key);
+      },
+    };
+    app = await startHarness(fake, lossy, { storeTimeoutMs: 400 });
+    const user = { kind: 'user', id: 's-lost' };
+    const started = performance.now();
+    const lost = await postSSE(app.url, body(), { headers: { 'x-user': 's-lost' } });
+    expect(performance.now() - started).toBeLessThan(1_000); // the 503 waits for no retry
+    expect(lost.status).toBe(503);
+    const key = admitted[0]!.requestKey!;
+    expect(typeof key).toBe('string');
+    expect(keyCalls).toEqual([key]);
+    // The admission ran: held for now, with nobody holding its id.
+    expect((await inner.getState(user, { budget: BUDGET })).reservations.open).toBe(1);
+    // The middleware's retry (after 1 s) releases it by key.
+    let state = await inner.getState(user, { budget: BUDGET });
+    for (let i = 0; i < 40 && state.reservations.open > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      state = await inner.getState(user, { budget: BUDGET });
+    }
+    expect(keyCalls).toEqual([key, key]);
+    expect(state.reservations.open).toBe(0);
+    expect(state.budget!.reservedNanos).toBe(0);
+    expect(state.budget!.spentNanos).toBe(0);
+    expect(state.reservations.expired).toBe(0);
+
+    // An admitted request's key is its request id, in the header and the meta event.
+    const ok = await postSSE(app.url, body(), { headers: { 'x-user': 's-lost' } });
+    expect(ok.status).toBe(200);
+    const requestKey = admitted.at(-1)!.requestKey;
+    expect(requestKey).not.toBe(key);
+    expect(ok.headers.get('x-request-id')).toBe(requestKey);
+    const meta = ok.events.find((e) => e.event === 'meta');
+    expect((meta!.json as { requestId: string }).requestId).toBe(requestKey);
   });
 
   it('script cache emptied (restart/failover) and connections dropped: admissions work again', async () => {

@@ -16,6 +16,7 @@ import {
   type RejectionInfo,
   type RequestFacts,
   releaseAll,
+  releaseLostAdmission,
   type ScopeRef,
   type TelemetryStart,
   TokenmeterError,
@@ -64,6 +65,8 @@ export function costTrackedSSE(options: CostTrackedSSEOptions) {
       config.idleTimeoutMs / 4,
       config.handoverTimeoutMs / 4,
       config.totalTimeoutMs / 4,
+      // The tick also paces the throttled `usage` events.
+      config.usageIntervalMs || 1_000,
     ),
   );
   const registry = new StreamRegistry(Math.floor(tickMs));
@@ -252,6 +255,9 @@ async function admit(
       // only a handler that sent a larger max_tokens than it declared goes past it.
       Math.min(capOutputTokens, Math.ceil(maxTokens * 1.25) + 32);
 
+  // Made before admission: it is also each scope's admission key, so an admission whose
+  // reply is lost (a dropped store connection) can still be released by it.
+  const requestId = randomUUID();
   const requests: AdmitRequest[] = [];
   for (const scope of scopes) {
     const budgetOf = config.budgets[scope.kind];
@@ -265,6 +271,7 @@ async function admit(
       reserveNanos,
       estimatedTokens: inputTokens + reservedOutput,
       ttlMs: config.reservationTtlMs,
+      requestKey: requestId,
     });
   }
 
@@ -274,6 +281,14 @@ async function admit(
       result = await admitAll(config.store, requests);
     } catch (error) {
       if (!(TokenmeterError.isInstance(error) && error.code === 'store_unavailable')) throw error;
+      // An admission may have run with its reply lost: release it by key in the background
+      // (the store may be down right now), never delaying the answer. Past the last try,
+      // the reservation's TTL still bounds it.
+      for (const request of requests) {
+        void releaseLostAdmission(config.store, request.scope, requestId, {
+          delaysMs: LOST_ADMISSION_RETRY_MS,
+        });
+      }
       if (config.storeFailure === 'closed') {
         config.logger.warn('tokenmeter: store unavailable, request refused (fail closed)', {
           error: describe(error),
@@ -363,7 +378,7 @@ async function admit(
     for (const state of accepted.rateLimits) limits.push({ scope: accepted.scope, state });
   }
   const admission: Admission = {
-    requestId: randomUUID(),
+    requestId,
     scopes,
     reservationIds,
     reservedNanos: reserveNanos,
@@ -383,6 +398,9 @@ async function admit(
   stream.open({ ...rateLimitHeaders(limits), 'X-Request-Id': admission.requestId });
   return stream;
 }
+
+/** When to try releasing a possibly lost admission by key: the store may be recovering. */
+const LOST_ADMISSION_RETRY_MS = [1_000, 5_000, 15_000, 30_000] as const;
 
 function formatUsd(nanos: number): string {
   return `$${(nanos / 1e9).toFixed(6).replace(/0+$/, '').replace(/\.$/, '')}`;

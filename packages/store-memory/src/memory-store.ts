@@ -14,6 +14,7 @@ import {
   type AdmitResult,
   assertAdmitRequest,
   assertExtendRequest,
+  assertRequestKey,
   assertReservationId,
   assertScope,
   assertScopePolicy,
@@ -69,7 +70,13 @@ export interface MemoryStoreStats {
 /** A Store plus memory-store extras. */
 export interface MemoryStore extends Store {
   stats(): MemoryStoreStats;
+  releaseByKey(scope: ScopeRef, requestKey: string): Promise<EndResult>;
   shutdown(): Promise<void>;
+}
+
+/** A scope's admission key as one map key: the scope key, then the requestKey, unambiguous. */
+function keyedBy(scopeKeyOf: string, requestKey: string): string {
+  return JSON.stringify([scopeKeyOf, requestKey]);
 }
 
 /**
@@ -91,6 +98,10 @@ class InMemoryStore implements MemoryStore {
   private readonly scopes: LRUCache<string, ScopeEntry>;
   private readonly reservations = new Map<string, OpenReservation>();
   private readonly ended: LRUCache<string, EndOutcome>;
+  /** Admission keys (scope + requestKey) of open reservations → reservation id. */
+  private readonly openByKey = new Map<string, string>();
+  /** Admission keys of ended reservations, remembered as long as their outcomes. */
+  private readonly endedByKey: LRUCache<string, string>;
   private readonly idPrefix = `m${Math.random().toString(36).slice(2, 8)}-`;
   private readonly timer: ReturnType<typeof setInterval>;
   private nextId = 0;
@@ -113,6 +124,7 @@ class InMemoryStore implements MemoryStore {
       },
     });
     this.ended = new LRUCache<string, EndOutcome>({ max: config.rememberEnded });
+    this.endedByKey = new LRUCache<string, string>({ max: config.rememberEnded });
     this.timer = setInterval(() => this.sweep(), config.sweepIntervalMs);
     // The sweep only tidies memory; it must not keep the process alive.
     this.timer.unref();
@@ -192,6 +204,7 @@ class InMemoryStore implements MemoryStore {
       reserved: request.reserveNanos,
       tokens: request.estimatedTokens,
       expiresAt: now + request.ttlMs,
+      keyed: request.requestKey === undefined ? undefined : keyedBy(key, request.requestKey),
       requestEntries: [],
       tokenEntries: [],
     };
@@ -207,6 +220,7 @@ class InMemoryStore implements MemoryStore {
     entry.open.set(open.id, open);
     entry.nextExpiry = Math.min(entry.nextExpiry, open.expiresAt);
     this.reservations.set(open.id, open);
+    if (open.keyed !== undefined) this.openByKey.set(open.keyed, open.id);
     return {
       admitted: true,
       scope: entry.scope,
@@ -264,6 +278,27 @@ class InMemoryStore implements MemoryStore {
       overrunNanos: 0,
       budget: open.bucket && open.budget ? budgetState(open.bucket, open.budget) : null,
       now,
+    };
+  }
+
+  /**
+   * Replies are never lost in one process, so this only serves callers written for any
+   * store (and the conformance suite): the reservation a scope made for `requestKey`,
+   * released as by `release()`, or how it ended, or 'unknown'.
+   */
+  async releaseByKey(scope: ScopeRef, requestKey: string): Promise<EndResult> {
+    this.assertOpen();
+    assertScope(scope);
+    assertRequestKey(requestKey);
+    const keyed = keyedBy(scopeKey(scope), requestKey);
+    const open = this.openByKey.get(keyed);
+    // release() runs to its end without an await, so this stays one atomic step.
+    if (open !== undefined) return this.release(open);
+    const ended = this.endedByKey.get(keyed);
+    return {
+      ended: false,
+      previously: ended === undefined ? 'unknown' : this.previously(ended),
+      now: this.time(),
     };
   }
 
@@ -359,6 +394,8 @@ class InMemoryStore implements MemoryStore {
     this.reservations.clear();
     this.scopes.clear();
     this.ended.clear();
+    this.openByKey.clear();
+    this.endedByKey.clear();
   }
 
   /** Store time: the clock, floored to whole ms and never allowed to run backwards. */
@@ -393,6 +430,10 @@ class InMemoryStore implements MemoryStore {
     open.entry.open.delete(open.id);
     this.reservations.delete(open.id);
     this.ended.set(open.id, outcome);
+    if (open.keyed !== undefined) {
+      if (this.openByKey.get(open.keyed) === open.id) this.openByKey.delete(open.keyed);
+      this.endedByKey.set(open.keyed, open.id);
+    }
     // This scope may have just gone quiet: let the next full-store admission look again.
     if (open.entry.open.size === 0 && !scopeMatters(open.entry, now)) this.purgeNotBefore = now;
   }

@@ -48,6 +48,8 @@ export interface OpenReservation {
   reserved: number;
   tokens: number;
   expiresAt: number;
+  /** Its admission key within the scope (see `keyedBy`), when the request gave one. */
+  readonly keyed: string | undefined;
   readonly requestEntries: Array<{ log: SlidingLog; entry: LogEntry }>;
   readonly tokenEntries: Array<{ log: SlidingLog; entry: LogEntry }>;
 }

@@ -72,6 +72,20 @@ export function reservationKey(base: string, sequence: string): string {
 }
 
 /**
+ * The part of an admission key's Redis key after `<base>:k:`: SHA-256 of the caller's
+ * requestKey (hashed as UTF-16LE, like scope tags, so lone surrogates stay distinct), as
+ * 64 hex characters. Caller text never reaches a key name or a script.
+ */
+export function requestKeyHash(requestKey: string): string {
+  return createHash('sha256').update(Buffer.from(requestKey, 'utf16le')).digest('hex');
+}
+
+/** `<base>:k:<hash>`: the reservation number a scope admitted under an admission key. */
+export function requestKeyKey(base: string, requestKey: string): string {
+  return `${base}:k:${requestKeyHash(requestKey)}`;
+}
+
+/**
  * A reservation id: `<tag>.<n>`, where n numbers the scope's admissions (from the store
  * time × 1000 when the scope's hash is created, so numbers are never reused, and stay
  * below 2^53 until the year 2255). It carries the hash tag, so settle, extend and release

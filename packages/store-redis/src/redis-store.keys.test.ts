@@ -11,7 +11,7 @@ import { createTestClock } from '@tokenmeter/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recommendedRedisOptions } from './client.js';
-import { scopeRedisKey } from './keys.js';
+import { requestKeyHash, scopeRedisKey } from './keys.js';
 import { KEY_GRACE_MS } from './options.js';
 import { type RedisProcess, startRedis } from './redis-server.test-helper.js';
 import { createRedisStore } from './redis-store.js';
@@ -91,6 +91,9 @@ describe('redis store keys', () => {
         { kind: 'tokens' as const, limit: 100_000, windowMs: 60_000 },
       ],
     };
+    // Hostile admission keys too: they reach Redis only as a SHA-256.
+    const requestKeyOf = (index: number) =>
+      (HOSTILE_IDS[index % HOSTILE_IDS.length] as string).slice(0, 200) || 'empty';
     for (const [index, scope] of scopes.entries()) {
       const cost = (index + 1) * 100;
       const { reservation } = expectAdmitted(
@@ -100,10 +103,15 @@ describe('redis store keys', () => {
           reserveNanos: cost,
           estimatedTokens: index + 1,
           ttlMs: 60_000,
+          requestKey: requestKeyOf(index),
         }),
       );
       const settled = await store.settle(reservation.id, { costNanos: cost, tokens: index + 1 });
       expect(settled.ended && settled.reservation.scope).toEqual(scope);
+      expect(await store.releaseByKey(scope, requestKeyOf(index))).toMatchObject({
+        ended: false,
+        previously: 'settled',
+      });
     }
     for (const [index, scope] of scopes.entries()) {
       const state = await store.getState(scope, policy);
@@ -119,13 +127,14 @@ describe('redis store keys', () => {
     }
     const keys = await keysUnder(prefix);
     const LAYOUT =
-      /^hostile:\{[A-Za-z0-9_-]{43}\}(:x|:r:\d+|:b:lifetime:0|:q:60000|:t:60000|:w:60000)?$/;
+      /^hostile:\{[A-Za-z0-9_-]{43}\}(:x|:r:\d+|:b:lifetime:0|:q:60000|:t:60000|:w:60000|:k:[0-9a-f]{64})?$/;
     for (const key of keys) expect(key).toMatch(LAYOUT);
-    // Per scope: hash, lifetime budget, tombstone, two logs, weights (the index is empty).
-    expect(keys.length).toBe(scopes.length * 6);
+    // Per scope: hash, lifetime budget, tombstone, two logs, weights, admission key (the
+    // index is empty).
+    expect(keys.length).toBe(scopes.length * 7);
     for (const scope of scopes) {
       const base = scopeRedisKey(scope, prefix);
-      expect(keys.filter((key) => key.startsWith(base))).toHaveLength(6);
+      expect(keys.filter((key) => key.startsWith(base))).toHaveLength(7);
     }
     await store.shutdown();
   });
@@ -194,6 +203,7 @@ describe('redis store keys', () => {
         reserveNanos: 100,
         estimatedTokens: 5,
         ttlMs: 10_000,
+        requestKey: 'ttl-key',
       }),
     );
     const periodEnd = budget?.periodEnd as number;
@@ -213,6 +223,8 @@ describe('redis store keys', () => {
     near(await ttl(r), held);
     near(await ttl(''), held);
     near(await ttl(':x'), held);
+    // An admission key is found while its reservation can be open and its tombstone kept.
+    near(await ttl(`:k:${requestKeyHash('ttl-key')}`), 10_000 + KEY_GRACE_MS + retention);
 
     await store.settle(reservation.id, { costNanos: 50, tokens: 5 });
     near(await ttl(r), retention);

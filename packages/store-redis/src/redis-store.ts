@@ -12,6 +12,7 @@ import {
   type AdmitResult,
   assertAdmitRequest,
   assertExtendRequest,
+  assertRequestKey,
   assertReservationId,
   assertScope,
   assertScopePolicy,
@@ -32,6 +33,8 @@ import { ConnectionWatch } from './client.js';
 import {
   encodeScope,
   parseReservationId,
+  requestKeyHash,
+  requestKeyKey,
   requestWindowKey,
   reservationId,
   reservationKey,
@@ -42,7 +45,7 @@ import {
 import { type Config, KEY_GRACE_MS, parseOptions } from './options.js';
 import { decodeAdmit, decodeEnd, decodeExtend, decodeState, periodJson } from './replies.js';
 import { runScript } from './script-runner.js';
-import { ADMIT, EXTEND, GET_STATE, RELEASE, SETTLE } from './scripts.js';
+import { ADMIT, EXTEND, GET_STATE, RELEASE, RELEASE_BY_KEY, SETTLE } from './scripts.js';
 import {
   MalformedReplyError,
   type Operation,
@@ -101,6 +104,7 @@ class RedisBackedStore implements RedisStore {
       request.ttlMs,
       ...budgetArgs(request.budget),
       request.budget ? periodJson(request.budget.period) : '',
+      request.requestKey === undefined ? '' : requestKeyHash(request.requestKey),
       ...ruleArgs(rules),
     ];
     return this.call(
@@ -137,6 +141,30 @@ class RedisBackedStore implements RedisStore {
     return this.call('release', async () =>
       decodeEnd(await runScript(this.config.client, RELEASE, target.keys, args), id, 'released', 0),
     );
+  }
+
+  /**
+   * Releases the reservation `scope` admitted under `requestKey`, for a caller whose admit
+   * reply was lost with a dropped connection (the script ran; nobody holds the id).
+   */
+  async releaseByKey(scope: ScopeRef, requestKey: string): Promise<EndResult> {
+    assertScope(scope);
+    assertRequestKey(requestKey);
+    const tag = scopeTag(scope);
+    const { base, index } = scopeKeys(this.config.prefix, tag);
+    const keys = [base, index, requestKeyKey(base, requestKey)];
+    return this.call('releaseByKey', async () => {
+      const raw = await runScript(this.config.client, RELEASE_BY_KEY, keys, this.commonArgs());
+      // An ended reservation's reply carries its number last: it names the id.
+      if (Array.isArray(raw) && raw.length === 14) {
+        const sequence = Number(raw[13]);
+        if (!Number.isSafeInteger(sequence) || sequence <= 0) {
+          throw new MalformedReplyError('releaseByKey', raw);
+        }
+        return decodeEnd(raw.slice(0, 13), reservationId(tag, sequence), 'released', 0);
+      }
+      return decodeEnd(raw, '', 'released', 0);
+    });
   }
 
   async extend(id: string, request: ExtendRequest): Promise<ExtendResult> {

@@ -22,6 +22,9 @@
  *   `<base>:q:<windowMs>`    ZSET requests log: reservation numbers scored by admission time
  *   `<base>:t:<windowMs>`    ZSET tokens log, same shape
  *   `<base>:w:<windowMs>`    HASH token weight per reservation number; field `#` is their sum
+ *   `<base>:k:<sha>`         STRING the reservation number admitted for an admission key
+ *                            (`sha`: SHA-256 hex of the caller's requestKey, made in JS, so
+ *                            no caller text reaches a key name); lives ttl + grace + retention
  *
  * Time to live is only garbage collection, always relative (`PEXPIRE`), never a rule: every
  * decision is made from the scores and counters, so an injected test clock far from Redis's
@@ -305,10 +308,10 @@ end
 
 local PREVIOUSLY = { settled = 2, released = 3, expired = 4 }
 
--- An existing reservation (KEYS[3]) as a table, or nil with the reply for an ended or
--- unknown one.
-local function open_reservation(now)
-  local f = redis.call('HMGET', KEYS[3], 'st', 'a', 'n', 'c', 'x', 'b', 'ps', 'pe', 'l', 'p', 'q', 't')
+-- An existing reservation (its hash rkey) as a table, or nil with the reply for an ended
+-- or unknown one.
+local function open_reservation(now, rkey)
+  local f = redis.call('HMGET', rkey, 'st', 'a', 'n', 'c', 'x', 'b', 'ps', 'pe', 'l', 'p', 'q', 't')
   if f[1] ~= 'open' then return nil, { PREVIOUSLY[f[1]] or 0, now } end
   return {
     a = tonumber(f[2]), n = tonumber(f[3]), c = tonumber(f[4]), x = tonumber(f[5]),
@@ -334,6 +337,34 @@ local function reservation_reply(code, now, scope, r, b)
   if b then spent, reserved = b.spent, b.reserved end
   return { code, now, scope or '', r.a, r.n, r.c, r.x, r.ps, r.pe, r.l, r.p, spent, reserved }
 end
+
+-- Undoes admission n (its hash rkey), shared by release and releaseByKey: frees the
+-- reservation and takes its request and tokens out of every window it was counted in, as
+-- if it had never been admitted. Returns the reply (see reservation_reply), or the
+-- { code, now } of an ended or unknown reservation.
+local function release_reservation(now, scope, rkey, n)
+  local r, ended = open_reservation(now, rkey)
+  if not r then return ended end
+  for window in string.gmatch(r.q, '%d+') do
+    redis.call('ZREM', base .. ':q:' .. window, n)
+  end
+  for window in string.gmatch(r.t, '%d+') do
+    local wkey = base .. ':w:' .. window
+    local old = redis.call('HGET', wkey, n)
+    if old then
+      redis.call('HDEL', wkey, n)
+      redis.call('HINCRBY', wkey, '#', int(-tonumber(old)))
+      redis.call('ZREM', base .. ':t:' .. window, n)
+    end
+  end
+  local b = budget_of(r)
+  if b then b.reserved = add_reserved(b.key, -r.a) end
+  redis.call('ZREM', index, n)
+  redis.call('HINCRBY', base, 'on', int(-r.a))
+  tombstone(rkey, 'released')
+  keep_scope(now + RETENTION, now)
+  return reservation_reply(1, now, scope, r, b)
+end
 `;
 
 /**
@@ -348,7 +379,9 @@ end
  * ARGV[8]  ttlMs
  * ARGV[9..13] budget: limitNanos ('' = no budget), period kind, window ms, offset ms, period id
  * ARGV[14] the budget's period as JSON, kept in the reservation for results
- * ARGV[15] number of rate-limit rules; then (kind 'q'|'t', windowMs, limit) per rule
+ * ARGV[15] the admission key: SHA-256 hex of the caller's requestKey ('' = none); when
+ *          admitted, `<base>:k:<it>` records the reservation number for releaseByKey
+ * ARGV[16] number of rate-limit rules; then (kind 'q'|'t', windowMs, limit) per rule
  *
  * Reply: { status (1 admitted, 2 rate limit, 3 budget), now, reservation number (0 if
  *   rejected), expiresAt, spent, reserved, periodStart, periodEnd, retryAfterMs,
@@ -363,7 +396,7 @@ load_scope()
 sweep(now)
 local reserve, tokens, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local budget = read_budget(9, now)
-local rules = read_rules(15, 3)
+local rules = read_rules(16, 3)
 
 -- Rate limits first: a request refused by one records nothing anywhere.
 local failing, wait = 0, 0
@@ -445,6 +478,11 @@ if budget then
 end
 redis.call('HSET', rkey, unpack(fields))
 redis.call('ZADD', index, int(expires), int(n))
+if ARGV[15] ~= '' then
+  -- Found by releaseByKey while the reservation can be open, and while its tombstone can
+  -- still say how it ended (a caller that lost this reply holds no id to extend it with).
+  redis.call('SET', base .. ':k:' .. ARGV[15], int(n), 'PX', int(ttl + GRACE + RETENTION))
+end
 
 if budget and budget.finish < 0 then
   -- Lifetime money never resets, so nothing that holds it may expire: not the budget,
@@ -486,7 +524,7 @@ export const SETTLE: LuaScript = {
 local now = clock_now()
 local scope = load_scope('scope')[3]
 sweep(now)
-local r, ended = open_reservation(now)
+local r, ended = open_reservation(now, KEYS[3])
 if not r then return ended end
 local n, cost, tokens = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 for window in string.gmatch(r.t, '%d+') do set_weight(window, n, tokens, false) end
@@ -520,28 +558,34 @@ export const RELEASE: LuaScript = {
 local now = clock_now()
 local scope = load_scope('scope')[3]
 sweep(now)
-local r, ended = open_reservation(now)
-if not r then return ended end
-local n = ARGV[5]
-for window in string.gmatch(r.q, '%d+') do
-  redis.call('ZREM', base .. ':q:' .. window, n)
-end
-for window in string.gmatch(r.t, '%d+') do
-  local wkey = base .. ':w:' .. window
-  local old = redis.call('HGET', wkey, n)
-  if old then
-    redis.call('HDEL', wkey, n)
-    redis.call('HINCRBY', wkey, '#', int(-tonumber(old)))
-    redis.call('ZREM', base .. ':t:' .. window, n)
-  end
-end
-local b = budget_of(r)
-if b then b.reserved = add_reserved(b.key, -r.a) end
-redis.call('ZREM', index, n)
-redis.call('HINCRBY', base, 'on', int(-r.a))
-tombstone(KEYS[3], 'released')
-keep_scope(now + RETENTION, now)
-return reservation_reply(1, now, scope, r, b)
+return release_reservation(now, scope, KEYS[3], ARGV[5])
+`,
+};
+
+/**
+ * releaseByKey: release, for the reservation a scope admitted under an admission key —
+ * for a caller whose admit reply was lost (the script ran, the connection dropped), so it
+ * holds no reservation id.
+ *
+ * KEYS[1] scope hash, KEYS[2] expiry index, KEYS[3] `<base>:k:<sha>`: the admission key's
+ *   entry (its value is the reservation number)
+ * ARGV[1..4] clock, expiry policy, tombstone retention, grace
+ *
+ * Reply: as release, with the reservation number appended when it ended the reservation
+ *   ({ 1, now, ...reservation, spent, reserved, number }); { 0, now } when no admission
+ *   is recorded under the key (it never ran, or was forgotten).
+ */
+export const RELEASE_BY_KEY: LuaScript = {
+  name: 'releaseByKey',
+  source: `${LIBRARY}
+local now = clock_now()
+local scope = load_scope('scope')[3]
+sweep(now)
+local n = redis.call('GET', KEYS[3])
+if not n then return { 0, now } end
+local out = release_reservation(now, scope, base .. ':r:' .. n, n)
+if out[1] == 1 then out[#out + 1] = n end
+return out
 `,
 };
 
@@ -563,7 +607,7 @@ export const EXTEND: LuaScript = {
 local now = clock_now()
 local scope = load_scope('scope')[3]
 sweep(now)
-local r, ended = open_reservation(now)
+local r, ended = open_reservation(now, KEYS[3])
 if not r then return ended end
 local n, add, add_tokens = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local b = budget_of(r)
@@ -645,4 +689,4 @@ return { s, e }
 `,
 };
 
-export const SCRIPTS = { ADMIT, SETTLE, RELEASE, EXTEND, GET_STATE } as const;
+export const SCRIPTS = { ADMIT, SETTLE, RELEASE, RELEASE_BY_KEY, EXTEND, GET_STATE } as const;

@@ -6,7 +6,14 @@
  */
 import { TokenmeterError } from '@tokenmeter/core';
 
-export type Operation = 'admit' | 'settle' | 'extend' | 'release' | 'getState' | 'now';
+export type Operation =
+  | 'admit'
+  | 'settle'
+  | 'extend'
+  | 'release'
+  | 'releaseByKey'
+  | 'getState'
+  | 'now';
 
 const PASS_THROUGH = new Set(['invalid_argument', 'invalid_config', 'store_unavailable']);
 

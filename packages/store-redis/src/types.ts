@@ -2,7 +2,7 @@
  * Public types of the Redis store: its options, the narrow client shape it needs from
  * ioredis (a `Redis` or a `Cluster` both fit), and the store it returns.
  */
-import type { Clock, ExpiryPolicy, Store } from '@tokenmeter/core';
+import type { Clock, EndResult, ExpiryPolicy, ScopeRef, Store } from '@tokenmeter/core';
 import type { RedisOptions } from 'ioredis';
 
 /**
@@ -112,5 +112,7 @@ export interface RedisStoreOptions {
 
 /** A Redis-backed Store. `shutdown()` quits the client only if the store created it. */
 export interface RedisStore extends Store {
+  /** Always present: a dropped connection can lose an admission's reply. */
+  releaseByKey(scope: ScopeRef, requestKey: string): Promise<EndResult>;
   shutdown(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { admitAll, extendAll } from './admit-all.js';
+import { admitAll, extendAll, releaseLostAdmission } from './admit-all.js';
 import type {
   AdmitRequest,
   AdmitResult,
@@ -109,6 +109,49 @@ describe('admitAll', () => {
     expect(admit).toHaveBeenCalledTimes(2);
   });
 
+  it('tries once to release a failed admission by its key, and tells onLostAdmission when that fails', async () => {
+    const admit = vi.fn(async (request: AdmitRequest) => {
+      if (request.scope.kind === 'b') throw new Error('connection lost');
+      return accept(request, `r-${request.scope.kind}`);
+    });
+    const release = vi.fn(async () => released);
+    const releaseByKey = vi.fn(async (): Promise<EndResult> => {
+      throw new Error('still down');
+    });
+    const onLostAdmission = vi.fn(() => {
+      throw new Error('logger broke');
+    });
+    const store: Store = { ...fakeStore(admit, release), releaseByKey };
+    const keyed = (kind: string) => ({ ...req(kind), requestKey: 'req-1' });
+    await expect(
+      admitAll(store, [keyed('a'), keyed('b'), keyed('c')], { onLostAdmission }),
+    ).rejects.toThrow('connection lost');
+    expect(release).toHaveBeenCalledWith('r-a');
+    // Only the scope whose call failed: the earlier one is released by id, the later never ran.
+    expect(releaseByKey).toHaveBeenCalledTimes(1);
+    expect(releaseByKey).toHaveBeenCalledWith({ kind: 'b', id: 'x' }, 'req-1');
+    expect(onLostAdmission).toHaveBeenCalledWith(
+      expect.any(Error),
+      { kind: 'b', id: 'x' },
+      'req-1',
+    );
+  });
+
+  it('does not release by key without a requestKey', async () => {
+    const releaseByKey = vi.fn(async (): Promise<EndResult> => released);
+    const store: Store = {
+      ...fakeStore(
+        async () => {
+          throw new Error('down');
+        },
+        async () => released,
+      ),
+      releaseByKey,
+    };
+    await expect(admitAll(store, [req('a')])).rejects.toThrow('down');
+    expect(releaseByKey).not.toHaveBeenCalled();
+  });
+
   it('refuses the same scope twice, which would charge it twice', async () => {
     const store = fakeStore(
       async (request) => accept(request, 'r'),
@@ -142,5 +185,44 @@ describe('extendAll', () => {
     const result = await extendAll(store, ['gone', 'live'], { addNanos: 5 });
     expect(result.extended).toBe(true);
     expect(extend).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe('releaseLostAdmission', () => {
+  const scope = { kind: 'user', id: 'u' };
+  const unknown: EndResult = { ended: false, previously: 'unknown', now: 0 };
+
+  it('retries after each delay until the store answers, then stops', async () => {
+    let calls = 0;
+    const releaseByKey = vi.fn(async (): Promise<EndResult> => {
+      calls += 1;
+      if (calls < 3) throw new Error('down');
+      return unknown;
+    });
+    const store: Store = { ...fakeStore(vi.fn(), vi.fn()), releaseByKey };
+    const result = await releaseLostAdmission(store, scope, 'k', { delaysMs: [1, 1, 1, 1, 1] });
+    expect(result).toBe(unknown);
+    expect(releaseByKey).toHaveBeenCalledTimes(3);
+    expect(releaseByKey).toHaveBeenCalledWith(scope, 'k');
+  });
+
+  it('gives up after the attempts, tells onGiveUp, and never rejects', async () => {
+    const releaseByKey = vi.fn(async (): Promise<EndResult> => {
+      throw new Error('down');
+    });
+    const onGiveUp = vi.fn();
+    const store: Store = { ...fakeStore(vi.fn(), vi.fn()), releaseByKey };
+    await expect(
+      releaseLostAdmission(store, scope, 'k', { delaysMs: [0, 1], attempts: 4, onGiveUp }),
+    ).resolves.toBeUndefined();
+    expect(releaseByKey).toHaveBeenCalledTimes(4);
+    expect(onGiveUp).toHaveBeenCalledWith(expect.any(Error));
+  });
+
+  it('does nothing for a store without releaseByKey', async () => {
+    const store = fakeStore(vi.fn(), vi.fn());
+    await expect(
+      releaseLostAdmission(store, scope, 'k', { delaysMs: [0] }),
+    ).resolves.toBeUndefined();
   });
 });

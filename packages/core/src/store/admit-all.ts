@@ -20,6 +20,11 @@
  *   If a rollback release itself fails, the reservation ends by expiry (under
  *   'charge-reserved' it is then charged: an over-count, never an under-count) and
  *   `onRollbackError` is told.
+ * - A store call that rejects may still have admitted (a connection dropped after the
+ *   script ran, and its reply was lost): nobody holds that reservation's id. When the
+ *   request carries a `requestKey` and the store implements `releaseByKey()`, admitAll
+ *   makes one attempt to release it by key; `releaseLostAdmission()` retries in the
+ *   background for callers (like the middleware) whose store may be down right now.
  * Spend can pass a limit only if `settle()` reports more than was reserved; the middleware
  * prevents that by capping each stream at its reservation and growing it with `extend()`.
  */
@@ -33,6 +38,7 @@ import type {
   ExtendRejected,
   ExtendRequest,
   ExtendResult,
+  ScopeRef,
   SettleRequest,
   Store,
 } from './types.js';
@@ -66,6 +72,16 @@ export interface AdmitAllOptions {
    * admitAll(store, requests, { onRollbackError: (error, id) => logger.warn({ error, id }, 'rollback failed') })
    */
   onRollbackError?: (error: unknown, reservationId: string) => void;
+  /**
+   * Told when a store call for a request with a `requestKey` rejected and the one attempt
+   * to release that admission by key (`store.releaseByKey`) failed too: if the admission
+   * ran, it ends by expiry unless released later (see `releaseLostAdmission`). A hook that
+   * throws is ignored. Defaults to none.
+   *
+   * @example
+   * admitAll(store, requests, { onLostAdmission: (error, scope, key) => retryLater(scope, key) })
+   */
+  onLostAdmission?: (error: unknown, scope: ScopeRef, requestKey: string) => void;
 }
 
 /**
@@ -93,7 +109,7 @@ export async function admitAll(
     try {
       result = await store.admit(request);
     } catch (error) {
-      await rollback(store, accepted, options);
+      await Promise.all([rollback(store, accepted, options), releaseLost(store, request, options)]);
       throw error;
     }
     if (!result.admitted) {
@@ -193,6 +209,95 @@ async function rollback(
     }
   });
   return unreleased;
+}
+
+/**
+ * The one attempt admitAll makes to release the admission of a store call that rejected:
+ * it may have run with its reply lost. Never rejects.
+ */
+async function releaseLost(
+  store: Store,
+  request: AdmitRequest,
+  options: AdmitAllOptions,
+): Promise<void> {
+  const key = request?.requestKey;
+  if (typeof key !== 'string' || !store.releaseByKey) return;
+  const scope: ScopeRef = { kind: request.scope.kind, id: request.scope.id };
+  try {
+    await store.releaseByKey(scope, key);
+  } catch (error) {
+    try {
+      options.onLostAdmission?.(error, scope, key);
+    } catch {
+      // A failing log hook must not replace the store error being rethrown.
+    }
+  }
+}
+
+export interface ReleaseLostAdmissionOptions {
+  /**
+   * Ms to wait before each attempt, in order; when `attempts` is larger, the last delay
+   * repeats. Defaults to [1_000, 5_000, 15_000, 30_000]: the store may be down right now.
+   */
+  delaysMs?: readonly number[];
+  /** How many attempts at most. Defaults to `delaysMs.length`. */
+  attempts?: number;
+  /** Told when every attempt failed (the reservation, if any, ends by its TTL). */
+  onGiveUp?: (error: unknown) => void;
+}
+
+const LOST_ADMISSION_DELAYS_MS = [1_000, 5_000, 15_000, 30_000] as const;
+
+/**
+ * Releases, in the background, the reservation `scope` may hold for `requestKey` after
+ * an admission call failed without an answer (the admission may have run, its reply
+ * lost): tries `store.releaseByKey` after each delay until one call answers (whatever it
+ * reports: released, already ended, or unknown) or the attempts run out. Its timers do
+ * not keep the process alive. Resolves with the answer, or `undefined` when the store has
+ * no `releaseByKey` or every attempt failed; never rejects, so it can be left unawaited.
+ *
+ * @example
+ * try { await admitAll(store, requests) } catch (error) {
+ *   for (const r of requests) void releaseLostAdmission(store, r.scope, requestId);
+ *   throw error;
+ * }
+ */
+export async function releaseLostAdmission(
+  store: Store,
+  scope: ScopeRef,
+  requestKey: string,
+  options: ReleaseLostAdmissionOptions = {},
+): Promise<EndResult | undefined> {
+  const releaseByKey = store.releaseByKey;
+  if (!releaseByKey) return undefined;
+  const delays = options.delaysMs ?? LOST_ADMISSION_DELAYS_MS;
+  const attempts = options.attempts ?? delays.length;
+  const target: ScopeRef = { kind: scope.kind, id: scope.id };
+  let lastError: unknown;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const delay = delays[Math.min(attempt, delays.length - 1)] ?? 0;
+    if (delay > 0) await sleep(delay);
+    try {
+      return await releaseByKey.call(store, target, requestKey);
+    } catch (error) {
+      lastError = error;
+      // A caller's bug (a malformed scope or key) will not fix itself by waiting.
+      if (TokenmeterError.isInstance(error) && error.code === 'invalid_argument') break;
+    }
+  }
+  try {
+    options.onGiveUp?.(lastError);
+  } catch {
+    // A failing log hook must not become an unhandled rejection.
+  }
+  return undefined;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref?.();
+  });
 }
 
 async function undoGrowth(

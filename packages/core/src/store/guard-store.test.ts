@@ -152,4 +152,29 @@ describe('guardStore', () => {
     await guardStore(stubStore({ shutdown })).shutdown?.();
     expect(shutdown).toHaveBeenCalledTimes(1);
   });
+
+  it('guards releaseByKey only when the store has one, with the same timeout and error mapping', async () => {
+    expect(guardStore(stubStore()).releaseByKey).toBeUndefined();
+    const scope = { kind: 'user', id: 'u1' };
+    const releaseByKey = vi.fn(
+      async () => ({ ended: false, previously: 'unknown', now: 7 }) as const,
+    );
+    const ok = await guardStore(stubStore({ releaseByKey })).releaseByKey?.(scope, 'k1');
+    expect(ok).toEqual({ ended: false, previously: 'unknown', now: 7 });
+    expect(releaseByKey).toHaveBeenCalledWith(scope, 'k1');
+
+    const failing = guardStore(
+      stubStore({ releaseByKey: () => Promise.reject(new Error('ECONNRESET')) }),
+    );
+    const failed = await caught(failing.releaseByKey!(scope, 'k1'));
+    expect(failed.code).toBe('store_unavailable');
+    expect(failed.details).toMatchObject({ operation: 'releaseByKey' });
+
+    const hanging = guardStore(stubStore({ releaseByKey: () => new Promise(() => {}) }), {
+      timeoutMs: 20,
+    });
+    const timedOut = await caught(hanging.releaseByKey!(scope, 'k1'));
+    expect(timedOut.code).toBe('store_unavailable');
+    expect(timedOut.details).toMatchObject({ operation: 'releaseByKey', timeoutMs: 20 });
+  });
 });

@@ -31,7 +31,15 @@ export interface GuardStoreOptions {
   onLateAdmission?: (reservationId: string, releaseError: unknown) => void;
 }
 
-type Operation = 'admit' | 'settle' | 'extend' | 'release' | 'getState' | 'now' | 'shutdown';
+type Operation =
+  | 'admit'
+  | 'settle'
+  | 'extend'
+  | 'release'
+  | 'releaseByKey'
+  | 'getState'
+  | 'now'
+  | 'shutdown';
 
 const PASS_THROUGH = new Set(['invalid_argument', 'invalid_config', 'store_unavailable']);
 
@@ -84,6 +92,11 @@ export function guardStore(store: Store, options: GuardStoreOptions = {}): Store
     getState: (scope, policy) => call('getState', () => store.getState(scope, policy)),
     now: () => call('now', () => store.now()),
   };
+  const releaseByKey = store.releaseByKey;
+  if (releaseByKey) {
+    guarded.releaseByKey = (scope, key) =>
+      call('releaseByKey', () => releaseByKey.call(store, scope, key));
+  }
   const shutdown = store.shutdown;
   if (shutdown) guarded.shutdown = () => call('shutdown', () => shutdown.call(store));
   return guarded;

@@ -12,7 +12,9 @@ export {
   type ExtendAllRejected,
   type ExtendAllResult,
   extendAll,
+  type ReleaseLostAdmissionOptions,
   releaseAll,
+  releaseLostAdmission,
   settleAll,
 } from './admit-all.js';
 export { type GuardStoreOptions, guardStore } from './guard-store.js';
@@ -52,6 +54,7 @@ export type {
 export {
   assertAdmitRequest,
   assertExtendRequest,
+  assertRequestKey,
   assertReservationId,
   assertScope,
   assertScopePolicy,

@@ -7,7 +7,7 @@
  *
  * What is atomic: one `admit()` for one scope (all its rate limits and its budget are
  * checked and recorded as one step, or nothing is recorded), one `settle()`, one
- * `extend()` and one `release()`. Concurrent calls behave as if they ran one after the
+ * `extend()`, one `release()` and one `releaseByKey()`. Concurrent calls behave as if they ran one after the
  * other in some order. What is not atomic: admission across several scopes — that is
  * `admitAll()` in core, which admits scope after scope and releases the earlier ones
  * when a later one rejects (see admit-all.ts for why that can never overspend).
@@ -95,6 +95,15 @@ export interface AdmitRequest extends ScopePolicy {
   readonly estimatedTokens: number;
   /** The reservation expires this many ms after admission unless extended. */
   readonly ttlMs: number;
+  /**
+   * An admission key: an opaque id the caller chooses, unique per request (a UUID; the
+   * same key may be used for each scope of one request, never for two requests), 1–200
+   * characters. A store that implements `releaseByKey()` remembers which reservation this
+   * scope made for it, so when `admit()` rejects without an answer (a connection dropped
+   * after the admission ran) the caller can still release it instead of letting it expire
+   * and be charged. Stores without `releaseByKey()` ignore it. Defaults to none.
+   */
+  readonly requestKey?: string;
 }
 
 /** What to do with an expired reservation's money. */
@@ -334,6 +343,15 @@ export interface Store {
   getState(scope: ScopeRef, policy?: ScopePolicy): Promise<ScopeState>;
   /** The store's own time in epoch ms, for headers. Never runs backwards. */
   now(): Promise<number>;
+  /**
+   * Optional. Release the reservation `scope` made for the admission key `requestKey`
+   * (see `AdmitRequest.requestKey`), if any, exactly as `release()` would: for an
+   * admission whose reply was lost, so nobody holds its id. A no-op reporting
+   * `previously: 'unknown'` when that admission never ran (or was forgotten), and
+   * `previously: <how it ended>` when it had already ended. Stores that cannot lose a
+   * reply may still implement it; callers must work without it.
+   */
+  releaseByKey?(scope: ScopeRef, requestKey: string): Promise<EndResult>;
   /** Stop timers and release connections the store owns. Calls after it reject. */
   shutdown?(): Promise<void>;
 }

@@ -18,6 +18,8 @@ describe('assertStore', () => {
     );
     expect(codeOf(() => assertStore(null))).toBe('invalid_config');
     expect(codeOf(() => assertStore({ ...complete(), shutdown: 1 }))).toBe('invalid_config');
+    expect(codeOf(() => assertStore({ ...complete(), releaseByKey: 'x' }))).toBe('invalid_config');
+    expect(assertStore({ ...complete(), releaseByKey: () => Promise.resolve() })).toBeTruthy();
     expect(assertStore(complete())).toBeTruthy();
   });
 });
@@ -34,6 +36,16 @@ describe('assertAdmitRequest', () => {
       'invalid_argument',
     );
     expect(() => assertAdmitRequest({ ...valid, reserveNanos: 0.5 })).toThrow(/usd\('1.50'\)/);
+  });
+
+  it('accepts a requestKey of 1 to 200 characters and nothing else', () => {
+    expect(assertAdmitRequest({ ...valid, requestKey: 'k' })).toBeTruthy();
+    expect(assertAdmitRequest({ ...valid, requestKey: 'x'.repeat(200) })).toBeTruthy();
+    for (const requestKey of ['', 'x'.repeat(201), 42, null]) {
+      expect(codeOf(() => assertAdmitRequest({ ...valid, requestKey: requestKey as string }))).toBe(
+        'invalid_argument',
+      );
+    }
   });
 });
 

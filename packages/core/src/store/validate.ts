@@ -41,6 +41,13 @@ export function assertStore(store: unknown): Store {
   if (shutdown !== undefined && typeof shutdown !== 'function') {
     throw new TokenmeterError('invalid_config', 'store.shutdown must be a function when present.');
   }
+  const releaseByKey = (store as Record<string, unknown>).releaseByKey;
+  if (releaseByKey !== undefined && typeof releaseByKey !== 'function') {
+    throw new TokenmeterError(
+      'invalid_config',
+      'store.releaseByKey must be a function when present.',
+    );
+  }
   return store as Store;
 }
 
@@ -103,7 +110,19 @@ export function assertAdmitRequest(request: AdmitRequest): AdmitRequest {
   nonNegativeNanos(request.reserveNanos, 'reserveNanos');
   nonNegativeInteger(request.estimatedTokens, 'estimatedTokens');
   positiveInteger(request.ttlMs, 'ttlMs');
+  if (request.requestKey !== undefined) assertRequestKey(request.requestKey);
   return request;
+}
+
+/** Throws `invalid_argument` unless `key` is an admission key: a string of 1–200 characters. */
+export function assertRequestKey(key: unknown): string {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 200) {
+    throw new TokenmeterError(
+      'invalid_argument',
+      'requestKey must be a string of 1 to 200 characters, unique per request (e.g. a UUID).',
+    );
+  }
+  return key;
 }
 
 /** Throws `invalid_argument` unless `actual` is a well-formed SettleRequest. */

@@ -436,6 +436,11 @@ export class Telemetry {
       getState: timed('getState', (scope, policy) => store.getState(scope, policy)),
       now: timed('now', () => store.now()),
     };
+    const releaseByKey = store.releaseByKey;
+    if (releaseByKey) {
+      // Measured as a release: it is one, found by admission key instead of id.
+      wrapped.releaseByKey = timed('release', (scope, key) => releaseByKey.call(store, scope, key));
+    }
     const shutdown = store.shutdown;
     if (shutdown) wrapped.shutdown = () => shutdown.call(store);
     return wrapped;

@@ -3,6 +3,7 @@
  * them into vitest tests; a proof or a custom runner can await `run(factory)` directly.
  */
 import { admissionCases, lifecycleCases } from './cases/admission.js';
+import { admissionKeyCases } from './cases/admission-keys.js';
 import { clockCases } from './cases/clock.js';
 import { concurrencyCases } from './cases/concurrency.js';
 import { expiryCases } from './cases/expiry.js';
@@ -21,6 +22,7 @@ export const storeConformanceCases: readonly ConformanceCase[] = [
   ...rateLimitCases,
   ...concurrencyCases,
   ...multiScopeCases,
+  ...admissionKeyCases,
   ...scopeIdCases,
   ...clockCases,
   ...validationCases,

@@ -399,3 +399,28 @@ describe('the conformance suite fails a check-then-deduct store', () => {
     for (const c of others) await c.run(racyNaive);
   });
 });
+
+describe('the conformance suite fails a store whose releaseByKey does nothing', () => {
+  // Claims releaseByKey but never finds the admission: what a store that ignores
+  // requestKey at admit would do.
+  const forgetful: StoreFactory = (ctx) => {
+    const store = new NaiveStore(ctx.clock, ctx.onExpiry, false);
+    return Object.assign(store, {
+      releaseByKey: async (): Promise<EndResult> => ({
+        ended: false,
+        previously: 'unknown',
+        now: ctx.clock.now(),
+      }),
+    });
+  };
+  const keyed = storeConformanceCases.filter((c) => c.group === 'admission-keys');
+
+  it.each(keyed.map((c) => [c.name, c] as const))('forgetful store fails: %s', async (_, c) => {
+    const error = await c.run(forgetful).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).name).toBe('AssertionError');
+  });
+});

@@ -39,6 +39,7 @@ export type ConformanceGroup =
   | 'rate-limits'
   | 'concurrency'
   | 'multi-scope'
+  | 'admission-keys'
   | 'scopes'
   | 'clock'
   | 'validation';
