@@ -124,6 +124,7 @@ export class MeteredStreamImpl implements MeteredStream {
   private lastWriteAt = performance.now();
   private lastUsageAt = 0;
   private usageDue = false;
+  private lastUsageOutput = -1;
   private abortReason: StreamOutcome | undefined;
   private handedOver = false;
   private signalTouched = false;
@@ -312,7 +313,10 @@ export class MeteredStreamImpl implements MeteredStream {
           if (delta.text !== '') {
             meter.observeText(delta.text);
             content?.output(delta.text);
-            if (!writer.write(encoder.delta({ text: delta.text }))) await writer.ready();
+            // A due usage event rides in the same write as the delta: one syscall, not two.
+            let chunk = encoder.delta({ text: delta.text });
+            if (this.usageDue || everyChunk) chunk += this.usageEvent();
+            if (!writer.write(chunk)) await writer.ready();
           }
         } else {
           for (const event of this.translate(raw)) {
@@ -327,7 +331,7 @@ export class MeteredStreamImpl implements MeteredStream {
         if (meter.outputTokensEstimate >= this.leasedOutputTokens) {
           if (!(await this.growLease())) break;
         }
-        if (this.usageDue || everyChunk) this.sendUsage();
+        if (this.usageDue || everyChunk) writer.write(this.usageEvent());
       }
     } catch (error) {
       if (!this.abortReason) {
@@ -390,17 +394,19 @@ export class MeteredStreamImpl implements MeteredStream {
     return true;
   }
 
-  private sendUsage(): void {
+  /** The running estimate as a `usage` event; empty when nothing changed since the last one. */
+  private usageEvent(): string {
     this.usageDue = false;
+    const output = this.meter.outputTokensEstimate;
+    if (output === this.lastUsageOutput) return '';
+    this.lastUsageOutput = output;
     const snap: MeterSnapshot = this.meter.snapshot();
-    this.writer.write(
-      this.config.encoder.usage({
-        inputTokens: promptTokens(snap.usage),
-        outputTokens: snap.usage.outputTokens,
-        costUsd: snap.cost.usd,
-        estimated: true,
-      }),
-    );
+    return this.config.encoder.usage({
+      inputTokens: promptTokens(snap.usage),
+      outputTokens: snap.usage.outputTokens,
+      costUsd: snap.cost.usd,
+      estimated: true,
+    });
   }
 
   /** The one way a stream ends. Idempotent: the first outcome wins. */
