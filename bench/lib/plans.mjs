@@ -1,0 +1,185 @@
+/**
+ * What `npm run bench` runs (standard: < 10 min on 2 cores) and what `--quick` runs (the
+ * CI smoke version: ≤ 60 s, every variant started at least once, every workload once).
+ */
+
+const ALL = [
+  'bare-node',
+  'bare-express',
+  'naive',
+  'tokenmeter-memory',
+  'tokenmeter-memory+otel',
+  'tokenmeter-redis',
+  'tokenmeter-redis+otel',
+];
+
+const LATENCY = [
+  'bare-express',
+  'tokenmeter-memory',
+  'tokenmeter-redis',
+  'tokenmeter-memory+otel',
+  'tokenmeter-redis+otel',
+];
+
+/** The request every client sends (the fake answers `tokens` tokens whatever max_tokens says). */
+export const BODY = {
+  model: 'claude-haiku-4-5',
+  max_tokens: 1_024,
+  messages: [{ role: 'user', content: 'Tell me about streaming.' }],
+};
+
+export const PLANS = {
+  standard: {
+    reps: 3,
+    /** Ordinary streams each fresh process serves before a workload measures it. */
+    warmMs: 1_000,
+    sweep: {
+      // naive streams like the bare relays: it is measured where it differs (slow readers,
+      // disconnects, the race). Telemetry overhead is read from the memory variant; the Redis
+      // one with telemetry only joins the latency run (time).
+      levelVariants: ALL.filter((v) => v !== 'naive' && v !== 'tokenmeter-redis+otel'),
+      reps: 3,
+      knobs: { tokens: 150, tps: 0, ttftMs: 0, chunk: 1 },
+      warmup: { concurrency: 20, warmupMs: 0, measureMs: 1_500 },
+      // Concurrency 1: one stream at a time, rotating over these variants (short answers, so
+      // many samples); the tail of the TTFT distribution is compared under the same noise.
+      latency: {
+        variants: LATENCY,
+        knobs: { tokens: 10 },
+        warmupMs: 1_000,
+        measureMs: 30_000,
+      },
+      // Closed loops of N clients, each opening the next stream when one ends. Answers are cut
+      // by a random max_tokens (the fake honours it), and each client's first answer anywhere
+      // up to the longest, so streams do not march in step and the window sees as many
+      // streams starting as ending.
+      // - paced: the upstream at 10 tokens/s per stream in deltas of 5 tokens: every variant
+      //   gets the same offered load (2,000 deltas/s at 1,000 streams, about half of what one
+      //   core relays when every delta is read and written on its own), so CPU per token and
+      //   TTFT compare like for like;
+      // - max: one token per delta, as fast as the socket takes it: what the server can push.
+      levels: [
+        {
+          load: 'paced',
+          concurrency: 100,
+          knobs: { tokens: 90, tps: 10, chunk: 5 },
+          tokensPerDelta: 5,
+          maxTokensRange: [30, 90],
+          warmupMs: 1_000,
+          measureMs: 1_500,
+        },
+        {
+          load: 'paced',
+          concurrency: 1_000,
+          knobs: { tokens: 90, tps: 10, chunk: 5 },
+          tokensPerDelta: 5,
+          maxTokensRange: [30, 90],
+          warmupMs: 2_000,
+          measureMs: 3_000,
+        },
+        {
+          load: 'max',
+          concurrency: 1_000,
+          knobs: { tokens: 150, tps: 0, chunk: 1 },
+          maxTokensRange: [50, 150],
+          warmupMs: 2_000,
+          measureMs: 2_500,
+        },
+      ],
+    },
+    slow: {
+      variants: ['bare-express', 'naive', 'tokenmeter-memory'],
+      streams: 30,
+      readRate: 1_024,
+      durationMs: 10_000,
+      reps: 2,
+      // A long answer as fast as the upstream can go: whoever does not wait for 'drain' buffers
+      // it. Long enough (~22 MB) to outlast the kernel's socket buffers on loopback, which
+      // take ~7 MB per connection before any backpressure reaches a relay.
+      knobs: { tokens: 3_000_000, tps: 0, ttftMs: 0, chunk: 20 },
+    },
+    disconnect: {
+      // The abort path is the middleware's, whatever the store: the memory variant stands for both.
+      variants: ['bare-express', 'naive', 'tokenmeter-memory'],
+      // Paced: 100 new streams a second, each closed after its first delta (the relay is not
+      // saturated, so what is measured is how fast it passes the close on). Burst: 100 at a
+      // time, replaced at once — a saturated server, where every close waits its turn.
+      scenarios: [
+        { name: 'paced', streams: 200, ratePerSec: 100 },
+        { name: 'burst', streams: 300, concurrency: 100, reps: 1 },
+      ],
+      // A realistic pace: after a disconnect, every 10 ms the upstream is not told costs a token.
+      knobs: { tokens: 300, tps: 100, ttftMs: 0, chunk: 1 },
+    },
+    race: {
+      variants: ['naive', 'tokenmeter-redis'],
+      processes: 3,
+      requests: 100,
+      maxTokens: 200,
+      // The budget covers about 10 worst-case answers; streams take ~0.5 s so they overlap.
+      budgetAnswers: 10,
+      knobs: { tokens: 200, tps: 400, ttftMs: 0, chunk: 1 },
+    },
+    idle: {
+      // Per-stream state of the Redis store lives in Redis: the memory variant stands for both.
+      variants: ['bare-express', 'tokenmeter-memory'],
+      reps: 1,
+      streams: 10_000,
+      openConcurrency: 256,
+    },
+    admission: {
+      memory: ['--iterations=100000'],
+      redis: ['--iterations=5000'],
+    },
+  },
+  quick: {
+    reps: 1,
+    warmMs: 300,
+    sweep: {
+      levelVariants: ALL,
+      knobs: { tokens: 75, tps: 0, ttftMs: 0, chunk: 1 },
+      warmup: { concurrency: 10, warmupMs: 0, measureMs: 200 },
+      latency: { variants: LATENCY, knobs: { tokens: 10 }, warmupMs: 200, measureMs: 1_500 },
+      levels: [
+        {
+          load: 'max',
+          concurrency: 100,
+          knobs: { tokens: 75, tps: 0 },
+          maxTokensRange: [25, 75],
+          warmupMs: 200,
+          measureMs: 400,
+        },
+      ],
+    },
+    slow: {
+      variants: ['naive', 'tokenmeter-memory'],
+      streams: 10,
+      readRate: 1_024,
+      durationMs: 4_000,
+      knobs: { tokens: 3_000_000, tps: 0, ttftMs: 0, chunk: 20 },
+    },
+    disconnect: {
+      variants: ['bare-express', 'naive', 'tokenmeter-memory'],
+      scenarios: [{ name: 'paced', streams: 40, ratePerSec: 100 }],
+      knobs: { tokens: 60, tps: 100, ttftMs: 0, chunk: 1 },
+    },
+    race: {
+      variants: ['naive', 'tokenmeter-redis'],
+      processes: 3,
+      requests: 30,
+      maxTokens: 200,
+      budgetAnswers: 5,
+      knobs: { tokens: 200, tps: 1_000, ttftMs: 0, chunk: 1 },
+    },
+    idle: {
+      variants: ['tokenmeter-memory'],
+      reps: 1,
+      streams: 300,
+      openConcurrency: 100,
+    },
+    admission: {
+      memory: ['--iterations=5000'],
+      redis: ['--iterations=1000'],
+    },
+  },
+};

@@ -1,0 +1,896 @@
+/**
+ * Turns a results object (what the harness writes to latest.json) into the headline
+ * figures with their targets, the Markdown tables, and the SVG plot (drawn by hand: no
+ * plotting dependency). Also runnable alone to redraw from a saved file:
+ * `node bench/lib/report.mjs bench/results/latest.json`.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { median } from './stats.mjs';
+
+const BASELINE = 'bare-express';
+
+// ---------------------------------------------------------------------------------------
+// Headline figures
+
+/** A level of the sweep: `load` ('latency', 'paced' or 'max') at `concurrency`. */
+function cellsOf(sweep, variant, level) {
+  return sweep.filter(
+    (c) => c.variant === variant && c.concurrency === level.concurrency && c.load === level.load,
+  );
+}
+
+/** Median over repetitions of `fn(cellOfA, cellOfB)` for cells of the same repetition. */
+function paired(sweep, a, b, level, fn) {
+  const values = [];
+  for (const cellA of cellsOf(sweep, a, level)) {
+    const cellB = cellsOf(sweep, b, level).find((c) => c.rep === cellA.rep);
+    if (cellB) values.push(fn(cellA, cellB));
+  }
+  return { median: median(values), values };
+}
+
+function medianOf(cells, fn) {
+  return median(cells.map(fn));
+}
+
+/** The levels present in the results, in table order. */
+function levelsOf(sweep) {
+  const order = { latency: 0, paced: 1, max: 2 };
+  const seen = new Map();
+  for (const c of sweep)
+    seen.set(`${c.load}:${c.concurrency}`, { load: c.load, concurrency: c.concurrency });
+  return [...seen.values()].sort(
+    (a, b) => (order[a.load] ?? 9) - (order[b.load] ?? 9) || a.concurrency - b.concurrency,
+  );
+}
+
+/** A small seeded PRNG (mulberry32): the same results file always gives the same intervals. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function quantileOf(sorted, q) {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+/** 95% bootstrap interval of quantile(a, q) − quantile(b, q), each sample resampled on its own. */
+function bootstrapDiff(a, b, q, rounds = 1_000) {
+  if (!a?.length || !b?.length) return undefined;
+  const random = prng(12345);
+  const resampled = (xs) => {
+    const out = new Float64Array(xs.length);
+    for (let i = 0; i < xs.length; i++) out[i] = xs[Math.floor(random() * xs.length)];
+    return out.sort();
+  };
+  const diffs = [];
+  for (let r = 0; r < rounds; r++) {
+    diffs.push(quantileOf(resampled(a), q) - quantileOf(resampled(b), q));
+  }
+  diffs.sort((x, y) => x - y);
+  return [quantileOf(diffs, 0.025), quantileOf(diffs, 0.975)];
+}
+
+const cpuRatio = (a, b) => a.serverCpuPerTokenUs / b.serverCpuPerTokenUs;
+const tputRatio = (a, b) => a.tokensPerSec / b.tokensPerSec;
+
+export function headline(results) {
+  const sweep = results.sweep ?? [];
+  const levels = levelsOf(sweep);
+  const latency = levels.find((l) => l.load === 'latency');
+  const paced = levels.filter((l) => l.load === 'paced').at(-1);
+  const max = levels.filter((l) => l.load === 'max').at(-1);
+  const rows = [];
+  const has = (v) => sweep.some((c) => c.variant === v);
+  const short = (v) => v.replace('tokenmeter-', '');
+
+  // Concurrency 1 comes from the interleaved latency run: every sample of every segment
+  // pooled (the headline), and the difference per segment (the spread).
+  const pooled = (v) => (results.latency ?? []).find((p) => p.variant === v);
+  const addedTtft = (variant, limitMs, label) => {
+    if (!latency || !pooled(variant) || !pooled(BASELINE)) return;
+    const bySegment = paired(
+      sweep,
+      variant,
+      BASELINE,
+      latency,
+      (a, b) => a.ttftMs.p99 - b.ttftMs.p99,
+    );
+    const ours = pooled(variant).ttftMs;
+    const bare = pooled(BASELINE).ttftMs;
+    const p99 = ours.p99 - bare.p99;
+    const ci50 = bootstrapDiff(pooled(variant).ttftSamples, pooled(BASELINE).ttftSamples, 0.5);
+    const ci99 = bootstrapDiff(pooled(variant).ttftSamples, pooled(BASELINE).ttftSamples, 0.99);
+    const interval = (ci) => (ci ? ` [${ci[0].toFixed(2)}, ${ci[1].toFixed(2)}]` : '');
+    rows.push({
+      key: `ttft:${variant}`,
+      figure: `Added TTFT vs bare, ${label} (one stream at a time)`,
+      value:
+        `p50 ${ms(ours.p50 - bare.p50)}${interval(ci50)}, p99 ${ms(p99)}${interval(ci99)} ` +
+        `(${ours.p50.toFixed(2)} / ${ours.p99.toFixed(2)} vs ${bare.p50.toFixed(2)} / ${bare.p99.toFixed(2)} ms, n=${ours.n})`,
+      spread: `[95% bootstrap interval]; p99 difference per time segment: ${bySegment.values.map((v) => ms(v)).join(', ')}`,
+      target: `p99 ≤ ${limitMs} ms`,
+      met: p99 <= limitMs,
+      ci99,
+    });
+  };
+  addedTtft('tokenmeter-memory', 1, 'memory store');
+  addedTtft('tokenmeter-redis', 2, 'Redis store');
+  addedTtft('tokenmeter-memory+otel', 1, 'memory store, telemetry on');
+  addedTtft('tokenmeter-redis+otel', 2, 'Redis store, telemetry on');
+
+  if (max) {
+    for (const variant of ['tokenmeter-memory', 'tokenmeter-redis']) {
+      if (!has(variant)) continue;
+      const ratio = paired(sweep, variant, BASELINE, max, tputRatio);
+      rows.push({
+        key: `throughput:${variant}`,
+        figure: `Throughput at ${max.concurrency.toLocaleString('en')} streams (upstream unthrottled), ${short(variant)} / bare`,
+        value: `${x(ratio.median)} (${tokS(medianOf(cellsOf(sweep, variant, max), (c) => c.tokensPerSec))} vs ${tokS(medianOf(cellsOf(sweep, BASELINE, max), (c) => c.tokensPerSec))} tokens/s)`,
+        spread: `per round: ${ratio.values.map(x).join(', ')}`,
+        target: '≥ 0.9×',
+        met: ratio.median === undefined ? undefined : ratio.median >= 0.9,
+      });
+    }
+  }
+  if (paced) {
+    const planned = results.plan.sweep.levels.find(
+      (l) => l.load === 'paced' && l.concurrency === paced.concurrency,
+    );
+    const pacedAbout = planned
+      ? `${planned.knobs.tps} tokens/s each, ${planned.knobs.chunk ?? 1} per delta`
+      : 'paced';
+    for (const variant of ['tokenmeter-memory', 'tokenmeter-redis']) {
+      if (!has(variant)) continue;
+      const ratio = paired(sweep, variant, BASELINE, paced, cpuRatio);
+      const atMax = max ? paired(sweep, variant, BASELINE, max, cpuRatio) : undefined;
+      const redisNote =
+        variant === 'tokenmeter-redis'
+          ? `; + redis-server's own ${us(medianOf(cellsOf(sweep, variant, paced), (c) => c.extraCpuPerTokenUs?.[0]))}/token`
+          : '';
+      rows.push({
+        key: `cpu:${variant}`,
+        figure: `Server CPU per delivered token, ${paced.concurrency.toLocaleString('en')} streams paced (${pacedAbout}), ${short(variant)} / bare`,
+        value: `${x(ratio.median)} (${us(medianOf(cellsOf(sweep, variant, paced), (c) => c.serverCpuPerTokenUs))} vs ${us(medianOf(cellsOf(sweep, BASELINE, paced), (c) => c.serverCpuPerTokenUs))}${redisNote})`,
+        spread: `per round: ${ratio.values.map(x).join(', ')}${atMax ? `; unthrottled: ${x(atMax.median)}` : ''}`,
+        target: '≤ 1.2×',
+        met: ratio.median === undefined ? undefined : ratio.median <= 1.2,
+      });
+    }
+  }
+
+  const slow = results.slowReaders ?? [];
+  if (slow.length > 0) {
+    const of = (v) => slow.filter((r) => r.variant === v);
+    const queuedKB = (v) =>
+      median(
+        of(v).map((r) => (r.openAtPeak ? r.peakQueuedBytes / r.openAtPeak : Number.NaN) / 1024),
+      );
+    const growth = (v) => median(of(v).map((r) => (r.rssEnd - r.rssStart) / 2 ** 20));
+    const ours = queuedKB('tokenmeter-memory');
+    const naive = queuedKB('naive');
+    // "Bounded by the socket buffer": Node's 16 KB high-water mark plus the chunk that
+    // crossed it; 64 KB per stream is generous.
+    const limitKB = 64;
+    rows.push({
+      key: 'slow',
+      figure: `Slow readers (${results.plan.slow.streams} × 1 KB/s, ${results.plan.slow.durationMs / 1000} s): what the server holds for them`,
+      value:
+        `most queued per stream: ours ${num(ours, 1)} KB, naive ${num(naive, 0)} KB, bare ${num(queuedKB(BASELINE), 1)} KB; ` +
+        `server RSS over the run: ours ${signed(growth('tokenmeter-memory'))} MB, naive ${signed(growth('naive'))} MB, bare ${signed(growth(BASELINE))} MB`,
+      spread:
+        'queued: res.writableLength (bytes waiting in the response and its socket, in Node and libuv, not yet in the kernel), polled every ~0.5 s, the largest',
+      target: `ours flat (≤ ${limitKB} KB per stream), naive growing (≥ 10× ours)`,
+      met:
+        ours === undefined
+          ? undefined
+          : ours <= limitKB && (naive === undefined || naive >= 10 * Math.max(ours, 1)),
+    });
+  }
+
+  const allStorms = results.disconnect ?? [];
+  const storm = allStorms.filter((r) => r.scenario === (allStorms[0]?.scenario ?? 'paced'));
+  if (storm.length > 0) {
+    const scenario = results.plan.disconnect.scenarios.find((x) => x.name === storm[0].scenario);
+    const burst = allStorms.filter((r) => r.scenario === 'burst');
+    const burstOf = (v) =>
+      median(burst.filter((r) => r.variant === v).map((r) => r.generatedAfterDisconnectPerStream));
+    const after = (v) =>
+      median(storm.filter((r) => r.variant === v).map((r) => r.generatedAfterDisconnectPerStream));
+    const ours = after('tokenmeter-memory');
+    const oursRedis = after('tokenmeter-redis');
+    const latency = median(
+      storm.filter((r) => r.variant === 'tokenmeter-memory').map((r) => r.abortLatencyMs.p99),
+    );
+    rows.push({
+      key: 'disconnect',
+      figure: `Upstream tokens generated after the client left, per stream (${scenario?.ratePerSec ?? '?'} new streams/s)`,
+      value: `ours ${num(ours)}${oursRedis === undefined ? '' : ` (Redis ${num(oursRedis)})`}, naive ${num(after('naive'))}, bare ${num(after(BASELINE))}; ours closes the upstream ${num(latency)} ms (p99) after the client`,
+      spread:
+        `of ${results.plan.disconnect.knobs.tokens} planned, at ${results.plan.disconnect.knobs.tps} tokens/s` +
+        (burst.length
+          ? `; saturated burst: ours ${num(burstOf('tokenmeter-memory'))}, bare ${num(burstOf(BASELINE))}, naive ${num(burstOf('naive'))}`
+          : ''),
+      target: '≈ 0 (≤ 1 chunk)',
+      met:
+        ours === undefined ? undefined : ours <= 1 && (oursRedis === undefined || oursRedis <= 1),
+    });
+  }
+
+  const race = results.race ?? [];
+  if (race.length > 0) {
+    const of = (v) => race.filter((r) => r.variant === v);
+    const ours = of('tokenmeter-redis');
+    const worst = ours.length ? Math.max(...ours.map((r) => r.overspendNanos)) : undefined;
+    const naive = median(of('naive').map((r) => r.overspendNanos));
+    const budget = race[0].budgetNanos;
+    rows.push({
+      key: 'overspend',
+      figure: `Overspend, ${race[0].requests} concurrent requests over ${race[0].processes} processes on one Redis`,
+      value: `ours ${usd(worst)} (worst run; admitted ${median(ours.map((r) => r.admitted))}), naive ${usd(naive)} = ${x((naive + budget) / budget)} the budget (admitted ${median(of('naive').map((r) => r.admitted))})`,
+      spread: `budget ${usd(budget)}`,
+      target: 'zero',
+      met: worst === undefined ? undefined : worst === 0,
+    });
+  }
+
+  const idle = results.idle ?? [];
+  if (idle.length > 0) {
+    const per = (v, field) => median(idle.filter((r) => r.variant === v).map((r) => r[field]));
+    const parts = [...new Set(idle.map((r) => r.variant))].map(
+      (v) => `${v} ${kb(per(v, 'rssPerStream'))} RSS / ${kb(per(v, 'heapPerStream'))} heap`,
+    );
+    rows.push({
+      key: 'idle',
+      figure: `Memory per idle open stream (${idle[0].open.toLocaleString('en')} open)`,
+      value: parts.join('; '),
+      spread: '',
+      target: '— (no target; reported)',
+      met: undefined,
+    });
+  }
+
+  for (const [otel, plain] of [
+    ['tokenmeter-memory+otel', 'tokenmeter-memory'],
+    ['tokenmeter-redis+otel', 'tokenmeter-redis'],
+  ]) {
+    if (!has(otel) || !has(plain)) continue;
+    const parts = [];
+    if (paced && cellsOf(sweep, otel, paced).length) {
+      parts.push(`CPU/token ${x(paired(sweep, otel, plain, paced, cpuRatio).median)} (paced)`);
+    }
+    if (max && cellsOf(sweep, otel, max).length) {
+      parts.push(
+        `throughput ${x(paired(sweep, otel, plain, max, tputRatio).median)} (unthrottled)`,
+      );
+    }
+    const on = pooled(otel)?.ttftMs;
+    const off = pooled(plain)?.ttftMs;
+    if (on && off) parts.push(`TTFT p50 ${ms(on.p50 - off.p50)}, p99 ${ms(on.p99 - off.p99)}`);
+    const spans = median(
+      sweep.filter((c) => c.variant === otel).map((c) => c.telemetry?.spansExported),
+    );
+    rows.push({
+      key: `otel:${plain}`,
+      figure: `Telemetry overhead (${short(plain)}): on / off`,
+      value: parts.join(', '),
+      spread: `spans exported by the process: ${spans ?? 0}`,
+      target: '— (no target; reported)',
+      met: undefined,
+    });
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------
+// Markdown
+
+const VARIANT_ORDER = [
+  'bare-node',
+  'bare-express',
+  'naive',
+  'tokenmeter-memory',
+  'tokenmeter-memory+otel',
+  'tokenmeter-redis',
+  'tokenmeter-redis+otel',
+];
+
+function variantsIn(list) {
+  const present = new Set(list.map((r) => r.variant));
+  return VARIANT_ORDER.filter((v) => present.has(v));
+}
+
+function table(header, rows) {
+  const line = (cells) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function headlineTable(rows) {
+  return table(
+    ['figure', 'result', 'target (DESIGN.md)', 'met?', 'notes'],
+    rows.map((r) => [
+      r.figure,
+      r.value,
+      r.target,
+      r.met === undefined ? '—' : r.met ? '**yes**' : '**no**',
+      r.spread,
+    ]),
+  );
+}
+
+export function markdown(results) {
+  const out = [];
+  const m = results.machine;
+  out.push(
+    `# tokenmeter benchmark results (${results.mode})`,
+    '',
+    `${results.startedAt} · ${m.cpuModel} × ${m.cores} cores · ${Math.round(m.memoryGB)} GB · Node ${m.node} · ${m.os} · ` +
+      `${results.reps} repetition(s) per cell, medians shown · run took ${Math.round(results.durationMs / 1000)} s` +
+      (m.backgroundLoad
+        ? ` · other processes used ${m.backgroundLoad.averageCores.toFixed(2)} cores on average (p90 ${m.backgroundLoad.p90Cores.toFixed(2)}) during the run`
+        : ''),
+    '',
+    '## Headline',
+    '',
+    headlineTable(headline(results)),
+    '',
+  );
+  const sweep = results.sweep ?? [];
+  if (sweep.length > 0) {
+    const rows = [];
+    for (const level of levelsOf(sweep)) {
+      for (const v of variantsIn(sweep)) {
+        const cells = cellsOf(sweep, v, level);
+        if (cells.length === 0) continue;
+        const med = (fn) => medianOf(cells, fn);
+        const isLatency = level.load === 'latency';
+        rows.push([
+          level.load,
+          level.concurrency.toLocaleString('en'),
+          v,
+          num(med((c) => c.ttftMs.p50)),
+          num(med((c) => c.ttftMs.p99)),
+          num(
+            med((c) => c.gapMs.p50),
+            3,
+          ),
+          num(med((c) => c.gapMs.p99)),
+          isLatency
+            ? '–'
+            : num(
+                med((c) => c.streamsPerSec),
+                0,
+              ),
+          isLatency
+            ? '–'
+            : num(
+                med((c) => c.tokensPerSec),
+                0,
+              ),
+          isLatency ? '–' : x(paired(sweep, v, BASELINE, level, tputRatio).median),
+          num(
+            med((c) => c.serverCpuPerTokenUs),
+            1,
+          ),
+          x(paired(sweep, v, BASELINE, level, cpuRatio).median),
+          isLatency
+            ? '–'
+            : num(
+                med((c) => c.serverCpuCores),
+                2,
+              ),
+          num(
+            med((c) => c.extraCpuPerTokenUs?.[0]),
+            1,
+          ),
+          num(
+            med((c) => c.peakRss / 2 ** 20),
+            0,
+          ),
+          String(cells.reduce((sum, c) => sum + c.errors, 0)),
+        ]);
+      }
+    }
+    const plan = results.plan.sweep;
+    out.push(
+      '## Concurrency sweep',
+      '',
+      `- **latency**, 1 stream: one stream at a time, rotating over ${(plan.latency?.variants ?? []).join(', ')} (all running at once), ` +
+        `${plan.latency?.knobs?.tokens ?? '?'}-token answers, ${(plan.latency?.measureMs ?? 0) / 1000} s; rows are medians over ${plan.reps ?? results.reps} time segments. ` +
+        'CPU per token there includes every per-request cost spread over only 10 tokens.',
+      ...plan.levels.map(
+        (l) =>
+          `- **${l.load}**, ${l.concurrency.toLocaleString('en')} streams: closed loop (each client opens the next stream when one ends), answers of ${l.maxTokensRange?.join('–') ?? l.knobs.tokens} tokens ` +
+          `(random max_tokens), ${l.knobs.chunk ?? 1} token(s) per delta, upstream ${l.knobs.tps ? `at ${l.knobs.tps} tokens/s per stream` : 'as fast as the socket takes it'}; ` +
+          `${l.warmupMs / 1000} s warm-up, ${l.measureMs / 1000} s measured.`,
+      ),
+      '',
+      `${plan.reps ?? results.reps} rounds, variant order rotating between rounds; medians. Ratios are against bare-express, within a round, then the median. ` +
+        'Server CPU: the variant process only (utime + stime from /proc); Redis CPU: redis-server, for the Redis variants.',
+      '',
+      table(
+        [
+          'load',
+          'streams',
+          'variant',
+          'TTFT p50 ms',
+          'TTFT p99 ms',
+          'gap p50 ms',
+          'gap p99 ms',
+          'streams/s',
+          'tokens/s',
+          'tokens/s ÷ bare',
+          'server CPU µs/token',
+          'CPU/token ÷ bare',
+          'server cores busy',
+          'Redis CPU µs/token',
+          'peak RSS MB',
+          'errors',
+        ],
+        rows,
+      ),
+      '',
+    );
+  }
+  const slow = results.slowReaders ?? [];
+  if (slow.length > 0) {
+    const k = results.plan.slow;
+    out.push(
+      '## Slow readers',
+      '',
+      `${k.streams} clients each reading ${k.readRate} B/s for ${k.durationMs / 1000} s; the upstream offers ${k.knobs.tokens.toLocaleString('en')} tokens ` +
+        `per answer (${k.knobs.chunk} per delta) as fast as it is read. On loopback the kernel's socket buffers take several MB per connection ` +
+        "before a relay sees any backpressure: that memory is the kernel's, not in RSS, and the upstream keeps generating until it is full.",
+      '',
+      table(
+        [
+          'variant',
+          'RSS start → end MB',
+          'slope, second half, MB/s',
+          'most queued for the clients, KB per stream',
+          'upstream tokens generated',
+          'client B/s per stream',
+        ],
+        variantsIn(slow).map((v) => {
+          const runs = slow.filter((r) => r.variant === v);
+          const med = (fn) => median(runs.map(fn));
+          const mbOf = (field) =>
+            num(
+              med((r) => (r[field] ?? Number.NaN) / 2 ** 20),
+              0,
+            );
+          return [
+            v,
+            `${mbOf('rssStart')} → ${mbOf('rssEnd')}`,
+            num(
+              med((r) => r.slopeMBps),
+              2,
+            ),
+            num(
+              med((r) => (r.openAtPeak ? r.peakQueuedBytes / r.openAtPeak : Number.NaN) / 1024),
+              1,
+            ),
+            num(
+              med((r) => r.upstreamTokensGenerated),
+              0,
+            ),
+            num(
+              med((r) => r.clientBytesPerSecPerStream),
+              0,
+            ),
+          ];
+        }),
+      ),
+      '',
+    );
+  }
+  const storms = results.disconnect ?? [];
+  if (storms.length > 0) {
+    const k = results.plan.disconnect;
+    out.push(
+      '## Disconnect storm',
+      '',
+      `Every client closes its stream right after the first delta; the upstream would send ${k.knobs.tokens} tokens at ${k.knobs.tps} tokens/s. ` +
+        'Scenarios: ' +
+        k.scenarios
+          .map(
+            (x) =>
+              `**${x.name}** — ${x.streams} streams, ${x.ratePerSec ? `${x.ratePerSec} new per second` : `${x.concurrency} at a time, each replaced at once`}`,
+          )
+          .join('; ') +
+        '.',
+      '',
+    );
+    const rows = [];
+    for (const scenario of k.scenarios) {
+      const storm = storms.filter((r) => r.scenario === scenario.name);
+      for (const v of variantsIn(storm)) {
+        const runs = storm.filter((r) => r.variant === v);
+        const med = (fn) => median(runs.map(fn));
+        rows.push([
+          scenario.name,
+          v,
+          num(
+            med((r) => r.tokensReceived),
+            0,
+          ),
+          num(
+            med((r) => r.tokensGenerated),
+            0,
+          ),
+          num(
+            med((r) => r.generatedAfterDisconnectPerStream),
+            2,
+          ),
+          num(
+            med((r) => r.undeliveredPerStream),
+            2,
+          ),
+          `${num(
+            med((r) => r.abortLatencyMs.p50),
+            2,
+          )} / ${num(
+            med((r) => r.abortLatencyMs.p99),
+            2,
+          )}`,
+          num(
+            med((r) => r.upstreamNeverClosed),
+            0,
+          ),
+        ]);
+      }
+    }
+    out.push(
+      table(
+        [
+          'scenario',
+          'variant',
+          'tokens delivered',
+          'tokens generated',
+          'generated after the client left, per stream',
+          'generated but not delivered, per stream',
+          'client left → upstream closed, p50 / p99 ms',
+          'upstream never closed',
+        ],
+        rows,
+      ),
+      '',
+      'After the client left: per stream, the tokens the upstream generated after the moment the client closed (the upstream paces token k at first + k / tps, never early; times compared across processes on the wall clock, ±1 ms). Not delivered: everything generated minus what reached the client, in-flight tokens included.',
+      '',
+    );
+  }
+  const race = results.race ?? [];
+  if (race.length > 0) {
+    out.push(
+      '## Overspend race',
+      '',
+      `${race[0].requests} requests for one user fired at once, round-robin over ${race[0].processes} server processes sharing one Redis; budget ${usd(race[0].budgetNanos)} (about ${results.plan.race.budgetAnswers} worst-case answers). Spend is what the upstream's records cost (the provider's bill).`,
+      '',
+      table(
+        ['variant', 'run', 'admitted', 'rejected', 'spent', 'overspend'],
+        race.map((r) => [
+          r.variant,
+          String(r.rep + 1),
+          String(r.admitted),
+          String(r.rejected),
+          usd(r.spentNanos),
+          usd(r.overspendNanos),
+        ]),
+      ),
+      '',
+    );
+  }
+  const idle = results.idle ?? [];
+  if (idle.length > 0) {
+    out.push(
+      '## Idle open streams',
+      '',
+      'Streams whose upstream sent its headers and `message_start`, then nothing: memory after a full GC, minus the same before opening them.',
+      '',
+      table(
+        [
+          'variant',
+          'open',
+          'time to open all, s',
+          'RSS per stream, KB',
+          'JS heap per stream, KB',
+          'external per stream, KB',
+        ],
+        idle.map((r) => [
+          r.variant,
+          r.open.toLocaleString('en'),
+          num(r.openMs / 1000, 1),
+          num(r.rssPerStream / 1024, 1),
+          num(r.heapPerStream / 1024, 1),
+          num(r.externalPerStream / 1024, 1),
+        ]),
+      ),
+      '',
+    );
+  }
+  const adm = results.admission ?? {};
+  for (const [store, run] of Object.entries(adm)) {
+    out.push(`## Admission micro-benchmark: ${store} store`, '');
+    if (run.skipped) out.push(`Skipped: ${run.skipped}.`, '');
+    else out.push('```', run.output, '```', '');
+  }
+  if (results.problems?.length) {
+    out.push('## Problems', '', ...results.problems.map((p) => `- ${p}`), '');
+  }
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------
+// SVG
+
+const COLORS = {
+  'bare-node': '#7f7f7f',
+  'bare-express': '#000000',
+  naive: '#d62728',
+  'tokenmeter-memory': '#1f77b4',
+  'tokenmeter-memory+otel': '#17becf',
+  'tokenmeter-redis': '#2ca02c',
+  'tokenmeter-redis+otel': '#98df8a',
+};
+
+function esc(text) {
+  return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function niceTicks(min, max, log) {
+  if (log) {
+    const ticks = [];
+    for (let e = Math.floor(Math.log10(min)); e <= Math.ceil(Math.log10(max)); e++)
+      ticks.push(10 ** e);
+    return ticks;
+  }
+  const span = max - min || 1;
+  const step = 10 ** Math.floor(Math.log10(span / 4));
+  const mult = [1, 2, 5, 10].find((m) => span / (m * step) <= 6) ?? 10;
+  const s = mult * step;
+  const ticks = [];
+  for (let t = Math.floor(min / s) * s; t <= max + s / 2; t += s)
+    ticks.push(Number(t.toPrecision(6)));
+  return ticks;
+}
+
+/** One line chart: `series` = [{ name, points: [[x, y]] }]. */
+function chart({ x0, y0, width, height, title, xLabel, yLabel, series, logX, logY, xTicks }) {
+  const pts = series
+    .flatMap((s) => s.points)
+    .filter(([px, py]) => Number.isFinite(px) && Number.isFinite(py));
+  if (pts.length === 0) return '';
+  let [xmin, xmax] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))];
+  let [ymin, ymax] = [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
+  if (logY) {
+    ymin = 10 ** Math.floor(Math.log10(Math.max(ymin, 1e-3)));
+    ymax = 10 ** Math.ceil(Math.log10(ymax));
+  } else {
+    ymin = Math.min(0, ymin);
+    ymax = ymax * 1.08 || 1;
+  }
+  if (xmin === xmax) xmax = xmin + 1;
+  const left = x0 + 58;
+  const right = x0 + width - 10;
+  const top = y0 + 28;
+  const bottom = y0 + height - 40;
+  const sx = (v) =>
+    logX
+      ? left +
+        ((Math.log10(v) - Math.log10(xmin)) / (Math.log10(xmax) - Math.log10(xmin) || 1)) *
+          (right - left)
+      : left + ((v - xmin) / (xmax - xmin)) * (right - left);
+  const sy = (v) =>
+    logY
+      ? bottom -
+        ((Math.log10(Math.max(v, ymin)) - Math.log10(ymin)) /
+          (Math.log10(ymax) - Math.log10(ymin))) *
+          (bottom - top)
+      : bottom - ((v - ymin) / (ymax - ymin)) * (bottom - top);
+  const out = [];
+  out.push(
+    `<text x="${x0 + width / 2}" y="${y0 + 16}" text-anchor="middle" font-weight="bold">${esc(title)}</text>`,
+  );
+  out.push(
+    `<rect x="${left}" y="${top}" width="${right - left}" height="${bottom - top}" fill="none" stroke="#999"/>`,
+  );
+  for (const t of niceTicks(ymin, ymax, logY)) {
+    if (t < ymin || t > ymax) continue;
+    const y = sy(t).toFixed(1);
+    out.push(`<line x1="${left}" x2="${right}" y1="${y}" y2="${y}" stroke="#eee"/>`);
+    out.push(
+      `<text x="${left - 4}" y="${y}" text-anchor="end" dominant-baseline="middle" font-size="10">${esc(fmtTick(t))}</text>`,
+    );
+  }
+  for (const t of xTicks ?? niceTicks(xmin, xmax, logX)) {
+    if (t < xmin || t > xmax) continue;
+    const xx = sx(t).toFixed(1);
+    out.push(`<line x1="${xx}" x2="${xx}" y1="${top}" y2="${bottom}" stroke="#eee"/>`);
+    out.push(
+      `<text x="${xx}" y="${bottom + 14}" text-anchor="middle" font-size="10">${esc(fmtTick(t))}</text>`,
+    );
+  }
+  out.push(
+    `<text x="${(left + right) / 2}" y="${bottom + 30}" text-anchor="middle" font-size="11">${esc(xLabel)}</text>`,
+  );
+  out.push(
+    `<text x="${x0 + 12}" y="${(top + bottom) / 2}" text-anchor="middle" font-size="11" transform="rotate(-90 ${x0 + 12} ${(top + bottom) / 2})">${esc(yLabel)}</text>`,
+  );
+  for (const s of series) {
+    const p = s.points.filter(([px, py]) => Number.isFinite(px) && Number.isFinite(py));
+    if (p.length === 0) continue;
+    const d = p
+      .map(([px, py], i) => `${i ? 'L' : 'M'}${sx(px).toFixed(1)},${sy(py).toFixed(1)}`)
+      .join(' ');
+    const color = COLORS[s.name] ?? '#444';
+    out.push(
+      `<path d="${d}" fill="none" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`,
+    );
+    if (p.length < 12) {
+      for (const [px, py] of p)
+        out.push(
+          `<circle cx="${sx(px).toFixed(1)}" cy="${sy(py).toFixed(1)}" r="3" fill="${color}"/>`,
+        );
+    }
+  }
+  return out.join('\n');
+}
+
+function fmtTick(t) {
+  if (t >= 1000) return `${t / 1000}k`;
+  if (t < 1) return String(Number(t.toPrecision(2)));
+  return String(t);
+}
+
+export function svg(results) {
+  const sweep = results.sweep ?? [];
+  const curve = levelsOf(sweep).filter((l) => l.load === 'latency' || l.load === 'paced');
+  const levels = curve.map((l) => l.concurrency);
+  const variants = variantsIn(sweep);
+  const perLevel = (v, fn) =>
+    curve
+      .map((l) => [l.concurrency, medianOf(cellsOf(sweep, v, l), fn)])
+      .filter(([, y]) => y !== undefined);
+  const W = 460;
+  const H = 300;
+  const panels = [
+    chart({
+      x0: 0,
+      y0: 0,
+      width: W,
+      height: H,
+      title: 'Time to first token, p50 (paced load)',
+      xLabel: 'concurrent streams',
+      yLabel: 'ms (log)',
+      logX: true,
+      logY: true,
+      xTicks: levels,
+      series: variants.map((v) => ({ name: v, points: perLevel(v, (c) => c.ttftMs.p50) })),
+    }),
+    chart({
+      x0: W,
+      y0: 0,
+      width: W,
+      height: H,
+      title: 'Time to first token, p99 (paced load)',
+      xLabel: 'concurrent streams',
+      yLabel: 'ms (log)',
+      logX: true,
+      logY: true,
+      xTicks: levels,
+      series: variants.map((v) => ({ name: v, points: perLevel(v, (c) => c.ttftMs.p99) })),
+    }),
+    chart({
+      x0: 0,
+      y0: H,
+      width: W,
+      height: H,
+      // Fresh processes only (the latency run's processes have served 30 s of traffic first).
+      title: 'Server peak RSS (paced load, fresh process)',
+      xLabel: 'concurrent streams',
+      yLabel: 'MB',
+      logX: true,
+      xTicks: levels.filter((l) => l > 1),
+      series: variants.map((v) => ({
+        name: v,
+        points: perLevel(v, (c) => (c.load === 'paced' ? c.peakRss / 2 ** 20 : undefined)),
+      })),
+    }),
+  ];
+  const slow = results.slowReaders ?? [];
+  if (slow.length > 0) {
+    panels.push(
+      chart({
+        x0: W,
+        y0: H,
+        width: W,
+        height: H,
+        title: `Server RSS, ${results.plan.slow.streams} slow readers (1 KB/s)`,
+        xLabel: 'seconds',
+        yLabel: 'MB',
+        series: variantsIn(slow).map((v) => {
+          // The median run by final RSS, drawn as measured.
+          const runs = slow.filter((r) => r.variant === v).sort((a, b) => a.rssEnd - b.rssEnd);
+          const run = runs[Math.floor((runs.length - 1) / 2)];
+          return { name: v, points: run.series.map((p) => [p.t / 1000, p.rss / 2 ** 20]) };
+        }),
+      }),
+    );
+  }
+  const legendNames = [...new Set([...variants, ...variantsIn(slow)])];
+  const legend = legendNames
+    .map((v, i) => {
+      const lx = 20 + (i % 4) * 225;
+      const ly = 2 * H + 18 + Math.floor(i / 4) * 18;
+      return `<line x1="${lx}" x2="${lx + 22}" y1="${ly}" y2="${ly}" stroke="${COLORS[v] ?? '#444'}" stroke-width="3"/><text x="${lx + 28}" y="${ly}" dominant-baseline="middle" font-size="11">${esc(v)}</text>`;
+    })
+    .join('\n');
+  const height = 2 * H + 18 + Math.ceil(legendNames.length / 4) * 18 + 20;
+  const m = results.machine;
+  const caption = `${results.mode} run, ${results.startedAt.slice(0, 10)}, ${m.cpuModel} × ${m.cores}, Node ${m.node}; medians of ${results.reps} run(s)`;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${height}" viewBox="0 0 ${2 * W} ${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    ...panels,
+    legend,
+    `<text x="${W}" y="${height - 6}" text-anchor="middle" font-size="10" fill="#666">${esc(caption)}</text>`,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------
+// Formatting
+
+function num(v, digits = 2) {
+  return typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '–';
+}
+function ms(v, signedValue = false) {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return '–';
+  return `${signedValue || v < 0 ? (v >= 0 ? '+' : '') : '+'}${v.toFixed(2)} ms`;
+}
+function x(v) {
+  return typeof v === 'number' && Number.isFinite(v) ? `${v.toFixed(2)}×` : '–';
+}
+function us(v) {
+  return typeof v === 'number' && Number.isFinite(v) ? `${v.toFixed(1)} µs` : '–';
+}
+function tokS(v) {
+  return typeof v === 'number' && Number.isFinite(v) ? Math.round(v).toLocaleString('en') : '–';
+}
+function signed(v) {
+  return typeof v === 'number' && Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(0)}` : '–';
+}
+function kb(v) {
+  return typeof v === 'number' && Number.isFinite(v) ? `${(v / 1024).toFixed(1)} KB` : '–';
+}
+function usd(nanos) {
+  return typeof nanos === 'number' && Number.isFinite(nanos) ? `$${(nanos / 1e9).toFixed(6)}` : '–';
+}
+
+/** Writes `<name>.json`, `<name>.md` and `plot.svg` beside each other. */
+export function writeReport(results, jsonPath) {
+  // Indented for diffs, but arrays of numbers (samples) on one line each.
+  const json = JSON.stringify(results, null, 1).replace(
+    /\[\n\s*(-?[\d.e+-]+(?:,\n\s*-?[\d.e+-]+)*)\n\s*\]/g,
+    (_, inner) => `[${inner.split(/,\s*/).join(',')}]`,
+  );
+  writeFileSync(jsonPath, `${json}\n`);
+  const md = markdown(results);
+  writeFileSync(jsonPath.replace(/\.json$/, '.md'), md);
+  writeFileSync(join(dirname(jsonPath), 'plot.svg'), svg(results));
+  return md;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const path = process.argv[2] ?? new URL('../results/latest.json', import.meta.url).pathname;
+  const results = JSON.parse(readFileSync(path, 'utf8'));
+  process.stdout.write(writeReport(results, path));
+}

@@ -1,0 +1,76 @@
+/**
+ * The variants the harness compares, and how one is started: each its own Node process on
+ * loopback, all calling the same fake upstream with the official Anthropic SDK.
+ */
+import { fileURLToPath } from 'node:url';
+import { spawnChild, waitForLine } from './processes.mjs';
+
+const here = (path) => fileURLToPath(new URL(path, import.meta.url));
+
+export const VARIANTS = {
+  'bare-node': {
+    script: here('../variants/bare-node.mjs'),
+    about: 'node:http relay: SDK raw stream → res.write with drain; nothing else',
+  },
+  'bare-express': {
+    script: here('../variants/bare-express.mjs'),
+    about: 'the same relay as an Express 5 route (the baseline of every ratio)',
+  },
+  naive: {
+    script: here('../variants/naive.mjs'),
+    redis: true,
+    about: 'write-and-forget, no abort on disconnect, GET-then-INCRBY budget on Redis',
+  },
+  'tokenmeter-memory': {
+    script: here('../variants/tokenmeter.mjs'),
+    env: { BENCH_STORE: 'memory' },
+    about: 'costTrackedSSE() + memory store, telemetry off',
+  },
+  'tokenmeter-memory+otel': {
+    script: here('../variants/tokenmeter.mjs'),
+    env: { BENCH_STORE: 'memory', BENCH_TELEMETRY: 'on' },
+    about: 'the same with the OTel SDK registered (batch span processor, no-op exporters)',
+  },
+  'tokenmeter-redis': {
+    script: here('../variants/tokenmeter.mjs'),
+    env: { BENCH_STORE: 'redis' },
+    redis: true,
+    about: 'costTrackedSSE() + Redis store on loopback, telemetry off',
+  },
+  'tokenmeter-redis+otel': {
+    script: here('../variants/tokenmeter.mjs'),
+    env: { BENCH_STORE: 'redis', BENCH_TELEMETRY: 'on' },
+    redis: true,
+    about: 'the same with the OTel SDK registered',
+  },
+};
+
+/**
+ * Starts one process of `name`. `nodeFlags` go before the script (`--cpu-prof`, …);
+ * `env` adds to the variant's own settings. Resolves with `{ name, child, pid, port }`.
+ */
+export async function startVariant(name, { upstreamUrl, redisUrl, env = {}, nodeFlags = [] }) {
+  const variant = VARIANTS[name];
+  if (!variant) throw new Error(`unknown variant ${name}`);
+  const child = spawnChild(process.execPath, ['--expose-gc', ...nodeFlags, variant.script], {
+    name,
+    env: {
+      BENCH_UPSTREAM_URL: upstreamUrl,
+      ...(redisUrl ? { BENCH_REDIS_URL: redisUrl } : {}),
+      ...variant.env,
+      ...env,
+    },
+  });
+  const line = await waitForLine(child, /^listening \d+/, 20_000);
+  const port = Number(line.split(' ')[1]);
+  return { name, child, pid: child.pid, port };
+}
+
+/** GET /__stats of a variant (`gc` forces a full collection first). */
+export async function variantStats(variant, { gc = false } = {}) {
+  const response = await fetch(`http://127.0.0.1:${variant.port}/__stats${gc ? '?gc=1' : ''}`, {
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!response.ok) throw new Error(`${variant.name} /__stats answered ${response.status}`);
+  return response.json();
+}

@@ -1,0 +1,69 @@
+/**
+ * Variants `tokenmeter-memory` and `tokenmeter-redis` (BENCH_STORE), telemetry off or on
+ * (BENCH_TELEMETRY): the real `costTrackedSSE()` on Express 5 as a terminal middleware, with
+ * what a typical app configures — a daily budget per user and two sliding-window limits
+ * (requests and tokens per minute) — set high enough that the benchmark never hits them,
+ * except the race workload, which makes the budget tight.
+ */
+import { createServer } from 'node:http';
+import express from 'express';
+import { addStats, anthropic, listen, settings, startTelemetry, statsHandler } from './common.mjs';
+
+// Before the middleware is loaded: it uses the global OTel API.
+await startTelemetry();
+
+const { costTrackedSSE } = await import('@tokenmeter/express');
+const storeKind = process.env.BENCH_STORE ?? 'memory';
+let store;
+if (storeKind === 'redis') {
+  const { createRedisStore } = await import('@tokenmeter/store-redis');
+  store = createRedisStore({ url: settings.redisUrl, prefix: settings.prefix });
+} else {
+  const { createMemoryStore } = await import('@tokenmeter/store-memory');
+  store = createMemoryStore();
+}
+
+const outcomes = {};
+const logged = { warn: 0, error: 0 };
+const app = express();
+app.get('/__stats', statsHandler);
+app.post(
+  '/chat',
+  express.json(),
+  costTrackedSSE({
+    store,
+    identify: (req) => {
+      const user = req.headers['x-user'];
+      return typeof user === 'string' ? { user } : undefined;
+    },
+    budgets: { user: { limitNanos: settings.budgetNanos, period: 'day' } },
+    // The slow-reader workload asks for a very long answer.
+    maxTokensLimit: 10_000_000,
+    rateLimits: {
+      user: [
+        { kind: 'requests', limit: 1_000_000, windowMs: 60_000 },
+        { kind: 'tokens', limit: 1_000_000_000, windowMs: 60_000 },
+      ],
+    },
+    upstream: (req, meter) =>
+      anthropic.messages.create(
+        { messages: req.body.messages, ...meter.params, stream: true },
+        { signal: meter.signal },
+      ),
+    onSettle: ({ outcome }) => {
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+    },
+    // Counted, and the first few printed: a broken run should say why.
+    logger: {
+      warn: (message, fields) => {
+        if (logged.warn++ < 5) console.error('warn', message, fields ?? '');
+      },
+      error: (message, fields) => {
+        if (logged.error++ < 5) console.error('error', message, fields ?? '');
+      },
+    },
+  }),
+);
+
+addStats(() => ({ outcomes, logged, store: storeKind }));
+listen(createServer(app), () => store.shutdown?.());
