@@ -74,7 +74,7 @@ function handNanos(tokens: number, usdPerMillion: string): number {
 
 const N = 98_765; // below every prompt-size tier, odd so rounding matters
 
-function only(field: keyof Usage, tokens: number): Usage {
+function usageOf(field: keyof Usage, tokens: number): Usage {
   return { ...emptyUsage(), [field]: tokens };
 }
 
@@ -86,11 +86,11 @@ describe('costOf: every catalogued model, every token kind, equals the hand comp
 
   for (const [model, [input, w5, w1, read, output]] of Object.entries(ANTHROPIC)) {
     it(model, () => {
-      expect(costOf(only('inputTokens', N), model).nanos).toBe(handNanos(N, input));
-      expect(costOf(only('cacheWrite5mTokens', N), model).nanos).toBe(handNanos(N, w5));
-      expect(costOf(only('cacheWrite1hTokens', N), model).nanos).toBe(handNanos(N, w1));
-      expect(costOf(only('cacheReadTokens', N), model).nanos).toBe(handNanos(N, read));
-      expect(costOf(only('outputTokens', N), model).nanos).toBe(handNanos(N, output));
+      expect(costOf(usageOf('inputTokens', N), model).nanos).toBe(handNanos(N, input));
+      expect(costOf(usageOf('cacheWrite5mTokens', N), model).nanos).toBe(handNanos(N, w5));
+      expect(costOf(usageOf('cacheWrite1hTokens', N), model).nanos).toBe(handNanos(N, w1));
+      expect(costOf(usageOf('cacheReadTokens', N), model).nanos).toBe(handNanos(N, read));
+      expect(costOf(usageOf('outputTokens', N), model).nanos).toBe(handNanos(N, output));
       const all: Usage = {
         ...emptyUsage(),
         inputTokens: 1_001,
@@ -112,11 +112,13 @@ describe('costOf: every catalogued model, every token kind, equals the hand comp
 
   for (const [model, [input, cached, output, write]] of Object.entries(OPENAI)) {
     it(model, () => {
-      expect(costOf(only('inputTokens', N), model).nanos).toBe(handNanos(N, input));
-      expect(costOf(only('cacheReadTokens', N), model).nanos).toBe(handNanos(N, cached));
-      expect(costOf(only('outputTokens', N), model).nanos).toBe(handNanos(N, output));
+      expect(costOf(usageOf('inputTokens', N), model).nanos).toBe(handNanos(N, input));
+      expect(costOf(usageOf('cacheReadTokens', N), model).nanos).toBe(handNanos(N, cached));
+      expect(costOf(usageOf('outputTokens', N), model).nanos).toBe(handNanos(N, output));
       // Unpublished cache-write price: billed as plain input, never free.
-      expect(costOf(only('cacheWrite5mTokens', N), model).nanos).toBe(handNanos(N, write ?? input));
+      expect(costOf(usageOf('cacheWrite5mTokens', N), model).nanos).toBe(
+        handNanos(N, write ?? input),
+      );
     });
   }
 });
@@ -139,7 +141,7 @@ describe('costOf: worked examples', () => {
     // gpt-5-nano cached input: $0.005 per million = 5 nano-dollars per token; batch halves
     // it to 2.5 nano-dollars per token.
     const batch = (tokens: number) => ({
-      ...only('cacheReadTokens', tokens),
+      ...usageOf('cacheReadTokens', tokens),
       serviceTier: 'batch',
     });
     expect(costOf(batch(1), 'gpt-5-nano').nanos).toBe(3); // 2.5 → 3
