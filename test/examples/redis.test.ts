@@ -108,9 +108,15 @@ describe('examples/redis: two instances, one Redis', () => {
       (eventOf(admitted[0]!.events, 'meta') as { reservedUsd: number }).reservedUsd * 1e9,
     );
     expect(reserve).toBeGreaterThan(1_500_000);
+    // Each instance served five of the ten. With a budget per instance each would admit
+    // floor(budget / reserve) of its five (twice that in all); one budget admits that many
+    // in all, whichever instance happened to win the race for them.
+    const served = (id: string) => results.filter((r) => r.headers.get('x-instance') === id);
+    expect(served('A')).toHaveLength(5);
+    expect(served('B')).toHaveLength(5);
+    const perInstanceAlone = Math.min(5, Math.floor(5_000_000 / reserve));
     expect(admitted).toHaveLength(Math.floor(5_000_000 / reserve));
-    // Both instances admitted some: the count holds across processes, not within one.
-    expect(new Set(admitted.map((r) => r.headers.get('x-instance')))).toEqual(new Set(['A', 'B']));
+    expect(admitted.length).toBeLessThan(2 * perInstanceAlone);
     const charged = admitted.reduce(
       (sum, r) => sum + (eventOf(r.events, 'done') as unknown as Done).costNanos,
       0,
@@ -123,8 +129,18 @@ describe('examples/redis: two instances, one Redis', () => {
       });
     }
     expect(charged).toBeLessThanOrEqual(5_000_000);
-    await a.waitFor(/redis A: settled user=bob costNanos=\d+ outcome=completed/, 5_000);
-    await b.waitFor(/redis B: settled user=bob costNanos=\d+ outcome=completed/, 5_000);
+    // Each instance logged the settlement of the streams it admitted.
+    for (const [instance, id] of [
+      [a, 'A'],
+      [b, 'B'],
+    ] as const) {
+      if (admitted.some((r) => r.headers.get('x-instance') === id)) {
+        await instance.waitFor(
+          new RegExp(`redis ${id}: settled user=bob costNanos=\\d+ outcome=completed`),
+          5_000,
+        );
+      }
+    }
   });
 
   it('the demo uses the Redis store when REDIS_URL is set', async () => {
