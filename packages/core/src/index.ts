@@ -7,6 +7,7 @@ export {
   type FinalUsage,
   type FinishOptions,
   type MeterSnapshot,
+  type RunningEstimate,
   StreamMeter,
   type StreamMeterOptions,
   type UsageSource,

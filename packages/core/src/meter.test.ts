@@ -140,6 +140,13 @@ describe('StreamMeter final usage', () => {
     expect(later.usage.outputTokens).toBeGreaterThan(early.usage.outputTokens);
     expect(later.cost.nanos).toBeGreaterThan(early.cost.nanos);
     expect(meter.timeToFirstTokenMs).toBeGreaterThanOrEqual(0);
+    // estimate(): the same usage and the same exact nano-dollars, without the breakdown.
+    const cheap = meter.estimate();
+    expect(cheap).toEqual({
+      usage: later.usage,
+      costNanos: later.cost.nanos,
+      estimated: true,
+    });
   });
 
   it('rejects a nonsensical input estimate', () => {

@@ -10,7 +10,7 @@
 import { TokenmeterError } from './errors.js';
 import type { Nanos } from './money.js';
 import type { StreamOutcome } from './outcome.js';
-import { type Cost, costOf, type Pricing } from './pricing/cost.js';
+import { type Cost, costOf, defaultPricing, type Pricing } from './pricing/cost.js';
 import type { MeterEvent } from './stream-events.js';
 import { createOutputEstimator } from './token-estimate.js';
 import { emptyUsage, type Usage } from './usage.js';
@@ -33,6 +33,13 @@ export interface MeterSnapshot {
   usage: Usage;
   cost: Cost;
   /** True unless every count came from the provider's final report. */
+  estimated: boolean;
+}
+
+/** What `estimate()` returns: the running usage and its exact cost, without the breakdown. */
+export interface RunningEstimate {
+  usage: Usage;
+  costNanos: Nanos;
   estimated: boolean;
 }
 
@@ -171,6 +178,16 @@ export class StreamMeter {
   snapshot(): MeterSnapshot {
     const { usage, estimated } = this.currentUsage(false);
     return { usage, cost: costOf(usage, this.model, this.pricing), estimated };
+  }
+
+  /**
+   * The running usage and its exact cost in nano-dollars, without the cost breakdown:
+   * the same figures as `snapshot()`, cheap enough for every chunk.
+   */
+  estimate(): RunningEstimate {
+    const { usage, estimated } = this.currentUsage(false);
+    const pricing = this.pricing ?? defaultPricing();
+    return { usage, costNanos: pricing.nanosOf(usage, this.model), estimated };
   }
 
   /**

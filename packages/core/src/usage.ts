@@ -65,7 +65,11 @@ const COUNT_FIELDS = [
 
 /** Fills missing counts with zero and checks every count is a non-negative integer. */
 export function normaliseUsage(partial: Partial<Usage>): Usage {
-  const usage: Usage = { ...emptyUsage(), ...stripUndefined(partial) };
+  return checkCounts({ ...emptyUsage(), ...stripUndefined(partial) });
+}
+
+/** Checks every count of a complete `Usage` is a non-negative integer; returns it. */
+function checkCounts(usage: Usage): Usage {
   for (const field of COUNT_FIELDS) {
     const value = usage[field];
     if (!Number.isSafeInteger(value) || value < 0) {
@@ -153,7 +157,7 @@ export function fromAnthropicUsage(raw: AnthropicUsageLike, previous?: Usage): U
   if (raw.service_tier) usage.serviceTier = raw.service_tier;
   if (raw.inference_geo) usage.inferenceGeo = raw.inference_geo;
   if (raw.speed) usage.speed = raw.speed;
-  return normaliseUsage(usage);
+  return checkCounts(usage);
 }
 
 /** The usage object of OpenAI Chat Completions (and the final streamed usage chunk). */
@@ -194,7 +198,7 @@ export function fromOpenAIUsage(raw: OpenAIUsageLike, serviceTier?: string | nul
     reasoningTokens: count(raw.completion_tokens_details?.reasoning_tokens),
   };
   if (serviceTier) usage.serviceTier = serviceTier;
-  return normaliseUsage(usage);
+  return checkCounts(usage);
 }
 
 function isCount(value: number | null | undefined): value is number {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TokenmeterError } from '../errors.js';
 import { emptyUsage, type Usage } from '../usage.js';
@@ -353,5 +354,83 @@ describe('overrides and extensions', () => {
     expect(() =>
       PricingCatalog.bundled().extend([{ id: 'x', rates: { input: '0.0000001', output: '1' } }]),
     ).toThrow(/more than 6 decimals/);
+  });
+});
+
+describe('nanosOf: the total without the breakdown, always equal to costOf', () => {
+  const catalog = PricingCatalog.bundled();
+  const pricing = new Pricing({ catalog });
+  const models = catalog.modelIds();
+  const tokens = fc.oneof(
+    fc.constant(0),
+    fc.integer({ min: 0, max: 300_000 }),
+    fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+  );
+  const usage = fc.record({
+    inputTokens: tokens,
+    outputTokens: tokens,
+    cacheWrite5mTokens: tokens,
+    cacheWrite1hTokens: tokens,
+    cacheReadTokens: tokens,
+    webSearchRequests: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 1_000 })),
+    serviceTier: fc.option(fc.constantFrom('standard', 'batch', 'priority', 'flex', 'scale'), {
+      nil: undefined,
+    }),
+    inferenceGeo: fc.option(fc.constantFrom('global', 'us', 'eu'), { nil: undefined }),
+    speed: fc.option(fc.constantFrom('fast', 'standard'), { nil: undefined }),
+  });
+
+  it('for random usage on every catalogued model (tiers, multipliers, fees, huge counts)', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...models), usage, (model, raw) => {
+        const u = Object.fromEntries(
+          Object.entries(raw).filter(([, v]) => v !== undefined),
+        ) as unknown as Usage;
+        let exact: number | undefined;
+        try {
+          exact = pricing.costOf(u, model).nanos;
+        } catch (error) {
+          // Totals past the largest safe nano-dollar figure are refused by both.
+          expect(() => pricing.nanosOf(u, model)).toThrow((error as Error).message);
+          return;
+        }
+        expect(pricing.nanosOf(u, model)).toBe(exact);
+      }),
+      { numRuns: 5_000 },
+    );
+  });
+
+  it('matches hand computations, including where half-up rounding decides', () => {
+    const model = 'claude-sonnet-4-5';
+    // 3 cache reads × $0.30/M × batch 0.5 = 3 × 300 × 0.5 = 450 nano-dollars.
+    expect(
+      pricing.nanosOf({ ...emptyUsage(), cacheReadTokens: 3, serviceTier: 'batch' }, model),
+    ).toBe(450);
+    // 7 input × $3/M × 0.5 = 10,500 nano-dollars.
+    expect(pricing.nanosOf({ ...emptyUsage(), inputTokens: 7, serviceTier: 'batch' }, model)).toBe(
+      10_500,
+    );
+    // $0.0015/M is 1.5 nano-dollars a token: 1 → 1.5 → 2, 2 → 3, 3 → 4.5 → 5 (half up, once).
+    const odd = new Pricing({ unknownModel: { fallbackRates: { input: '0.0015', output: '0' } } });
+    for (const [n, nanos] of [
+      [1, 2],
+      [2, 3],
+      [3, 5],
+    ] as const) {
+      const u = { ...emptyUsage(), inputTokens: n };
+      expect(odd.nanosOf(u, 'odd-model')).toBe(nanos);
+      expect(odd.costOf(u, 'odd-model').nanos).toBe(nanos);
+    }
+  });
+
+  it('prices an unknown model by the fallback policy, or throws unknown_model', () => {
+    const fallback = new Pricing({
+      unknownModel: { fallbackRates: { input: '0.07', output: '0.3' } },
+    });
+    const u = { ...emptyUsage(), inputTokens: 1_234_567, outputTokens: 89 };
+    // 1,234,567 × 70 nano-dollars ($0.07/M) + 89 × 300 ($0.30/M) = 86,419,690 + 26,700.
+    expect(fallback.nanosOf(u, 'no-such-model')).toBe(86_446_390);
+    expect(fallback.costOf(u, 'no-such-model').nanos).toBe(86_446_390);
+    expect(() => pricing.nanosOf(u, 'no-such-model')).toThrow(/No price for model "no-such-model"/);
   });
 });

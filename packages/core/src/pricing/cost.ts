@@ -135,6 +135,68 @@ export class Pricing {
     return this.fallbackPrice !== undefined || this.catalog.find(model) !== undefined;
   }
 
+  /**
+   * The exact total of `costOf(usage, model)`, in nano-dollars, without the breakdown:
+   * no lines, decimals or warnings. Integer arithmetic in plain numbers while every
+   * intermediate stays a safe integer (any realistic usage), BigInt otherwise — always the
+   * same figure as `costOf(...).nanos`. For per-chunk running estimates.
+   */
+  nanosOf(usage: Usage, model: string): Nanos {
+    const { price } = this.priceFor(model);
+    const provider = this.catalog.provider(price.provider);
+    const prompt = promptTokens(usage);
+    let rates: CompiledRates = price.rates;
+    for (const tier of price.promptTiers) if (prompt > tier.above) rates = tier.rates;
+    let num = 1;
+    let den = 1000;
+    if (usage.serviceTier) {
+      const tier = provider.serviceTiers[usage.serviceTier];
+      if (tier) {
+        num *= Number(tier.num);
+        den *= Number(tier.den);
+      }
+    }
+    if (usage.inferenceGeo && usage.inferenceGeo !== 'global') {
+      const geo = price.dataResidency[usage.inferenceGeo];
+      if (geo) {
+        num *= Number(geo.num);
+        den *= Number(geo.den);
+      }
+    }
+    if (usage.speed === 'fast' && price.fast) {
+      num *= Number(price.fast.num);
+      den *= Number(price.fast.den);
+    }
+    const r = numberRates(rates);
+    const exact =
+      usage.inputTokens * r.input * num +
+      usage.outputTokens * r.output * num +
+      usage.cacheWrite5mTokens * r.cacheWrite5m * num +
+      usage.cacheWrite1hTokens * r.cacheWrite1h * num +
+      usage.cacheReadTokens * r.cacheRead * num;
+    // Each product and the sum are exact while the sum is a safe integer (all terms ≥ 0).
+    if (!Number.isSafeInteger(exact) || !Number.isSafeInteger(den)) {
+      return this.costOf(usage, model).nanos;
+    }
+    // Half up, in integers: exact = q × den + rest.
+    let q = Math.floor(exact / den);
+    let rest = exact - q * den;
+    if (rest < 0) {
+      q -= 1;
+      rest += den;
+    } else if (rest >= den) {
+      q += 1;
+      rest -= den;
+    }
+    let total = rest * 2 >= den ? q + 1 : q;
+    const searchFee = provider.serverTools.web_search;
+    if (usage.webSearchRequests > 0 && searchFee !== undefined) {
+      total += usage.webSearchRequests * Number(searchFee);
+    }
+    if (!Number.isSafeInteger(total)) return this.costOf(usage, model).nanos;
+    return total as Nanos;
+  }
+
   /** The exact cost of `usage` on `model`. */
   costOf(usage: Usage, model: string): Cost {
     const { price, fallback } = this.priceFor(model);
@@ -238,7 +300,7 @@ export class Pricing {
   }
 }
 
-let defaultPricing: Pricing | undefined;
+let sharedPricing: Pricing | undefined;
 
 /**
  * The exact cost of `usage` on `model`, with the bundled catalog and the reject policy
@@ -249,9 +311,31 @@ let defaultPricing: Pricing | undefined;
  * // 1000 × $1/M + 500 × $5/M = $0.0035 → 3_500_000
  */
 export function costOf(usage: Usage, model: string, pricing?: Pricing): Cost {
-  if (pricing) return pricing.costOf(usage, model);
-  defaultPricing ??= new Pricing();
-  return defaultPricing.costOf(usage, model);
+  return (pricing ?? defaultPricing()).costOf(usage, model);
+}
+
+/** @internal The bundled catalog with the reject policy, made once. */
+export function defaultPricing(): Pricing {
+  sharedPricing ??= new Pricing();
+  return sharedPricing;
+}
+
+/** Rates as plain numbers (micro-USD per million tokens), compiled once per rate table. */
+const NUMBER_RATES = new WeakMap<CompiledRates, Record<TokenKind, number>>();
+
+function numberRates(rates: CompiledRates): Record<TokenKind, number> {
+  let r = NUMBER_RATES.get(rates);
+  if (!r) {
+    r = {
+      input: Number(rates.input),
+      output: Number(rates.output),
+      cacheWrite5m: Number(rates.cacheWrite5m),
+      cacheWrite1h: Number(rates.cacheWrite1h),
+      cacheRead: Number(rates.cacheRead),
+    };
+    NUMBER_RATES.set(rates, r);
+  }
+  return r;
 }
 
 function roundHalfUp(value: bigint, den: bigint): bigint {
