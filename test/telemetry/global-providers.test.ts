@@ -50,13 +50,24 @@ function oneStream(telemetry: Telemetry, final: FinalUsage, i: number) {
 }
 
 describe('without an SDK', () => {
-  it('spans do not record and metric work is skipped', () => {
+  it('makes no span and no metric work: the stream keeps the request context as it is', () => {
     const telemetry = new Telemetry();
-    const trace = oneStream(telemetry, finalUsage(), 0);
-    const span = api.trace.getSpan(trace.context);
-    expect(span).toBeDefined();
-    expect(span!.isRecording()).toBe(false);
+    const start = telemetry.begin();
+    const trace = telemetry.startStream(start, {
+      requestId: 'r-idle',
+      model: 'claude-haiku-4-5',
+      provider: 'anthropic',
+      maxTokens: 256,
+      reservedNanos: 1_000_000,
+      reservations: 1,
+    });
+    // With a provider (next test) this context carries the `chat {model}` span.
+    expect(trace.context).toBe(start.context);
+    expect(api.trace.getSpan(trace.context)).toBeUndefined();
     expect(trace.recordsContent).toBe(false);
+    expect(trace.run(() => 42)).toBe(42);
+    // The rest of a stream's telemetry life is a no-op that never throws.
+    oneStream(telemetry, finalUsage(), 0);
   });
 });
 

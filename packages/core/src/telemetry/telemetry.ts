@@ -290,7 +290,9 @@ export class Telemetry {
   /** A request refused before streaming: an `admit` span (child of the request's context) and the rejection metric. */
   rejected(start: TelemetryStart, info: RejectionInfo): void {
     if (!this.enabled) return;
-    guarded(() => this.recordRejection(start, info));
+    guarded(() => {
+      if (!this.idle()) this.recordRejection(start, info);
+    });
   }
 
   private recordRejection(start: TelemetryStart, info: RejectionInfo): void {
@@ -346,7 +348,32 @@ export class Telemetry {
   /** An admitted stream: starts its `chat {model}` span (CLIENT, child of the request's context). */
   startStream(start: TelemetryStart, info: StreamStartInfo): StreamTrace {
     if (!this.enabled) return DISABLED_TRACE;
-    return guarded(() => this.openStream(start, info)) ?? DISABLED_TRACE;
+    return (
+      guarded(() => (this.idle() ? idleTrace(start.context) : this.openStream(start, info))) ??
+      DISABLED_TRACE
+    );
+  }
+
+  /**
+   * True while nothing would record: no tracer given and no SDK registered behind the
+   * global API, and no-op metric instruments. A stream then skips its span and trace
+   * objects entirely. Checked per request, so an SDK registered later is picked up.
+   */
+  private idle(): boolean {
+    if (this.explicitTracer) return false;
+    const provider = trace.getTracerProvider() as {
+      getDelegateTracer?: (name: string, version?: string) => Tracer | undefined;
+    };
+    if (typeof provider.getDelegateTracer !== 'function') return false;
+    if (
+      provider.getDelegateTracer(
+        sc.INSTRUMENTATION_SCOPE.name,
+        sc.INSTRUMENTATION_SCOPE.version,
+      ) !== undefined
+    ) {
+      return false;
+    }
+    return this.instruments().noop;
   }
 
   private openStream(start: TelemetryStart, info: StreamStartInfo): StreamTrace {
@@ -691,6 +718,11 @@ const DISABLED_TRACE: StreamTrace = Object.freeze({
   abort: () => {},
   end: () => {},
 });
+
+/** Nothing would record: no span, no metrics; the upstream call runs in the request's context. */
+function idleTrace(parent: Context): StreamTrace {
+  return { ...DISABLED_TRACE, context: parent };
+}
 
 function createInstruments(meter: Meter): Instruments {
   return {
