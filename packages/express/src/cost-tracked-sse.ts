@@ -221,10 +221,10 @@ async function admit(
 
   // How many output tokens the reservation covers, and where the cost cap stops a stream.
   const costFor = (output: number) =>
-    config.pricing.costOf(
+    config.pricing.nanosOf(
       { ...emptyUsage(), inputTokens: inputTokens as number, outputTokens: output },
       model,
-    ).nanos;
+    );
   let capOutputTokens = Number.POSITIVE_INFINITY;
   if (config.maxCostNanos !== undefined) {
     if (costFor(0) > config.maxCostNanos) {

@@ -12,7 +12,6 @@ import {
   emptyUsage,
   extendAll,
   type FinalUsage,
-  type MeterSnapshot,
   nanosToUsd,
   promptTokens,
   type ReservationEnd,
@@ -193,9 +192,9 @@ export class MeteredStreamImpl implements MeteredStream {
 
   /** Sends headers and the `meta` event. */
   open(headers: Record<string, string>): void {
-    this.writer.open(headers);
     const budget = this.admission.budget;
-    this.writer.write(
+    this.writer.open(
+      headers,
       this.config.encoder.meta({
         requestId: this.requestId,
         model: this.model,
@@ -370,10 +369,7 @@ export class MeteredStreamImpl implements MeteredStream {
       this.abort('budget_exceeded');
       return false;
     }
-    const addNanos = config.pricing.costOf(
-      { ...emptyUsage(), outputTokens: step },
-      this.model,
-    ).nanos;
+    const addNanos = config.pricing.nanosOf({ ...emptyUsage(), outputTokens: step }, this.model);
     if (this.reservationIds.length > 0) {
       try {
         const result = await extendAll(config.store, this.reservationIds, { addNanos });
@@ -400,11 +396,11 @@ export class MeteredStreamImpl implements MeteredStream {
     const output = this.meter.outputTokensEstimate;
     if (output === this.lastUsageOutput) return '';
     this.lastUsageOutput = output;
-    const snap: MeterSnapshot = this.meter.snapshot();
+    const { usage, costNanos } = this.meter.estimate();
     return this.config.encoder.usage({
-      inputTokens: promptTokens(snap.usage),
-      outputTokens: snap.usage.outputTokens,
-      costUsd: snap.cost.usd,
+      inputTokens: promptTokens(usage),
+      outputTokens: usage.outputTokens,
+      costUsd: nanosToUsd(costNanos),
       estimated: true,
     });
   }
@@ -551,8 +547,19 @@ export function budgetJson(budget: BudgetState) {
     spentUsd: nanosToUsd(budget.spentNanos),
     reservedUsd: nanosToUsd(budget.reservedNanos),
     remainingUsd: nanosToUsd(budget.remainingNanos),
-    periodEnd: budget.periodEnd === null ? null : new Date(budget.periodEnd).toISOString(),
+    periodEnd: budget.periodEnd === null ? null : isoTime(budget.periodEnd),
   };
+}
+
+// Every request of a period shares its end: format it once, not per meta and done event.
+let lastIsoMs = Number.NaN;
+let lastIso = '';
+function isoTime(ms: number): string {
+  if (ms !== lastIsoMs) {
+    lastIso = new Date(ms).toISOString();
+    lastIsoMs = ms;
+  }
+  return lastIso;
 }
 
 export function describe(error: unknown): string {

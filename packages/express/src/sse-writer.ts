@@ -18,6 +18,8 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = {
 export class SseWriter {
   private readonly res: ServerResponse;
   private waiting: Promise<void> | undefined;
+  /** Latched once the response is over: later checks read no response property. */
+  private done = false;
   /** Number of times a write had to wait, and the total wait in ms. */
   backpressureWaits = 0;
   backpressureMs = 0;
@@ -30,17 +32,27 @@ export class SseWriter {
 
   /** True once the client is gone or the response ended: nothing more may be written. */
   get closed(): boolean {
-    return this.res.destroyed || this.res.writableEnded || this.res.closed;
+    if (this.done) return true;
+    // Two reads: `destroyed` is set at once by destroy() and by the socket's close (the
+    // response's 'close' comes a tick later); `writableEnded` by anyone's end().
+    const res = this.res;
+    if (res.writableEnded || res.destroyed) {
+      this.done = true;
+      return true;
+    }
+    return false;
   }
 
-  /** Sends the status line and SSE headers (once, after admission). */
-  open(extraHeaders: Record<string, string | number> = {}): void {
-    if (this.res.headersSent) return;
-    this.res.statusCode = 200;
-    for (const [name, value] of Object.entries({ ...SSE_HEADERS, ...extraHeaders })) {
-      this.res.setHeader(name, value);
-    }
-    this.res.flushHeaders();
+  /**
+   * Sends the status line and SSE headers (once, after admission), with `first` — the
+   * first event — in the same write: one syscall, not two.
+   */
+  open(extraHeaders: Record<string, string | number> = {}, first = ''): void {
+    const res = this.res;
+    if (res.headersSent) return;
+    res.writeHead(200, { ...SSE_HEADERS, ...extraHeaders });
+    if (first === '') res.flushHeaders();
+    else this.write(first);
   }
 
   /**
@@ -63,6 +75,7 @@ export class SseWriter {
   /** Ends the response (idempotent). */
   end(chunk?: string): void {
     if (this.closed) return;
+    this.done = true;
     if (chunk) this.res.end(chunk);
     else this.res.end();
   }
