@@ -170,6 +170,57 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
     expect(state.budget!.reservedNanos).toBe(0);
   });
 
+  it('reserves a prompt that asks for cache writes at the cache-write rate, and settles within it', async () => {
+    await start();
+    type Meta = { reservedUsd: number; inputTokens: number };
+    const withCache = (ttl?: '1h') => ({
+      ...prompt,
+      system: [
+        {
+          type: 'text',
+          text: 'You are a terse storyteller.',
+          cache_control: { type: 'ephemeral', ...(ttl ? { ttl } : {}) },
+        },
+      ],
+    });
+    // claude-haiku-4-5 per token: input 1,000, 5-min cache write 1,250, 1-hour 2,000, output
+    // 5,000 nano-dollars; the reservation is the prompt estimate plus max_tokens (400) of output.
+    const cases: Array<[object, number]> = [
+      [prompt, 1_000],
+      [withCache(), 1_250],
+      [withCache('1h'), 2_000],
+    ];
+    for (const [body, promptRate] of cases) {
+      const result = await postSSE(app.url, body, { headers: { 'x-user': 'cache-writer' } });
+      expect(result.status).toBe(200);
+      const meta = eventData<Meta>(result, 'meta');
+      expect(meta.inputTokens).toBeGreaterThan(0);
+      expect(Math.round(meta.reservedUsd * 1e9)).toBe(meta.inputTokens * promptRate + 400 * 5_000);
+    }
+
+    // The provider bills the whole prompt as a 1-hour cache write: the actual cost (hand
+    // computed) stays within the reservation; at the input rate it would not have.
+    const first = eventData<Meta>(
+      await postSSE(app.url, withCache('1h'), { headers: { 'x-user': 'cache-writer' } }),
+      'meta',
+    );
+    const n = first.inputTokens;
+    const result = await postSSE(app.url, withCache('1h'), {
+      headers: {
+        'x-user': 'cache-writer',
+        'x-fake-llm-input-tokens': '0',
+        'x-fake-llm-cache-write-1h': String(n),
+        'x-fake-llm-tokens': '400',
+      },
+    });
+    const meta = eventData<Meta>(result, 'meta');
+    const done = eventData<{ costNanos: number; usage: { outputTokens: number } }>(result, 'done');
+    expect(done.usage.outputTokens).toBe(400);
+    expect(done.costNanos).toBe(n * 2_000 + 400 * 5_000);
+    expect(done.costNanos).toBe(Math.round(meta.reservedUsd * 1e9));
+    expect(done.costNanos).toBeGreaterThan(n * 1_000 + 400 * 5_000);
+  });
+
   it('answers the (N+1)th request in a window with 429, Retry-After and RateLimit headers', async () => {
     await start({ rateLimits: { user: [{ kind: 'requests', limit: 3, windowMs: 60_000 }] } });
     for (let i = 0; i < 3; i++) {

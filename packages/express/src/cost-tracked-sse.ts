@@ -29,7 +29,7 @@ import {
   MeteredStreamImpl,
   StreamRegistry,
 } from './metered-stream.js';
-import { type Config, inputProblem, parseOptions } from './options.js';
+import { type Config, inspectInput, parseOptions } from './options.js';
 import { rateLimitHeaders, retryAfterSeconds, type ScopedRateLimit } from './rate-limit-headers.js';
 import type {
   CostTrackedSSEOptions,
@@ -183,9 +183,9 @@ async function admit(
   }
 
   const provider = params.provider ?? guessProvider(model);
-  const problem = params.input === undefined ? undefined : inputProblem(params.input);
-  if (problem) {
-    reject(400, 'invalid_request', problem);
+  const inputFacts = params.input === undefined ? {} : inspectInput(params.input);
+  if (inputFacts.problem) {
+    reject(400, 'invalid_request', inputFacts.problem);
     return undefined;
   }
   let inputTokens = params.inputTokens;
@@ -220,11 +220,15 @@ async function admit(
   }
 
   // How many output tokens the reservation covers, and where the cost cap stops a stream.
+  // The worst case of the prompt: a prompt that asks for cache writes may be billed for all
+  // of its tokens at the cache-write rate (1.25× or 2× the input rate on Anthropic).
+  const promptUsage = { ...emptyUsage() };
+  const prompt = inputTokens as number;
+  if (inputFacts.cacheWrite === '1h') promptUsage.cacheWrite1hTokens = prompt;
+  else if (inputFacts.cacheWrite === '5m') promptUsage.cacheWrite5mTokens = prompt;
+  else promptUsage.inputTokens = prompt;
   const costFor = (output: number) =>
-    config.pricing.nanosOf(
-      { ...emptyUsage(), inputTokens: inputTokens as number, outputTokens: output },
-      model,
-    );
+    config.pricing.nanosOf({ ...promptUsage, outputTokens: output }, model);
   let capOutputTokens = Number.POSITIVE_INFINITY;
   if (config.maxCostNanos !== undefined) {
     if (costFor(0) > config.maxCostNanos) {

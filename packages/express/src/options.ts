@@ -275,23 +275,50 @@ const MAX_NODES = 100_000;
  * surrogates, NUL). Bounded work: stops after MAX_NODES values.
  */
 export function inputProblem(input: unknown): string | undefined {
+  return inspectInput(input).problem;
+}
+
+/** What one walk over the request body finds: a reason to refuse it, and cache writes asked for. */
+export interface InputFacts {
+  problem?: string;
+  /**
+   * The longest prompt-cache lifetime any `cache_control` block asks for (Anthropic:
+   * `{ type: 'ephemeral', ttl?: '5m' | '1h' }`): cached input is billed at the cache-write
+   * rate, so the worst case prices the whole prompt at it.
+   */
+  cacheWrite?: '5m' | '1h';
+}
+
+export function inspectInput(input: unknown): InputFacts {
+  const facts: InputFacts = {};
   let nodes = 0;
   const stack: Array<[unknown, number]> = [[input, 0]];
   while (stack.length > 0) {
     const [value, depth] = stack.pop()!;
-    if (++nodes > MAX_NODES) return `The request has more than ${MAX_NODES} values.`;
+    if (++nodes > MAX_NODES) return { problem: `The request has more than ${MAX_NODES} values.` };
     if (typeof value === 'string') {
       if (!value.isWellFormed())
-        return 'The request text contains a lone UTF-16 surrogate; send valid Unicode.';
-      if (value.includes('\u0000')) return 'The request text contains a NUL character.';
+        return {
+          problem: 'The request text contains a lone UTF-16 surrogate; send valid Unicode.',
+        };
+      if (value.includes('\u0000'))
+        return { problem: 'The request text contains a NUL character.' };
       continue;
     }
     if (typeof value !== 'object' || value === null) continue;
-    if (depth >= MAX_DEPTH) return `The request is nested more than ${MAX_DEPTH} levels deep.`;
-    for (const child of Array.isArray(value) ? value : Object.values(value))
-      stack.push([child, depth + 1]);
+    if (depth >= MAX_DEPTH)
+      return { problem: `The request is nested more than ${MAX_DEPTH} levels deep.` };
+    if (Array.isArray(value)) {
+      for (const child of value) stack.push([child, depth + 1]);
+      continue;
+    }
+    const cache = (value as { cache_control?: unknown }).cache_control;
+    if (typeof cache === 'object' && cache !== null && facts.cacheWrite !== '1h') {
+      facts.cacheWrite = (cache as { ttl?: unknown }).ttl === '1h' ? '1h' : '5m';
+    }
+    for (const child of Object.values(value)) stack.push([child, depth + 1]);
   }
-  return undefined;
+  return facts;
 }
 
 function toBudgetRule(input: BudgetInput, what: string): BudgetRule {
