@@ -170,6 +170,30 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
     expect(state.budget!.reservedNanos).toBe(0);
   });
 
+  it('streams a request no budget or rate limit applies to, with no store call and no settlement failure', async () => {
+    // Budgets only for teams; this caller is identified as a user alone.
+    const failures: unknown[] = [];
+    await start({
+      budgets: { team: { limitUsd: '1.00', period: 'day' } },
+      onSettleFailure: (info) => {
+        failures.push(info);
+      },
+    });
+    const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'solo' } });
+    expect(result.status).toBe(200);
+    expect(eventData(result, 'meta')).toMatchObject({ budget: null });
+    const done = eventData<{ costNanos: number; budget: unknown }>(result, 'done');
+    expect(done.budget).toBeNull();
+    const [settle] = await app.waitForSettles(1);
+    expect(settle!.outcome).toBe('completed');
+    expect(settle!.final.costNanos).toBe(done.costNanos);
+    // Nothing was reserved, so nothing failed to be recorded.
+    expect(settle!.recorded).toBe(false);
+    expect(failures).toEqual([]);
+    expect(app.errors).toEqual([]);
+    expect(store.stats()).toMatchObject({ scopes: 0, openReservations: 0 });
+  });
+
   it('reserves a prompt that asks for cache writes at the cache-write rate, and settles within it', async () => {
     await start();
     type Meta = { reservedUsd: number; inputTokens: number };

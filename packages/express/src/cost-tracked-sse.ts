@@ -385,6 +385,7 @@ async function admit(
     requestId,
     scopes,
     reservationIds,
+    metered: requests.length > 0,
     reservedNanos: reserveNanos,
     model,
     maxTokens,

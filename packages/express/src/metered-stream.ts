@@ -38,8 +38,13 @@ interface AnthropicTextDelta {
 export interface Admission {
   requestId: string;
   scopes: readonly ScopeRef[];
-  /** Empty when the store failed and the policy let the request through unmetered. */
+  /**
+   * Empty when no budget or rate limit applies to the request (`metered: false`), or when
+   * the store failed and the policy let it through unmetered.
+   */
   reservationIds: readonly string[];
+  /** True when some budget or rate limit applies: a settlement is owed to the store. */
+  metered: boolean;
   reservedNanos: number;
   model: string;
   maxTokens: number;
@@ -467,7 +472,9 @@ export class MeteredStreamImpl implements MeteredStream {
       reservationEnds: ends,
       failure: { ...options.failure, message: options.failure?.message ?? CODE_MESSAGES[outcome] },
     });
-    if (!recorded) await this.config.guard(() => this.config.onSettleFailure(info, error));
+    if (!recorded && this.admission.metered) {
+      await this.config.guard(() => this.config.onSettleFailure(info, error));
+    }
     await this.config.guard(() => this.config.onSettle(info));
     return final;
   }
@@ -479,8 +486,12 @@ export class MeteredStreamImpl implements MeteredStream {
     error?: unknown;
     ends: Partial<Record<ReservationEnd, number>>;
   }> {
-    if (this.reservationIds.length === 0)
-      return { recorded: false, budget: null, error: 'unmetered (store failed open)', ends: {} };
+    if (this.reservationIds.length === 0) {
+      // Nothing applied, nothing to record; or the store failed open: a charge to reconcile.
+      return this.admission.metered
+        ? { recorded: false, budget: null, error: 'unmetered (store failed open)', ends: {} }
+        : { recorded: false, budget: null, ends: {} };
+    }
     const actual = {
       costNanos: final.costNanos,
       tokens: promptTokens(final.usage) + final.usage.outputTokens,

@@ -76,7 +76,10 @@ export interface SettleInfo {
   durationMs: number;
   /** Time to the first text chunk, if any arrived. */
   timeToFirstTokenMs?: number;
-  /** Whether the store recorded the settlement (false: see the logs / `onSettleFailure`). */
+  /**
+   * Whether the store recorded the settlement. False with `onSettleFailure` called when it
+   * could not; false without it when no budget or rate limit applied (nothing to record).
+   */
   recorded: boolean;
   /** Times the stream paused because the client's socket was full, and for how long in total. */
   backpressureWaits: number;
