@@ -367,6 +367,34 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
       expect(await spent('h1')).toEqual({ spent: 0, reserved: 0 });
     });
 
+    it('an async upstream function with a bug: handler_error, logged for the developer, nothing charged', async () => {
+      await start(async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        const config = undefined as unknown as { model: string };
+        return config.model; // TypeError, before the provider is called
+      });
+      const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'h3' } });
+      const error = eventData<{ code: string; message: string; costNanos: number }>(
+        result,
+        'error',
+      );
+      expect(error).toMatchObject({ code: 'handler_error', costNanos: 0 });
+      const [settle] = await app.waitForSettles(1);
+      expect(settle!.outcome).toBe('handler_error');
+      expect(await spent('h3')).toEqual({ spent: 0, reserved: 0 });
+      expect(app.errors.join('\n')).toMatch(/upstream function failed/);
+      expect(fake.requests).toHaveLength(0);
+    });
+
+    it('a provider that cannot be reached (fetch failed, no SDK wrapper) stays upstream_error', async () => {
+      await start(async () => {
+        const response = await fetch('http://127.0.0.1:1/v1/messages', { method: 'POST' });
+        return response.body as unknown as AsyncIterable<unknown>;
+      });
+      const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'h4' } });
+      expect(eventData<{ code: string }>(result, 'error').code).toBe('upstream_error');
+    });
+
     it('a route handler that never hands a stream over: settled by the handover timeout', async () => {
       await start(undefined, { handoverTimeoutMs: 200 }, { handler: () => {} });
       const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'h2' } });

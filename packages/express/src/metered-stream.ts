@@ -339,10 +339,25 @@ export class MeteredStreamImpl implements MeteredStream {
       }
     } catch (error) {
       if (!this.abortReason) {
-        failure =
-          TokenmeterError.isInstance(error) && error.code === 'invalid_argument'
-            ? { outcome: 'handler_error', refused: true, message: error.message }
-            : classifyUpstreamError(error, this.meter.eventCount);
+        if (TokenmeterError.isInstance(error) && error.code === 'invalid_argument') {
+          failure = { outcome: 'handler_error', refused: true, message: error.message };
+        } else if (this.meter.eventCount === 0 && isProgrammingError(error)) {
+          // A bug in the route's upstream function (an async one, so fail() never saw it):
+          // the developer needs the error; the client gets the fixed handler_error message.
+          this.config.logger.error('tokenmeter: the upstream function failed before streaming', {
+            requestId: this.requestId,
+            error: describe(error),
+            stack: (error as Error).stack,
+          });
+          // If it never read the signal it never started the upstream call: nothing billed.
+          failure = {
+            outcome: 'handler_error',
+            refused: !this.signalTouched,
+            message: CODE_MESSAGES.handler_error,
+          };
+        } else {
+          failure = classifyUpstreamError(error, this.meter.eventCount);
+        }
       }
     } finally {
       this.reading = false;
@@ -571,6 +586,26 @@ function isoTime(ms: number): string {
     lastIsoMs = ms;
   }
   return lastIso;
+}
+
+/**
+ * A JavaScript error of the route's own code (TypeError, ReferenceError, …), as opposed to
+ * a provider or network failure: SDK errors carry a status or type, and fetch's network
+ * failure is a TypeError with a `cause` (`fetch failed`).
+ */
+function isProgrammingError(error: unknown): boolean {
+  if (
+    !(
+      error instanceof TypeError ||
+      error instanceof ReferenceError ||
+      error instanceof SyntaxError ||
+      error instanceof RangeError
+    )
+  ) {
+    return false;
+  }
+  const e = error as Error & { cause?: unknown; status?: unknown };
+  return e.cause === undefined && e.status === undefined;
 }
 
 export function describe(error: unknown): string {
