@@ -98,7 +98,11 @@ export interface TelemetryOptions {
 /** Captured when the middleware starts on a request: the parent context and the start time. */
 export interface TelemetryStart {
   readonly context: Context;
-  /** Epoch milliseconds (sub-millisecond precision). */
+  /**
+   * A `performance.now()` reading. The OTel SDK maps performance timestamps onto the same
+   * clock its own spans use (anchored on `Date.now()` when a span starts), so our spans
+   * line up with the HTTP server span around them. Epoch milliseconds work too.
+   */
   readonly startTime: number;
 }
 
@@ -284,7 +288,7 @@ export class Telemetry {
 
   /** Call when the middleware starts on a request: keeps the active context (the HTTP server span). */
   begin(): TelemetryStart {
-    return { context: context.active(), startTime: epochNow() };
+    return { context: context.active(), startTime: performance.now() };
   }
 
   /** A request refused before streaming: an `admit` span (child of the request's context) and the rejection metric. */
@@ -323,7 +327,7 @@ export class Telemetry {
       span.setAttributes(attrs);
       if (ERROR_OUTCOMES.has(info.reason)) span.setStatus({ code: SpanStatusCode.ERROR });
     }
-    span.end();
+    span.end(performance.now());
 
     const inst = this.instruments();
     if (inst.noop) return;
@@ -393,12 +397,19 @@ export class Telemetry {
       start.context,
     );
     if (span.isRecording()) {
-      span.addEvent(sc.EVENT_TOKENMETER_ADMITTED, {
-        [sc.ATTR_TOKENMETER_RESERVED_USD]: nanosToUsd(info.reservedNanos),
-        ...(isCount(info.budgetRemainingNanos)
-          ? { [sc.ATTR_TOKENMETER_BUDGET_REMAINING_USD]: nanosToUsd(info.budgetRemainingNanos) }
-          : {}),
-      });
+      // Every time on our spans is explicit and a performance timestamp, like the start:
+      // given a start time, the SDK would stamp the rest with Date.now() (whole ms), which
+      // can put an event before the start or after the end.
+      span.addEvent(
+        sc.EVENT_TOKENMETER_ADMITTED,
+        {
+          [sc.ATTR_TOKENMETER_RESERVED_USD]: nanosToUsd(info.reservedNanos),
+          ...(isCount(info.budgetRemainingNanos)
+            ? { [sc.ATTR_TOKENMETER_BUDGET_REMAINING_USD]: nanosToUsd(info.budgetRemainingNanos) }
+            : {}),
+        },
+        performance.now(),
+      );
       const subjects = this.subjectAttrs(info.scopes);
       if (subjects !== EMPTY) span.setAttributes(subjects);
       if (this.recordContent && info.input !== undefined) {
@@ -595,7 +606,11 @@ class ActiveStreamTrace implements StreamTrace {
 
   abort(reason: StreamOutcome): void {
     if (this.ended || !this.span.isRecording()) return;
-    this.span.addEvent(sc.EVENT_TOKENMETER_ABORT, { [sc.ATTR_TOKENMETER_ABORT_REASON]: reason });
+    this.span.addEvent(
+      sc.EVENT_TOKENMETER_ABORT,
+      { [sc.ATTR_TOKENMETER_ABORT_REASON]: reason },
+      performance.now(),
+    );
   }
 
   end(end: StreamEndInfo): void {
@@ -644,14 +659,18 @@ class ActiveStreamTrace implements StreamTrace {
         span.addEvent(
           sc.EVENT_TOKENMETER_FIRST_TOKEN,
           { [sc.ATTR_TOKENMETER_TIME_TO_FIRST_TOKEN_MS]: end.timeToFirstTokenMs },
-          toEpoch(this.startedAt + end.timeToFirstTokenMs),
+          this.startedAt + end.timeToFirstTokenMs,
         );
       }
       if (end.backpressureWaits > 0) {
-        span.addEvent(sc.EVENT_TOKENMETER_BACKPRESSURE, {
-          [sc.ATTR_TOKENMETER_BACKPRESSURE_WAITS]: end.backpressureWaits,
-          [sc.ATTR_TOKENMETER_BACKPRESSURE_WAIT_MS]: end.backpressureMs,
-        });
+        span.addEvent(
+          sc.EVENT_TOKENMETER_BACKPRESSURE,
+          {
+            [sc.ATTR_TOKENMETER_BACKPRESSURE_WAITS]: end.backpressureWaits,
+            [sc.ATTR_TOKENMETER_BACKPRESSURE_WAIT_MS]: end.backpressureMs,
+          },
+          performance.now(),
+        );
       }
       if (this.text) {
         attrs[sc.ATTR_GEN_AI_OUTPUT_MESSAGES] = outputContent(
@@ -668,7 +687,7 @@ class ActiveStreamTrace implements StreamTrace {
         });
       }
     }
-    span.end();
+    span.end(performance.now());
 
     const inst = this.inst;
     if (inst.noop) return;
@@ -810,13 +829,4 @@ function saneModel(model: unknown): string | undefined {
 
 function isCount(value: number | null | undefined): value is number {
   return typeof value === 'number' && Number.isFinite(value);
-}
-
-function epochNow(): number {
-  return performance.timeOrigin + performance.now();
-}
-
-/** A `performance.now()` reading as epoch milliseconds (what span timestamps take). */
-function toEpoch(perfNow: number): number {
-  return performance.timeOrigin + perfNow;
 }
