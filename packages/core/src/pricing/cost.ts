@@ -137,35 +137,17 @@ export class Pricing {
 
   /**
    * The exact total of `costOf(usage, model)`, in nano-dollars, without the breakdown:
-   * no lines, decimals or warnings. Integer arithmetic in plain numbers while every
-   * intermediate stays a safe integer (any realistic usage), BigInt otherwise — always the
-   * same figure as `costOf(...).nanos`. For per-chunk running estimates.
+   * no lines or decimals. Integer arithmetic in plain numbers while every intermediate
+   * stays a safe integer (any realistic usage), BigInt otherwise — always the same figure
+   * as `costOf(...).nanos`. For per-chunk running estimates.
    */
   nanosOf(usage: Usage, model: string): Nanos {
-    const { price } = this.priceFor(model);
-    const provider = this.catalog.provider(price.provider);
-    const prompt = promptTokens(usage);
-    let rates: CompiledRates = price.rates;
-    for (const tier of price.promptTiers) if (prompt > tier.above) rates = tier.rates;
+    const { provider, rates, ratios } = this.terms(usage, model);
     let num = 1;
     let den = 1000;
-    if (usage.serviceTier) {
-      const tier = provider.serviceTiers[usage.serviceTier];
-      if (tier) {
-        num *= Number(tier.num);
-        den *= Number(tier.den);
-      }
-    }
-    if (usage.inferenceGeo && usage.inferenceGeo !== 'global') {
-      const geo = price.dataResidency[usage.inferenceGeo];
-      if (geo) {
-        num *= Number(geo.num);
-        den *= Number(geo.den);
-      }
-    }
-    if (usage.speed === 'fast' && price.fast) {
-      num *= Number(price.fast.num);
-      den *= Number(price.fast.den);
+    for (const r of ratios) {
+      num *= Number(r.num);
+      den *= Number(r.den);
     }
     const r = numberRates(rates);
     const exact =
@@ -199,50 +181,8 @@ export class Pricing {
 
   /** The exact cost of `usage` on `model`. */
   costOf(usage: Usage, model: string): Cost {
-    const { price, fallback } = this.priceFor(model);
-    const provider = this.catalog.provider(price.provider);
-    const warnings: string[] = [];
-    const prompt = promptTokens(usage);
-    let rates: CompiledRates = price.rates;
-    let tierAbove: number | undefined;
-    for (const tier of price.promptTiers) {
-      if (prompt > tier.above) {
-        rates = tier.rates;
-        tierAbove = tier.above;
-      }
-    }
-    const ratios: Ratio[] = [];
-    const multipliers: Cost['multipliers'] = {};
-    if (usage.serviceTier) {
-      const tier = provider.serviceTiers[usage.serviceTier];
-      if (tier) {
-        ratios.push(tier);
-        if (tier.num !== tier.den) multipliers.serviceTier = ratioToDecimal(tier);
-      } else {
-        warnings.push(
-          `service tier "${usage.serviceTier}" has no published multiplier for ${price.provider}; priced at standard rates`,
-        );
-      }
-    }
-    if (usage.inferenceGeo && usage.inferenceGeo !== 'global') {
-      const geo = price.dataResidency[usage.inferenceGeo];
-      if (geo) {
-        ratios.push(geo);
-        multipliers.dataResidency = ratioToDecimal(geo);
-      } else if (Object.keys(price.dataResidency).length === 0 && price.provider === 'anthropic') {
-        warnings.push(
-          `no data-residency multiplier is published for "${usage.inferenceGeo}" on ${price.id}; priced at standard rates`,
-        );
-      }
-    }
-    if (usage.speed === 'fast') {
-      if (price.fast) {
-        ratios.push(price.fast);
-        multipliers.fast = ratioToDecimal(price.fast);
-      } else {
-        warnings.push(`no fast-mode price is published for ${price.id}; priced at standard rates`);
-      }
-    }
+    const { price, provider, fallback, rates, tierAbove, ratios, multipliers, warnings } =
+      this.terms(usage, model);
     let num = 1n;
     let den = 1000n; // micro-USD per million tokens × tokens / 1000 = nano-dollars
     for (const r of ratios) {
@@ -297,6 +237,59 @@ export class Pricing {
       lines,
       warnings,
     };
+  }
+
+  /**
+   * What prices `usage` on `model`, shared by `costOf` and `nanosOf`: the rates (after a
+   * prompt-size tier), the multipliers that apply (service tier, data residency, fast
+   * mode), and warnings for what was reported but has no published price.
+   */
+  private terms(usage: Usage, model: string) {
+    const { price, fallback } = this.priceFor(model);
+    const provider = this.catalog.provider(price.provider);
+    const warnings: string[] = [];
+    const prompt = promptTokens(usage);
+    let rates: CompiledRates = price.rates;
+    let tierAbove: number | undefined;
+    for (const tier of price.promptTiers) {
+      if (prompt > tier.above) {
+        rates = tier.rates;
+        tierAbove = tier.above;
+      }
+    }
+    const ratios: Ratio[] = [];
+    const multipliers: Cost['multipliers'] = {};
+    if (usage.serviceTier) {
+      const tier = provider.serviceTiers[usage.serviceTier];
+      if (tier) {
+        ratios.push(tier);
+        if (tier.num !== tier.den) multipliers.serviceTier = ratioToDecimal(tier);
+      } else {
+        warnings.push(
+          `service tier "${usage.serviceTier}" has no published multiplier for ${price.provider}; priced at standard rates`,
+        );
+      }
+    }
+    if (usage.inferenceGeo && usage.inferenceGeo !== 'global') {
+      const geo = price.dataResidency[usage.inferenceGeo];
+      if (geo) {
+        ratios.push(geo);
+        multipliers.dataResidency = ratioToDecimal(geo);
+      } else if (Object.keys(price.dataResidency).length === 0 && price.provider === 'anthropic') {
+        warnings.push(
+          `no data-residency multiplier is published for "${usage.inferenceGeo}" on ${price.id}; priced at standard rates`,
+        );
+      }
+    }
+    if (usage.speed === 'fast') {
+      if (price.fast) {
+        ratios.push(price.fast);
+        multipliers.fast = ratioToDecimal(price.fast);
+      } else {
+        warnings.push(`no fast-mode price is published for ${price.id}; priced at standard rates`);
+      }
+    }
+    return { price, provider, fallback, rates, tierAbove, ratios, multipliers, warnings };
   }
 }
 
