@@ -84,7 +84,7 @@ describe('inspectInput', () => {
     });
   });
 
-  it('still refuses what inputProblem refuses', () => {
+  it('reports a reason to refuse the body (NUL, lone surrogates, depth) first', () => {
     expect(inspectInput({ text: 'a\u0000b', cache_control: { type: 'ephemeral' } }).problem).toBe(
       'The request text contains a NUL character.',
     );

@@ -269,17 +269,13 @@ export function defaultRequest(req: MeteredRequest): RequestParams {
 const MAX_DEPTH = 32;
 const MAX_NODES = 100_000;
 
-/**
- * What is wrong with a provider request's content, if anything: nesting deeper than any
- * real request (a stack-exhaustion probe), or text the provider cannot take (lone UTF-16
- * surrogates, NUL). Bounded work: stops after MAX_NODES values.
- */
-export function inputProblem(input: unknown): string | undefined {
-  return inspectInput(input).problem;
-}
-
 /** What one walk over the request body finds: a reason to refuse it, and cache writes asked for. */
 export interface InputFacts {
+  /**
+   * What is wrong with the content, if anything: nesting deeper than any real request (a
+   * stack-exhaustion probe), or text the provider cannot take (lone UTF-16 surrogates,
+   * NUL). Bounded work: the walk stops after MAX_NODES values.
+   */
   problem?: string;
   /**
    * The longest prompt-cache lifetime any `cache_control` block asks for (Anthropic:
