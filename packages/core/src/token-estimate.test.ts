@@ -3,19 +3,14 @@ import fc from 'fast-check';
 // Ground truth only: core never imports a tokenizer at runtime.
 import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import { encodeChat } from 'gpt-tokenizer/model/gpt-4o';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TokenmeterError } from './errors.js';
 import {
-  type AnthropicCountTokensClient,
-  anthropicTokenCounter,
-  createHeuristicTokenCounter,
   createOutputEstimator,
   estimateImageTokens,
   estimateRequestTokens,
   estimateTextTokens,
-  heuristicTokenCounter,
   TEXT_ESTIMATE_ACCURACY,
-  type TokenCounter,
 } from './token-estimate.js';
 
 const corpusDir = new URL('./__fixtures__/estimator-corpus/', import.meta.url);
@@ -643,95 +638,5 @@ describe('estimateRequestTokens', () => {
     expect(
       code(() => estimateRequestTokens({ messages: [{ role: 'user', content: [cyclic] }] })),
     ).toBe('invalid_argument');
-  });
-});
-
-describe('token counters', () => {
-  const params = {
-    model: 'claude-haiku-4-5',
-    max_tokens: 512,
-    temperature: 0.2,
-    system: 'Be brief.',
-    messages: [{ role: 'user', content: 'Hello' }],
-    tools: [{ name: 'noop', input_schema: { type: 'object' } }],
-    tool_choice: { type: 'auto' },
-  };
-  const ctx = { model: 'claude-haiku-4-5', provider: 'anthropic' as const };
-
-  it('heuristicTokenCounter is estimateRequestTokens', async () => {
-    expect(await heuristicTokenCounter.countInputTokens(params, ctx)).toBe(
-      estimateRequestTokens(params, { provider: 'anthropic' }),
-    );
-    const padded = createHeuristicTokenCounter({ margin: 2 });
-    expect(padded.countInputTokens(params, ctx)).toBe(Math.ceil(estimateRequestTokens(params) * 2));
-    expect(() => createHeuristicTokenCounter({ margin: -1 })).toThrow(TokenmeterError);
-  });
-
-  it('anthropicTokenCounter sends model, messages, system, tools (and tool_choice) and returns input_tokens', async () => {
-    const countTokens = vi.fn(async () => ({ input_tokens: 1234 }));
-    const client: AnthropicCountTokensClient = { messages: { countTokens } };
-    const counter = anthropicTokenCounter(client);
-    const signal = new AbortController().signal;
-    expect(await counter.countInputTokens(params, { ...ctx, signal })).toBe(1234);
-    expect(countTokens).toHaveBeenCalledTimes(1);
-    expect(countTokens).toHaveBeenCalledWith(
-      {
-        model: 'claude-haiku-4-5',
-        messages: params.messages,
-        system: params.system,
-        tools: params.tools,
-        tool_choice: params.tool_choice,
-      },
-      { signal },
-    );
-  });
-
-  it('anthropicTokenCounter falls back, or fails with upstream_error', async () => {
-    const failing: AnthropicCountTokensClient = {
-      messages: { countTokens: async () => Promise.reject(new Error('529 overloaded')) },
-    };
-    const fallback: TokenCounter = { countInputTokens: () => 77 };
-    expect(await anthropicTokenCounter(failing, { fallback }).countInputTokens(params, ctx)).toBe(
-      77,
-    );
-    await expect(
-      anthropicTokenCounter(failing).countInputTokens(params, ctx),
-    ).rejects.toMatchObject({
-      code: 'upstream_error',
-    });
-    const weird: AnthropicCountTokensClient = {
-      messages: { countTokens: async () => ({ input_tokens: -5 }) },
-    };
-    await expect(anthropicTokenCounter(weird).countInputTokens(params, ctx)).rejects.toMatchObject({
-      code: 'upstream_error',
-    });
-  });
-
-  it('anthropicTokenCounter lets a caller abort through untouched', async () => {
-    const controller = new AbortController();
-    const abortError = new Error('aborted');
-    const client: AnthropicCountTokensClient = {
-      messages: {
-        countTokens: async () => {
-          controller.abort();
-          throw abortError;
-        },
-      },
-    };
-    const counter = anthropicTokenCounter(client, { fallback: heuristicTokenCounter });
-    await expect(
-      counter.countInputTokens(params, { ...ctx, signal: controller.signal }),
-    ).rejects.toBe(abortError);
-  });
-
-  it('anthropicTokenCounter does not call Anthropic for OpenAI requests', async () => {
-    const countTokens = vi.fn(async () => ({ input_tokens: 1 }));
-    const counter = anthropicTokenCounter({ messages: { countTokens } });
-    const openai = { model: 'gpt-4o', messages: [{ role: 'user', content: 'Hello' }] };
-    expect(await counter.countInputTokens(openai, { model: 'gpt-4o', provider: 'openai' })).toBe(
-      estimateRequestTokens(openai, { provider: 'openai' }),
-    );
-    expect(countTokens).not.toHaveBeenCalled();
-    expect(() => anthropicTokenCounter({} as AnthropicCountTokensClient)).toThrow(TokenmeterError);
   });
 });

@@ -7,10 +7,12 @@
  *   chunk, giving exactly the same total however the text was split.
  * - {@link estimateRequestTokens}: the input estimate for an Anthropic Messages or OpenAI
  *   Chat Completions request (text, tool calls and results, images, PDFs, tool
- *   definitions, per-message overhead), with an optional safety `margin`.
- * - {@link TokenCounter}: the pluggable "exact" path. {@link heuristicTokenCounter} is the
- *   default; {@link anthropicTokenCounter} asks Anthropic's count-tokens endpoint (one round
- *   trip per request); any tokenizer library can be wrapped in the same interface.
+ *   definitions, per-message overhead), with an optional safety `margin`;
+ *   {@link measureRequestTokens} gives it with an upper bound for reservations.
+ * - {@link estimateTextTokenBound} and `OutputEstimator.bound`: an upper bound per class of
+ *   text ({@link TEXT_BOUND_MARGINS}), measured against public tokenizers.
+ * - The pluggable counters that use these (and the exact, provider-side count) live in
+ *   `token-counter.ts`.
  *
  * ## The heuristic
  *
@@ -43,8 +45,8 @@
  * used only in tests). Claude's tokenizer is not public and its counts differ from o200k's
  * (often higher, by an amount that depends on the model and the text), so these figures do
  * not bound the error against Claude: for Anthropic the exact figure comes from the
- * provider's count-tokens endpoint ({@link anthropicTokenCounter}), and without it a
- * `margin` is advisable. Coefficients were fitted on the
+ * provider's count-tokens endpoint (`anthropicTokenCounter`), and without it a reservation
+ * prices the upper bound ({@link measureRequestTokens}). Coefficients were fitted on the
  * corpus in `__fixtures__/estimator-corpus/` (regularised towards values read off per-piece
  * statistics), with `heldout-*` files kept out of the fit. Relative error
  * `(estimate − o200k) / o200k` on that corpus (21 files, 14,254 tokens):
@@ -74,9 +76,8 @@
  * Bias: on prose, code, JSON and logs it tends to over-estimate slightly (+1–3%); on
  * German, Chinese and emoji-heavy text it under-estimates by up to ~5%. Known weak spots,
  * outside the stated bounds: random base64 / mixed-case identifiers (≈30% low), very long
- * runs of one letter or one emoji (up to 2× high), Vietnamese (one sample: ≈50% high). Because the
- * input estimate feeds a worst-case budget reservation, pass a `margin` (e.g. 1.15) when
- * under-reserving is costly, or use an exact counter.
+ * runs of one letter or one emoji (up to 2× high), Vietnamese (one sample: ≈50% high). A
+ * budget reservation prices the upper bound ({@link TEXT_BOUND_MARGINS}), not the estimate.
  *
  * @module
  */
@@ -130,6 +131,16 @@ const LETTER_DENSE = 5;
 /** A marker for "the previous punctuation was an astral character" (never a code unit). */
 const ASTRAL_MARK = -2;
 
+// Text classes for the upper bound (TEXT_CLASSES order). Letter classes share the LETTER_*
+// numbers (0 ASCII … 5 dense scripts), so a word's class is its highest letter kind.
+const CLS_ASCII = LETTER_ASCII; // ASCII letters, digits, punctuation and whitespace
+const CLS_SYMBOL = 6; // other BMP punctuation and symbols
+const CLS_EMOJI = 7; // astral characters, joiners, variation selectors
+const CLS_BLOB = 8; // inside a run of BLOB_RUN or more non-space characters
+const CLASS_COUNT = 9;
+/** ASCII non-space code units in a row after which a run is a blob (base64, hashes, URLs). */
+const BLOB_RUN = 32;
+
 interface ScanState {
   /** Tokens committed so far (fractional). */
   acc: number;
@@ -148,6 +159,14 @@ interface ScanState {
   high: boolean;
   /** Anything at all was pushed. */
   any: boolean;
+  /** Tokens counted so far per text class (`CLS_*`), for the upper bound. */
+  by: Float64Array;
+  /** `acc` when the last lump of tokens was attributed to a class. */
+  mark: number;
+  /** The class of the tokens counted since `mark`. */
+  pcls: number;
+  /** ASCII non-space code units in a row (a long run is a blob: base64, a hash, a URL). */
+  asciiRun: number;
 }
 
 function newState(): ScanState {
@@ -161,7 +180,42 @@ function newState(): ScanState {
     punctAfterSpace: false,
     high: false,
     any: false,
+    by: new Float64Array(CLASS_COUNT),
+    mark: 0,
+    pcls: CLS_ASCII,
+    asciiRun: 0,
   };
+}
+
+/** Attributes the tokens counted since the last mark to the current class (or to blobs). */
+function flush(s: ScanState): void {
+  const counted = s.acc - s.mark;
+  if (counted !== 0) {
+    s.by[s.asciiRun >= BLOB_RUN ? CLS_BLOB : s.pcls]! += counted;
+    s.mark = s.acc;
+  }
+}
+
+/** A non-space, non-letter unit of class `cls`. */
+function enter(s: ScanState, cls: number): void {
+  if (cls !== s.pcls) {
+    flush(s);
+    s.pcls = cls;
+  }
+  if (cls === CLS_ASCII) s.asciiRun++;
+  else if (s.asciiRun > 0) {
+    flush(s);
+    s.asciiRun = 0;
+  }
+}
+
+/** A whitespace unit: the run before it ends, and its tokens get their class. */
+function enterSpace(s: ScanState): void {
+  if (s.asciiRun > 0 || s.pcls !== CLS_ASCII) {
+    flush(s);
+    s.asciiRun = 0;
+    s.pcls = CLS_ASCII;
+  }
 }
 
 /** A pending run of spaces ends; `next` is what follows it. */
@@ -176,6 +230,15 @@ function closeSpaces(s: ScanState, next: number): void {
 function letter(s: ScanState, upper: boolean, kind: number): void {
   const prev = s.prev;
   const inWord = prev === PREV_LOWER || prev === PREV_UPPER;
+  // A word takes the class of its most distinctive letter ("café" is accented Latin).
+  if (inWord) {
+    if (kind > s.pcls) s.pcls = kind;
+  } else if (kind !== s.pcls) {
+    flush(s);
+    s.pcls = kind;
+  }
+  if (kind === LETTER_ASCII) s.asciiRun++;
+  else s.asciiRun = 0;
   if (inWord && !(upper && prev === PREV_LOWER)) {
     s.run++;
     if (kind === LETTER_ASCII) {
@@ -206,6 +269,7 @@ function letter(s: ScanState, upper: boolean, kind: number): void {
 }
 
 function digit(s: ScanState): void {
+  enter(s, CLS_ASCII);
   if (s.prev === PREV_DIGIT) {
     if (s.run % 3 === 0) s.acc += 1; // numbers split into groups of up to 3 digits
     s.run++;
@@ -219,6 +283,14 @@ function digit(s: ScanState): void {
 
 /** Punctuation, symbols and emoji. `joiner`: ZWJ / variation selector, glued to the run. */
 function punct(s: ScanState, unit: number, extra: number, joiner: boolean): void {
+  enter(
+    s,
+    extra === ASTRAL_EXTRA || extra === JOINER_EXTRA
+      ? CLS_EMOJI
+      : unit < 0x80
+        ? CLS_ASCII
+        : CLS_SYMBOL,
+  );
   if (s.prev === PREV_PUNCT) {
     if (!joiner) {
       s.run++;
@@ -238,6 +310,7 @@ function punct(s: ScanState, unit: number, extra: number, joiner: boolean): void
 }
 
 function space(s: ScanState): void {
+  enterSpace(s);
   if (s.prev === PREV_SPACE) {
     if (++s.run % SPACES_PER_TOKEN === 0) s.acc += 1;
   } else {
@@ -247,6 +320,7 @@ function space(s: ScanState): void {
 }
 
 function newline(s: ScanState): void {
+  enterSpace(s);
   if (s.prev === PREV_NEWLINE) {
     if (++s.run % NEWLINES_PER_TOKEN === 0) s.acc += 1;
     return;
@@ -364,6 +438,27 @@ function feed(s: ScanState, text: string): void {
 /** The estimate for everything fed so far, as if the text ended here. */
 function tokensOf(s: ScanState): number {
   if (!s.any) return 0;
+  return Math.max(1, Math.round(rawTokensOf(s)));
+}
+
+/**
+ * The upper bound for everything fed so far: each class's tokens times one plus its margin
+ * (`TEXT_BOUND_MARGINS`), rounded up; never below the estimate.
+ */
+function boundOf(s: ScanState, margins: readonly number[]): number {
+  if (!s.any) return 0;
+  const raw = rawTokensOf(s);
+  // Tokens not yet attributed (the current run, and a pending half emoji or trailing space)
+  // take the class of the current run.
+  const pendingClass = s.asciiRun >= BLOB_RUN ? CLS_BLOB : s.high ? CLS_EMOJI : s.pcls;
+  let bound = (raw - s.mark) * (1 + margins[pendingClass]!);
+  for (let k = 0; k < CLASS_COUNT; k++) bound += s.by[k]! * (1 + margins[k]!);
+  // Float sums of fractional coefficients: drop the last bits of noise before rounding up.
+  return Math.max(tokensOf(s), Math.ceil(bound - 1e-9));
+}
+
+/** The unrounded estimate, pending pieces included. */
+function rawTokensOf(s: ScanState): number {
   let v = s.acc;
   if (s.high) {
     // Half an emoji: the other half is probably in the next chunk. Charge what the whole
@@ -378,7 +473,7 @@ function tokensOf(s: ScanState): number {
   } else if (s.prev === PREV_SPACE) {
     v += 1; // trailing whitespace is a piece of its own
   }
-  return Math.max(1, Math.round(v));
+  return v;
 }
 
 /** Reused by estimateTextTokens so that a call allocates nothing (JS is single-threaded). */
@@ -394,6 +489,10 @@ function resetState(s: ScanState): void {
   s.punctAfterSpace = false;
   s.high = false;
   s.any = false;
+  s.by.fill(0);
+  s.mark = 0;
+  s.pcls = CLS_ASCII;
+  s.asciiRun = 0;
 }
 
 function requireString(value: unknown, what: string): asserts value is string {
@@ -424,6 +523,25 @@ export function estimateTextTokens(text: string): number {
   return tokensOf(scratch);
 }
 
+/**
+ * An upper bound on the tokens of `text`, for reservations: the {@link estimateTextTokens}
+ * estimate with each class of text (ASCII, accented Latin, other alphabets, CJK, Hangul,
+ * Thai-like scripts, symbols, emoji, blobs such as base64) raised by its margin in
+ * {@link TEXT_BOUND_MARGINS} for `provider` (without one, the larger margin of the two).
+ * Never below the estimate.
+ *
+ * @example
+ * ```ts
+ * estimateTextTokenBound('Hello, world!', 'openai'); // 5 (estimate 4)
+ * ```
+ */
+export function estimateTextTokenBound(text: string, provider?: TokenProvider): number {
+  requireString(text, 'text');
+  resetState(scratch);
+  feed(scratch, text);
+  return boundOf(scratch, marginsFor(provider));
+}
+
 /** Counts streamed output incrementally; see {@link createOutputEstimator}. */
 export interface OutputEstimator {
   /**
@@ -434,6 +552,11 @@ export interface OutputEstimator {
   push(chunk: string): number;
   /** The estimate for everything pushed so far: equal to `estimateTextTokens(all text)`. */
   readonly tokens: number;
+  /**
+   * The upper bound for everything pushed so far: `estimateTextTokenBound(all text, provider)`
+   * with the provider given at creation.
+   */
+  readonly bound: number;
 }
 
 /**
@@ -449,8 +572,9 @@ export interface OutputEstimator {
  * output.tokens; // === estimateTextTokens(textDeltas.join(''))
  * ```
  */
-export function createOutputEstimator(): OutputEstimator {
+export function createOutputEstimator(provider?: TokenProvider): OutputEstimator {
   const state = newState();
+  const margins = marginsFor(provider);
   return {
     push(chunk: string): number {
       requireString(chunk, 'chunk');
@@ -459,6 +583,9 @@ export function createOutputEstimator(): OutputEstimator {
     },
     get tokens(): number {
       return tokensOf(state);
+    },
+    get bound(): number {
+      return boundOf(state, margins);
     },
   };
 }
@@ -487,6 +614,96 @@ export const TEXT_ESTIMATE_ACCURACY = Object.freeze({
   measuredMeanAbsFileError: 0.0264,
   measuredWorstFileError: 0.0981,
 });
+
+/** The classes of text the upper bound distinguishes, in class-number order. */
+export type TextClass =
+  | 'ascii'
+  | 'latin'
+  | 'alphabet'
+  | 'cjk'
+  | 'hangul'
+  | 'dense'
+  | 'symbol'
+  | 'emoji'
+  | 'blob';
+
+/**
+ * How far above the estimate each class of text may go, per provider: the margins that
+ * {@link estimateTextTokenBound} adds. Fitted by `scripts/fit-bound-margins.mjs` on the
+ * corpora in `__fixtures__/estimator-corpus/` and `__fixtures__/bound-corpus/`: the smallest
+ * margins under which the bound covers every reference tokenizer on every file (and each half
+ * of it), rounded up to 5 % plus 5 % headroom. References: for OpenAI, `o200k_base` (the
+ * encoding of every catalogued OpenAI model); for Anthropic, the worst of `o200k_base`,
+ * `cl100k_base` and Anthropic's published tokenizer (`@anthropic-ai/tokenizer`, the only
+ * public Claude tokenizer; Claude's current one is not public, so for Anthropic the margins
+ * are measured against these stand-ins, not proven). A token belongs to the class of the
+ * text that produced it: a word takes its most distinctive letter's class, and every token
+ * in a run of 32 or more ASCII non-space characters is a blob. Measured figures per script
+ * are in the package README; for an exact figure use a `TokenCounter` that asks the
+ * provider (`anthropicTokenCounter`).
+ */
+export const TEXT_BOUND_MARGINS: Readonly<
+  Record<TokenProvider, Readonly<Record<TextClass, number>>>
+> = Object.freeze({
+  anthropic: Object.freeze({
+    ascii: 0.3,
+    latin: 1.9,
+    alphabet: 3.55,
+    cjk: 0.85,
+    hangul: 0.95,
+    dense: 3.25,
+    symbol: 0.6,
+    emoji: 0.75,
+    blob: 0.75,
+  }),
+  openai: Object.freeze({
+    ascii: 0.1,
+    latin: 0.5,
+    alphabet: 0.5,
+    cjk: 0.15,
+    hangul: 0.05,
+    dense: 0.1,
+    symbol: 0.5,
+    emoji: 0.25,
+    blob: 0.5,
+  }),
+});
+
+/** The class names, in class-number order (CLS_*). */
+export const TEXT_CLASSES: readonly TextClass[] = Object.freeze([
+  'ascii',
+  'latin',
+  'alphabet',
+  'cjk',
+  'hangul',
+  'dense',
+  'symbol',
+  'emoji',
+  'blob',
+]);
+
+/** Margins indexed by class number, per provider; `any` is the larger of the two per class. */
+const MARGINS = {
+  anthropic: TEXT_CLASSES.map((c) => TEXT_BOUND_MARGINS.anthropic[c]),
+  openai: TEXT_CLASSES.map((c) => TEXT_BOUND_MARGINS.openai[c]),
+  any: TEXT_CLASSES.map((c) =>
+    Math.max(TEXT_BOUND_MARGINS.anthropic[c], TEXT_BOUND_MARGINS.openai[c]),
+  ),
+} as const;
+
+function marginsFor(provider: TokenProvider | undefined): readonly number[] {
+  return provider === undefined ? MARGINS.any : MARGINS[provider];
+}
+
+/** @internal Per-class token counts of `text`, for fitting and checking the margins. */
+export function textTokensByClass(text: string): { estimate: number; byClass: number[] } {
+  const s = newState();
+  feed(s, text);
+  const byClass = Array.from(s.by);
+  const pendingClass = s.asciiRun >= BLOB_RUN ? CLS_BLOB : s.high ? CLS_EMOJI : s.pcls;
+  byClass[pendingClass]! += rawTokensOf(s) - s.mark;
+  return { estimate: tokensOf(s), byClass };
+}
 
 // ---------------------------------------------------------------------------------------
 // Request estimation.
@@ -543,6 +760,12 @@ interface Resolved {
   imageTokens: number;
   pdfPageTokens: number;
   attachmentTokens: number;
+  /** Margins of the upper bound, for the provider. */
+  margins: readonly number[];
+  /** Running totals of the walk: text estimates and their bounds, attachment tokens. */
+  textTokens: number;
+  textBound: number;
+  attachmentTotal: number;
 }
 
 type Json = Record<string, unknown>;
@@ -551,8 +774,24 @@ function isRecord(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function text(value: unknown): number {
-  return typeof value === 'string' ? estimateTextTokens(value) : 0;
+function text(value: unknown, o: Resolved): number {
+  return typeof value === 'string' ? scan(value, o) : 0;
+}
+
+/** One string's estimate; its upper bound is added to the walk's text totals. */
+function scan(value: string, o: Resolved): number {
+  resetState(scratch);
+  feed(scratch, value);
+  const tokens = tokensOf(scratch);
+  o.textTokens += tokens;
+  o.textBound += boundOf(scratch, o.margins);
+  return tokens;
+}
+
+/** Tokens of an attachment (image, PDF, audio, file) counted by a fixed rule, not by text. */
+function attachment(tokens: number, o: Resolved): number {
+  o.attachmentTotal += tokens;
+  return tokens;
 }
 
 /** The pixel size of an image, when it is known. */
@@ -724,23 +963,26 @@ function base64Attachment(
   detail?: string,
 ): number {
   if (mediaType.startsWith('image/')) {
-    return estimateImageTokens(imageSizeFromBase64(data), {
-      ...(provider === undefined ? {} : { provider }),
-      ...(detail === undefined ? {} : { detail }),
-      fallback: o.imageTokens,
-    });
+    return attachment(
+      estimateImageTokens(imageSizeFromBase64(data), {
+        ...(provider === undefined ? {} : { provider }),
+        ...(detail === undefined ? {} : { detail }),
+        fallback: o.imageTokens,
+      }),
+      o,
+    );
   }
-  if (mediaType === 'application/pdf') return pdfPages(data) * o.pdfPageTokens;
+  if (mediaType === 'application/pdf') return attachment(pdfPages(data) * o.pdfPageTokens, o);
   if (mediaType.startsWith('text/')) {
     const bytes = decodeBase64Prefix(data, Number.POSITIVE_INFINITY);
-    return estimateTextTokens(new TextDecoder().decode(bytes));
+    return scan(new TextDecoder().decode(bytes), o);
   }
-  return o.attachmentTokens;
+  return attachment(o.attachmentTokens, o);
 }
 
 /** An Anthropic `source` of an image or document block. */
 function anthropicSource(source: unknown, o: Resolved, isImage: boolean): number {
-  if (!isRecord(source)) return isImage ? o.imageTokens : o.attachmentTokens;
+  if (!isRecord(source)) return attachment(isImage ? o.imageTokens : o.attachmentTokens, o);
   if (source.type === 'base64' && typeof source.data === 'string') {
     const mediaType =
       typeof source.media_type === 'string'
@@ -750,10 +992,10 @@ function anthropicSource(source: unknown, o: Resolved, isImage: boolean): number
           : 'application/pdf';
     return base64Attachment(mediaType, source.data, o, 'anthropic');
   }
-  if (source.type === 'text') return text(source.data);
+  if (source.type === 'text') return text(source.data, o);
   if (source.type === 'content') return content(source.content, o);
   // url / file sources: the bytes are elsewhere
-  return isImage ? o.imageTokens : o.attachmentTokens;
+  return attachment(isImage ? o.imageTokens : o.attachmentTokens, o);
 }
 
 /** An image referenced by URL (OpenAI `image_url`, Responses `input_image`). */
@@ -763,17 +1005,20 @@ function imageUrl(url: unknown, detail: unknown, o: Resolved): number {
   if (dataUrl !== undefined) {
     return base64Attachment(dataUrl.mediaType, dataUrl.data, o, o.provider ?? 'openai', d);
   }
-  return estimateImageTokens(undefined, {
-    provider: o.provider ?? 'openai',
-    ...(d === undefined ? {} : { detail: d }),
-    fallback: o.imageTokens,
-  });
+  return attachment(
+    estimateImageTokens(undefined, {
+      provider: o.provider ?? 'openai',
+      ...(d === undefined ? {} : { detail: d }),
+      fallback: o.imageTokens,
+    }),
+    o,
+  );
 }
 
 function fileData(fileDataValue: unknown, o: Resolved): number {
   const dataUrl = typeof fileDataValue === 'string' ? parseDataUrl(fileDataValue) : undefined;
   return dataUrl === undefined
-    ? o.attachmentTokens
+    ? attachment(o.attachmentTokens, o)
     : base64Attachment(dataUrl.mediaType, dataUrl.data, o, o.provider);
 }
 
@@ -792,7 +1037,7 @@ function looksLikeBlob(value: string): boolean {
 /** Tokens of a value's JSON text, with binary payloads counted as attachments instead. */
 function json(value: unknown, o: Resolved): number {
   if (value === undefined) return 0;
-  if (typeof value === 'string') return estimateTextTokens(value);
+  if (typeof value === 'string') return scan(value, o);
   let blobs = 0;
   let serialised: string | undefined;
   try {
@@ -801,7 +1046,7 @@ function json(value: unknown, o: Resolved): number {
         const dataUrl = parseDataUrl(v);
         blobs += dataUrl
           ? base64Attachment(dataUrl.mediaType, dataUrl.data, o, o.provider)
-          : o.attachmentTokens;
+          : attachment(o.attachmentTokens, o);
         return '';
       }
       return v;
@@ -811,22 +1056,22 @@ function json(value: unknown, o: Resolved): number {
       cause,
     });
   }
-  return (serialised === undefined ? 0 : estimateTextTokens(serialised)) + blobs;
+  return (serialised === undefined ? 0 : scan(serialised, o)) + blobs;
 }
 
 /** One content block of either provider (or of the OpenAI Responses API). */
 function block(b: unknown, o: Resolved): number {
-  if (typeof b === 'string') return estimateTextTokens(b);
+  if (typeof b === 'string') return scan(b, o);
   if (!isRecord(b)) return json(b, o);
   switch (b.type) {
     case 'text':
     case 'input_text':
     case 'output_text':
-      return text(b.text);
+      return text(b.text, o);
     case 'image':
       return anthropicSource(b.source, o, true);
     case 'document':
-      return anthropicSource(b.source, o, false) + text(b.title) + text(b.context);
+      return anthropicSource(b.source, o, false) + text(b.title, o) + text(b.context, o);
     case 'image_url':
       return isRecord(b.image_url)
         ? imageUrl(b.image_url.url, b.image_url.detail, o)
@@ -834,30 +1079,30 @@ function block(b: unknown, o: Resolved): number {
     case 'input_image':
       return imageUrl(b.image_url, b.detail, o);
     case 'file':
-      return isRecord(b.file) ? fileData(b.file.file_data, o) : o.attachmentTokens;
+      return isRecord(b.file) ? fileData(b.file.file_data, o) : attachment(o.attachmentTokens, o);
     case 'input_file':
       return fileData(b.file_data, o);
     case 'input_audio':
-      return o.attachmentTokens;
+      return attachment(o.attachmentTokens, o);
     case 'tool_use':
     case 'server_tool_use':
-      return TOOL_BLOCK_OVERHEAD + text(b.name) + json(b.input, o);
+      return TOOL_BLOCK_OVERHEAD + text(b.name, o) + json(b.input, o);
     case 'tool_result':
       return TOOL_BLOCK_OVERHEAD + content(b.content, o);
     case 'function_call':
-      return TOOL_BLOCK_OVERHEAD + text(b.name) + text(b.arguments);
+      return TOOL_BLOCK_OVERHEAD + text(b.name, o) + text(b.arguments, o);
     case 'function_call_output':
       return (
-        TOOL_BLOCK_OVERHEAD + (typeof b.output === 'string' ? text(b.output) : json(b.output, o))
+        TOOL_BLOCK_OVERHEAD + (typeof b.output === 'string' ? text(b.output, o) : json(b.output, o))
       );
     case 'thinking':
-      return text(b.thinking);
+      return text(b.thinking, o);
     case 'redacted_thinking':
-      return text(b.data);
+      return text(b.data, o);
     case 'refusal':
-      return text(b.refusal);
+      return text(b.refusal, o);
     case 'search_result':
-      return text(b.title) + text(b.source) + content(b.content, o);
+      return text(b.title, o) + text(b.source, o) + content(b.content, o);
     default:
       // Anything else (server tool results, future block types): its JSON text.
       return json(b, o);
@@ -866,7 +1111,7 @@ function block(b: unknown, o: Resolved): number {
 
 function content(c: unknown, o: Resolved): number {
   if (c === undefined || c === null) return 0;
-  if (typeof c === 'string') return estimateTextTokens(c);
+  if (typeof c === 'string') return scan(c, o);
   if (Array.isArray(c)) {
     let sum = 0;
     for (const b of c) sum += block(b, o);
@@ -880,13 +1125,13 @@ function message(m: unknown, o: Resolved): number {
   // A Responses API input item that is not a message (function_call, …).
   if (m.role === undefined && typeof m.type === 'string') return MESSAGE_OVERHEAD + block(m, o);
   let sum = MESSAGE_OVERHEAD + content(m.content, o);
-  if (typeof m.name === 'string') sum += 1 + text(m.name);
-  if (typeof m.refusal === 'string') sum += text(m.refusal);
-  if (typeof m.tool_call_id === 'string') sum += text(m.tool_call_id);
+  if (typeof m.name === 'string') sum += 1 + text(m.name, o);
+  if (typeof m.refusal === 'string') sum += text(m.refusal, o);
+  if (typeof m.tool_call_id === 'string') sum += text(m.tool_call_id, o);
   if (Array.isArray(m.tool_calls)) {
     for (const call of m.tool_calls) {
       if (isRecord(call) && isRecord(call.function)) {
-        sum += TOOL_BLOCK_OVERHEAD + text(call.function.name) + text(call.function.arguments);
+        sum += TOOL_BLOCK_OVERHEAD + text(call.function.name, o) + text(call.function.arguments, o);
       } else sum += TOOL_BLOCK_OVERHEAD + json(call, o);
     }
   }
@@ -954,7 +1199,7 @@ function nonNegativeOption(value: number | undefined, name: string, fallback: nu
  * Each message adds 4 tokens (role and delimiters), the request 3 more. Unknown shapes count
  * their JSON text; long base64 strings count as attachments, never as text. The result is
  * multiplied by `margin` and rounded up. Exact counts differ, Claude's more than OpenAI's —
- * see the module doc; for an exact figure use a {@link TokenCounter}.
+ * see the module doc; for an exact figure use a `TokenCounter`.
  *
  * @throws TokenmeterError `invalid_argument` when `request` is not an object, an option is
  *   out of range, or the request cannot be serialised to JSON.
@@ -974,6 +1219,43 @@ export function estimateRequestTokens(
   request: object,
   options: EstimateRequestOptions = {},
 ): number {
+  return measureRequestTokens(request, options).tokens;
+}
+
+/** What {@link measureRequestTokens} finds: the estimate and an upper bound. */
+export interface RequestTokenCount {
+  /** The estimate, as {@link estimateRequestTokens} gives it. */
+  tokens: number;
+  /**
+   * An upper bound for reservations: text raised by {@link TEXT_BOUND_MARGINS} per class,
+   * attachments (images, PDFs, files counted by fixed rules) by
+   * {@link ATTACHMENT_BOUND_MARGIN}, fixed overheads by the ASCII margin.
+   */
+  upperBound: number;
+}
+
+/**
+ * How far above their fixed-rule estimate attachments (images, PDF pages, audio, files by
+ * URL or id) may go in {@link RequestTokenCount.upperBound}. Not measured (no public
+ * tokenizer counts images): an allowance. Prompts heavy with attachments are best counted
+ * exactly (`anthropicTokenCounter`).
+ */
+export const ATTACHMENT_BOUND_MARGIN = 0.5;
+
+/**
+ * The estimate of {@link estimateRequestTokens} and an upper bound, in one walk over the
+ * request. The bound uses the margins of `options.provider` (guessed from the request's
+ * shape when absent; the larger margins when it cannot be told).
+ *
+ * @example
+ * ```ts
+ * const { tokens, upperBound } = measureRequestTokens(params, { provider: 'anthropic' });
+ * ```
+ */
+export function measureRequestTokens(
+  request: object,
+  options: EstimateRequestOptions = {},
+): RequestTokenCount {
   if (!isRecord(request)) {
     throw new TokenmeterError('invalid_argument', 'request must be a plain object');
   }
@@ -984,8 +1266,9 @@ export function estimateRequestTokens(
       `margin must be a finite number > 0, got ${String(options.margin)}`,
     );
   }
+  const provider = options.provider ?? guessProvider(request);
   const o: Resolved = {
-    provider: options.provider ?? guessProvider(request),
+    provider,
     imageTokens: nonNegativeOption(options.imageTokens, 'imageTokens', DEFAULT_IMAGE_TOKENS),
     pdfPageTokens: nonNegativeOption(
       options.pdfPageTokens,
@@ -997,6 +1280,10 @@ export function estimateRequestTokens(
       'attachmentTokens',
       DEFAULT_ATTACHMENT_TOKENS,
     ),
+    margins: marginsFor(provider),
+    textTokens: 0,
+    textBound: 0,
+    attachmentTotal: 0,
   };
   let total = REQUEST_OVERHEAD;
   let understood = false;
@@ -1005,7 +1292,7 @@ export function estimateRequestTokens(
     understood = true;
   }
   if (typeof request.instructions === 'string') {
-    total += MESSAGE_OVERHEAD + text(request.instructions);
+    total += MESSAGE_OVERHEAD + text(request.instructions, o);
     understood = true;
   }
   for (const key of ['messages', 'input'] as const) {
@@ -1014,16 +1301,19 @@ export function estimateRequestTokens(
       for (const m of list) total += message(m, o);
       understood = true;
     } else if (typeof list === 'string') {
-      total += MESSAGE_OVERHEAD + estimateTextTokens(list);
+      total += MESSAGE_OVERHEAD + scan(list, o);
       understood = true;
     }
   }
   if (typeof request.prompt === 'string') {
-    total += estimateTextTokens(request.prompt);
+    total += scan(request.prompt, o);
     understood = true;
   }
   if (Array.isArray(request.tools) && request.tools.length > 0) {
-    for (const tool of request.tools) total += json(tool, o);
+    for (const tool of request.tools) {
+      total += json(tool, o);
+      if (o.provider === 'anthropic') total += anthropicDefinedToolTokens(tool);
+    }
     if (o.provider === 'anthropic') total += ANTHROPIC_TOOL_PROMPT;
     understood = true;
   }
@@ -1032,175 +1322,30 @@ export function estimateRequestTokens(
     understood = true;
   }
   if (!understood) total += json(request, o);
-  return Math.ceil(total * margin);
-}
-
-// ---------------------------------------------------------------------------------------
-// Pluggable counters.
-// ---------------------------------------------------------------------------------------
-
-/** What a {@link TokenCounter} is told about the request it counts. */
-export interface TokenCountContext {
-  model: string;
-  provider: TokenProvider;
-  /** Aborts an exact count that needs a network call (e.g. the client left). */
-  signal?: AbortSignal;
+  const fixed = total - o.textTokens - o.attachmentTotal;
+  const bound =
+    o.textBound +
+    o.attachmentTotal * (1 + ATTACHMENT_BOUND_MARGIN) +
+    fixed * (1 + (o.margins[CLS_ASCII] ?? 0));
+  const tokens = Math.ceil(total * margin);
+  return { tokens, upperBound: Math.max(tokens, Math.ceil(bound * margin - 1e-9)) };
 }
 
 /**
- * Counts the input tokens of a request before it is sent. The budget reservation uses it;
- * implementations range from the free heuristic ({@link heuristicTokenCounter}) to the
- * provider's own count ({@link anthropicTokenCounter}) or a local tokenizer library.
- *
- * @example
- * ```ts
- * import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
- * // An OpenAI counter built on a local tokenizer: exact for text, heuristic for the rest.
- * const openaiCounter: TokenCounter = {
- *   countInputTokens(request, ctx) {
- *     const messages = (request as { messages: { content: unknown }[] }).messages;
- *     return messages.every((m) => typeof m.content === 'string')
- *       ? messages.reduce((n, m) => n + 4 + countTokens(m.content as string), 3)
- *       : heuristicTokenCounter.countInputTokens(request, ctx);
- *   },
- * };
- * ```
+ * Input tokens Anthropic adds for one of its own tool types beyond the tool's JSON, as
+ * published: bash 245, text editor 700, computer use 735 plus its 499-token system prompt.
+ * Other Anthropic-defined types (web search, web fetch, code execution, memory, …) get an
+ * allowance of 500. Custom tools (with `input_schema`) add nothing here.
  */
-export interface TokenCounter {
-  countInputTokens(request: object, ctx: TokenCountContext): number | Promise<number>;
+function anthropicDefinedToolTokens(tool: unknown): number {
+  if (!isRecord(tool) || typeof tool.type !== 'string' || tool.input_schema !== undefined) return 0;
+  const type = tool.type;
+  if (type === 'custom' || !/_\d{8}$/.test(type)) return 0;
+  if (type.startsWith('bash_')) return 245;
+  if (type.startsWith('text_editor_')) return 700;
+  if (type.startsWith('computer_')) return 735 + 499;
+  return ANTHROPIC_DEFINED_TOOL_ALLOWANCE;
 }
 
-/**
- * A {@link TokenCounter} backed by {@link estimateRequestTokens}, with fixed options (a
- * `margin`, image and PDF defaults). The context's `provider` overrides `options.provider`.
- *
- * @example
- * ```ts
- * const counter = createHeuristicTokenCounter({ margin: 1.15 });
- * counter.countInputTokens(params, { model: 'gpt-4o', provider: 'openai' });
- * ```
- */
-export function createHeuristicTokenCounter(options: EstimateRequestOptions = {}): TokenCounter {
-  // Validate once, up front, rather than on the first request.
-  estimateRequestTokens({}, options);
-  return {
-    countInputTokens(request: object, ctx: TokenCountContext): number {
-      return estimateRequestTokens(request, { ...options, provider: ctx.provider });
-    },
-  };
-}
-
-/**
- * The default {@link TokenCounter}: {@link estimateRequestTokens} with no margin. Free and
- * synchronous (microseconds for typical prompts); within ±15% of `o200k_base` per document
- * on the test corpus, and further from Claude's own tokenizer.
- *
- * @example
- * ```ts
- * heuristicTokenCounter.countInputTokens(params, { model: 'claude-haiku-4-5', provider: 'anthropic' });
- * ```
- */
-export const heuristicTokenCounter: TokenCounter = createHeuristicTokenCounter();
-
-/** The parameters {@link anthropicTokenCounter} sends to `messages.countTokens`. */
-export interface AnthropicCountTokensParams {
-  model: string;
-  messages: unknown;
-  system?: unknown;
-  tools?: unknown;
-  tool_choice?: unknown;
-  thinking?: unknown;
-}
-
-/**
- * The one method of the official Anthropic SDK client that {@link anthropicTokenCounter}
- * needs (`new Anthropic()` satisfies it), typed structurally so core does not depend on
- * the SDK.
- */
-export interface AnthropicCountTokensClient {
-  messages: {
-    countTokens(
-      params: AnthropicCountTokensParams,
-      options?: { signal?: AbortSignal | undefined | null },
-    ): PromiseLike<{ input_tokens: number }>;
-  };
-}
-
-/** Options of {@link anthropicTokenCounter}. */
-export interface AnthropicTokenCounterOptions {
-  /**
-   * Used when the call fails (network, rate limit, 5xx) and for requests to other
-   * providers. Without it, a failure throws `upstream_error` and other providers use
-   * {@link heuristicTokenCounter}.
-   */
-  fallback?: TokenCounter;
-}
-
-/**
- * A {@link TokenCounter} that asks Anthropic: `client.messages.countTokens({ model,
- * messages, system, tools, tool_choice, thinking })`, returning `input_tokens` — Claude's
- * own tokenizer, images and PDFs included. It costs a round trip per request (tens to
- * hundreds of milliseconds before admission, added to time to first token) and has its
- * own rate limit, though no token charge. Anthropic calls the figure an estimate too: it
- * can differ from the billed input by a few tokens (system-added tokens are not billed).
- *
- * @throws TokenmeterError `upstream_error` (from the returned promise) when the call fails
- *   and no `fallback` is configured, or the response has no valid `input_tokens`.
- *
- * @example
- * ```ts
- * import Anthropic from '@anthropic-ai/sdk';
- * const counter = anthropicTokenCounter(new Anthropic(), { fallback: heuristicTokenCounter });
- * const input = await counter.countInputTokens(params, { model: params.model, provider: 'anthropic' });
- * ```
- */
-export function anthropicTokenCounter(
-  client: AnthropicCountTokensClient,
-  options: AnthropicTokenCounterOptions = {},
-): TokenCounter {
-  const messages = isRecord(client) ? (client as { messages?: unknown }).messages : undefined;
-  if (!isRecord(messages) || typeof messages.countTokens !== 'function') {
-    throw new TokenmeterError(
-      'invalid_argument',
-      'anthropicTokenCounter needs an Anthropic client with messages.countTokens()',
-    );
-  }
-  const { fallback } = options;
-  return {
-    async countInputTokens(request: object, ctx: TokenCountContext): Promise<number> {
-      if (ctx.provider !== 'anthropic') {
-        return (fallback ?? heuristicTokenCounter).countInputTokens(request, ctx);
-      }
-      const r = request as Json;
-      const params: AnthropicCountTokensParams = { model: ctx.model, messages: r.messages };
-      if (r.system !== undefined) params.system = r.system;
-      if (r.tools !== undefined) params.tools = r.tools;
-      if (r.tool_choice !== undefined) params.tool_choice = r.tool_choice;
-      if (r.thinking !== undefined) params.thinking = r.thinking;
-      let response: { input_tokens: number };
-      try {
-        response = await client.messages.countTokens(
-          params,
-          ctx.signal === undefined ? undefined : { signal: ctx.signal },
-        );
-      } catch (cause) {
-        // A caller's abort is not a counting failure: let it through as it is.
-        if (ctx.signal?.aborted === true) throw cause;
-        if (fallback !== undefined) return fallback.countInputTokens(request, ctx);
-        throw new TokenmeterError(
-          'upstream_error',
-          'Anthropic count_tokens failed; configure a fallback counter to admit requests anyway',
-          { cause },
-        );
-      }
-      const tokens = (response as { input_tokens?: unknown } | undefined)?.input_tokens;
-      if (typeof tokens !== 'number' || !Number.isSafeInteger(tokens) || tokens < 0) {
-        throw new TokenmeterError(
-          'upstream_error',
-          `Anthropic count_tokens returned no valid input_tokens (got ${String(tokens)})`,
-        );
-      }
-      return tokens;
-    },
-  };
-}
+/** Input tokens assumed for an Anthropic-defined tool type with no published figure. */
+const ANTHROPIC_DEFINED_TOOL_ALLOWANCE = 500;
