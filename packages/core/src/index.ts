@@ -22,6 +22,7 @@ export {
   type Nanos,
   nanosToDecimalString,
   nanosToUsd,
+  saturatingAddNanos,
   usd,
   usdToNanos,
 } from './money.js';
@@ -56,6 +57,20 @@ export {
   type LiteLLMImport,
   perTokenToPerMillion,
 } from './pricing/litellm.js';
+export {
+  type RequestBound,
+  type WorstCase,
+  worstCaseCost,
+} from './pricing/worst-case.js';
+export {
+  type BoundRequestOptions,
+  boundRequest,
+  DEFAULT_SERVER_TOOL_LIMITS,
+  type RequestTerms,
+  readRequestTerms,
+  type ServerToolLimit,
+  type ServerToolRequest,
+} from './request-terms.js';
 export {
   encodeComment,
   encodeEvent,

@@ -155,3 +155,52 @@ describe('StreamMeter final usage', () => {
     );
   });
 });
+
+describe('StreamMeter clamps estimates to what the provider can bill', () => {
+  const emoji = '🎉😀🚀 '.repeat(200); // the heuristic runs high on emoji
+
+  it('never estimates more output than max_tokens, however the text runs', () => {
+    const meter = new StreamMeter({
+      model: 'claude-haiku-4-5',
+      inputTokensEstimate: 100,
+      maxOutputTokens: 500,
+      provider: 'anthropic',
+    });
+    meter.observeText(emoji);
+    expect(estimateTextTokens(emoji)).toBeGreaterThan(500);
+    expect(meter.outputTokensEstimate).toBe(500);
+    expect(meter.outputTokensBound).toBe(500);
+    const final = meter.finish('client_disconnected');
+    expect(final.usage.outputTokens).toBe(500);
+    expect(final.estimated).toBe(true);
+    // 100 × $1/M + 500 × $5/M
+    expect(final.costNanos).toBe(100_000 + 2_500_000);
+  });
+
+  it('gives a conservative bound above the estimate, and takes a provider figure as it is', () => {
+    const meter = new StreamMeter({
+      model: 'claude-haiku-4-5',
+      inputTokensEstimate: 10,
+      maxOutputTokens: 100_000,
+    });
+    const text = 'Tiếng Việt là ngôn ngữ chính thức của Việt Nam. '.repeat(20);
+    meter.observeText(text);
+    expect(meter.outputTokensEstimate).toBe(estimateTextTokens(text));
+    expect(meter.outputTokensBound).toBeGreaterThan(meter.outputTokensEstimate);
+    const capped = new StreamMeter({
+      model: 'claude-haiku-4-5',
+      inputTokensEstimate: 10,
+      maxOutputTokens: 5,
+    });
+    capped.observe({
+      type: 'usage',
+      usage: { ...emptyUsage(), inputTokens: 10, outputTokens: 7 },
+      final: true,
+    });
+    expect(capped.finish('completed').usage.outputTokens).toBe(7);
+    expect(
+      () =>
+        new StreamMeter({ model: 'claude-haiku-4-5', inputTokensEstimate: 1, maxOutputTokens: -1 }),
+    ).toThrow(/maxOutputTokens/);
+  });
+});

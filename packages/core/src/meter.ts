@@ -12,7 +12,7 @@ import type { Nanos } from './money.js';
 import type { StreamOutcome } from './outcome.js';
 import { type Cost, costOf, defaultPricing, type Pricing } from './pricing/cost.js';
 import type { MeterEvent } from './stream-events.js';
-import { createOutputEstimator } from './token-estimate.js';
+import { createOutputEstimator, type TokenProvider } from './token-estimate.js';
 import { emptyUsage, type Usage } from './usage.js';
 
 export interface StreamMeterOptions {
@@ -24,6 +24,13 @@ export interface StreamMeterOptions {
   pricing?: Pricing;
   /** Clock for first-token timing. Defaults to `performance.now()`. */
   now?: () => number;
+  /**
+   * The request's `max_tokens`: the provider never bills more output, so no estimate goes
+   * above it (a figure the provider reports is taken as it is). Defaults to no clamp.
+   */
+  maxOutputTokens?: number;
+  /** Whose tokenizer the output bound allows for. Defaults to the larger margins of the two. */
+  provider?: TokenProvider;
 }
 
 /** Where a side of the final usage came from. */
@@ -76,7 +83,8 @@ export class StreamMeter {
   readonly inputTokensEstimate: number;
   private readonly pricing: Pricing | undefined;
   private readonly now: () => number;
-  private readonly output = createOutputEstimator();
+  private readonly output;
+  private readonly maxOutput: number;
   private readonly startedAt: number;
   private startUsage: Usage | undefined;
   private providerUsage: Usage | undefined;
@@ -98,6 +106,15 @@ export class StreamMeter {
         `inputTokensEstimate must be a non-negative integer, got ${String(options.inputTokensEstimate)}.`,
       );
     }
+    const max = options.maxOutputTokens ?? Number.POSITIVE_INFINITY;
+    if (max !== Number.POSITIVE_INFINITY && (!Number.isSafeInteger(max) || max < 0)) {
+      throw new TokenmeterError(
+        'invalid_argument',
+        `maxOutputTokens must be a non-negative integer, got ${String(options.maxOutputTokens)}.`,
+      );
+    }
+    this.maxOutput = max;
+    this.output = createOutputEstimator(options.provider);
     this.model = options.model;
     this.inputTokensEstimate = options.inputTokensEstimate;
     this.pricing = options.pricing;
@@ -159,9 +176,21 @@ export class StreamMeter {
     return this.events;
   }
 
-  /** Output tokens estimated from the text, thinking and tool input received so far. */
+  /**
+   * Output tokens estimated from the text, thinking and tool input received so far, never
+   * above `maxOutputTokens`.
+   */
   get outputTokensEstimate(): number {
-    return this.output.tokens;
+    return Math.min(this.output.tokens, this.maxOutput);
+  }
+
+  /**
+   * A conservative figure for the output so far: the estimator's upper bound (its margins
+   * for the provider's tokenizer), never above `maxOutputTokens`. Limits that stop a stream
+   * compare this, so an answer in a script the estimator undercounts cannot slip past them.
+   */
+  get outputTokensBound(): number {
+    return Math.min(this.output.bound, this.maxOutput);
   }
 
   /** True once `finish()` has run. */
@@ -241,9 +270,10 @@ export class StreamMeter {
       ? { ...reported }
       : { ...emptyUsage(), inputTokens: this.inputTokensEstimate };
     // message_start's output_tokens is a placeholder (1), not a count: only a cumulative
-    // message_delta figure is, and otherwise what was received is the estimate. A stream
-    // stopped before any text costs no output, never the placeholder's "1 output token".
-    usage.outputTokens = Math.max(this.providerUsage?.outputTokens ?? 0, this.output.tokens);
+    // message_delta figure is, and otherwise what was received is the estimate (at most
+    // max_tokens: the provider bills no more). A stream stopped before any text costs no
+    // output, never the placeholder's "1 output token".
+    usage.outputTokens = Math.max(this.providerUsage?.outputTokens ?? 0, this.outputTokensEstimate);
     return {
       usage,
       estimated: true,

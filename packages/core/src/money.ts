@@ -12,7 +12,11 @@ export type Nanos = number;
 /** Nano-dollars per US dollar. */
 export const NANOS_PER_USD = 1_000_000_000;
 
-/** The largest amount tokenmeter accepts: Number.MAX_SAFE_INTEGER nano-dollars (~$9.0M). */
+/**
+ * The largest amount tokenmeter keeps: Number.MAX_SAFE_INTEGER nano-dollars
+ * ($9,007,199.254740991). Budgets, costs and reservations above it are refused (at start-up
+ * for configured budgets); a store's running totals are exact up to it and stay at it.
+ */
 export const MAX_NANOS: Nanos = Number.MAX_SAFE_INTEGER;
 
 const DECIMAL = /^([+-])?(\d+)(?:\.(\d+))?$/;
@@ -129,6 +133,16 @@ export function addNanos(...amounts: Nanos[]): Nanos {
   let total = 0;
   for (const amount of amounts) total += assertNanos(amount);
   return assertNanos(total, 'sum');
+}
+
+/**
+ * `a + b` for non-negative amounts, held at `MAX_NANOS` (~$9.0M) rather than passing it:
+ * how stores keep a running total (spend, expired amounts) exact to the nano-dollar up to
+ * the largest amount tokenmeter keeps, and never unreadable past it.
+ */
+export function saturatingAddNanos(a: Nanos, b: Nanos): Nanos {
+  const sum = a + b;
+  return sum < MAX_NANOS ? sum : MAX_NANOS;
 }
 
 function numberToDecimalString(value: number): string {

@@ -1,7 +1,7 @@
 import { createMemoryStore } from '@tokenmeter/store-memory';
 import { describe, expect, it } from 'vitest';
 import { costTrackedSSE } from './cost-tracked-sse.js';
-import { inspectInput, parseOptions } from './options.js';
+import { parseOptions } from './options.js';
 import type { CostTrackedSSEOptions } from './types.js';
 
 const identify = () => ({ user: 'u' });
@@ -55,38 +55,5 @@ describe('options are checked at creation, with messages that say what to do', (
 
   it('returns a named middleware', () => {
     expect(costTrackedSSE({ store: createMemoryStore(), identify }).name).toBe('costTrackedSSE');
-  });
-});
-
-describe('inspectInput', () => {
-  it('finds the longest cache lifetime asked for anywhere in the body', () => {
-    const block = (ttl?: string) => ({
-      type: 'text',
-      text: 'x',
-      cache_control: { type: 'ephemeral', ...(ttl ? { ttl } : {}) },
-    });
-    expect(inspectInput({ messages: [{ role: 'user', content: 'hi' }] })).toEqual({});
-    expect(inspectInput({ system: [block()] })).toEqual({ cacheWrite: '5m' });
-    expect(inspectInput({ system: [block('5m')] })).toEqual({ cacheWrite: '5m' });
-    // 1 h wins whatever the order of the blocks.
-    expect(
-      inspectInput({ system: [block('1h')], messages: [{ role: 'user', content: [block()] }] }),
-    ).toEqual({ cacheWrite: '1h' });
-    expect(
-      inspectInput({ system: [block()], messages: [{ role: 'user', content: [block('1h')] }] }),
-    ).toEqual({ cacheWrite: '1h' });
-    // Tools and the top-level (automatic) cache_control count too.
-    expect(inspectInput({ tools: [{ name: 't', cache_control: { type: 'ephemeral' } }] })).toEqual({
-      cacheWrite: '5m',
-    });
-    expect(inspectInput({ cache_control: { type: 'ephemeral', ttl: '1h' } })).toEqual({
-      cacheWrite: '1h',
-    });
-  });
-
-  it('reports a reason to refuse the body (NUL, lone surrogates, depth) first', () => {
-    expect(inspectInput({ text: 'a\u0000b', cache_control: { type: 'ephemeral' } }).problem).toBe(
-      'The request text contains a NUL character.',
-    );
   });
 });

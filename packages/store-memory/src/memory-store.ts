@@ -30,6 +30,7 @@ import {
   type ScopeState,
   type SettleRequest,
   type Store,
+  saturatingAddNanos,
   TokenmeterError,
 } from '@tokenmeter/core';
 import { LRUCache } from 'lru-cache';
@@ -241,7 +242,7 @@ class InMemoryStore implements MemoryStore {
     const reservation = toReservation(open);
     if (open.bucket) {
       open.bucket.reserved -= open.reserved;
-      open.bucket.spent += actual.costNanos;
+      open.bucket.spent = saturatingAddNanos(open.bucket.spent, actual.costNanos);
     }
     // Same timestamp, new amount: the actual replaces the estimate where it was counted.
     for (const { log, entry } of open.tokenEntries) log.set(entry, actual.tokens);
@@ -356,7 +357,9 @@ class InMemoryStore implements MemoryStore {
       rateLimitState(entry, rule, now),
     );
     let openNanos = 0;
-    for (const open of entry?.open.values() ?? []) openNanos += open.reserved;
+    for (const open of entry?.open.values() ?? []) {
+      openNanos = saturatingAddNanos(openNanos, open.reserved);
+    }
     return {
       scope: entry?.scope ?? { kind: scope.kind, id: scope.id },
       budget: policy.budget
@@ -449,10 +452,11 @@ class InMemoryStore implements MemoryStore {
       }
       if (open.bucket) {
         open.bucket.reserved -= open.reserved;
-        if (this.config.onExpiry === 'charge-reserved') open.bucket.spent += open.reserved;
+        if (this.config.onExpiry === 'charge-reserved')
+          open.bucket.spent = saturatingAddNanos(open.bucket.spent, open.reserved);
       }
       entry.expired += 1;
-      entry.expiredNanos += open.reserved;
+      entry.expiredNanos = saturatingAddNanos(entry.expiredNanos, open.reserved);
       this.counters.expired += 1;
       this.end(open, 'expired', now);
     }

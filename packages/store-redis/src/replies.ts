@@ -3,20 +3,21 @@
  * contract's result objects. A reply of the wrong shape throws MalformedReplyError, which
  * the store reports as `store_unavailable`: never a half-read result.
  */
-import type {
-  AdmitRequest,
-  AdmitResult,
-  BudgetPeriod,
-  BudgetState,
-  EndResult,
-  ExtendResult,
-  NotEnded,
-  RateLimitRule,
-  RateLimitState,
-  Reservation,
-  ScopePolicy,
-  ScopeRef,
-  ScopeState,
+import {
+  type AdmitRequest,
+  type AdmitResult,
+  type BudgetPeriod,
+  type BudgetState,
+  type EndResult,
+  type ExtendResult,
+  MAX_NANOS,
+  type NotEnded,
+  type RateLimitRule,
+  type RateLimitState,
+  type Reservation,
+  type ScopePolicy,
+  type ScopeRef,
+  type ScopeState,
 } from '@tokenmeter/core';
 import { decodeScope } from './keys.js';
 import { MalformedReplyError, type Operation } from './store-errors.js';
@@ -42,6 +43,18 @@ class Reply {
       typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : Number.NaN;
     if (!Number.isSafeInteger(number)) throw new MalformedReplyError(this.operation, this.values);
     return number;
+  }
+
+  /**
+   * A running total of nano-dollars: the scripts hold totals at MAX_NANOS, and a total
+   * written past it before they did (or by hand) reads as MAX_NANOS, never as a failure.
+   */
+  nanos(index: number): number {
+    const value = this.values[index];
+    const number =
+      typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : Number.NaN;
+    if (Number.isInteger(number) && number > MAX_NANOS) return MAX_NANOS;
+    return this.int(index);
   }
 
   /** -1 is the scripts' null. */
@@ -125,8 +138,8 @@ export function decodeAdmit(
   const budget = request.budget
     ? budgetState(
         request.budget.limitNanos,
-        reply.int(4),
-        reply.int(5),
+        reply.nanos(4),
+        reply.nanos(5),
         request.budget.period,
         reply.int(6),
         reply.intOrNull(7),
@@ -201,8 +214,8 @@ function reservationReply(reply: Reply, id: string, operation: Operation): Reser
       ? null
       : budgetState(
           limitNanos,
-          reply.int(11),
-          reply.int(12),
+          reply.nanos(11),
+          reply.nanos(12),
           JSON.parse(reply.text(10)) as BudgetPeriod,
           periodStart,
           periodEnd,
@@ -262,8 +275,8 @@ export function decodeState(raw: unknown, scope: ScopeRef, policy: ScopePolicy):
   const budget = policy.budget
     ? budgetState(
         policy.budget.limitNanos,
-        reply.int(5),
-        reply.int(6),
+        reply.nanos(5),
+        reply.nanos(6),
         policy.budget.period,
         reply.int(7),
         reply.intOrNull(8),
@@ -275,9 +288,9 @@ export function decodeState(raw: unknown, scope: ScopeRef, policy: ScopePolicy):
     rateLimits: rateStates(policy.rateLimits ?? [], reply, 9),
     reservations: {
       open: reply.int(1),
-      openNanos: reply.int(2),
+      openNanos: reply.nanos(2),
       expired: reply.int(3),
-      expiredNanos: reply.int(4),
+      expiredNanos: reply.nanos(4),
     },
     now: reply.int(0),
   };

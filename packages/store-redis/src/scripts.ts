@@ -103,6 +103,18 @@ end
 -- Integers as Redis arguments, never in exponent notation (Lua numbers are doubles).
 local function int(x) return string.format('%d', x) end
 
+-- The largest amount tokenmeter keeps (2^53 - 1 nanos): running totals stay exact up to it
+-- (HINCRBY is 64-bit; a double holds every integer up to it) and are held at it.
+local MAX_NANOS = 9007199254740991
+local function add_capped(key, field, amount)
+  local total = redis.call('HINCRBY', key, field, int(amount))
+  if total > MAX_NANOS then
+    redis.call('HSET', key, field, int(MAX_NANOS))
+    return MAX_NANOS
+  end
+  return total
+end
+
 -- The scope hash's 'life' flag and 'h': the store time its hash and index are kept until.
 -- Keeping that time beside the data saves asking Redis for TTLs on every call.
 local scope_life, scope_until = false, 0
@@ -168,7 +180,7 @@ local function sweep(now)
       if f[3] then
         local b = { key = base .. ':b:' .. f[3], finish = tonumber(f[4]) }
         add_reserved(b.key, -amount)
-        if charge then redis.call('HINCRBY', b.key, 's', int(amount)) end
+        if charge then add_capped(b.key, 's', amount) end
         b.h = tonumber(redis.call('HGET', b.key, 'h')) or 0
         keep_budget(b, math.max(b.finish, now) + GRACE, now)
       end
@@ -180,7 +192,7 @@ local function sweep(now)
   redis.call('ZREMRANGEBYSCORE', index, '-inf', int(now))
   if count > 0 then
     redis.call('HINCRBY', base, 'ex', int(count))
-    redis.call('HINCRBY', base, 'exn', int(nanos))
+    add_capped(base, 'exn', nanos)
     redis.call('HINCRBY', base, 'on', int(-nanos))
     keep_scope(now + RETENTION, now)
   end
@@ -530,7 +542,7 @@ local n, cost, tokens = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 for window in string.gmatch(r.t, '%d+') do set_weight(window, n, tokens, false) end
 local b = budget_of(r)
 if b then
-  b.spent = redis.call('HINCRBY', b.key, 's', int(cost))
+  b.spent = add_capped(b.key, 's', cost)
   b.reserved = add_reserved(b.key, -r.a)
   keep_budget(b, math.max(b.finish, r.x) + GRACE, now)
 end
@@ -661,8 +673,10 @@ export const GET_STATE: LuaScript = {
 local now = clock_now()
 local stats = load_scope('on', 'ex', 'exn')
 local swept, swept_nanos = sweep(now)
-local out = { now, redis.call('ZCARD', index), (tonumber(stats[3]) or 0) - swept_nanos,
-  (tonumber(stats[4]) or 0) + swept, (tonumber(stats[5]) or 0) + swept_nanos, -1, -1, -1, -1 }
+local out = { now, redis.call('ZCARD', index),
+  math.min(MAX_NANOS, math.max(0, (tonumber(stats[3]) or 0) - swept_nanos)),
+  (tonumber(stats[4]) or 0) + swept, math.min(MAX_NANOS, (tonumber(stats[5]) or 0) + swept_nanos),
+  -1, -1, -1, -1 }
 local budget = read_budget(5, now)
 if budget then
   out[6], out[7], out[8], out[9] = budget.spent, budget.reserved, budget.start, budget.finish

@@ -4,6 +4,7 @@
  */
 import { admissionCases, lifecycleCases } from './cases/admission.js';
 import { admissionKeyCases } from './cases/admission-keys.js';
+import { amountCases } from './cases/amounts.js';
 import { clockCases } from './cases/clock.js';
 import { concurrencyCases } from './cases/concurrency.js';
 import { expiryCases } from './cases/expiry.js';
@@ -26,4 +27,5 @@ export const storeConformanceCases: readonly ConformanceCase[] = [
   ...scopeIdCases,
   ...clockCases,
   ...validationCases,
+  ...amountCases,
 ];

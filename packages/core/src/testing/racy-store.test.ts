@@ -6,6 +6,7 @@
  * it (check-then-deduct, the LiteLLM bug), so concurrent calls interleave.
  */
 import { describe, expect, it } from 'vitest';
+import { saturatingAddNanos } from '../money.js';
 import { periodBounds, periodId } from '../store/period.js';
 import type {
   AdmitRequest,
@@ -250,7 +251,7 @@ class NaiveStore implements Store {
     const reserved = held.reservation.reservedNanos;
     if (bucket) {
       bucket.reserved -= reserved;
-      bucket.spent += actual.costNanos;
+      bucket.spent = saturatingAddNanos(bucket.spent, actual.costNanos);
     }
     for (const entry of subject.log) {
       if (entry.id !== id) continue;
@@ -279,10 +280,11 @@ class NaiveStore implements Store {
       const reserved = held.reservation.reservedNanos;
       if (bucket) {
         bucket.reserved -= reserved;
-        if (this.onExpiry === 'charge-reserved') bucket.spent += reserved;
+        if (this.onExpiry === 'charge-reserved')
+          bucket.spent = saturatingAddNanos(bucket.spent, reserved);
       }
       subject.expired += 1;
-      subject.expiredNanos += reserved;
+      subject.expiredNanos = saturatingAddNanos(subject.expiredNanos, reserved);
       this.open.delete(id);
       this.ended.set(id, 'expired');
     }

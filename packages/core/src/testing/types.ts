@@ -42,7 +42,8 @@ export type ConformanceGroup =
   | 'admission-keys'
   | 'scopes'
   | 'clock'
-  | 'validation';
+  | 'validation'
+  | 'amounts';
 
 /**
  * One check of the contract, runnable without a test framework: `run()` resolves when the
