@@ -1,9 +1,12 @@
 // The Anthropic Messages API wire format: request validation, the streaming event sequence
 // (message_start → content blocks → message_delta → message_stop, with ping), the complete
 // Message, count_tokens, and the `{type: "error", error: {type, message}}` error shape.
+// Web searches stream as a `server_tool_use` block (query JSON as input_json_delta) followed
+// by a `web_search_tool_result` block; the result blocks take wire indices of their own, so a
+// plan block's index and its wire index differ once a search was performed.
 
-import { anthropicMessageId, anthropicToolUseId } from './ids.js';
-import type { OutputPlan } from './plan.js';
+import { anthropicMessageId, anthropicServerToolUseId, anthropicToolUseId } from './ids.js';
+import { isPerformedSearch, type OutputPlan, searchNumbers } from './plan.js';
 import type {
   ApiError,
   ProviderProtocol,
@@ -32,6 +35,8 @@ const ERROR_TYPES: Readonly<Record<number, [type: string, message: string]>> = {
 
 const PING = sseEvent('ping', '{"type": "ping"}');
 const MESSAGE_STOP = sseEvent('message_stop', '{"type":"message_stop"}');
+/** The name of the web search server tool, as the real API reports it. */
+const WEB_SEARCH_TOOL_NAME = 'web_search';
 
 function invalid(message: string): ApiError {
   return { status: 400, type: 'invalid_request_error', message };
@@ -46,10 +51,26 @@ function cacheWrite(ctx: ResponseContext): number {
   return ctx.cacheWrite5mTokens + ctx.cacheWrite1hTokens;
 }
 
-/** The `usage` object of message_start and of a complete Message. */
-function usageObject(ctx: ResponseContext, outputTokens: number): Record<string, unknown> {
+/** Input tokens including the results of `searches` web searches. */
+function inputTokens(ctx: ResponseContext, searches: number): number {
+  return ctx.inputTokens + searches * ctx.searchResultTokens;
+}
+
+function serverToolUse(searches: number): Record<string, number> {
+  return { web_search_requests: searches, web_fetch_requests: 0 };
+}
+
+/**
+ * The `usage` object of message_start (`searches` 0: like the real API, its input excludes
+ * search results) and of a complete Message.
+ */
+function usageObject(
+  ctx: ResponseContext,
+  outputTokens: number,
+  searches: number,
+): Record<string, unknown> {
   return {
-    input_tokens: ctx.inputTokens,
+    input_tokens: inputTokens(ctx, searches),
     cache_creation_input_tokens: cacheWrite(ctx),
     cache_read_input_tokens: ctx.cacheReadTokens,
     cache_creation: {
@@ -57,7 +78,10 @@ function usageObject(ctx: ResponseContext, outputTokens: number): Record<string,
       ephemeral_1h_input_tokens: ctx.cacheWrite1hTokens,
     },
     output_tokens: outputTokens,
+    server_tool_use: serverToolUse(searches),
     service_tier: 'standard',
+    speed: ctx.speed,
+    inference_geo: ctx.inferenceGeo,
   };
 }
 
@@ -66,46 +90,103 @@ function signature(stem: string): string {
   return Buffer.from(`fake-llm-signature:${stem}`).toString('base64');
 }
 
-function contentBlockStart(ctx: ResponseContext, index: number): string {
+/** The `content_block` of a block's content_block_start (`search`: its web search number). */
+function startBlockJson(ctx: ResponseContext, index: number, search: number): string {
   const block = ctx.plan.blocks[index];
-  let contentBlock: string;
   switch (block?.kind) {
     case 'thinking':
-      contentBlock = '{"type":"thinking","thinking":"","signature":""}';
-      break;
+      return '{"type":"thinking","thinking":"","signature":""}';
+    case 'web_search':
+      return JSON.stringify({
+        type: 'server_tool_use',
+        id: anthropicServerToolUseId(ctx.stem, search),
+        name: WEB_SEARCH_TOOL_NAME,
+        input: {},
+      });
     case 'tool_use':
-      contentBlock = JSON.stringify({
+      return JSON.stringify({
         type: 'tool_use',
         id: anthropicToolUseId(ctx.stem),
         name: block.toolName,
         input: {},
       });
-      break;
     default:
-      contentBlock = '{"type":"text","text":""}';
+      return '{"type":"text","text":""}';
   }
+}
+
+function contentBlockStart(wireIndex: number, contentBlock: string): string {
   return sseEvent(
     'content_block_start',
-    `{"type":"content_block_start","index":${index},"content_block":${contentBlock}}`,
+    `{"type":"content_block_start","index":${wireIndex},"content_block":${contentBlock}}`,
   );
+}
+
+function contentBlockStop(wireIndex: number): string {
+  return sseEvent('content_block_stop', `{"type":"content_block_stop","index":${wireIndex}}`);
+}
+
+/** The `web_search_tool_result` block of web search `search`: one deterministic result. */
+function searchResult(ctx: ResponseContext, search: number): Record<string, unknown> {
+  const n = search + 1;
+  return {
+    type: 'web_search_tool_result',
+    tool_use_id: anthropicServerToolUseId(ctx.stem, search),
+    content: [
+      {
+        type: 'web_search_result',
+        url: `https://example.com/fake-llm/${ctx.stem}/${n}`,
+        title: `Fake search result ${n}`,
+        encrypted_content: Buffer.from(`fake-llm-search:${ctx.stem}:${n}`).toString('base64'),
+        page_age: null,
+      },
+    ],
+  };
+}
+
+/**
+ * The wire index of each plan block: consecutive over all blocks sent, the result block of
+ * each performed search included.
+ */
+function wireIndices(plan: OutputPlan): number[] {
+  let next = 0;
+  return plan.blocks.map((block) => {
+    const wire = next;
+    next += isPerformedSearch(block) ? 2 : 1;
+    return wire;
+  });
 }
 
 /** Prefix of a delta event's JSON up to the opening of its text value. */
 function deltaPrefix(kind: string | undefined, index: number): string {
   const head = `event: content_block_delta\ndata: {"type":"content_block_delta","index":${index},"delta":`;
   if (kind === 'thinking') return `${head}{"type":"thinking_delta","thinking":`;
-  if (kind === 'tool_use') return `${head}{"type":"input_json_delta","partial_json":`;
+  if (kind === 'tool_use' || kind === 'web_search') {
+    return `${head}{"type":"input_json_delta","partial_json":`;
+  }
   return `${head}{"type":"text_delta","text":`;
 }
 
 class AnthropicStreamEncoder implements StreamEncoder {
   readonly #ctx: ResponseContext;
+  /** Wire index of each plan block (they differ once a search result block went out). */
+  readonly #wire: number[];
+  /** Web search number of each plan block (-1 for other kinds). */
+  readonly #search: number[];
   /** Delta prefixes are built once per block, so a delta costs one JSON string escape. */
   readonly #prefixes: string[];
 
   constructor(ctx: ResponseContext) {
     this.#ctx = ctx;
-    this.#prefixes = ctx.plan.blocks.map((block, index) => deltaPrefix(block.kind, index));
+    this.#wire = wireIndices(ctx.plan);
+    this.#search = searchNumbers(ctx.plan);
+    this.#prefixes = ctx.plan.blocks.map((block, index) =>
+      deltaPrefix(block.kind, this.#wire[index]!),
+    );
+  }
+
+  #wireIndex(index: number): number {
+    return this.#wire[index] ?? index;
   }
 
   open(): string {
@@ -115,12 +196,13 @@ class AnthropicStreamEncoder implements StreamEncoder {
     const start =
       `{"type":"message_start","message":{"id":${JSON.stringify(anthropicMessageId(ctx.stem))},` +
       `"type":"message","role":"assistant","model":${JSON.stringify(ctx.model)},"content":[],` +
-      `"stop_reason":null,"stop_sequence":null,"usage":${JSON.stringify(usageObject(ctx, 1))}}}`;
-    return sseEvent('message_start', start) + contentBlockStart(ctx, 0) + PING;
+      `"stop_reason":null,"stop_sequence":null,"usage":${JSON.stringify(usageObject(ctx, 1, 0))}}}`;
+    return sseEvent('message_start', start) + this.blockStart(0) + PING;
   }
 
   blockStart(index: number): string {
-    return contentBlockStart(this.#ctx, index);
+    const content = startBlockJson(this.#ctx, index, this.#search[index] ?? -1);
+    return contentBlockStart(this.#wireIndex(index), content);
   }
 
   delta(index: number, text: string): string {
@@ -128,13 +210,20 @@ class AnthropicStreamEncoder implements StreamEncoder {
   }
 
   blockStop(index: number): string {
-    const stop = sseEvent('content_block_stop', `{"type":"content_block_stop","index":${index}}`);
-    if (this.#ctx.plan.blocks[index]?.kind !== 'thinking') return stop;
+    const wire = this.#wireIndex(index);
+    const stop = contentBlockStop(wire);
+    const block = this.#ctx.plan.blocks[index];
+    if (block && isPerformedSearch(block)) {
+      // The search ran: its results follow at once, as one block without deltas.
+      const result = JSON.stringify(searchResult(this.#ctx, this.#search[index]!));
+      return stop + contentBlockStart(wire + 1, result) + contentBlockStop(wire + 1);
+    }
+    if (block?.kind !== 'thinking') return stop;
     const sig = JSON.stringify(signature(this.#ctx.stem));
     return (
       sseEvent(
         'content_block_delta',
-        `{"type":"content_block_delta","index":${index},"delta":{"type":"signature_delta","signature":${sig}}}`,
+        `{"type":"content_block_delta","index":${wire},"delta":{"type":"signature_delta","signature":${sig}}}`,
       ) + stop
     );
   }
@@ -146,10 +235,12 @@ class AnthropicStreamEncoder implements StreamEncoder {
       type: 'message_delta',
       delta: { stop_reason: stopReason(ctx.plan), stop_sequence: null },
       usage: {
-        input_tokens: ctx.inputTokens,
+        // Unlike message_start, the final input count includes the search results.
+        input_tokens: inputTokens(ctx, ctx.plan.searches),
         cache_creation_input_tokens: cacheWrite(ctx),
         cache_read_input_tokens: ctx.cacheReadTokens,
         output_tokens: tokensSent,
+        server_tool_use: serverToolUse(ctx.plan.searches),
       },
     });
     return sseEvent('message_delta', delta) + MESSAGE_STOP;
@@ -168,7 +259,8 @@ class AnthropicStreamEncoder implements StreamEncoder {
 
   malformed(index: number): string {
     // The data line stops inside a JSON string; the blank line then dispatches it as is.
-    return `${this.#prefixes[index] ?? deltaPrefix('text', index)}"cut off here\n\n`;
+    const prefix = this.#prefixes[index] ?? deltaPrefix('text', this.#wireIndex(index));
+    return `${prefix}"cut off here\n\n`;
   }
 
   unknown(seq: number): string {
@@ -186,23 +278,50 @@ class AnthropicStreamEncoder implements StreamEncoder {
   }
 }
 
+/** Parsed tool input JSON; `{}` when `max_tokens` cut it (no longer valid JSON). */
+function parseInput(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    // A tool input cut by max_tokens is not valid JSON; the API then reports it empty.
+    return {};
+  }
+}
+
+/** The `content` of a complete Message: each search's result block follows its query. */
 function contentJson(ctx: ResponseContext, texts: readonly string[]): unknown[] {
-  return ctx.plan.blocks.map((block, index) => {
+  const content: unknown[] = [];
+  const searches = searchNumbers(ctx.plan);
+  ctx.plan.blocks.forEach((block, index) => {
     const text = texts[index] ?? '';
-    if (block.kind === 'thinking') {
-      return { type: 'thinking', thinking: text, signature: signature(ctx.stem) };
-    }
-    if (block.kind === 'tool_use') {
-      let input: unknown = {};
-      try {
-        input = JSON.parse(text);
-      } catch {
-        // A tool input cut by max_tokens is not valid JSON; the API then reports it empty.
+    switch (block.kind) {
+      case 'thinking':
+        content.push({ type: 'thinking', thinking: text, signature: signature(ctx.stem) });
+        return;
+      case 'web_search': {
+        const search = searches[index]!;
+        content.push({
+          type: 'server_tool_use',
+          id: anthropicServerToolUseId(ctx.stem, search),
+          name: WEB_SEARCH_TOOL_NAME,
+          input: parseInput(text),
+        });
+        if (isPerformedSearch(block)) content.push(searchResult(ctx, search));
+        return;
       }
-      return { type: 'tool_use', id: anthropicToolUseId(ctx.stem), name: block.toolName, input };
+      case 'tool_use':
+        content.push({
+          type: 'tool_use',
+          id: anthropicToolUseId(ctx.stem),
+          name: block.toolName,
+          input: parseInput(text),
+        });
+        return;
+      default:
+        content.push({ type: 'text', text });
     }
-    return { type: 'text', text };
   });
+  return content;
 }
 
 function isPositiveInteger(value: unknown): boolean {
@@ -292,7 +411,7 @@ export const anthropicProtocol: ProviderProtocol = {
       content: contentJson(ctx, texts),
       stop_reason: stopReason(ctx.plan),
       stop_sequence: null,
-      usage: usageObject(ctx, tokensSent),
+      usage: usageObject(ctx, tokensSent, ctx.plan.searches),
     });
   },
 
@@ -302,12 +421,15 @@ export const anthropicProtocol: ProviderProtocol = {
     let thinking = 0;
     for (const block of ctx.plan.blocks) if (block.kind === 'thinking') thinking += block.tokens;
     return {
-      inputTokens: ctx.inputTokens,
+      inputTokens: inputTokens(ctx, ctx.plan.searches),
       outputTokens: tokensSent,
       cacheReadTokens: ctx.cacheReadTokens,
       cacheWrite5mTokens: ctx.cacheWrite5mTokens,
       cacheWrite1hTokens: ctx.cacheWrite1hTokens,
       reasoningTokens: Math.min(thinking, tokensSent),
+      webSearchRequests: ctx.plan.searches,
+      speed: ctx.speed,
+      inferenceGeo: ctx.inferenceGeo,
     };
   },
 };

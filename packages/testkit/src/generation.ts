@@ -5,12 +5,13 @@
 
 import type { ServerResponse } from 'node:http';
 import { MID_STREAM_FAULTS } from './knobs.js';
-import type { OutputPlan } from './plan.js';
+import { isPerformedSearch, type OutputPlan, searchNumbers } from './plan.js';
 import type { ProviderProtocol, ResponseContext, StreamEncoder } from './protocol.js';
 import type { MutableRequestRecord } from './record.js';
 import { SSE_CONTENT_TYPE } from './sse.js';
 import {
   type PieceSource,
+  searchQueryGenerator,
   TextGenerator,
   ToolInputGenerator,
   thinkingGenerator,
@@ -48,6 +49,8 @@ export class GenerationJob {
   /** Streaming writes events as it goes; otherwise texts collect for one JSON body. */
   readonly #encoder: StreamEncoder | undefined;
   readonly #texts: string[];
+  /** Web search number of each block (-1 for other kinds). */
+  readonly #searchNumbers: number[];
   /** A fault that fires once `#faultAfter` tokens were produced. */
   readonly #midFault: Fault | undefined;
   readonly #faultAfter: number;
@@ -79,6 +82,7 @@ export class GenerationJob {
     this.#hooks = init.hooks;
     this.#encoder = init.stream ? init.protocol.streamEncoder(init.ctx) : undefined;
     this.#texts = this.#plan.blocks.map(() => '');
+    this.#searchNumbers = searchNumbers(this.#plan);
     const fault = init.knobs.fault;
     this.#midFault = fault !== undefined && MID_STREAM_FAULTS.has(fault) ? fault : undefined;
     this.#faultAfter = init.knobs.faultAfter ?? Math.floor(this.#plan.totalTokens / 2);
@@ -128,6 +132,8 @@ export class GenerationJob {
     if (!block) return undefined;
     const seed = this.#knobs.seed;
     if (block.kind === 'thinking') return thinkingGenerator(seed);
+    // A query cut by max_tokens is a prefix of the full 8-token query, as a real cut one is.
+    if (block.kind === 'web_search') return searchQueryGenerator(seed, this.#searchNumbers[index]!);
     if (block.kind === 'tool_use') return new ToolInputGenerator(seed, block.tokens);
     return new TextGenerator(seed, this.#knobs.text);
   }
@@ -169,6 +175,9 @@ export class GenerationJob {
     let out = '';
     while (this.#blockLeft === 0) {
       if (encoder) out += encoder.blockStop(this.#blockIndex);
+      const ended = this.#plan.blocks[this.#blockIndex];
+      // A complete query is searched now; its result block goes out with the block's end.
+      if (ended && isPerformedSearch(ended)) record.searches += 1;
       this.#blockIndex += 1;
       const block = this.#plan.blocks[this.#blockIndex];
       if (!block) {

@@ -1,4 +1,5 @@
-// Ids in each provider's format (`req_…`, `msg_…`, `toolu_…`, `chatcmpl-…`, `call_…`).
+// Ids in each provider's format (`req_…`, `msg_…`, `toolu_…`, `srvtoolu_…`, `chatcmpl-…`,
+// `call_…`).
 // They are predictable — server number plus arrival order — so two fakes in one process
 // never collide and a failing test names the same request on every run.
 
@@ -29,6 +30,11 @@ export function anthropicMessageId(stem: string): string {
 
 export function anthropicToolUseId(stem: string): string {
   return `toolu_${stem}`;
+}
+
+/** The id of web search `search` (0-based) of a request: `srvtoolu_<stem><2 base-36 digits>`. */
+export function anthropicServerToolUseId(stem: string, search: number): string {
+  return `srvtoolu_${stem}${search.toString(36).padStart(2, '0')}`;
 }
 
 export function openaiCompletionId(stem: string): string {

@@ -9,11 +9,14 @@ export {
   KnobError,
   type KnobSpec,
   STREAM_FAULTS,
+  TEXT_MODES,
 } from './knobs.js';
 export { CLI_DEFAULTS, type CliHandle, type CliIO, parseCliArgs, runCli } from './run-cli.js';
 export { FakeLLM, startFakeLLM, type WaitOptions } from './server.js';
 export {
+  SEARCH_QUERY_TOKENS,
   type SeededTextOptions,
+  seededSearchQuery,
   seededText,
   seededThinking,
   seededTokens,

@@ -55,6 +55,50 @@ describe('knobs', () => {
     expect(() => knobsFromFlags({ seed: '1.5' })).toThrow('--seed: expected an integer');
   });
 
+  it('parses the text modes, searches and search-result-tokens from every source', () => {
+    for (const text of ['mixed', 'plain', 'emoji', 'vietnamese', 'cjk', 'base64', 'repeat']) {
+      expect(knobsFromHeaders(DEFAULT_KNOBS, { 'x-fake-llm-text': text }).text).toBe(text);
+    }
+    expect(DEFAULT_KNOBS).toMatchObject({ searches: undefined, searchResultTokens: 1000 });
+    const headers = knobsFromHeaders(DEFAULT_KNOBS, {
+      'x-fake-llm-searches': '3',
+      'x-fake-llm-search-result-tokens': '250',
+    });
+    expect(headers).toMatchObject({ searches: 3, searchResultTokens: 250 });
+    expect(knobsFromHeaders(headers, { 'x-fake-llm-searches': 'auto' }).searches).toBeUndefined();
+    expect(knobsFromFlags({ searches: '0', 'search-result-tokens': '0', text: 'cjk' })).toEqual({
+      searches: 0,
+      searchResultTokens: 0,
+      text: 'cjk',
+    });
+    expect(mergeKnobs(DEFAULT_KNOBS, { searches: 2, text: 'emoji' })).toMatchObject({
+      searches: 2,
+      text: 'emoji',
+    });
+  });
+
+  it('rejects bad text modes, searches and search-result-tokens', () => {
+    expect(() => knobsFromHeaders(DEFAULT_KNOBS, { 'x-fake-llm-text': 'Emoji' })).toThrow(
+      'x-fake-llm-text: expected one of "mixed", "plain", "emoji", "vietnamese", "cjk", "base64", "repeat"; got "Emoji"',
+    );
+    expect(() => mergeKnobs(DEFAULT_KNOBS, { text: 'words' as never })).toThrow(
+      'text: expected one of',
+    );
+    expect(() => knobsFromHeaders(DEFAULT_KNOBS, { 'x-fake-llm-searches': '-1' })).toThrow(
+      'x-fake-llm-searches: expected a non-negative integer, got "-1"',
+    );
+    expect(() => knobsFromFlags({ searches: 'two' })).toThrow(
+      '--searches: expected a non-negative integer',
+    );
+    expect(() => mergeKnobs(DEFAULT_KNOBS, { searches: 1.5 })).toThrow(KnobError);
+    expect(() =>
+      knobsFromHeaders(DEFAULT_KNOBS, { 'x-fake-llm-search-result-tokens': 'Infinity' }),
+    ).toThrow('x-fake-llm-search-result-tokens: expected a non-negative integer');
+    expect(() => mergeKnobs(DEFAULT_KNOBS, { searchResultTokens: -5 })).toThrow(
+      'searchResultTokens: expected a non-negative integer, got -5',
+    );
+  });
+
   it('"none" and undefined clear a fault', () => {
     const faulty = mergeKnobs(DEFAULT_KNOBS, { fault: 'hang' });
     expect(faulty.fault).toBe('hang');
@@ -95,6 +139,51 @@ describe('planOutput', () => {
     const withReasoning = mergeKnobs(knobs, { reasoningTokens: 40 });
     const plan = planOutput('openai', {}, withReasoning, 60);
     expect(plan).toMatchObject({ reasoningTokens: 40, totalTokens: 20, truncated: true });
+  });
+
+  it('plans searches only with a web_search_* tool, 1 by default, capped at max_uses', () => {
+    const tool = { type: 'web_search_20250305', name: 'web_search' };
+    const withTool = { tools: [{ name: 'calc' }, tool] };
+    const searchBlock = { kind: 'web_search', tokens: 8 };
+    expect(planOutput('anthropic', withTool, knobs, 1000)).toMatchObject({
+      blocks: [searchBlock, { kind: 'text', tokens: 50 }],
+      searches: 1,
+      totalTokens: 58,
+    });
+    const three = mergeKnobs(knobs, { searches: 3 });
+    expect(planOutput('anthropic', withTool, three, 1000).searches).toBe(3);
+    const capped = { tools: [{ ...tool, max_uses: 2 }] };
+    expect(planOutput('anthropic', capped, three, 1000).searches).toBe(2);
+    expect(planOutput('anthropic', { tools: [{ name: 'calc' }] }, three, 1000)).toMatchObject({
+      blocks: [{ kind: 'text', tokens: 50 }],
+      searches: 0,
+    });
+    expect(planOutput('openai', withTool, three, 1000)).toMatchObject({ searches: 0 });
+    expect(planOutput('openai', withTool, three, 1000).blocks).toEqual([
+      { kind: 'text', tokens: 50 },
+    ]);
+  });
+
+  it('search queries come out of max_tokens after thinking; a cut query is not searched', () => {
+    const body = {
+      thinking: { type: 'enabled', budget_tokens: 1024 },
+      tools: [{ type: 'web_search_20260209', name: 'web_search' }],
+    };
+    const two = mergeKnobs(knobs, { searches: 2 });
+    const cut = planOutput('anthropic', body, two, 16 + 8 + 3);
+    expect(cut).toMatchObject({ searches: 1, totalTokens: 27, truncated: true });
+    expect(cut.blocks).toEqual([
+      { kind: 'thinking', tokens: 16 },
+      { kind: 'web_search', tokens: 8 },
+      { kind: 'web_search', tokens: 3 },
+    ]);
+    const none = planOutput('anthropic', body, two, 16);
+    expect(none).toMatchObject({ searches: 0, truncated: true });
+    expect(none.blocks).toEqual([{ kind: 'thinking', tokens: 16 }]);
+    // Searches and no text: the searches carry the answer, no empty text block.
+    const noText = planOutput('anthropic', body, mergeKnobs(two, { tokens: 0 }), 1000);
+    expect(noText.blocks.map((b) => b.kind)).toEqual(['thinking', 'web_search', 'web_search']);
+    expect(noText).toMatchObject({ searches: 2, truncated: false });
   });
 
   it('an empty answer still has an (empty) text block', () => {

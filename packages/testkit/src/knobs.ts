@@ -22,6 +22,8 @@ export const DEFAULT_KNOBS: Readonly<Knobs> = Object.freeze({
   thinkingTokens: undefined,
   toolTokens: undefined,
   reasoningTokens: 0,
+  searches: undefined,
+  searchResultTokens: 1000,
   fault: undefined,
   faultAfter: undefined,
   retryAfterSec: 1,
@@ -125,9 +127,24 @@ const seed: Parser<number> = (value, name) => {
   return n;
 };
 
+/** Every text mode, in the order the docs list them. */
+export const TEXT_MODES: readonly TextMode[] = [
+  'mixed',
+  'plain',
+  'emoji',
+  'vietnamese',
+  'cjk',
+  'base64',
+  'repeat',
+];
+
 const textMode: Parser<TextMode> = (value, name) => {
-  if (value === 'mixed' || value === 'plain') return value;
-  throw new KnobError(`${name}: expected "mixed" or "plain", got ${describe(value)}`);
+  if (typeof value === 'string' && (TEXT_MODES as readonly string[]).includes(value)) {
+    return value as TextMode;
+  }
+  throw new KnobError(
+    `${name}: expected one of ${TEXT_MODES.map((mode) => `"${mode}"`).join(', ')}; got ${describe(value)}`,
+  );
 };
 
 const fault: Parser<Fault | undefined> = (value, name) => {
@@ -169,7 +186,12 @@ export const KNOB_SPECS: readonly KnobSpec[] = [
   spec('ttftMs', 'ttft-ms', millis, 'ms before the first content token (default 0)'),
   spec('chunk', 'chunk', positiveCount, 'tokens per delta event (default 1)'),
   spec('seed', 'seed', seed, 'seed of the generated text (default 1)'),
-  spec('text', 'text', textMode, 'mixed (adversarial) or plain text (default mixed)'),
+  spec(
+    'text',
+    'text',
+    textMode,
+    `text shape: ${TEXT_MODES.join(' | ')} (default mixed; mixed is adversarial)`,
+  ),
   spec(
     'inputTokens',
     'input-tokens',
@@ -202,6 +224,18 @@ export const KNOB_SPECS: readonly KnobSpec[] = [
     'tokens of a tool call input (default 12 if the request forces a tool, else 0)',
   ),
   spec('reasoningTokens', 'reasoning-tokens', count, 'OpenAI hidden reasoning tokens (default 0)'),
+  spec(
+    'searches',
+    'searches',
+    optionalCount,
+    'Anthropic web searches (default 1 if the request has a web_search tool, else 0; capped at max_uses)',
+  ),
+  spec(
+    'searchResultTokens',
+    'search-result-tokens',
+    count,
+    'input tokens each web search result adds (default 1000)',
+  ),
   spec('fault', 'fault', fault, `fault: an HTTP status or ${STREAM_FAULTS.join(' | ')}`),
   spec(
     'faultAfter',

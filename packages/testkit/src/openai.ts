@@ -342,6 +342,7 @@ export const openaiProtocol: ProviderProtocol = {
       cacheWrite5mTokens: 0,
       cacheWrite1hTokens: 0,
       reasoningTokens: ctx.plan.reasoningTokens,
+      webSearchRequests: 0,
     };
   },
 };

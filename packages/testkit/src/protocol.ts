@@ -17,6 +17,12 @@ export interface ResponseContext {
   cacheReadTokens: number;
   cacheWrite5mTokens: number;
   cacheWrite1hTokens: number;
+  /** Billed input tokens each performed web search adds (Anthropic). */
+  searchResultTokens: number;
+  /** Anthropic usage `speed`: `fast` when the request asked for it, else `standard`. */
+  speed: string;
+  /** Anthropic usage `inference_geo`: the request's, else `global`. */
+  inferenceGeo: string;
   /** OpenAI `stream_options.include_usage`. */
   includeUsage: boolean;
   /** Unix seconds, for OpenAI `created`. */
@@ -38,10 +44,14 @@ export interface ApiError {
 export interface StreamEncoder {
   /** Everything before the first content token (Anthropic `message_start`, first block, ping). */
   open(): string;
-  /** Opening of block `index` (> 0; the first block is part of `open()`). */
+  /**
+   * Opening of block `index` (> 0; the first block is part of `open()`). Indices are the
+   * plan's; the encoder maps them to its own wire indices.
+   */
   blockStart(index: number): string;
   /** A delta of `text` (one chunk of tokens) in block `index`. */
   delta(index: number, text: string): string;
+  /** End of block `index` (with what follows it on the wire, e.g. a web search's result). */
   blockStop(index: number): string;
   /** The final usage and stop reason, and the stream's end marker. */
   finish(tokensSent: number): string;

@@ -33,6 +33,7 @@ export class MutableRequestRecord implements RequestRecord {
   tokensGenerated = 0;
   tokensSent = 0;
   reasoningTokens = 0;
+  searches = 0;
   usage: ReportedUsage | undefined = undefined;
   stopReason: string | undefined = undefined;
   firstTokenAt: number | undefined = undefined;

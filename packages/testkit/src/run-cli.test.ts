@@ -59,6 +59,22 @@ describe('parseCliArgs', () => {
     expect(quiet).toBe(true);
     expect(parseCliArgs(['--tps', '0']).options).toMatchObject({ tps: 0, port: 4010 });
   });
+
+  it('maps --text, --searches and --search-result-tokens', () => {
+    const { options } = parseCliArgs([
+      '--text',
+      'vietnamese',
+      '--searches',
+      '2',
+      '--search-result-tokens',
+      '300',
+    ]);
+    expect(options).toMatchObject({ text: 'vietnamese', searches: 2, searchResultTokens: 300 });
+    expect(() => parseCliArgs(['--text', 'hex'])).toThrow('--text: expected one of');
+    expect(() => parseCliArgs(['--search-result-tokens=-1'])).toThrow(
+      '--search-result-tokens: expected a non-negative integer',
+    );
+  });
 });
 
 describe('runCli', () => {
@@ -102,5 +118,8 @@ describe('runCli', () => {
     expect(await runCli(['--help'], help.io)).toBe(0);
     expect(help.out()).toContain('--ttft-ms');
     expect(help.out()).toContain('--cache-write-1h');
+    expect(help.out()).toContain('--searches');
+    expect(help.out()).toContain('--search-result-tokens');
+    expect(help.out()).toContain('mixed | plain | emoji | vietnamese | cjk | base64 | repeat');
   });
 });

@@ -377,6 +377,12 @@ export class FakeLLM extends EventEmitter<FakeLLMEvents> {
       cacheReadTokens: knobs.cacheReadTokens,
       cacheWrite5mTokens: protocol.provider === 'anthropic' ? knobs.cacheWrite5mTokens : 0,
       cacheWrite1hTokens: protocol.provider === 'anthropic' ? knobs.cacheWrite1hTokens : 0,
+      searchResultTokens: knobs.searchResultTokens,
+      speed: fields.speed === 'fast' ? 'fast' : 'standard',
+      inferenceGeo:
+        typeof fields.inference_geo === 'string' && fields.inference_geo !== ''
+          ? fields.inference_geo
+          : 'global',
       includeUsage: streamOptions.include_usage === true,
       createdSec: Math.floor(Date.now() / 1000),
     };

@@ -101,6 +101,56 @@ const SPECIALS: readonly (readonly string[])[] = [
   ['\t'],
 ];
 
+/**
+ * `emoji` mode: common emoji, each a single code point outside the BMP with default emoji
+ * presentation (no variation selector, no ZWJ), so one piece is one emoji is one BPE-ish token.
+ */
+const EMOJI: readonly string[] = Array.from(
+  '😀😂😍🤔😎😭😊🙂🙃😉😅🤣😇🥰😘😜🤗🤩😴🥳🎉🚀🔥👍👏🙏💯💡🎈🌟🌈🍕🍔🍺🐶🐱🦄🌍💻📱🎁',
+);
+/** The same emoji with a leading space (interned, like every other piece). */
+const SPACED_EMOJI: readonly string[] = EMOJI.map((emoji) => ` ${emoji}`);
+
+/** `vietnamese` mode: common syllables (NFC), each with its leading space. */
+const VIETNAMESE: readonly string[] = (
+  'người Việt nước những được trong của và có không là một các cho ' +
+  'với này đã để năm khi đến làm nhiều về ra cũng như sẽ ' +
+  'tại từ học thành phố Nam hơn đây đó chúng tôi mình biết nói'
+)
+  .split(' ')
+  .map((syllable) => ` ${syllable}`);
+
+/** `cjk` mode: common Chinese characters, one per piece. */
+const CJK: readonly string[] = Array.from(
+  '的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可她里后小么心多天而能好都然',
+);
+
+const BASE64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+/** `base64` mode draws its 3-character pieces from this many interned triples. */
+const BASE64_TRIPLES = 4096;
+let base64Triples: readonly string[] | undefined;
+
+/** 4,096 distinct base64 triples, built on first use (every character appears in each place). */
+function base64TriplesTable(): readonly string[] {
+  if (base64Triples) return base64Triples;
+  const table: string[] = [];
+  for (let i = 0; i < BASE64_TRIPLES; i++) {
+    // An odd multiplier permutes the 18-bit space, so the triples are distinct and scattered.
+    const x = Math.imul(i, 0x9e3779b1) >>> 14;
+    table.push(
+      BASE64_ALPHABET[x & 63]! +
+        BASE64_ALPHABET[(x >>> 6) & 63]! +
+        BASE64_ALPHABET[(x >>> 12) & 63]!,
+    );
+  }
+  base64Triples = table;
+  return table;
+}
+
+/** `repeat` mode: this piece, with a newline as every `REPEAT_LINE`th piece. */
+const REPEAT_PIECE = 'aaaa';
+const REPEAT_LINE = 20;
+
 /** In `mixed` mode a special sequence starts at every token whose index ≡ 5 (mod 8). */
 const SPECIAL_PERIOD = 8;
 const SPECIAL_PHASE = 5;
@@ -108,6 +158,13 @@ const SPECIAL_PHASE = 5;
 /** Seeds of the other blocks are derived so that thinking, text and tool input differ. */
 const THINKING_SALT = 0x7f4a7c15;
 const TOOL_SALT = 0x2545f491;
+const SEARCH_SALT = 0x5bd1e995;
+
+/**
+ * Output tokens of one web search query: `{"query": "` + six words + `"}`, valid JSON when
+ * complete.
+ */
+export const SEARCH_QUERY_TOKENS = 8;
 
 /** A source of token pieces. */
 export interface PieceSource {
@@ -121,7 +178,7 @@ export interface PieceSource {
 export class TextGenerator implements PieceSource {
   #state: number;
   #index = 0;
-  #mode: TextMode | 'words';
+  readonly #mode: TextMode | 'words';
   #special: readonly string[] | undefined;
   #specialPos = 0;
   #specialCursor: number;
@@ -155,13 +212,34 @@ export class TextGenerator implements PieceSource {
         return piece;
       }
     }
+    if (this.#mode === 'repeat')
+      return index % REPEAT_LINE === REPEAT_LINE - 1 ? '\n' : REPEAT_PIECE;
     const r = this.#rand();
-    if (this.#mode === 'words') return WORDS[r % WORDS.length]!;
     const pick = r % 100;
-    if (pick < 5) return '\n';
-    if (pick < 7) return '\n\n';
-    if (pick < 15) return PUNCTUATION[(r >>> 8) % PUNCTUATION.length]!;
-    return WORDS[(r >>> 8) % WORDS.length]!;
+    switch (this.#mode) {
+      case 'words':
+        return WORDS[r % WORDS.length]!;
+      case 'emoji':
+        if (pick < 4) return '\n';
+        if (pick < 14) return SPACED_EMOJI[(r >>> 8) % SPACED_EMOJI.length]!;
+        return EMOJI[(r >>> 8) % EMOJI.length]!;
+      case 'vietnamese':
+        if (pick < 6) return ',';
+        if (pick < 10) return '.';
+        return VIETNAMESE[(r >>> 8) % VIETNAMESE.length]!;
+      case 'cjk':
+        if (pick < 6) return '，';
+        if (pick < 10) return '。';
+        return CJK[(r >>> 8) % CJK.length]!;
+      case 'base64':
+        return base64TriplesTable()[(r >>> 8) % BASE64_TRIPLES]!;
+      default:
+        // mixed (between its special sequences) and plain.
+        if (pick < 5) return '\n';
+        if (pick < 7) return '\n\n';
+        if (pick < 15) return PUNCTUATION[(r >>> 8) % PUNCTUATION.length]!;
+        return WORDS[(r >>> 8) % WORDS.length]!;
+    }
   }
 
   take(n: number): string {
@@ -207,6 +285,14 @@ export function thinkingGenerator(seed: number): TextGenerator {
   return new TextGenerator((seed ^ THINKING_SALT) >>> 0, 'plain');
 }
 
+/** The query JSON of web search `search` (0-based), seeded apart from the text and the tool. */
+export function searchQueryGenerator(seed: number, search: number): ToolInputGenerator {
+  return new ToolInputGenerator(
+    (seed + Math.imul(search + 1, SEARCH_SALT)) >>> 0,
+    SEARCH_QUERY_TOKENS,
+  );
+}
+
 /** Options of `seededText()`. */
 export interface SeededTextOptions {
   /** Defaults to 1, like the server. */
@@ -238,6 +324,18 @@ export function seededTokens(options: SeededTextOptions): string[] {
 /** The first `tokens` tokens of the thinking block for `seed`. */
 export function seededThinking(seed: number, tokens: number): string {
   return thinkingGenerator(seed).take(tokens);
+}
+
+/**
+ * The first `sent` tokens (all 8 by default) of the query JSON of web search `search`
+ * (0-based) for `seed`, e.g. `{"query": " cost meter token over the fast"}`.
+ */
+export function seededSearchQuery(
+  seed: number,
+  search: number,
+  sent = SEARCH_QUERY_TOKENS,
+): string {
+  return searchQueryGenerator(seed, search).take(sent);
 }
 
 /** The first `sent` tokens of a tool input planned at `planned` tokens for `seed`. */

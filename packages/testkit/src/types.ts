@@ -9,8 +9,15 @@ export type Provider = 'anthropic' | 'openai';
  * - `mixed`: words plus newlines, CRLF, lone CR, unicode, emoji (a ZWJ sequence split across
  *   tokens) and adversarial sequences such as `\n\ndata: [DONE]\n\n` and `event: done`.
  * - `plain`: words, punctuation and newlines only (nicer in a demo).
+ * - `emoji`: one emoji (a single code point outside the BMP) per token, now and then with a
+ *   leading space, and newline tokens.
+ * - `vietnamese`: one Vietnamese syllable with diacritics per token (with its leading
+ *   space), and `,` / `.` tokens.
+ * - `cjk`: one Chinese character per token, and `，` / `。` tokens.
+ * - `base64`: tokens of exactly three base64 characters, no spaces: one long base64 run.
+ * - `repeat`: `aaaa` tokens, every 20th token a newline (the seed does not matter).
  */
-export type TextMode = 'mixed' | 'plain';
+export type TextMode = 'mixed' | 'plain' | 'emoji' | 'vietnamese' | 'cjk' | 'base64' | 'repeat';
 
 /**
  * A fault injected into a response.
@@ -72,6 +79,15 @@ export interface Knobs {
   toolTokens: number | undefined;
   /** OpenAI hidden reasoning tokens, reported in `completion_tokens_details`. Defaults to 0. */
   reasoningTokens: number;
+  /**
+   * Anthropic web searches performed before the text, each a `server_tool_use` block (its
+   * query JSON streamed as output tokens) and a `web_search_tool_result` block. Defaults to 1
+   * when the request has a `web_search_*` tool, else 0; never more than the tool's
+   * `max_uses`, never any without the tool. Ignored by OpenAI.
+   */
+  searches: number | undefined;
+  /** Billed input tokens each search's results add to `input_tokens`. Defaults to 1000. */
+  searchResultTokens: number;
   /** A fault to inject. Defaults to none. */
   fault: Fault | undefined;
   /** Tokens sent before a mid-stream fault fires. Defaults to half the planned tokens. */
@@ -126,11 +142,18 @@ export interface ReportedUsage {
   cacheWrite1hTokens: number;
   /** OpenAI `reasoning_tokens`; Anthropic thinking tokens. */
   reasoningTokens: number;
+  /** Anthropic `server_tool_use.web_search_requests` (searches performed); OpenAI 0. */
+  webSearchRequests: number;
+  /** Anthropic `speed`: `"fast"` when the request asked for it, else `"standard"`. */
+  speed?: string;
+  /** Anthropic `inference_geo`: the request's `inference_geo`, else `"global"`. */
+  inferenceGeo?: string;
 }
 
 /** One generated content block and how much of it went out. */
 export interface BlockRecord {
-  kind: 'thinking' | 'text' | 'tool_use';
+  /** `web_search`: the query of one Anthropic web search (a `server_tool_use` block). */
+  kind: 'thinking' | 'web_search' | 'text' | 'tool_use';
   /** Tokens planned for this block (after `max_tokens`). */
   tokens: number;
   /** Tokens of this block written to the socket. */
@@ -181,6 +204,11 @@ export interface RequestRecord {
   readonly tokensSent: number;
   /** OpenAI hidden reasoning tokens included in `completion_tokens`. */
   readonly reasoningTokens: number;
+  /**
+   * Anthropic web searches performed: complete search queries whose results block was
+   * produced (a query cut by `max_tokens` or by the end of the stream is not performed).
+   */
+  readonly searches: number;
   /** Usage reported in the final event or body; undefined if none was sent. */
   readonly usage: ReportedUsage | undefined;
   /** The `stop_reason` / `finish_reason` sent, if any. */
