@@ -7,7 +7,7 @@
  *
  *   npm run bench                       standard set (< 10 min on 2 cores) → bench/results/latest.*
  *   npm run bench -- --quick            1-minute smoke run (CI)            → bench/results/quick/
- *   npm run bench -- --only=sweep,race  some workloads: sweep, slow, disconnect, race, idle, admission
+ *   npm run bench -- --only=sweep,race  some workloads: sweep, slow, disconnect, race, idle, admission, money
  *   npm run bench -- --reps=5           more repetitions per cell
  *   npm run bench -- --profile          CPU profiles of bare-express and tokenmeter-memory at the
  *                                       highest concurrency → bench/results/profiles/ (see profile.mjs)
@@ -19,6 +19,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { money } from './lib/money.mjs';
 import { PLANS } from './lib/plans.mjs';
 import { killAll, startRedis, stopChild, watchBackgroundLoad } from './lib/processes.mjs';
 import { profileVariants } from './lib/profile.mjs';
@@ -47,7 +48,7 @@ const { values: args } = parseArgs({
 const mode = args.quick ? 'quick' : 'standard';
 const plan = PLANS[mode];
 const reps = args.reps ? Number(args.reps) : plan.reps;
-const WORKLOADS = ['sweep', 'slow', 'disconnect', 'race', 'idle', 'admission'];
+const WORKLOADS = ['sweep', 'slow', 'disconnect', 'race', 'idle', 'admission', 'money'];
 const only = args.only ? args.only.split(',') : WORKLOADS;
 for (const name of only) {
   if (!WORKLOADS.includes(name))
@@ -146,6 +147,9 @@ try {
       },
       admission: async () => {
         results.admission = await admission(ctx);
+      },
+      money: async () => {
+        results.money = await money(ctx);
       },
     };
     for (const name of only) {

@@ -131,6 +131,8 @@ export const PLANS = {
       memory: ['--iterations=100000'],
       redis: ['--iterations=5000'],
     },
+    /** Money bounds (not timed): seeds of the fake's text per request kind and text kind. */
+    money: { seeds: [1, 2, 3, 4, 5] },
   },
   quick: {
     reps: 1,
@@ -181,5 +183,6 @@ export const PLANS = {
       memory: ['--iterations=5000'],
       redis: ['--iterations=1000'],
     },
+    money: { seeds: [1] },
   },
 };

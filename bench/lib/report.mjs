@@ -615,6 +615,78 @@ export function markdown(results) {
       '',
     );
   }
+  const moneyResults = results.money;
+  if (moneyResults) {
+    out.push(
+      '## Money bounds',
+      '',
+      `Not timed. Every request goes through the README's mount pattern (\`{ ...req.body, model, max_tokens, stream: true }\`) to the fake, which bills fast mode, data residency, web searches (fee and result tokens) and cache writes as published; "billed" is what its records cost at the catalog's prices. ${results.plan.money.seeds.length} seed(s) of each text kind.`,
+      '',
+      '### Worst-case reservation: the bill never passes the reservation',
+      '',
+      table(
+        ['request', 'requests', 'largest bill ÷ reserved', 'largest overspend'],
+        moneyResults.worstCase.map((r) => [
+          r.kind,
+          String(r.requests),
+          num(r.maxBillOverReserved, 3),
+          usd(r.maxOverspendNanos),
+        ]),
+      ),
+      '',
+      '### No false cut-offs: answers of 481 tokens with max_tokens 500 and $5 left',
+      '',
+      table(
+        ['text', 'answers', 'cut off', 'output charged above max_tokens'],
+        moneyResults.cutOffs.map((r) => [
+          r.text,
+          String(r.answers),
+          String(r.cut),
+          String(r.chargedAboveMaxTokens),
+        ]),
+      ),
+      '',
+      '### Incremental leases: a 6,000-token answer against a $0.01 budget (steps of 256 tokens)',
+      '',
+      'Worst seed per text kind. "Books" is the store\'s spend: what tokenmeter charged, an upper estimate of the cut answer; "bill" what the provider generated, priced; "billed ÷ budget" the smallest share of the budget the provider billed before the cut (leases grow on the conservative output bound, so text the bound over-counts is cut early); "after the cut" the most tokens the provider generated after the middleware stopped reading.',
+      '',
+      table(
+        [
+          'text',
+          'ended',
+          'books',
+          'bill',
+          'bill past the budget',
+          'in steps',
+          'billed ÷ budget',
+          'after the cut',
+        ],
+        moneyResults.leases.map((r) => [
+          r.text,
+          r.ended,
+          usd(r.booksNanos),
+          usd(r.billNanos),
+          usd(r.overspendBillNanos),
+          num(r.overspendBillNanos / r.stepNanos, 2),
+          `${Math.round(r.leastBilledShare * 100)}%`,
+          String(r.mostTokensAfterCut),
+        ]),
+      ),
+      '',
+      '### Per-request cap of $0.005 against a 4,000-token answer',
+      '',
+      table(
+        ['text', 'cap', 'smallest bill', 'largest bill'],
+        moneyResults.cap.map((r) => [
+          r.text,
+          usd(r.capNanos),
+          usd(r.minBillNanos),
+          usd(r.maxBillNanos),
+        ]),
+      ),
+      '',
+    );
+  }
   const adm = results.admission ?? {};
   for (const [store, run] of Object.entries(adm)) {
     out.push(`## Admission micro-benchmark: ${store} store`, '');
@@ -885,7 +957,8 @@ export function writeReport(results, jsonPath) {
   writeFileSync(jsonPath, `${json}\n`);
   const md = markdown(results);
   writeFileSync(jsonPath.replace(/\.json$/, '.md'), md);
-  writeFileSync(join(dirname(jsonPath), 'plot.svg'), svg(results));
+  // A run without the sweep (e.g. --only=money) has nothing to plot: keep the last plot.
+  if (results.sweep?.length) writeFileSync(join(dirname(jsonPath), 'plot.svg'), svg(results));
   return md;
 }
 

@@ -196,7 +196,12 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
 
   it('reserves a prompt that asks for cache writes at the cache-write rate, and settles within it', async () => {
     await start();
-    type Meta = { reservedUsd: number; inputTokens: number };
+    type Meta = {
+      reservedUsd: number;
+      inputTokens: number;
+      reservedInputTokens: number;
+      reservedOutputTokens: number;
+    };
     const withCache = (ttl?: '1h') => ({
       ...prompt,
       system: [
@@ -208,7 +213,7 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
       ],
     });
     // claude-haiku-4-5 per token: input 1,000, 5-min cache write 1,250, 1-hour 2,000, output
-    // 5,000 nano-dollars; the reservation is the prompt estimate plus max_tokens (400) of output.
+    // 5,000 nano-dollars; the reservation is the prompt's upper bound plus max_tokens (400).
     const cases: Array<[object, number]> = [
       [prompt, 1_000],
       [withCache(), 1_250],
@@ -219,16 +224,20 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
       expect(result.status).toBe(200);
       const meta = eventData<Meta>(result, 'meta');
       expect(meta.inputTokens).toBeGreaterThan(0);
-      expect(Math.round(meta.reservedUsd * 1e9)).toBe(meta.inputTokens * promptRate + 400 * 5_000);
+      expect(meta.reservedInputTokens).toBeGreaterThan(meta.inputTokens);
+      expect(meta.reservedOutputTokens).toBe(400);
+      expect(Math.round(meta.reservedUsd * 1e9)).toBe(
+        meta.reservedInputTokens * promptRate + 400 * 5_000,
+      );
     }
 
-    // The provider bills the whole prompt as a 1-hour cache write: the actual cost (hand
-    // computed) stays within the reservation; at the input rate it would not have.
+    // The provider bills the whole prompt bound as a 1-hour cache write: the actual cost
+    // (hand computed) reaches the reservation exactly; at the input rate it would not have.
     const first = eventData<Meta>(
       await postSSE(app.url, withCache('1h'), { headers: { 'x-user': 'cache-writer' } }),
       'meta',
     );
-    const n = first.inputTokens;
+    const n = first.reservedInputTokens;
     const result = await postSSE(app.url, withCache('1h'), {
       headers: {
         'x-user': 'cache-writer',

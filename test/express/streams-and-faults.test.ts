@@ -448,9 +448,9 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
     });
 
     it('incremental leases admit more streams than worst-case on a tight budget, and never overspend', async () => {
-      // Worst case for max_tokens 4000 at $5/M would be $0.02 each: none fit $0.01.
+      // Worst case for max_tokens 4000 at $5/M would be $0.02 each: none fit $0.015.
       await start(rawAnthropic, {
-        budgets: { user: { limitUsd: '0.01', period: 'day' } },
+        budgets: { user: { limitUsd: '0.015', period: 'day' } },
         reservation: { incremental: { initialOutputTokens: 100, stepOutputTokens: 100 } },
       });
       const results = await Promise.all(
@@ -468,7 +468,7 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
       const total = settles.reduce((s, x) => s + x.final.costNanos, 0);
       const state = await store.getState(
         { kind: 'user', id: 'l1' },
-        { budget: { limitNanos: usd('0.01'), period: 'day' } },
+        { budget: { limitNanos: usd('0.015'), period: 'day' } },
       );
       expect(state.budget!.spentNanos).toBe(total);
       expect(state.budget!.reservedNanos).toBe(0);

@@ -6,7 +6,7 @@
  * naive check-then-deduct store overspends — proof the test can fail.
  */
 import { fileURLToPath } from 'node:url';
-import { costOf, emptyUsage, estimateRequestTokens } from '@tokenmeter/core';
+import { costOf, emptyUsage, measureRequestTokens } from '@tokenmeter/core';
 import { createRedisStore } from '@tokenmeter/store-redis';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import { Redis } from 'ioredis';
@@ -27,8 +27,9 @@ const body = {
   max_tokens: MAX_TOKENS,
   messages: [{ role: 'user', content: 'Count to a hundred.' }],
 };
-// The worst-case reservation the middleware makes for this body (heuristic input estimate).
-const inputTokens = estimateRequestTokens(body, { provider: 'anthropic' });
+// The worst-case reservation the middleware makes for this body: the prompt's upper bound
+// (the heuristic's, for Anthropic) plus max_tokens of output.
+const inputTokens = measureRequestTokens(body, { provider: 'anthropic' }).upperBound;
 const reserve = costOf({ ...emptyUsage(), inputTokens, outputTokens: MAX_TOKENS }, MODEL).nanos;
 const K = 7;
 const BUDGET = K * reserve + Math.floor(reserve / 2);

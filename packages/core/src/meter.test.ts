@@ -204,3 +204,43 @@ describe('StreamMeter clamps estimates to what the provider can bill', () => {
     ).toThrow(/maxOutputTokens/);
   });
 });
+
+describe("StreamMeter with estimates: 'bound'", () => {
+  it('charges an unreported answer at its upper estimate: input bound, output bound, at most max_tokens', () => {
+    const text = '你好，今天的预算还剩多少？'.repeat(10);
+    const upper = new StreamMeter({
+      model: 'claude-haiku-4-5',
+      inputTokensEstimate: 100,
+      inputTokensBound: 130,
+      maxOutputTokens: 10_000,
+      provider: 'anthropic',
+      estimates: 'bound',
+    });
+    upper.observeText(text);
+    const final = upper.finish('client_disconnected');
+    expect(final.estimated).toBe(true);
+    expect(final.usage.inputTokens).toBe(130);
+    expect(final.usage.outputTokens).toBe(upper.outputTokensBound);
+    expect(upper.outputTokensBound).toBeGreaterThan(estimateTextTokens(text));
+    // 130 × $1/M + bound × $5/M
+    expect(final.costNanos).toBe(130 * 1_000 + upper.outputTokensBound * 5_000);
+    expect(
+      () => new StreamMeter({ model: 'x', inputTokensEstimate: 10, inputTokensBound: 9 }),
+    ).toThrow(/inputTokensBound/);
+  });
+
+  it('still takes the input message_start reported', () => {
+    const meter = new StreamMeter({
+      model: 'claude-haiku-4-5',
+      inputTokensEstimate: 100,
+      inputTokensBound: 130,
+      estimates: 'bound',
+    });
+    meter.observe({
+      type: 'start',
+      provider: 'anthropic',
+      usage: { ...emptyUsage(), inputTokens: 90, outputTokens: 1 },
+    });
+    expect(meter.finish('client_disconnected').usage.inputTokens).toBe(90);
+  });
+});

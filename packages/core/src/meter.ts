@@ -3,8 +3,9 @@
  * Fed normalised provider events, it keeps a running usage and cost estimate, and
  * produces the final usage exactly once, whatever way the stream ends:
  * - provider-reported totals where they arrived (cumulative: the last value wins);
- * - otherwise input from `message_start` (or the pre-call estimate) and output estimated
- *   from the text actually received, marked `estimated`;
+ * - otherwise input from `message_start` (or the pre-call figure) and output estimated
+ *   from the text actually received — the best guess, or with `estimates: 'bound'` an upper
+ *   estimate — never above `max_tokens`, marked `estimated`;
  * - a request the provider refused before any output (HTTP error) costs nothing.
  */
 import { TokenmeterError } from './errors.js';
@@ -31,6 +32,17 @@ export interface StreamMeterOptions {
   maxOutputTokens?: number;
   /** Whose tokenizer the output bound allows for. Defaults to the larger margins of the two. */
   provider?: TokenProvider;
+  /**
+   * What an estimated charge counts when the provider's final usage never arrived:
+   * - `'estimate'` (default): the best guess — input from `message_start` or
+   *   `inputTokensEstimate`, output estimated from the text received;
+   * - `'bound'`: an upper estimate, so a budget is not overrun by what the provider billed
+   *   beyond a guess — input from `message_start` or `inputTokensBound`, output the
+   *   estimator's upper bound of the text received (at most `maxOutputTokens`).
+   */
+  estimates?: 'estimate' | 'bound';
+  /** The prompt's upper bound, for `estimates: 'bound'`. Defaults to `inputTokensEstimate`. */
+  inputTokensBound?: number;
 }
 
 /** Where a side of the final usage came from. */
@@ -81,6 +93,8 @@ export interface FinishOptions {
 export class StreamMeter {
   readonly model: string;
   readonly inputTokensEstimate: number;
+  private readonly upper: boolean;
+  private readonly inputBound: number;
   private readonly pricing: Pricing | undefined;
   private readonly now: () => number;
   private readonly output;
@@ -117,6 +131,15 @@ export class StreamMeter {
     this.output = createOutputEstimator(options.provider);
     this.model = options.model;
     this.inputTokensEstimate = options.inputTokensEstimate;
+    this.upper = options.estimates === 'bound';
+    const inputBound = options.inputTokensBound ?? options.inputTokensEstimate;
+    if (!Number.isSafeInteger(inputBound) || inputBound < options.inputTokensEstimate) {
+      throw new TokenmeterError(
+        'invalid_argument',
+        `inputTokensBound must be an integer at least inputTokensEstimate, got ${String(options.inputTokensBound)}.`,
+      );
+    }
+    this.inputBound = inputBound;
     this.pricing = options.pricing;
     this.now = options.now ?? (() => performance.now());
     this.startedAt = this.now();
@@ -268,12 +291,15 @@ export class StreamMeter {
     const reported = this.providerUsage ?? this.startUsage;
     const usage: Usage = reported
       ? { ...reported }
-      : { ...emptyUsage(), inputTokens: this.inputTokensEstimate };
+      : { ...emptyUsage(), inputTokens: this.upper ? this.inputBound : this.inputTokensEstimate };
     // message_start's output_tokens is a placeholder (1), not a count: only a cumulative
     // message_delta figure is, and otherwise what was received is the estimate (at most
     // max_tokens: the provider bills no more). A stream stopped before any text costs no
     // output, never the placeholder's "1 output token".
-    usage.outputTokens = Math.max(this.providerUsage?.outputTokens ?? 0, this.outputTokensEstimate);
+    usage.outputTokens = Math.max(
+      this.providerUsage?.outputTokens ?? 0,
+      this.upper ? this.outputTokensBound : this.outputTokensEstimate,
+    );
     return {
       usage,
       estimated: true,

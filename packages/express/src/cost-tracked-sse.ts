@@ -10,16 +10,20 @@ import {
   type AdmitRequest,
   admitAll,
   type BudgetState,
-  emptyUsage,
+  boundRequest,
   guessProvider,
   heuristicTokenCounter,
+  type InputTokenCount,
+  measureInputTokens,
   type RejectionInfo,
   type RequestFacts,
+  readRequestTerms,
   releaseAll,
   releaseLostAdmission,
   type ScopeRef,
   type TelemetryStart,
   TokenmeterError,
+  worstCaseCost,
 } from '@tokenmeter/core';
 import { sendJsonError } from './http-errors.js';
 import {
@@ -29,7 +33,7 @@ import {
   MeteredStreamImpl,
   StreamRegistry,
 } from './metered-stream.js';
-import { type Config, inspectInput, parseOptions } from './options.js';
+import { type Config, parseOptions } from './options.js';
 import { rateLimitHeaders, retryAfterSeconds, type ScopedRateLimit } from './rate-limit-headers.js';
 import type {
   CostTrackedSSEOptions,
@@ -183,28 +187,33 @@ async function admit(
   }
 
   const provider = params.provider ?? guessProvider(model);
-  const inputFacts = params.input === undefined ? {} : inspectInput(params.input);
-  if (inputFacts.problem) {
-    reject(400, 'invalid_request', inputFacts.problem);
+  const tokenProvider = provider === 'openai' ? ('openai' as const) : ('anthropic' as const);
+  const terms = readRequestTerms(params.input ?? {}, tokenProvider);
+  if (terms.problem) {
+    reject(400, 'invalid_request', terms.problem);
     return undefined;
   }
-  let inputTokens = params.inputTokens;
-  if (inputTokens === undefined) {
+  if (terms.unbounded) {
+    reject(400, 'unbounded_request', terms.unbounded);
+    return undefined;
+  }
+  let count: InputTokenCount;
+  if (params.inputTokens !== undefined) {
+    count = { tokens: params.inputTokens, upperBound: params.inputTokens, exact: true };
+  } else {
     const request = (params.input ?? {}) as object;
-    const context = {
-      model,
-      provider: provider === 'openai' ? ('openai' as const) : ('anthropic' as const),
-    };
+    const context = { model, provider: tokenProvider };
     try {
-      inputTokens = await config.tokenCounter.countInputTokens(request, context);
+      count = await measureInputTokens(config.tokenCounter, request, context);
     } catch (error) {
-      // An exact counter (a provider call) failed: reserve on the heuristic rather than fail.
-      config.logger.warn('tokenmeter: the token counter failed; using the heuristic estimate', {
+      // An exact counter (a provider call) failed: reserve on the heuristic's bound rather than fail.
+      config.logger.warn('tokenmeter: the token counter failed; using the heuristic bound', {
         error: describe(error),
       });
-      inputTokens = heuristicTokenCounter.countInputTokens(request, context) as number;
+      count = await measureInputTokens(heuristicTokenCounter, request, context);
     }
   }
+  const inputTokens = count.tokens;
   if (!Number.isSafeInteger(inputTokens) || inputTokens < 0) {
     reject(400, 'invalid_request', 'inputTokens must be a whole number ≥ 0.');
     return undefined;
@@ -218,17 +227,20 @@ async function admit(
     );
     return undefined;
   }
+  const bounded = boundRequest(terms, {
+    promptTokens: count.upperBound,
+    maxTokens,
+    serverTools: config.serverTools,
+  });
+  if (bounded.unbounded !== undefined) {
+    reject(400, 'unbounded_request', bounded.unbounded);
+    return undefined;
+  }
+  const bound = bounded.bound;
 
-  // How many output tokens the reservation covers, and where the cost cap stops a stream.
-  // The worst case of the prompt: a prompt that asks for cache writes may be billed for all
-  // of its tokens at the cache-write rate (1.25× or 2× the input rate on Anthropic).
-  const promptUsage = { ...emptyUsage() };
-  const prompt = inputTokens as number;
-  if (inputFacts.cacheWrite === '1h') promptUsage.cacheWrite1hTokens = prompt;
-  else if (inputFacts.cacheWrite === '5m') promptUsage.cacheWrite5mTokens = prompt;
-  else promptUsage.inputTokens = prompt;
+  // The worst case of the request with `output` output tokens, priced like settlement.
   const costFor = (output: number) =>
-    config.pricing.nanosOf({ ...promptUsage, outputTokens: output }, model);
+    worstCaseCost({ ...bound, outputTokens: output }, model, config.pricing).nanos;
   let capOutputTokens = Number.POSITIVE_INFINITY;
   if (config.maxCostNanos !== undefined) {
     if (costFor(0) > config.maxCostNanos) {
@@ -244,7 +256,10 @@ async function admit(
       );
       return undefined;
     }
-    capOutputTokens = maxOutputWithin(costFor, config.maxCostNanos, maxTokens);
+    // A cap the worst case stays under never stops the stream.
+    if (costFor(maxTokens) > config.maxCostNanos) {
+      capOutputTokens = maxOutputWithin(costFor, config.maxCostNanos, maxTokens);
+    }
   }
   const incremental = config.leaseStepTokens > 0;
   const reservedOutput = Math.min(
@@ -253,11 +268,10 @@ async function admit(
     incremental ? config.leaseInitialTokens : maxTokens,
   );
   const reserveNanos = costFor(reservedOutput);
-  const leasedOutputTokens = incremental
-    ? Math.min(reservedOutput, capOutputTokens)
-    : // Worst case: the provider stops at max_tokens. The slack covers the estimator's error;
-      // only a handler that sent a larger max_tokens than it declared goes past it.
-      Math.min(capOutputTokens, Math.ceil(maxTokens * 1.25) + 32);
+  // Output the reservation covers before the stream must grow it (incremental) or stop
+  // (the cost cap). A worst-case reservation without a lower cap covers max_tokens, which
+  // the provider never passes: nothing to watch.
+  const leasedOutputTokens = reservedOutput < maxTokens ? reservedOutput : Number.POSITIVE_INFINITY;
 
   // Made before admission: it is also each scope's admission key, so an admission whose
   // reply is lost (a dropped store connection) can still be released by it.
@@ -390,9 +404,12 @@ async function admit(
     model,
     maxTokens,
     inputTokens,
+    inputTokensBound: count.upperBound,
     budget: tightest,
     leasedOutputTokens,
     capOutputTokens,
+    bound,
+    reservedOutputTokens: reservedOutput,
     provider,
     modelPriced: facts.modelPriced !== false,
     input: params.input,
@@ -411,14 +428,14 @@ function formatUsd(nanos: number): string {
   return `$${(nanos / 1e9).toFixed(6).replace(/0+$/, '').replace(/\.$/, '')}`;
 }
 
-/** The largest output token count whose cost stays within `capNanos` (binary search). */
+/** The largest output token count (at most max_tokens) whose worst case stays within `capNanos`. */
 function maxOutputWithin(
   costFor: (output: number) => number,
   capNanos: number,
   maxTokens: number,
 ): number {
   let lo = 0;
-  let hi = Math.max(1, maxTokens * 4);
+  let hi = maxTokens;
   if (costFor(hi) <= capNanos) return hi;
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);

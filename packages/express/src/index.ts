@@ -1,4 +1,4 @@
-export type { TelemetryOptions } from '@tokenmeter/core';
+export type { ServerToolLimit, TelemetryOptions } from '@tokenmeter/core';
 export { costTrackedSSE } from './cost-tracked-sse.js';
 export { jsonErrorHandler } from './json-error-handler.js';
 export { rateLimitHeaders } from './rate-limit-headers.js';
@@ -13,5 +13,6 @@ export type {
   RequestParams,
   ReservationStrategy,
   SettleInfo,
+  StreamLimit,
   Subject,
 } from './types.js';

@@ -9,11 +9,11 @@ import {
   type BudgetState,
   createEventTranslator,
   type EndResult,
-  emptyUsage,
   extendAll,
   type FinalUsage,
   nanosToUsd,
   promptTokens,
+  type RequestBound,
   type ReservationEnd,
   type ScopeRef,
   StreamMeter,
@@ -23,10 +23,17 @@ import {
   type TelemetryStart,
   TokenmeterError,
   type Usage,
+  worstCaseCost,
 } from '@tokenmeter/core';
 import type { Config } from './options.js';
 import { SseWriter } from './sse-writer.js';
-import type { MeteredRequest, MeteredResponse, MeteredStream, SettleInfo } from './types.js';
+import type {
+  MeteredRequest,
+  MeteredResponse,
+  MeteredStream,
+  SettleInfo,
+  StreamLimit,
+} from './types.js';
 import { classifyUpstreamError, toAsyncIterable, type UpstreamFailure } from './upstream-errors.js';
 
 /** The shape of an Anthropic `content_block_delta` with text, read without translation. */
@@ -49,12 +56,21 @@ export interface Admission {
   model: string;
   maxTokens: number;
   inputTokens: number;
+  /** The prompt's upper bound (equal to `inputTokens` when counted exactly). */
+  inputTokensBound: number;
   /** The tightest budget at admission, if any. */
   budget: BudgetState | null;
-  /** Output tokens the reservation covers (incremental leases grow it). */
+  /**
+   * Output tokens the reservation covers before it must grow (incremental leases) or the
+   * stream must stop (the cost cap). Infinity when it covers `max_tokens`.
+   */
   leasedOutputTokens: number;
   /** Output tokens after which the cost cap stops the stream (Infinity: no cap). */
   capOutputTokens: number;
+  /** What the reservation priced: the worst case of the request, for pricing lease steps. */
+  bound: RequestBound;
+  /** Output tokens the reservation covers at admission. */
+  reservedOutputTokens: number;
   /** `gen_ai.provider.name`. */
   provider: string;
   /** False when the unknown-model fallback priced the model. */
@@ -64,6 +80,15 @@ export interface Admission {
   /** Parent context and start time, from the middleware's entry. */
   telemetry: TelemetryStart;
 }
+
+/** The smallest lease extension tried before a lease is refused, in output tokens. */
+const MIN_LEASE_STEP = 16;
+
+const LIMIT_MESSAGES: Record<StreamLimit, string> = {
+  max_cost_per_request: "The answer reached this route's cost cap per request; it was cut short.",
+  lease_denied: 'The budget cannot cover more of this answer; it was cut short.',
+  lease_unavailable: 'The budget store could not extend this answer; it was cut short.',
+};
 
 const CODE_MESSAGES: Record<StreamOutcome, string> = {
   completed: 'The answer is complete.',
@@ -112,7 +137,8 @@ export class MeteredStreamImpl implements MeteredStream {
   readonly maxTokens: number;
   readonly inputTokens: number;
   readonly scopes: readonly ScopeRef[];
-  readonly reservedNanos: number;
+  /** Nano-dollars reserved so far (incremental leases grow it). */
+  reservedNanos: number;
   readonly writer: SseWriter;
   readonly meter: StreamMeter;
   /** This stream's span and metrics. */
@@ -130,6 +156,8 @@ export class MeteredStreamImpl implements MeteredStream {
   private usageDue = false;
   private lastUsageOutput = -1;
   private abortReason: StreamOutcome | undefined;
+  /** Which limit stopped the stream, when one did (said in the final event). */
+  private limit: StreamLimit | undefined;
   private handedOver = false;
   private signalTouched = false;
   private reading = false;
@@ -175,6 +203,12 @@ export class MeteredStreamImpl implements MeteredStream {
       model: admission.model,
       inputTokensEstimate: admission.inputTokens,
       pricing: config.pricing,
+      maxOutputTokens: admission.maxTokens,
+      provider: admission.provider === 'openai' ? 'openai' : 'anthropic',
+      // A stream that ends without the provider's usage is charged an upper estimate, so
+      // what the provider billed beyond a guess cannot overrun the budget later.
+      estimates: 'bound',
+      inputTokensBound: admission.inputTokensBound,
     });
     res.on('close', this.onClose);
     registry.add(this);
@@ -206,6 +240,10 @@ export class MeteredStreamImpl implements MeteredStream {
         maxTokens: this.maxTokens,
         inputTokens: this.inputTokens,
         reservedUsd: nanosToUsd(this.reservedNanos),
+        // What the reservation priced: the prompt's upper bound (with server-tool results)
+        // and the output it covers, so a client can check reservedUsd by hand.
+        reservedInputTokens: this.admission.bound.promptTokens,
+        reservedOutputTokens: this.admission.reservedOutputTokens,
         budget: budget ? budgetJson(budget) : null,
       }),
     );
@@ -332,8 +370,11 @@ export class MeteredStreamImpl implements MeteredStream {
           }
         }
         if (this.controller.signal.aborted) break;
-        if (meter.outputTokensEstimate >= this.leasedOutputTokens) {
-          if (!(await this.growLease())) break;
+        // Only a lease or a cost cap below max_tokens is watched, on the conservative bound.
+        if (this.leasedOutputTokens !== Number.POSITIVE_INFINITY) {
+          if (meter.outputTokensBound >= this.leasedOutputTokens && !(await this.growLease())) {
+            break;
+          }
         }
         if (this.usageDue || everyChunk) writer.write(this.usageEvent());
       }
@@ -375,38 +416,58 @@ export class MeteredStreamImpl implements MeteredStream {
     return this.settle(outcome, { refused: failure?.refused === true, failure });
   }
 
-  /** Output passed what the reservation covers: extend it (incremental), or stop. */
+  /**
+   * The conservative output bound reached what the reservation covers: extend it
+   * (incremental leases), or stop at the cost cap. Never called for a reservation that
+   * covers max_tokens.
+   */
   private async growLease(): Promise<boolean> {
     const { admission, config } = this;
-    if (this.meter.outputTokensEstimate >= admission.capOutputTokens) {
+    if (this.meter.outputTokensBound >= admission.capOutputTokens) {
+      this.limit = 'max_cost_per_request';
       this.abort('budget_exceeded');
       return false;
     }
     const step = config.leaseStepTokens;
-    if (step === 0) {
-      // Worst-case reservation: the provider stops at max_tokens; only a handler that sent
-      // a larger max_tokens than it declared gets here (with the estimator's slack).
-      this.abort('budget_exceeded');
-      return false;
-    }
-    const addNanos = config.pricing.nanosOf({ ...emptyUsage(), outputTokens: step }, this.model);
-    if (this.reservationIds.length > 0) {
+    if (step === 0) return true; // the cap is further on: nothing to grow
+    const from = this.leasedOutputTokens;
+    let to = Math.min(from + step, admission.maxTokens, admission.capOutputTokens);
+    // The step's price on the request's own terms (tier, fast mode, residency): the worst
+    // case with more output, less the worst case already reserved.
+    const worst = (output: number) =>
+      worstCaseCost({ ...admission.bound, outputTokens: output }, this.model, config.pricing).nanos;
+    let addNanos = worst(to) - worst(from);
+    if (this.reservationIds.length > 0 && addNanos > 0) {
       try {
-        const result = await extendAll(config.store, this.reservationIds, { addNanos });
-        if (!result.extended) {
-          this.abort('budget_exceeded');
-          return false;
+        // Near the end of a budget a whole step may not fit: halve it (down to
+        // MIN_LEASE_STEP tokens) before refusing, so the answer uses what is left.
+        for (;;) {
+          const result = await extendAll(config.store, this.reservationIds, { addNanos });
+          if (result.extended) break;
+          if (to - from <= MIN_LEASE_STEP) {
+            this.limit = 'lease_denied';
+            this.abort('budget_exceeded');
+            return false;
+          }
+          to = from + Math.max(MIN_LEASE_STEP, Math.floor((to - from) / 2));
+          addNanos = worst(to) - worst(from);
         }
       } catch (error) {
         config.logger.warn('tokenmeter: extending a lease failed; stopping the stream', {
           requestId: this.requestId,
           error: describe(error),
         });
+        this.limit = 'lease_unavailable';
         this.abort(config.storeFailure === 'open' ? 'budget_exceeded' : 'store_unavailable');
         return false;
       }
     }
-    this.leasedOutputTokens += step;
+    this.reservedNanos += addNanos;
+    // Covering max_tokens (and no cap below it) ends the watch: the provider stops there.
+    this.leasedOutputTokens =
+      to >= admission.maxTokens && admission.capOutputTokens >= admission.maxTokens
+        ? Number.POSITIVE_INFINITY
+        : to;
     return true;
   }
 
@@ -451,6 +512,7 @@ export class MeteredStreamImpl implements MeteredStream {
       final,
       durationMs: performance.now() - this.startedAt,
       recorded,
+      ...(this.limit !== undefined ? { limit: this.limit } : {}),
       backpressureWaits: this.writer.backpressureWaits,
       backpressureMs: this.writer.backpressureMs,
     };
@@ -469,13 +531,14 @@ export class MeteredStreamImpl implements MeteredStream {
           ? this.config.encoder.done({ stopReason: final.stopReason ?? null, ...body })
           : this.config.encoder.error({
               code: outcome,
-              message: options.failure?.message ?? CODE_MESSAGES[outcome],
+              message: options.failure?.message ?? this.endMessage(outcome),
               ...(options.failure?.status !== undefined
                 ? { upstreamStatus: options.failure.status }
                 : {}),
               ...(options.failure?.type !== undefined
                 ? { upstreamType: options.failure.type }
                 : {}),
+              ...(this.limit !== undefined ? { limit: this.limit } : {}),
               ...body,
             });
       this.writer.end(chunk);
@@ -485,13 +548,20 @@ export class MeteredStreamImpl implements MeteredStream {
       ...info,
       budgetRemainingNanos: budget?.remainingNanos ?? null,
       reservationEnds: ends,
-      failure: { ...options.failure, message: options.failure?.message ?? CODE_MESSAGES[outcome] },
+      failure: {
+        ...options.failure,
+        message: options.failure?.message ?? this.endMessage(outcome),
+      },
     });
     if (!recorded && this.admission.metered) {
       await this.config.guard(() => this.config.onSettleFailure(info, error));
     }
     await this.config.guard(() => this.config.onSettle(info));
     return final;
+  }
+
+  private endMessage(outcome: StreamOutcome): string {
+    return this.limit !== undefined ? LIMIT_MESSAGES[this.limit] : CODE_MESSAGES[outcome];
   }
 
   /** Settles (or releases) every reservation, retrying a failing store a few times. */

@@ -34,6 +34,13 @@ describe('options are checked at creation, with messages that say what to do', (
     [{ maxCostPerRequestUsd: 0 }, /above 0/],
     [{ idleTimeoutMs: -5 }, /idleTimeoutMs must be a positive/],
     [{ budgetExceededStatus: 200 }, /4xx or 5xx/],
+    [{ budgets: { user: { limitUsd: '9007199.254740992' } } }, /out of range/],
+    [{ tokenCounter: { count: () => 1 } }, /countInputTokens/],
+    [{ serverTools: { web_search: 5 } }, /defaultMaxUses, inputTokensPerUse/],
+    [
+      { serverTools: { code_execution: { defaultMaxUses: 0, inputTokensPerUse: 10 } } },
+      /defaultMaxUses must be a positive/,
+    ],
   ])('rejects %j', (extra, message) => {
     expect(() =>
       parseOptions({
@@ -51,6 +58,17 @@ describe('options are checked at creation, with messages that say what to do', (
     expect(config.budgetExceededStatus).toBe(402);
     expect(config.keepAliveMs).toBe(15_000);
     expect(config.reservationTtlMs).toBe(config.totalTimeoutMs + 60_000);
+    expect(config.serverTools.web_search).toEqual({ defaultMaxUses: 5, inputTokensPerUse: 25_000 });
+  });
+
+  it('merges server-tool limits over the defaults', () => {
+    const config = parseOptions({
+      store: createMemoryStore(),
+      identify,
+      serverTools: { web_search: { defaultMaxUses: 2, inputTokensPerUse: 10_000 } },
+    });
+    expect(config.serverTools.web_search).toEqual({ defaultMaxUses: 2, inputTokensPerUse: 10_000 });
+    expect(config.serverTools.web_fetch).toEqual({ defaultMaxUses: 5, inputTokensPerUse: 100_000 });
   });
 
   it('returns a named middleware', () => {

@@ -6,11 +6,13 @@
 import {
   assertStore,
   type BudgetRule,
+  DEFAULT_SERVER_TOOL_LIMITS,
   guardStore,
   heuristicTokenCounter,
   jsonSseEncoder,
   Pricing,
   type RateLimitRule,
+  type ServerToolLimit,
   type SseEncoder,
   type Store,
   Telemetry,
@@ -39,6 +41,7 @@ export interface Config {
   maxInputTokens: number;
   pricing: Pricing;
   tokenCounter: TokenCounter;
+  serverTools: Readonly<Record<string, ServerToolLimit>>;
   /** 0 for worst-case reservations. */
   leaseStepTokens: number;
   leaseInitialTokens: number;
@@ -189,7 +192,8 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
     maxTokensLimit: positiveInt(options.maxTokensLimit ?? 32_768, 'maxTokensLimit'),
     maxInputTokens: positiveInt(options.maxInputTokens ?? 200_000, 'maxInputTokens'),
     pricing,
-    tokenCounter: options.tokenCounter ?? heuristicTokenCounter,
+    tokenCounter: checkTokenCounter(options.tokenCounter ?? heuristicTokenCounter),
+    serverTools: parseServerTools(options.serverTools),
     leaseStepTokens,
     leaseInitialTokens,
     maxCostNanos,
@@ -266,55 +270,38 @@ export function defaultRequest(req: MeteredRequest): RequestParams {
   return { model, maxTokens: maxTokens as number, input: body };
 }
 
-const MAX_DEPTH = 32;
-const MAX_NODES = 100_000;
-
-/** What one walk over the request body finds: a reason to refuse it, and cache writes asked for. */
-export interface InputFacts {
-  /**
-   * What is wrong with the content, if anything: nesting deeper than any real request (a
-   * stack-exhaustion probe), or text the provider cannot take (lone UTF-16 surrogates,
-   * NUL). Bounded work: the walk stops after MAX_NODES values.
-   */
-  problem?: string;
-  /**
-   * The longest prompt-cache lifetime any `cache_control` block asks for (Anthropic:
-   * `{ type: 'ephemeral', ttl?: '5m' | '1h' }`): cached input is billed at the cache-write
-   * rate, so the worst case prices the whole prompt at it.
-   */
-  cacheWrite?: '5m' | '1h';
+function checkTokenCounter(counter: TokenCounter): TokenCounter {
+  if (
+    typeof counter !== 'object' ||
+    counter === null ||
+    typeof counter.countInputTokens !== 'function'
+  ) {
+    throw new TokenmeterError(
+      'invalid_config',
+      'tokenCounter must have countInputTokens(request, ctx) (and optionally measureInputTokens): use heuristicTokenCounter or anthropicTokenCounter(client).',
+    );
+  }
+  return counter;
 }
 
-export function inspectInput(input: unknown): InputFacts {
-  const facts: InputFacts = {};
-  let nodes = 0;
-  const stack: Array<[unknown, number]> = [[input, 0]];
-  while (stack.length > 0) {
-    const [value, depth] = stack.pop()!;
-    if (++nodes > MAX_NODES) return { problem: `The request has more than ${MAX_NODES} values.` };
-    if (typeof value === 'string') {
-      if (!value.isWellFormed())
-        return {
-          problem: 'The request text contains a lone UTF-16 surrogate; send valid Unicode.',
-        };
-      if (value.includes('\u0000'))
-        return { problem: 'The request text contains a NUL character.' };
-      continue;
+function parseServerTools(
+  input: Readonly<Record<string, ServerToolLimit>> | undefined,
+): Readonly<Record<string, ServerToolLimit>> {
+  const limits: Record<string, ServerToolLimit> = { ...DEFAULT_SERVER_TOOL_LIMITS };
+  for (const [name, limit] of Object.entries(input ?? {})) {
+    const what = `serverTools.${name}`;
+    if (typeof limit !== 'object' || limit === null) {
+      throw new TokenmeterError(
+        'invalid_config',
+        `${what} must be { defaultMaxUses, inputTokensPerUse } (e.g. { defaultMaxUses: 3, inputTokensPerUse: 15000 }).`,
+      );
     }
-    if (typeof value !== 'object' || value === null) continue;
-    if (depth >= MAX_DEPTH)
-      return { problem: `The request is nested more than ${MAX_DEPTH} levels deep.` };
-    if (Array.isArray(value)) {
-      for (const child of value) stack.push([child, depth + 1]);
-      continue;
-    }
-    const cache = (value as { cache_control?: unknown }).cache_control;
-    if (typeof cache === 'object' && cache !== null && facts.cacheWrite !== '1h') {
-      facts.cacheWrite = (cache as { ttl?: unknown }).ttl === '1h' ? '1h' : '5m';
-    }
-    for (const child of Object.values(value)) stack.push([child, depth + 1]);
+    limits[name] = {
+      defaultMaxUses: positiveInt(limit.defaultMaxUses, `${what}.defaultMaxUses`),
+      inputTokensPerUse: nonNegativeInt(limit.inputTokensPerUse, `${what}.inputTokensPerUse`),
+    };
   }
-  return facts;
+  return Object.freeze(limits);
 }
 
 function toBudgetRule(input: BudgetInput, what: string): BudgetRule {

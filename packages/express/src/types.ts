@@ -10,6 +10,7 @@ import type {
   Pricing,
   RateLimitRule,
   ScopeRef,
+  ServerToolLimit,
   SseEncoder,
   Store,
   StreamOutcome,
@@ -55,15 +56,27 @@ export interface RequestParams {
 
 /** How much to reserve at admission. */
 export type ReservationStrategy =
-  /** Default: input + `max_tokens` at the output rate. Can never overspend. */
+  /**
+   * Default: the worst case of the request — the prompt's upper bound plus `max_tokens` of
+   * output, on the request's own terms (prompt-size tier, fast mode, data residency, cache
+   * writes, server-tool fees and results). Within the bound it can never overspend.
+   */
   | 'worst-case'
   /**
-   * Incremental leases: reserve input + `initialOutputTokens`, and grow the reservation
-   * by `stepOutputTokens` as the answer grows. More concurrent streams fit a tight
-   * budget; overspend is bounded by the estimator's error on one step. A refused
-   * extension ends the stream with `budget_exceeded`.
+   * Incremental leases: reserve the worst case with `initialOutputTokens` of output, and
+   * grow it by `stepOutputTokens` as the answer's conservative output bound reaches what is
+   * reserved. More concurrent streams fit a tight budget; the overspend is bounded by the
+   * output estimator's error over the whole answer plus one step (see the README). A
+   * refused extension ends the stream with `budget_exceeded`, `limit: 'lease_denied'`.
    */
   | { incremental: { initialOutputTokens?: number; stepOutputTokens?: number } };
+
+/**
+ * Which limit stopped a stream before the provider finished, said in the final `error`
+ * event (`limit`) and in `SettleInfo`: the per-request cost cap, a refused lease
+ * extension (the budget ran out), or a store that could not extend the lease.
+ */
+export type StreamLimit = 'max_cost_per_request' | 'lease_denied' | 'lease_unavailable';
 
 /** One settled stream, for `onSettle`. */
 export interface SettleInfo {
@@ -81,6 +94,8 @@ export interface SettleInfo {
    * could not; false without it when no budget or rate limit applied (nothing to record).
    */
   recorded: boolean;
+  /** The limit that stopped the stream early, if one did. */
+  limit?: StreamLimit;
   /** Times the stream paused because the client's socket was full, and for how long in total. */
   backpressureWaits: number;
   backpressureMs: number;
@@ -153,8 +168,24 @@ export interface CostTrackedSSEOptions {
   reservationTtlMs?: number;
   /** Pricing and the unknown-model policy. Defaults to the bundled catalog, rejecting unknown models. */
   pricing?: Pricing;
-  /** Counts input tokens before the call. Defaults to the fast heuristic. */
+  /**
+   * Counts input tokens before the call. The reservation prices its upper bound
+   * (`measureInputTokens`), or its count when it is exact. Defaults to the heuristic, whose
+   * bound allows for each script's margin (see `TEXT_BOUND_MARGINS` in @tokenmeter/core);
+   * `anthropicTokenCounter(client)` counts exactly (one cached round trip).
+   */
   tokenCounter?: TokenCounter;
+  /**
+   * What to reserve for server tools (Anthropic `web_search_*`, `web_fetch_*`, …; OpenAI
+   * `web_search_options`), by name: uses when the request sets no `max_uses`, and billed
+   * input tokens per use (results read back into the context). Merged over the defaults
+   * (`DEFAULT_SERVER_TOOL_LIMITS`: web search 5 uses × 25,000 tokens, web fetch 5 × 100,000);
+   * a server tool with no limit here is refused with 400 `unbounded_request`.
+   *
+   * @example
+   * serverTools: { web_search: { defaultMaxUses: 3, inputTokensPerUse: 15_000 } }
+   */
+  serverTools?: Readonly<Record<string, ServerToolLimit>>;
   /** Defaults to `'worst-case'`. */
   reservation?: ReservationStrategy;
   /** Stop any one stream at this cost (USD). Defaults to none. */
@@ -225,7 +256,7 @@ export interface MeteredStream {
   readonly inputTokens: number;
   /** The scopes that pay. */
   readonly scopes: readonly ScopeRef[];
-  /** Nano-dollars reserved at admission (per scope). */
+  /** Nano-dollars reserved (per scope): at admission, grown by incremental leases. */
   readonly reservedNanos: Nanos;
   /**
    * Streams the provider's output to the client and settles. Accepts the official SDK
