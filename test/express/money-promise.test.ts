@@ -164,6 +164,20 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
       expect(budget.reservedNanos).toBe(0);
     });
 
+    it('a stream cut after three web searches is charged their fees (estimated)', async () => {
+      await start({ budgets: { user: { limitUsd: '20.00', period: 'day' } } });
+      await postSSE(app.url, searchBody, {
+        headers: userHeaders('fast-3', { searches: '3', tokens: '200', tps: '200' }),
+        // Searches come before the text: leave at the first text delta.
+        abortWhen: (event) => event.event === 'delta',
+      });
+      const [settle] = await app.waitForSettles(1);
+      expect(settle!.outcome).toBe('client_disconnected');
+      expect(settle!.final.estimated).toBe(true);
+      expect(settle!.final.usage.webSearchRequests).toBe(3);
+      expect(settle!.final.cost.lines.find((l) => l.kind === 'web_search')?.nanos).toBe(3 * SEARCH_FEE);
+    });
+
     it('reserves a prompt near a prompt-size tier at the tier price, and settles within it', async () => {
       await start({ budgets: { user: { limitUsd: '1.00', period: 'day' } } });
       // ~80K estimated tokens of English: the bound passes 100K, so the tier's rates apply.

@@ -244,3 +244,34 @@ describe("StreamMeter with estimates: 'bound'", () => {
     expect(meter.finish('client_disconnected').usage.inputTokens).toBe(90);
   });
 });
+
+describe('StreamMeter counts server tools that ran', () => {
+  it('charges the fee of every web search that started when the final usage never came', () => {
+    const meter = new StreamMeter({ model: 'claude-haiku-4-5', inputTokensEstimate: 100 });
+    const translate = createEventTranslator();
+    const events = [
+      {
+        type: 'message_start',
+        message: { id: 'msg_1', usage: { input_tokens: 100, output_tokens: 1 } },
+      },
+      ...[0, 2].flatMap((index) => [
+        {
+          type: 'content_block_start',
+          index,
+          content_block: {
+            type: 'server_tool_use',
+            id: `srvtoolu_${index}`,
+            name: 'web_search',
+            input: {},
+          },
+        },
+        { type: 'content_block_stop', index },
+      ]),
+    ];
+    for (const raw of events) for (const e of translate(raw)) meter.observe(e);
+    const final = meter.finish('client_disconnected');
+    expect(final.usage.webSearchRequests).toBe(2);
+    // 100 × $1/M + 2 searches × $0.01
+    expect(final.costNanos).toBe(100_000 + 2 * 10_000_000);
+  });
+});

@@ -104,6 +104,8 @@ export class StreamMeter {
   private providerUsage: Usage | undefined;
   private providerFinal = false;
   private events = 0;
+  private webSearches = 0;
+  private webFetches = 0;
   private result: FinalUsage | undefined;
   private finishCalls = 0;
   stopReason: string | undefined;
@@ -163,6 +165,11 @@ export class StreamMeter {
         return;
       case 'tool_input':
         this.output.push(event.json);
+        return;
+      case 'server_tool':
+        // Billed per use whether or not the answer completes: counted for the estimate.
+        if (event.name === 'web_search') this.webSearches++;
+        else if (event.name === 'web_fetch') this.webFetches++;
         return;
       case 'usage':
         // Cumulative: overwrite, never add.
@@ -300,6 +307,10 @@ export class StreamMeter {
       this.providerUsage?.outputTokens ?? 0,
       this.upper ? this.outputTokensBound : this.outputTokensEstimate,
     );
+    // Server tools that started are billed (their results' input tokens only the final
+    // usage can tell).
+    usage.webSearchRequests = Math.max(usage.webSearchRequests, this.webSearches);
+    usage.webFetchRequests = Math.max(usage.webFetchRequests, this.webFetches);
     return {
       usage,
       estimated: true,

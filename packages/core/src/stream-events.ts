@@ -26,6 +26,8 @@ export type MeterEvent =
   | { type: 'text'; text: string }
   | { type: 'thinking'; text: string }
   | { type: 'tool_input'; json: string }
+  /** A server tool the provider runs (Anthropic `server_tool_use`: `web_search`, …): billed per use. */
+  | { type: 'server_tool'; name: string }
   /** Provider-reported cumulative usage; `final` when it is the provider's last word. */
   | { type: 'usage'; usage: Usage; final: boolean }
   | { type: 'stop'; reason: string }
@@ -42,7 +44,7 @@ export type AnthropicStreamEvent =
   | {
       type: 'content_block_start';
       index: number;
-      content_block: { type: string; text?: string; thinking?: string };
+      content_block: { type: string; text?: string; thinking?: string; name?: string };
     }
   | {
       type: 'content_block_delta';
@@ -82,6 +84,8 @@ export function fromAnthropicEvent(event: AnthropicStreamEvent, previous?: Usage
       if (block?.type === 'text' && block.text) return [{ type: 'text', text: block.text }];
       if (block?.type === 'thinking' && block.thinking)
         return [{ type: 'thinking', text: block.thinking }];
+      if (block?.type === 'server_tool_use' && typeof block.name === 'string')
+        return [{ type: 'server_tool', name: block.name }];
       return [];
     }
     case 'content_block_delta': {
@@ -211,4 +215,12 @@ export function createEventTranslator(): (raw: unknown) => MeterEvent[] {
   };
 }
 
-const NORMALISED = new Set<string>(['start', 'text', 'thinking', 'tool_input', 'usage', 'stop']);
+const NORMALISED = new Set<string>([
+  'start',
+  'text',
+  'thinking',
+  'tool_input',
+  'server_tool',
+  'usage',
+  'stop',
+]);
