@@ -175,7 +175,9 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
       expect(settle!.outcome).toBe('client_disconnected');
       expect(settle!.final.estimated).toBe(true);
       expect(settle!.final.usage.webSearchRequests).toBe(3);
-      expect(settle!.final.cost.lines.find((l) => l.kind === 'web_search')?.nanos).toBe(3 * SEARCH_FEE);
+      expect(settle!.final.cost.lines.find((l) => l.kind === 'web_search')?.nanos).toBe(
+        3 * SEARCH_FEE,
+      );
     });
 
     it('reserves a prompt near a prompt-size tier at the tier price, and settles within it', async () => {
