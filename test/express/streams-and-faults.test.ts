@@ -305,7 +305,7 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
       expect(await spent('f2')).toEqual({ spent: error.costNanos, reserved: 0 });
     });
 
-    it('headers then silence: the idle timeout ends it with timeout and aborts the upstream', async () => {
+    it('headers then silence: the idle timeout ends it with upstream_idle and aborts the upstream', async () => {
       await start(rawAnthropic, { idleTimeoutMs: 300 });
       const result = await postSSE(app.url, prompt, {
         headers: {
@@ -314,7 +314,7 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
           'x-fake-llm-fault-after': '12',
         },
       });
-      expect(eventData<{ code: string }>(result, 'error').code).toBe('timeout');
+      expect(eventData<{ code: string }>(result, 'error').code).toBe('upstream_idle');
       const record = await fake.waitForRequest(fake.lastRequest!.id);
       expect(record.clientClosedAt).toBeDefined();
       const [settle] = await app.waitForSettles(1);

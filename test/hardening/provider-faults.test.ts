@@ -56,14 +56,14 @@ describe('provider faults', () => {
     },
   );
 
-  it('headers then silence → error timeout after the idle timeout; input estimate charged', async () => {
+  it('headers then silence → error upstream_idle after the idle timeout; input estimate charged', async () => {
     const { result, settle, record } = await run(
       'p-hang',
       { 'x-fake-llm-fault': 'hang' },
       { idleTimeoutMs: 300 },
     );
-    expect(eventData(result, 'error')).toMatchObject({ code: 'timeout', estimated: true });
-    expect(settle.outcome).toBe('timeout');
+    expect(eventData(result, 'error')).toMatchObject({ code: 'upstream_idle', estimated: true });
+    expect(settle.outcome).toBe('upstream_idle');
     expect(record!.clientClosedAt).toBeDefined(); // the upstream call was aborted
     expect(settle.final.costNanos).toBeGreaterThan(0);
   });

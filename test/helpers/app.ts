@@ -24,6 +24,8 @@ export interface TestApp {
   settles: SettleInfo[];
   warnings: string[];
   errors: string[];
+  /** Streams the middleware has open right now. */
+  activeStreams(): number;
   /** Resolves when `n` streams have settled. */
   waitForSettles(n: number, timeoutMs?: number): Promise<SettleInfo[]>;
   close(): Promise<void>;
@@ -34,8 +36,10 @@ export interface AppOptions {
   middleware: Omit<CostTrackedSSEOptions, 'onSettle' | 'logger'> & {
     onSettle?: CostTrackedSSEOptions['onSettle'];
   };
-  /** Route handler after the middleware (non-terminal mode). */
+  /** Route handler after the middleware (non-terminal mode), called from an async wrapper. */
   handler?: (req: express5.Request, res: express5.Response, meter: MeteredStream) => unknown;
+  /** A route handler mounted as it is (a plain function: sync throws reach Express itself). */
+  rawHandler?: (req: express5.Request, res: express5.Response) => unknown;
   /** Extra middleware mounted before the route (e.g. compression()). */
   before?: express5.RequestHandler[];
 }
@@ -75,6 +79,7 @@ export async function startApp(options: AppOptions): Promise<TestApp> {
       await handler(req, res, res.locals.tokenmeter as MeteredStream);
     });
   }
+  if (options.rawHandler) handlers.push(options.rawHandler as express5.RequestHandler);
   app.post('/chat', ...handlers);
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -85,6 +90,7 @@ export async function startApp(options: AppOptions): Promise<TestApp> {
     settles,
     warnings,
     errors,
+    activeStreams: () => middleware.activeStreams,
     async waitForSettles(n, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       while (settles.length < n) {

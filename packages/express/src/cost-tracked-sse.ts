@@ -75,7 +75,7 @@ export function costTrackedSSE(options: CostTrackedSSEOptions) {
   );
   const registry = new StreamRegistry(Math.floor(tickMs));
 
-  return async function costTrackedSSE(
+  const middleware = async function costTrackedSSE(
     req: MeteredRequest,
     res: MeteredResponse,
     next: Next,
@@ -100,6 +100,8 @@ export function costTrackedSSE(options: CostTrackedSSEOptions) {
         await stream.stream(source);
         return;
       }
+      // Handler style: errors after the SSE headers are ours to end the stream with.
+      ownErrorsAfterHeaders(req);
       admitted.trace.run(() => next());
     } catch (error) {
       // A bug of ours or a hook's: never leave the request hanging, never leak details.
@@ -113,6 +115,10 @@ export function costTrackedSSE(options: CostTrackedSSEOptions) {
       }
     }
   };
+  // Streams open right now (0 when idle): for a graceful shutdown, and for tests that
+  // check nothing was left running.
+  Object.defineProperty(middleware, 'activeStreams', { get: () => registry.size });
+  return middleware as typeof middleware & { readonly activeStreams: number };
 }
 
 /** Everything before the stream. Answers and returns undefined when the request is not admitted. */
@@ -321,7 +327,7 @@ async function admit(
         return undefined;
       }
       config.logger.warn(
-        'tokenmeter: store unavailable, request let through unmetered (fail open)',
+        'tokenmeter: store unavailable, request let through unmetered (fail open); nothing is reserved for it',
         { error: describe(error) },
       );
     }
@@ -415,10 +421,54 @@ async function admit(
     input: params.input,
     telemetry: begun,
   };
-  const stream = new MeteredStreamImpl(config, registry, req, res, admission);
+  let stream: MeteredStreamImpl;
+  try {
+    stream = new MeteredStreamImpl(config, registry, req, res, admission);
+  } catch (error) {
+    // Our bug (or a tracer that threw): the request never started, its admission is undone.
+    config.logger.error('tokenmeter: the stream could not be created', { error: describe(error) });
+    if (reservationIds.length > 0) await releaseAll(config.store, reservationIds).catch(() => {});
+    sendJsonError(res, 500, 'internal_error', 'Internal error.');
+    return undefined;
+  }
   if (res.locals) res.locals.tokenmeter = stream satisfies MeteredStream;
-  stream.open({ ...rateLimitHeaders(limits), 'X-Request-Id': admission.requestId });
+  // A stream that could not open has ended (reservations released, JSON 500 sent).
+  if (!stream.open({ ...rateLimitHeaders(limits), 'X-Request-Id': admission.requestId })) {
+    return undefined;
+  }
   return stream;
+}
+
+/** Apps whose error chain ends in our handler (added once, after everything the app has). */
+const APPS_WITH_OUR_ERRORS = new WeakSet<object>();
+
+/**
+ * An error that reaches Express's error chain after a metered stream opened (a handler
+ * that threw, or rejected under Express 5) would end in Express's final handler, which
+ * destroys the socket once headers are sent. Our error handler, added at the end of the
+ * app's chain, ends the stream with an `error` event (`handler_error`) instead. The app's
+ * own error handlers run first and see the error with `res.headersSent` true and
+ * `res.locals.tokenmeter` set; one that passes it on with `next(err)` (as Express advises
+ * for errors after headers) hands it to us.
+ */
+function ownErrorsAfterHeaders(req: MeteredRequest): void {
+  const app = (req as { app?: { use?: (fn: unknown) => unknown } }).app;
+  if (!app || typeof app.use !== 'function' || APPS_WITH_OUR_ERRORS.has(app)) return;
+  APPS_WITH_OUR_ERRORS.add(app);
+  app.use(function tokenmeterStreamErrors(
+    error: unknown,
+    _req: unknown,
+    res: MeteredResponse,
+    next: Next,
+  ) {
+    const stream = res.locals?.tokenmeter;
+    if (stream instanceof MeteredStreamImpl) {
+      // Ours: end it with an error event (or, if it already ended, nothing more to do).
+      if (!stream.ended) void stream.fail(error);
+      return;
+    }
+    next(error);
+  });
 }
 
 /** When to try releasing a possibly lost admission by key: the store may be recovering. */

@@ -2,15 +2,18 @@
  * One admitted stream, from the moment SSE headers go out to its single settlement:
  * reads the provider stream (pausing while the client's socket is full), writes SSE
  * events, enforces the reservation and the cost cap, aborts the upstream call on
- * disconnect or timeout through one AbortController, and settles exactly once through
- * `settle()` whatever way it ends.
+ * disconnect, stall or timeout through one AbortController, and ends exactly once through
+ * `end()` whatever way it ends. `end()` cannot throw: each of its steps is guarded, in the
+ * order the express README writes down.
  */
 import {
   type BudgetState,
   createEventTranslator,
   type EndResult,
+  emptyUsage,
   extendAll,
   type FinalUsage,
+  jsonSseEncoder,
   nanosToUsd,
   promptTokens,
   type RequestBound,
@@ -25,6 +28,7 @@ import {
   type Usage,
   worstCaseCost,
 } from '@tokenmeter/core';
+import { sendJsonError } from './http-errors.js';
 import type { Config } from './options.js';
 import { SseWriter } from './sse-writer.js';
 import type {
@@ -96,10 +100,22 @@ const CODE_MESSAGES: Record<StreamOutcome, string> = {
   budget_exceeded: 'The budget for this request ran out; the answer was cut short.',
   rate_limited: 'Rate limit reached.',
   upstream_error: 'The model provider failed.',
-  timeout: 'The model provider stopped responding in time.',
+  timeout: 'The answer took longer than this route allows.',
   store_unavailable: 'The budget store is unavailable.',
   handler_error: 'The server failed before the answer could start.',
+  client_stalled: 'The client stopped reading.',
+  upstream_idle: 'The model provider stopped sending.',
+  internal_error: 'The server failed to stream the answer.',
 };
+
+/** How a stream ends: the outcome, and what else the end must know. */
+interface EndOptions {
+  /** The provider billed nothing (an HTTP error status, or the call never started). */
+  refused?: boolean;
+  failure?: UpstreamFailure;
+  /** Close the connection without a final event (the client is not reading). */
+  destroy?: boolean;
+}
 
 /** Shared by every stream of one middleware: one timer for timeouts and keep-alives. */
 export class StreamRegistry {
@@ -159,16 +175,24 @@ export class MeteredStreamImpl implements MeteredStream {
   /** Which limit stopped the stream, when one did (said in the final event). */
   private limit: StreamLimit | undefined;
   private handedOver = false;
+  private failedByHandler = false;
   private signalTouched = false;
   private reading = false;
-  private settlement: Promise<FinalUsage> | undefined;
+  /** The one end of this stream, once it began: every caller gets the same promise. */
+  private ending: Promise<FinalUsage> | undefined;
+  /** The provider stream being read, to close when the stream ends from elsewhere. */
+  private iterator: AsyncIterator<unknown> | undefined;
   private leasedOutputTokens: number;
   private reservationIds: readonly string[];
   private readonly onClose = () => {
+    if (this.ending) return;
+    // Our response was ended by someone else (the app's error handler): the handler failed.
+    if (this.res.writableEnded && !this.writer.endedHere) {
+      void this.end('handler_error', { refused: !this.signalTouched && !this.handedOver });
+      return;
+    }
     // 'close' before the response finished: the client left. Abort the upstream at once.
-    if (this.res.writableFinished) return;
-    this.abort('client_disconnected');
-    void this.settle('client_disconnected');
+    void this.end('client_disconnected');
   };
 
   constructor(
@@ -214,6 +238,16 @@ export class MeteredStreamImpl implements MeteredStream {
     registry.add(this);
   }
 
+  /** True once the stream began to end. */
+  get ended(): boolean {
+    return this.ending !== undefined;
+  }
+
+  /** The stream's end (settled usage); resolves once, never rejects. */
+  get settled(): Promise<FinalUsage> | undefined {
+    return this.ending;
+  }
+
   get signal(): AbortSignal {
     this.signalTouched = true;
     return this.controller.signal;
@@ -229,8 +263,26 @@ export class MeteredStreamImpl implements MeteredStream {
     return { model: this.model, max_tokens: this.maxTokens };
   }
 
-  /** Sends headers and the `meta` event. */
-  open(headers: Record<string, string>): void {
+  /**
+   * Sends headers and the `meta` event. Returns false when that failed (a custom encoder
+   * that threw): the stream has then ended with `internal_error`, its reservations released,
+   * and a JSON 500 sent if no header went out.
+   */
+  open(headers: Record<string, string>): boolean {
+    try {
+      this.openStream(headers);
+      return true;
+    } catch (error) {
+      this.config.logger.error('tokenmeter: the stream could not be opened', {
+        requestId: this.requestId,
+        error: describe(error),
+      });
+      void this.end('internal_error', { refused: true });
+      return false;
+    }
+  }
+
+  private openStream(headers: Record<string, string>): void {
     const budget = this.admission.budget;
     this.writer.open(
       headers,
@@ -250,36 +302,51 @@ export class MeteredStreamImpl implements MeteredStream {
   }
 
   stream(source: unknown): Promise<FinalUsage> {
-    if (this.handedOver || this.settlement) {
-      this.config.logger.warn(
-        'tokenmeter: stream() called after the stream was handed over or ended; ignored',
-        {
-          requestId: this.requestId,
-        },
+    if (this.handedOver || this.failedByHandler) {
+      // Misuse: the caller learns at once; the running stream is left alone.
+      throw new TokenmeterError(
+        'invalid_argument',
+        this.handedOver
+          ? 'stream() was called twice for this request; a metered stream takes one source. The first one goes on.'
+          : 'stream() was called after fail() ended this metered stream.',
+        { details: { requestId: this.requestId } },
       );
-      return this.settlement ?? this.settle('handler_error');
     }
     this.handedOver = true;
-    return this.run(source);
+    if (this.ending) {
+      // Ended before the handler got here (the client left, a timeout): not the handler's
+      // fault. Its source is closed unread; the end it gets is the one that happened.
+      void Promise.resolve(source)
+        .then((s) => {
+          const iterator = toAsyncIterable(s)[Symbol.asyncIterator]();
+          return iterator.return?.();
+        })
+        .catch(() => {});
+      return this.ending;
+    }
+    void this.run(source);
+    // The stream's end, not the read loop's: a source that ignores the abort signal can
+    // hold its loop, never the caller.
+    return this.ending ?? this.endPromise();
   }
 
   fail(error: unknown): Promise<FinalUsage> {
-    if (this.settlement) return this.settlement;
+    if (this.ending) return this.ending;
+    this.failedByHandler = true;
     this.config.logger.error('tokenmeter: route handler failed', {
       requestId: this.requestId,
       error: describe(error),
     });
     // A handler that never read the signal never started the upstream call: nothing billed.
-    return this.settle('handler_error', { refused: !this.signalTouched && !this.handedOver });
+    return this.end('handler_error', { refused: !this.signalTouched && !this.handedOver });
   }
 
-  /** Called by the registry's timer: timeouts, keep-alives, handover deadline. */
+  /** Called by the registry's timer: timeouts, stalls, keep-alives, handover deadline. */
   tick(now: number): void {
-    if (this.settlement) return;
+    if (this.ending) return;
     const c = this.config;
     if (now - this.startedAt >= c.totalTimeoutMs) {
-      this.abort('timeout');
-      void this.settle('timeout');
+      void this.end('timeout');
       return;
     }
     if (!this.handedOver && now - this.startedAt >= c.handoverTimeoutMs) {
@@ -287,9 +354,8 @@ export class MeteredStreamImpl implements MeteredStream {
         requestId: this.requestId,
         handoverTimeoutMs: c.handoverTimeoutMs,
       });
-      this.abort('handler_error');
       // If it never read the signal it never started the upstream call: nothing billed.
-      void this.settle('handler_error', { refused: !this.signalTouched });
+      void this.end('handler_error', { refused: !this.signalTouched });
       return;
     }
     if (this.chunks !== this.chunksAtTick) {
@@ -304,12 +370,27 @@ export class MeteredStreamImpl implements MeteredStream {
       this.usageDue = true;
       this.lastUsageAt = now;
     }
+    if (this.writer.waitingForClient) {
+      // The provider is not being read because the client is not reading: not the
+      // provider's idleness. A client that drains nothing for stallTimeoutMs is let go.
+      if (this.writer.stalledFor(now) >= c.stallTimeoutMs) {
+        void this.end('client_stalled', {
+          destroy: true,
+          failure: {
+            outcome: 'client_stalled',
+            refused: false,
+            message: `The client read nothing for ${c.stallTimeoutMs} ms.`,
+          },
+        });
+      }
+      this.lastChunkAt = now;
+      return;
+    }
     if (this.reading && now - this.lastChunkAt >= c.idleTimeoutMs) {
-      // Settle now: a source that ignores the signal may never yield again.
-      this.abort('timeout');
-      void this.settle('timeout', {
+      // End now: a source that ignores the signal may never yield again.
+      void this.end('upstream_idle', {
         failure: {
-          outcome: 'timeout',
+          outcome: 'upstream_idle',
           refused: false,
           message: `The model provider sent nothing for ${c.idleTimeoutMs} ms.`,
         },
@@ -327,24 +408,43 @@ export class MeteredStreamImpl implements MeteredStream {
     this.trace.abort(reason);
     this.controller.abort(
       new TokenmeterError(
-        reason === 'timeout' ? 'timeout' : 'internal_error',
+        reason === 'timeout' || reason === 'upstream_idle' ? 'timeout' : 'internal_error',
         CODE_MESSAGES[reason],
       ),
     );
   }
 
-  private async run(source: unknown): Promise<FinalUsage> {
+  /** Reads the provider stream to its end, then ends the stream. Never rejects. */
+  private async run(source: unknown): Promise<void> {
     let failure: UpstreamFailure | undefined;
     this.reading = true;
     this.lastChunkAt = performance.now();
+    let iterator: AsyncIterator<unknown>;
     try {
-      const iterable = toAsyncIterable(await source);
-      const encoder = this.config.encoder;
-      const writer = this.writer;
-      const meter = this.meter;
-      const content = this.trace.recordsContent ? this.trace : undefined;
-      const everyChunk = this.config.usageIntervalMs === 0;
-      for await (const raw of iterable) {
+      iterator = toAsyncIterable(await source)[Symbol.asyncIterator]();
+      this.iterator = iterator;
+    } catch (error) {
+      this.reading = false;
+      await this.end(...this.failedWith(error));
+      return;
+    }
+    const encoder = this.config.encoder;
+    const writer = this.writer;
+    const meter = this.meter;
+    const content = this.trace.recordsContent ? this.trace : undefined;
+    const everyChunk = this.config.usageIntervalMs === 0;
+    try {
+      while (!this.ending) {
+        // The provider's failures come from next(); anything thrown below is ours.
+        let next: IteratorResult<unknown>;
+        try {
+          next = await iterator.next();
+        } catch (error) {
+          if (!this.abortReason && !this.ending) failure = this.classify(error);
+          break;
+        }
+        if (next.done || this.ending) break;
+        const raw = next.value;
         this.chunks++;
         // Fast path for the common case, an Anthropic text delta: no event objects.
         const delta =
@@ -369,7 +469,7 @@ export class MeteredStreamImpl implements MeteredStream {
             }
           }
         }
-        if (this.controller.signal.aborted) break;
+        if (this.controller.signal.aborted || this.ending) break;
         // Only a lease or a cost cap below max_tokens is watched, on the conservative bound.
         if (this.leasedOutputTokens !== Number.POSITIVE_INFINITY) {
           if (meter.outputTokensBound >= this.leasedOutputTokens && !(await this.growLease())) {
@@ -379,29 +479,21 @@ export class MeteredStreamImpl implements MeteredStream {
         if (this.usageDue || everyChunk) writer.write(this.usageEvent());
       }
     } catch (error) {
-      if (!this.abortReason) {
-        if (TokenmeterError.isInstance(error) && error.code === 'invalid_argument') {
-          failure = { outcome: 'handler_error', refused: true, message: error.message };
-        } else if (this.meter.eventCount === 0 && isProgrammingError(error)) {
-          // A bug in the route's upstream function (an async one, so fail() never saw it):
-          // the developer needs the error; the client gets the fixed handler_error message.
-          this.config.logger.error('tokenmeter: the upstream function failed before streaming', {
-            requestId: this.requestId,
-            error: describe(error),
-            stack: (error as Error).stack,
-          });
-          // If it never read the signal it never started the upstream call: nothing billed.
-          failure = {
-            outcome: 'handler_error',
-            refused: !this.signalTouched,
-            message: CODE_MESSAGES.handler_error,
-          };
-        } else {
-          failure = classifyUpstreamError(error, this.meter.eventCount);
-        }
+      // Our own code (or a custom encoder) failed mid-stream: not the provider's doing.
+      if (!this.abortReason && !this.ending) {
+        this.config.logger.error('tokenmeter: streaming failed', {
+          requestId: this.requestId,
+          error: describe(error),
+        });
+        failure = {
+          outcome: 'internal_error',
+          refused: false,
+          message: CODE_MESSAGES.internal_error,
+        };
       }
     } finally {
       this.reading = false;
+      this.closeIterator();
     }
     const upstreamEvent = this.meter.upstreamError;
     if (!failure && !this.abortReason && upstreamEvent) {
@@ -413,7 +505,51 @@ export class MeteredStreamImpl implements MeteredStream {
       };
     }
     const outcome = this.abortReason ?? failure?.outcome ?? 'completed';
-    return this.settle(outcome, { refused: failure?.refused === true, failure });
+    await this.end(outcome, {
+      refused: failure?.refused === true,
+      ...(failure ? { failure } : {}),
+    });
+  }
+
+  /** The end for a source that failed before it could be read. */
+  private failedWith(error: unknown): [StreamOutcome, EndOptions] {
+    const failure = this.classify(error);
+    return [failure.outcome, { refused: failure.refused, failure }];
+  }
+
+  /** What an error from the source means: the handler's bug, or the provider's failure. */
+  private classify(error: unknown): UpstreamFailure {
+    if (TokenmeterError.isInstance(error) && error.code === 'invalid_argument') {
+      return { outcome: 'handler_error', refused: true, message: error.message };
+    }
+    if (this.meter.eventCount === 0 && isProgrammingError(error)) {
+      // A bug in the route's upstream function (an async one, so fail() never saw it):
+      // the developer needs the error; the client gets the fixed handler_error message.
+      this.config.logger.error('tokenmeter: the upstream function failed before streaming', {
+        requestId: this.requestId,
+        error: describe(error),
+        stack: (error as Error).stack,
+      });
+      // If it never read the signal it never started the upstream call: nothing billed.
+      return {
+        outcome: 'handler_error',
+        refused: !this.signalTouched,
+        message: CODE_MESSAGES.handler_error,
+      };
+    }
+    return classifyUpstreamError(error, this.meter.eventCount);
+  }
+
+  /** Closes the provider stream (once; a failure to close changes nothing). */
+  private closeIterator(): void {
+    const iterator = this.iterator;
+    this.iterator = undefined;
+    if (!iterator?.return) return;
+    try {
+      Promise.resolve(iterator.return()).catch(() => {});
+    } catch {
+      // A source whose return() throws is closed as far as we are concerned.
+    }
   }
 
   /**
@@ -486,24 +622,72 @@ export class MeteredStreamImpl implements MeteredStream {
     });
   }
 
-  /** The one way a stream ends. Idempotent: the first outcome wins. */
-  settle(
-    outcome: StreamOutcome,
-    options: { refused?: boolean; failure?: UpstreamFailure } = {},
-  ): Promise<FinalUsage> {
-    this.settlement ??= this.doSettle(outcome, options);
-    return this.settlement;
+  /**
+   * The one way a stream ends. Idempotent: the first outcome wins, and every caller gets
+   * the same promise, which never rejects.
+   */
+  end(outcome: StreamOutcome, options: EndOptions = {}): Promise<FinalUsage> {
+    if (!this.ending) {
+      const ending = this.finish(outcome, options);
+      this.ending = ending;
+      this.resolveEnd?.(ending);
+    }
+    return this.ending;
   }
 
-  private async doSettle(
-    outcome: StreamOutcome,
-    options: { refused?: boolean; failure?: UpstreamFailure },
-  ): Promise<FinalUsage> {
-    this.registry.delete(this);
-    // Whatever ended the stream, the upstream call must not go on generating.
-    if (outcome !== 'completed') this.abort(outcome);
-    const final = this.meter.finish(outcome, { refused: options.refused === true });
-    const { recorded, budget, error, ends } = await this.record(final);
+  private resolveEnd: ((ending: Promise<FinalUsage>) => void) | undefined;
+
+  /** A promise of the end for a caller that arrives before it began (`stream()`). */
+  private endPromise(): Promise<FinalUsage> {
+    return new Promise<FinalUsage>((resolve) => {
+      this.resolveEnd = (ending) => resolve(ending);
+    });
+  }
+
+  /**
+   * The end, in the order the README gives: stop the upstream and any wait; the final
+   * usage; the store's settlement; the final event (or a JSON 500 before any header, or a
+   * closed connection for a stalled client); telemetry; onSettleFailure; onSettle. Each
+   * step is guarded, so a failure in one (our bug, a custom encoder, a hook, a usage too
+   * large to price) leaves the others to happen.
+   */
+  private async finish(outcome: StreamOutcome, options: EndOptions): Promise<FinalUsage> {
+    const step = (what: string, fn: () => void) => {
+      try {
+        fn();
+      } catch (error) {
+        this.config.logger.error(`tokenmeter: ${what} failed while ending a stream`, {
+          requestId: this.requestId,
+          error: describe(error),
+        });
+      }
+    };
+    // 1. Whatever ended the stream, the upstream call must not go on generating.
+    step('stopping the stream', () => {
+      this.registry.delete(this);
+      if (outcome !== 'completed') this.abort(outcome);
+      this.writer.release();
+      if (outcome !== 'completed') this.closeIterator();
+    });
+    // 2. The final usage; a usage that cannot be priced charges the reservation.
+    let final: FinalUsage;
+    try {
+      final = this.meter.finish(outcome, { refused: options.refused === true });
+    } catch (error) {
+      this.config.logger.error(
+        'tokenmeter: the final usage could not be priced; charging the reservation',
+        { requestId: this.requestId, error: describe(error) },
+      );
+      final = this.reservationCharge(outcome, error);
+    }
+    // 3. The store.
+    let recorded: Awaited<ReturnType<MeteredStreamImpl['record']>>;
+    try {
+      recorded = await this.record(final);
+    } catch (error) {
+      recorded = { recorded: false, budget: null, error, ends: {} };
+    }
+    const { budget, error } = recorded;
     const info: SettleInfo = {
       requestId: this.requestId,
       scopes: this.scopes,
@@ -511,22 +695,64 @@ export class MeteredStreamImpl implements MeteredStream {
       outcome,
       final,
       durationMs: performance.now() - this.startedAt,
-      recorded,
+      recorded: recorded.recorded,
       ...(this.limit !== undefined ? { limit: this.limit } : {}),
+      ...(this.admission.metered && this.reservationIds.length === 0 ? { unmetered: true } : {}),
       backpressureWaits: this.writer.backpressureWaits,
       backpressureMs: this.writer.backpressureMs,
     };
     if (this.meter.timeToFirstTokenMs !== undefined)
       info.timeToFirstTokenMs = this.meter.timeToFirstTokenMs;
-    if (!this.writer.closed) {
-      const body = {
-        usage: usageJson(final.usage),
-        costUsd: final.cost.usd,
-        costNanos: final.costNanos,
-        estimated: final.estimated,
-        budget: budget ? budgetJson(budget) : null,
-      };
-      const chunk =
+    // 4. What the client sees.
+    step('ending the response', () => this.deliverEnd(outcome, final, budget, options));
+    step('removing listeners', () => this.res.off('close', this.onClose));
+    // 5. Telemetry.
+    step('ending the span', () =>
+      this.trace.end({
+        ...info,
+        budgetRemainingNanos: budget?.remainingNanos ?? null,
+        reservationEnds: recorded.ends,
+        failure: {
+          ...options.failure,
+          message: options.failure?.message ?? this.endMessage(outcome),
+        },
+      }),
+    );
+    // 6. Hooks (guarded: a hook that throws or rejects is logged).
+    if (!recorded.recorded && this.admission.metered) {
+      await this.config.guard(() => this.config.onSettleFailure(info, error));
+    }
+    await this.config.guard(() => this.config.onSettle(info));
+    return final;
+  }
+
+  /** The final event, or a JSON 500 before any header, or a closed connection. */
+  private deliverEnd(
+    outcome: StreamOutcome,
+    final: FinalUsage,
+    budget: BudgetState | null,
+    options: EndOptions,
+  ): void {
+    const res = this.res;
+    if (!res.headersSent) {
+      sendJsonError(res, 500, 'internal_error', 'Internal error.');
+      return;
+    }
+    if (options.destroy) {
+      this.writer.destroy();
+      return;
+    }
+    if (this.writer.closed) return;
+    const body = {
+      usage: usageJson(final.usage),
+      costUsd: final.cost.usd,
+      costNanos: final.costNanos,
+      estimated: final.estimated,
+      budget: budget ? budgetJson(budget) : null,
+    };
+    let chunk: string;
+    try {
+      chunk =
         outcome === 'completed'
           ? this.config.encoder.done({ stopReason: final.stopReason ?? null, ...body })
           : this.config.encoder.error({
@@ -541,23 +767,52 @@ export class MeteredStreamImpl implements MeteredStream {
               ...(this.limit !== undefined ? { limit: this.limit } : {}),
               ...body,
             });
-      this.writer.end(chunk);
+    } catch (error) {
+      // A custom encoder that throws: the stream still ends with one error event.
+      this.config.logger.error('tokenmeter: the encoder failed on the final event', {
+        requestId: this.requestId,
+        error: describe(error),
+      });
+      chunk = jsonSseEncoder.error({
+        code: 'internal_error',
+        message: CODE_MESSAGES.internal_error,
+        ...body,
+      });
     }
-    this.res.off('close', this.onClose);
-    this.trace.end({
-      ...info,
-      budgetRemainingNanos: budget?.remainingNanos ?? null,
-      reservationEnds: ends,
-      failure: {
-        ...options.failure,
-        message: options.failure?.message ?? this.endMessage(outcome),
+    this.writer.end(chunk);
+    // A client that reads nothing more would hold the finished response open forever.
+    if (!res.writableFinished) {
+      const timer = setTimeout(() => {
+        if (!res.writableFinished) res.destroy();
+      }, this.config.stallTimeoutMs);
+      timer.unref();
+      res.once('close', () => clearTimeout(timer));
+    }
+  }
+
+  /** The final usage when the provider's cannot be priced: the reservation, estimated. */
+  private reservationCharge(outcome: StreamOutcome, error: unknown): FinalUsage {
+    const nanos = this.reservedNanos;
+    return {
+      usage: emptyUsage(),
+      cost: {
+        nanos,
+        usd: nanosToUsd(nanos),
+        model: this.model,
+        pricedAs: this.model,
+        fallback: false,
+        multipliers: {},
+        lines: [],
+        warnings: [
+          `the final usage could not be priced (${describe(error)}); charged the reservation`,
+        ],
       },
-    });
-    if (!recorded && this.admission.metered) {
-      await this.config.guard(() => this.config.onSettleFailure(info, error));
-    }
-    await this.config.guard(() => this.config.onSettle(info));
-    return final;
+      costNanos: nanos,
+      estimated: true,
+      outcome,
+      inputSource: 'estimate',
+      outputSource: 'estimate',
+    };
   }
 
   private endMessage(outcome: StreamOutcome): string {

@@ -49,6 +49,7 @@ export interface Config {
   storeFailure: 'closed' | 'open';
   storeTimeoutMs: number;
   idleTimeoutMs: number;
+  stallTimeoutMs: number;
   totalTimeoutMs: number;
   handoverTimeoutMs: number;
   keepAliveMs: number;
@@ -91,7 +92,24 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
   }
   const rawStore = assertStore(options.store);
   const logger = options.logger ?? consoleLogger;
-  const storeTimeoutMs = positiveInt(options.storeTimeoutMs ?? 1_000, 'storeTimeoutMs');
+  // One store timeout: the store's own when it has one (the Redis store's timeoutMs), else
+  // storeTimeoutMs (default 1,000 ms). Two different figures would leave one of them a lie.
+  const ownTimeoutMs = (rawStore as { timeoutMs?: unknown }).timeoutMs;
+  const declared =
+    typeof ownTimeoutMs === 'number' && Number.isFinite(ownTimeoutMs) && ownTimeoutMs > 0
+      ? ownTimeoutMs
+      : undefined;
+  if (
+    declared !== undefined &&
+    options.storeTimeoutMs !== undefined &&
+    options.storeTimeoutMs !== declared
+  ) {
+    throw new TokenmeterError(
+      'invalid_config',
+      `storeTimeoutMs (${options.storeTimeoutMs} ms) differs from the store's own timeoutMs (${declared} ms): set the store timeout once, on the store (createRedisStore({ timeoutMs })), and leave storeTimeoutMs out.`,
+    );
+  }
+  const storeTimeoutMs = positiveInt(options.storeTimeoutMs ?? declared ?? 1_000, 'storeTimeoutMs');
   const totalTimeoutMs = positiveInt(options.totalTimeoutMs ?? 600_000, 'totalTimeoutMs');
   const idleTimeoutMs = positiveInt(options.idleTimeoutMs ?? 60_000, 'idleTimeoutMs');
   const reservationTtlMs = positiveInt(
@@ -200,6 +218,7 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
     storeFailure,
     storeTimeoutMs,
     idleTimeoutMs,
+    stallTimeoutMs: positiveInt(options.stallTimeoutMs ?? 30_000, 'stallTimeoutMs'),
     totalTimeoutMs,
     handoverTimeoutMs: positiveInt(options.handoverTimeoutMs ?? 30_000, 'handoverTimeoutMs'),
     keepAliveMs: positiveInt(options.keepAliveMs ?? 15_000, 'keepAliveMs'),
@@ -212,7 +231,9 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
       options.onSettleFailure ??
       ((info, error) =>
         logger.error(
-          'tokenmeter: settlement could not be recorded; the reservation will expire — reconcile this charge',
+          info.unmetered
+            ? 'tokenmeter: a stream ran unmetered (the store failed open); record this charge by hand'
+            : 'tokenmeter: settlement could not be recorded; the reservation will expire — reconcile this charge',
           {
             requestId: info.requestId,
             scopes: info.scopes,

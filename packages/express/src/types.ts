@@ -96,6 +96,11 @@ export interface SettleInfo {
   recorded: boolean;
   /** The limit that stopped the stream early, if one did. */
   limit?: StreamLimit;
+  /**
+   * True when the stream ran without a reservation although a budget or rate limit applied
+   * (the store failed at admission and `storeFailure: 'open'` let it through).
+   */
+  unmetered?: boolean;
   /** Times the stream paused because the client's socket was full, and for how long in total. */
   backpressureWaits: number;
   backpressureMs: number;
@@ -195,10 +200,26 @@ export interface CostTrackedSSEOptions {
    * request through unmetered, with a logged warning. Never a hang, never a silent pass.
    */
   storeFailure?: 'closed' | 'open';
-  /** Bound on every store call, in ms. Defaults to 1,000. */
+  /**
+   * The one bound on every store call, in ms: a fail-closed 503 is answered within it. A
+   * store with a timeout of its own (the Redis store's `timeoutMs`, 500 ms by default) sets
+   * it, and a different `storeTimeoutMs` is refused at creation; for other stores it
+   * defaults to 1,000.
+   */
   storeTimeoutMs?: number;
-  /** End the stream when the upstream sends nothing for this long. Defaults to 60,000 ms. */
+  /**
+   * End the stream with `upstream_idle` when the provider sends nothing for this long
+   * (time spent waiting for a slow client to read does not count). Defaults to 60,000 ms.
+   */
   idleTimeoutMs?: number;
+  /**
+   * Let go of a client that reads nothing for this long while the stream waits on it (its
+   * socket full): the connection is closed, the upstream call aborted, the answer so far
+   * charged, outcome `client_stalled`. A slow reader that keeps reading is never cut.
+   * Also bounds how long a finished response may wait for the client to read its end.
+   * Defaults to 30,000 ms.
+   */
+  stallTimeoutMs?: number;
   /** End the stream after this long in total. Defaults to 600,000 ms (10 min). */
   totalTimeoutMs?: number;
   /** How long a handler may take to hand its stream over. Defaults to 30,000 ms. */

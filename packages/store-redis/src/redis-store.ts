@@ -88,6 +88,10 @@ class RedisBackedStore implements RedisStore {
     this.watch = new ConnectionWatch(config.client, config.logger, config.ownsClient);
   }
 
+  get timeoutMs(): number {
+    return this.config.timeoutMs;
+  }
+
   async admit(request: AdmitRequest): Promise<AdmitResult> {
     assertAdmitRequest(request);
     // A copy: the caller's object may change after the call; results carry this one.

@@ -115,4 +115,6 @@ export interface RedisStore extends Store {
   /** Always present: a dropped connection can lose an admission's reply. */
   releaseByKey(scope: ScopeRef, requestKey: string): Promise<EndResult>;
   shutdown(): Promise<void>;
+  /** `timeoutMs` as configured: the bound on every call. */
+  readonly timeoutMs: number;
 }

@@ -23,10 +23,12 @@
  * - A store call that rejects may still have admitted (a connection dropped after the
  *   script ran, and its reply was lost): nobody holds that reservation's id. When the
  *   request carries a `requestKey` and the store implements `releaseByKey()`, admitAll
- *   makes one attempt to release it by key; `releaseLostAdmission()` retries in the
- *   background for callers (like the middleware) whose store may be down right now.
+ *   makes one attempt to release it by key, in the background (the error is rethrown at
+ *   once); `releaseLostAdmission()` retries later for callers (like the middleware) whose
+ *   store may be down right now.
  * Spend can pass a limit only if `settle()` reports more than was reserved; the middleware
- * prevents that by capping each stream at its reservation and growing it with `extend()`.
+ * prevents that by reserving each request's worst case (or growing a lease with
+ * `extend()` before the answer outgrows it).
  */
 import { TokenmeterError } from '../errors.js';
 import type { Nanos } from '../money.js';
@@ -87,8 +89,9 @@ export interface AdmitAllOptions {
 /**
  * Admits one request against several scopes, in the order given (put the scope most
  * likely to reject first to save round trips). Resolves with every reservation, or with
- * the first rejection after releasing what was admitted. If a store call rejects, earlier
- * reservations are released and the error is rethrown.
+ * the first rejection after releasing what was admitted. If a store call rejects, the
+ * error is rethrown at once; earlier reservations are released (and the failed one by its
+ * key) in the background.
  *
  * @example
  * const result = await admitAll(store, [
@@ -109,7 +112,12 @@ export async function admitAll(
     try {
       result = await store.admit(request);
     } catch (error) {
-      await Promise.all([rollback(store, accepted, options), releaseLost(store, request, options)]);
+      // Cleaned up in the background: the store that just failed may take its whole
+      // timeout again, and the caller's answer (a 503) must not wait for it.
+      void Promise.all([
+        rollback(store, accepted, options),
+        releaseLost(store, request, options),
+      ]).catch(() => {});
       throw error;
     }
     if (!result.admitted) {

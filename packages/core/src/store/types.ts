@@ -354,4 +354,10 @@ export interface Store {
   releaseByKey?(scope: ScopeRef, requestKey: string): Promise<EndResult>;
   /** Stop timers and release connections the store owns. Calls after it reject. */
   shutdown?(): Promise<void>;
+  /**
+   * Optional. The longest any call takes before the store itself rejects it with
+   * `store_unavailable` (a network store's own bound). The middleware uses it as its one
+   * store timeout, so there is a single figure to set.
+   */
+  readonly timeoutMs?: number;
 }

@@ -208,6 +208,7 @@ const NOOP_METER = createNoopMeter();
 /** Outcomes that are a failure of the service (span status ERROR); the others are policy or the client's choice. */
 const ERROR_OUTCOMES: ReadonlySet<string> = new Set([
   'upstream_error',
+  'upstream_idle',
   'timeout',
   'store_unavailable',
   'handler_error',

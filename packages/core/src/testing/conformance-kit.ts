@@ -91,6 +91,24 @@ export function defineCase(
   };
 }
 
+/**
+ * Reads until `ok` holds or `timeoutMs` (real time) passes, and returns the last value:
+ * for effects that happen in the background (admitAll's clean-up after a failed call).
+ */
+export async function eventually<T>(
+  read: () => Promise<T>,
+  ok: (value: T) => boolean,
+  timeoutMs = 2_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await read();
+  while (!ok(value) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    value = await read();
+  }
+  return value;
+}
+
 /** An admission request with small defaults: reserve 1,000 nanos, 10 tokens, 60 s TTL. */
 export function request(scope: ScopeRef, overrides: Partial<AdmitRequest> = {}): AdmitRequest {
   return { scope, reserveNanos: 1_000, estimatedTokens: 10, ttlMs: MINUTE_MS, ...overrides };

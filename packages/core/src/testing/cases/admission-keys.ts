@@ -9,6 +9,7 @@ import type { Store } from '../../store/types.js';
 import {
   assert,
   defineCase,
+  eventually,
   expectAdmitted,
   expectEnded,
   expectNotEnded,
@@ -155,16 +156,24 @@ export const admissionKeyCases: readonly ConformanceCase[] = [
         caught = error;
       }
       assert.ok(caught instanceof Error, 'the store error surfaces');
-      const userState = await store.getState(user, policy);
+      // Both clean-ups run in the background, after the error surfaced.
+      const userState = await eventually(
+        () => store.getState(user, policy),
+        (s) => s.budget?.reservedNanos === 0,
+      );
       assert.equal(userState.budget?.reservedNanos, 0, 'the user was rolled back by id');
-      const teamState = await store.getState(team, policy);
       if (typeof store.releaseByKey !== 'function') {
+        const teamState = await store.getState(team, policy);
         // Without releaseByKey the lost admission is held until its TTL (the known limit).
         assert.equal(teamState.reservations.open, 1, 'the lost admission is still open');
         const ok = await admitAll(store, [request(scope('user'), { ...policy, requestKey: key })]);
         assert.ok(ok.admitted, 'keyed requests still admit');
         return;
       }
+      const teamState = await eventually(
+        () => store.getState(team, policy),
+        (s) => s.reservations.open === 0,
+      );
       assert.equal(teamState.budget?.reservedNanos, 0, 'the lost admission was released by key');
       assert.equal(teamState.rateLimits[0]?.used, 0, 'and left the window');
       assert.equal(teamState.reservations.open, 0, 'nothing open');
