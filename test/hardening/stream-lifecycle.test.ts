@@ -222,7 +222,7 @@ const CASES: readonly Case[] = [
 ];
 
 let redis: RedisServer;
-let unhandled: unknown[] = [];
+const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);
 
 beforeAll(async () => {
@@ -355,7 +355,13 @@ interface ClientResult {
 }
 
 /** A raw HTTP client: reads, leaves or stops reading at the case's point. */
-function runClient(url: string, user: string, mode: Case['client'], knobs: Record<string, string>) {
+function runClient(
+  url: string,
+  user: string,
+  mode: Case['client'],
+  knobs: Record<string, string>,
+  released: () => boolean,
+) {
   return new Promise<ClientResult>((resolve) => {
     const result: ClientResult = { status: 0, events: [], cut: false, left: false };
     const body = JSON.stringify({
@@ -399,9 +405,13 @@ function runClient(url: string, user: string, mode: Case['client'], knobs: Recor
             if (mode === 'close-after-meta') leave();
             if (mode === 'stall') {
               // A paused reader cannot see the server close the connection until it reads
-              // again: long after the stall timeout, read what is left, and the cut.
+              // again: once the server let it go, read what is left, and the cut.
               res.pause();
-              setTimeout(() => res.resume(), 2_000);
+              const check = setInterval(() => {
+                if (!released()) return;
+                clearInterval(check);
+                res.resume();
+              }, 50);
             }
             if (mode === 'stall-then-close') {
               res.pause();
@@ -454,8 +464,6 @@ async function runCase(
   storeKind: StoreKind,
   n: number,
 ) {
-  const before = resources();
-  unhandled = [];
   const user = `life-${n}`;
   const fake: FakeLLM = await startFakeLLM({ tps: 0, tokens: 30, chunk: 2, seed: n });
   const inner =
@@ -549,7 +557,10 @@ async function runCase(
         : {}),
     });
     const knobs = typeof f.upstream === 'object' ? f.upstream : {};
-    const result = await runClient(app.url, user, c.client, knobs);
+    const settledApp = app;
+    const result = await runClient(app.url, user, c.client, knobs, () =>
+      settledApp.settles.some((x) => x.scopes.some((scope) => scope.id === user)),
+    );
 
     // What the client saw.
     const ends = result.events.filter((e) => e.event === 'done' || e.event === 'error');
@@ -585,6 +596,16 @@ async function runCase(
       expect(mine[0]!.outcome).toBe(c.outcome);
       if (c.free) expect(mine[0]!.final.costNanos).toBe(0);
     }
+    if (c.outcome === 'client_stalled') {
+      // Let go: the upstream call was closed too (the fake saw its client leave).
+      const record = await poll(
+        async () => fake.lastRequest,
+        (r) => r?.stopCause !== undefined,
+        2_000,
+      );
+      expect(record?.stopCause).toBe('client-closed');
+      expect(record!.tokensGenerated).toBeLessThan(2_000_000);
+    }
     if (f.handler === 'stream-twice') {
       expect(String(secondStreamError)).toMatch(/stream\(\) was called twice/);
     }
@@ -614,26 +635,20 @@ async function runCase(
     await inner.shutdown?.();
     await fake.close();
   }
-  expect(unhandled, 'no unhandled rejection').toEqual([]);
-  // Nothing left running: no more timers, sockets or servers than before the case.
-  const grown = (now: Record<string, number>) =>
-    Object.entries(now).filter(([kind, count]) => count > (before[kind] ?? 0));
-  const after = await poll(
-    async () => resources(),
-    (r) => grown(r).length === 0,
-    4_000,
-  );
-  expect(
-    grown(after),
-    `resources left: ${JSON.stringify(after)} (before ${JSON.stringify(before)})`,
-  ).toEqual([]);
 }
 
 let counter = 0;
+let before: Record<string, number>;
+beforeAll(() => {
+  before = resources();
+});
+
+// Cases run a few at a time (each has its own fake, app and store), so the waits on
+// timeouts overlap; what no single case may leave behind is checked once they all ended.
 describe.each(EXPRESS_VERSIONS)('%s', (expressName, express) => {
   for (const storeKind of ['memory', 'redis'] as const) {
     for (const style of ['upstream', 'handler'] as const) {
-      describe(`${storeKind} store, ${style} style`, () => {
+      describe.concurrent(`${storeKind} store, ${style} style`, () => {
         for (const c of CASES) {
           if (c.styles && !c.styles.includes(style)) continue;
           if (c.express5Only && expressName === 'express 4') continue;
@@ -644,4 +659,21 @@ describe.each(EXPRESS_VERSIONS)('%s', (expressName, express) => {
       });
     }
   }
+});
+
+describe('after every case', () => {
+  it('no unhandled rejection, and nothing left running: no more timers, sockets or servers than before', async () => {
+    expect(unhandled, 'no unhandled rejection').toEqual([]);
+    const grown = (now: Record<string, number>) =>
+      Object.entries(now).filter(([kind, count]) => count > (before[kind] ?? 0));
+    const after = await poll(
+      async () => resources(),
+      (r) => grown(r).length === 0,
+      5_000,
+    );
+    expect(
+      grown(after),
+      `resources left: ${JSON.stringify(after)} (before ${JSON.stringify(before)})`,
+    ).toEqual([]);
+  });
 });
