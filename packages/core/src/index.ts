@@ -92,6 +92,7 @@ export {
   type MeterEvent,
   type MeterEventType,
   type OpenAIChunk,
+  responseEvents,
 } from './stream-events.js';
 export {
   type RejectionInfo,

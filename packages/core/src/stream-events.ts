@@ -204,6 +204,17 @@ export function createEventTranslator(): (raw: unknown) => MeterEvent[] {
       events = [raw as MeterEvent];
     } else if (typeof candidate.type === 'string') {
       events = fromAnthropicEvent(raw as AnthropicStreamEvent, usage);
+    } else if (typeof (raw as { error?: unknown }).error === 'object') {
+      // An OpenAI stream's error chunk: `data: {"error": {"message", "type", "code"}}`.
+      const error = (raw as { error: { type?: unknown; code?: unknown; message?: unknown } }).error;
+      const errorType =
+        typeof error?.type === 'string'
+          ? error.type
+          : typeof error?.code === 'string'
+            ? error.code
+            : 'api_error';
+      const message = typeof error?.message === 'string' ? error.message : 'upstream error';
+      events = [{ type: 'error', errorType, message }];
     } else {
       return [];
     }
@@ -213,6 +224,94 @@ export function createEventTranslator(): (raw: unknown) => MeterEvent[] {
     }
     return events;
   };
+}
+
+/** A complete Anthropic Message, as its `content` blocks have them. */
+interface AnthropicMessageLike {
+  id?: string;
+  model?: string;
+  content?: Array<{
+    type?: string;
+    text?: string;
+    thinking?: string;
+    input?: unknown;
+    name?: string;
+  }>;
+  stop_reason?: string | null;
+  usage?: AnthropicUsageLike | null;
+}
+
+/** A complete OpenAI chat completion. */
+interface OpenAICompletionLike {
+  id?: string;
+  model?: string;
+  service_tier?: string | null;
+  choices?: Array<{
+    message?: {
+      content?: string | null;
+      refusal?: string | null;
+      tool_calls?: Array<{ function?: { arguments?: string } }> | null;
+    } | null;
+    finish_reason?: string | null;
+  }>;
+  usage?: OpenAIUsageLike | null;
+}
+
+/**
+ * A complete (non-streamed) answer as the events its stream would have given: an
+ * Anthropic Message (`type: "message"`) or an OpenAI chat completion
+ * (`object: "chat.completion"`). Anything else gives no events.
+ *
+ * @example
+ * for (const event of responseEvents(await response.json())) meter.observe(event);
+ */
+export function responseEvents(body: unknown): MeterEvent[] {
+  if (typeof body !== 'object' || body === null) return [];
+  const b = body as { type?: unknown; object?: unknown };
+  const out: MeterEvent[] = [];
+  if (b.type === 'message') {
+    const m = body as AnthropicMessageLike;
+    const usage = m.usage ? fromAnthropicUsage(m.usage) : undefined;
+    const start: MeterEvent = { type: 'start', provider: 'anthropic' };
+    if (m.id) start.id = m.id;
+    if (m.model) start.model = m.model;
+    out.push(start);
+    for (const block of m.content ?? []) {
+      if (block.type === 'text' && block.text) out.push({ type: 'text', text: block.text });
+      else if (block.type === 'thinking' && block.thinking)
+        out.push({ type: 'thinking', text: block.thinking });
+      else if (block.type === 'tool_use' || block.type === 'server_tool_use') {
+        if (block.type === 'server_tool_use' && typeof block.name === 'string')
+          out.push({ type: 'server_tool', name: block.name });
+        out.push({ type: 'tool_input', json: JSON.stringify(block.input ?? {}) });
+      }
+    }
+    if (usage) out.push({ type: 'usage', usage, final: true });
+    if (m.stop_reason) out.push({ type: 'stop', reason: m.stop_reason });
+    return out;
+  }
+  if (b.object === 'chat.completion') {
+    const c = body as OpenAICompletionLike;
+    const start: MeterEvent = { type: 'start', provider: 'openai' };
+    if (c.id) start.id = c.id;
+    if (c.model) start.model = c.model;
+    out.push(start);
+    let stop: string | undefined;
+    for (const choice of c.choices ?? []) {
+      const message = choice.message;
+      if (message?.content) out.push({ type: 'text', text: message.content });
+      if (message?.refusal) out.push({ type: 'text', text: message.refusal });
+      for (const call of message?.tool_calls ?? []) {
+        if (call.function?.arguments)
+          out.push({ type: 'tool_input', json: call.function.arguments });
+      }
+      stop ??= choice.finish_reason ?? undefined;
+    }
+    if (c.usage)
+      out.push({ type: 'usage', usage: fromOpenAIUsage(c.usage, c.service_tier), final: true });
+    if (stop) out.push({ type: 'stop', reason: stop });
+  }
+  return out;
 }
 
 const NORMALISED = new Set<string>([

@@ -25,7 +25,6 @@ import {
   TokenmeterError,
   worstCaseCost,
 } from '@tokenmeter/core';
-import { sendJsonError } from './http-errors.js';
 import {
   type Admission,
   budgetJson,
@@ -60,7 +59,15 @@ type Next = (error?: unknown) => void;
  * }));
  */
 export function costTrackedSSE(options: CostTrackedSSEOptions) {
-  const config = parseOptions(options);
+  return meteredHandler(parseOptions(options));
+}
+
+/**
+ * The request handler behind `costTrackedSSE()` and the gateways: admission, the stream,
+ * its one end — the same machinery whatever the wire protocol (`config.wire`).
+ * @internal
+ */
+export function meteredHandler(config: Config) {
   const tickMs = Math.max(
     5,
     Math.min(
@@ -110,7 +117,7 @@ export function costTrackedSSE(options: CostTrackedSSEOptions) {
       });
       if (stream) await stream.fail(error);
       else if (!res.headersSent) {
-        sendJsonError(res, 500, 'internal_error', 'Internal error.');
+        config.wire.reject(res, 500, 'internal_error', 'Internal error.');
         config.telemetry.rejected(begun, { reason: 'internal_error', status: 500 });
       }
     }
@@ -139,7 +146,7 @@ async function admit(
     headers: Record<string, string> = {},
     extra: Partial<RejectionInfo> = {},
   ) => {
-    sendJsonError(res, status, code, message, details, headers);
+    config.wire.reject(res, status, code, message, details, headers);
     config.telemetry.rejected(begun, { ...facts, ...extra, reason: code, status });
   };
   // Who pays comes first: an unidentified caller learns nothing about the request format.
@@ -420,7 +427,10 @@ async function admit(
     modelPriced: facts.modelPriced !== false,
     input: params.input,
     telemetry: begun,
+    headers: { ...rateLimitHeaders(limits), 'X-Request-Id': requestId },
   };
+  const relay = config.wire.relay?.(req);
+  if (relay) admission.relay = relay;
   let stream: MeteredStreamImpl;
   try {
     stream = new MeteredStreamImpl(config, registry, req, res, admission);
@@ -428,7 +438,7 @@ async function admit(
     // Our bug (or a tracer that threw): the request never started, its admission is undone.
     config.logger.error('tokenmeter: the stream could not be created', { error: describe(error) });
     if (reservationIds.length > 0) await releaseAll(config.store, reservationIds).catch(() => {});
-    sendJsonError(res, 500, 'internal_error', 'Internal error.');
+    config.wire.reject(res, 500, 'internal_error', 'Internal error.');
     return undefined;
   }
   if (res.locals) res.locals.tokenmeter = stream satisfies MeteredStream;
@@ -495,7 +505,8 @@ function maxOutputWithin(
   return lo;
 }
 
-function toScopes(subject: Subject | undefined | null): ScopeRef[] | undefined {
+/** The scopes a subject names (`{ user, team }` or refs); undefined when none. @internal */
+export function toScopes(subject: Subject | undefined | null): ScopeRef[] | undefined {
   if (!subject) return undefined;
   const scopes: ScopeRef[] = Array.isArray(subject)
     ? subject.filter(

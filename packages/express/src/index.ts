@@ -1,5 +1,8 @@
 export type { ServerToolLimit, TelemetryOptions } from '@tokenmeter/core';
 export { costTrackedSSE } from './cost-tracked-sse.js';
+export { anthropicGateway } from './gateway/anthropic.js';
+export { callerKey, type GatewayOptions } from './gateway/common.js';
+export { openaiGateway } from './gateway/openai.js';
 export { jsonErrorHandler } from './json-error-handler.js';
 export { rateLimitHeaders } from './rate-limit-headers.js';
 export { SSE_HEADERS, SseWriter } from './sse-writer.js';

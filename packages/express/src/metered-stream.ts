@@ -14,6 +14,7 @@ import {
   extendAll,
   type FinalUsage,
   jsonSseEncoder,
+  type MeterEvent,
   nanosToUsd,
   promptTokens,
   type RequestBound,
@@ -28,7 +29,6 @@ import {
   type Usage,
   worstCaseCost,
 } from '@tokenmeter/core';
-import { sendJsonError } from './http-errors.js';
 import type { Config } from './options.js';
 import { SseWriter } from './sse-writer.js';
 import type {
@@ -39,6 +39,16 @@ import type {
   StreamLimit,
 } from './types.js';
 import { classifyUpstreamError, toAsyncIterable, type UpstreamFailure } from './upstream-errors.js';
+
+/**
+ * One item of a relayed source (gateways): the bytes to send as they came, and what they
+ * mean to the meter — a provider event to translate, or events already normalised.
+ */
+export interface RelayItem {
+  wire: string;
+  event?: unknown;
+  events?: readonly MeterEvent[];
+}
 
 /** The shape of an Anthropic `content_block_delta` with text, read without translation. */
 interface AnthropicTextDelta {
@@ -81,6 +91,13 @@ export interface Admission {
   modelPriced: boolean;
   /** The provider request body (for opt-in content recording). */
   input?: unknown;
+  /**
+   * Gateways: the provider's answer is relayed (`'sse'` event by event, `'json'` as one
+   * body), and headers go out with its first byte. Undefined: tokenmeter's SSE protocol.
+   */
+  relay?: 'sse' | 'json';
+  /** Headers for the response, beside the protocol's own (rate-limit headers, request id). */
+  headers?: Record<string, string>;
   /** Parent context and start time, from the middleware's entry. */
   telemetry: TelemetryStart;
 }
@@ -269,6 +286,8 @@ export class MeteredStreamImpl implements MeteredStream {
    * and a JSON 500 sent if no header went out.
    */
   open(headers: Record<string, string>): boolean {
+    // A relayed answer opens with the provider's first byte (its HTTP errors pass through).
+    if (this.admission.relay) return true;
     try {
       this.openStream(headers);
       return true;
@@ -386,7 +405,13 @@ export class MeteredStreamImpl implements MeteredStream {
       this.lastChunkAt = now;
       return;
     }
-    if (this.reading && now - this.lastChunkAt >= c.idleTimeoutMs) {
+    // A whole-body answer (a gateway's non-streaming request) sends nothing until it is
+    // done: only the total timeout bounds it.
+    if (
+      this.reading &&
+      this.admission.relay !== 'json' &&
+      now - this.lastChunkAt >= c.idleTimeoutMs
+    ) {
       // End now: a source that ignores the signal may never yield again.
       void this.end('upstream_idle', {
         failure: {
@@ -397,7 +422,12 @@ export class MeteredStreamImpl implements MeteredStream {
       });
       return;
     }
-    if (now - this.lastWriteAt >= c.keepAliveMs && !this.res.writableNeedDrain) {
+    if (
+      now - this.lastWriteAt >= c.keepAliveMs &&
+      this.res.headersSent &&
+      this.admission.relay !== 'json' &&
+      !this.res.writableNeedDrain
+    ) {
       this.writer.write(c.encoder.comment('ping'));
     }
   }
@@ -421,11 +451,17 @@ export class MeteredStreamImpl implements MeteredStream {
     this.lastChunkAt = performance.now();
     let iterator: AsyncIterator<unknown>;
     try {
-      iterator = toAsyncIterable(await source)[Symbol.asyncIterator]();
+      const resolved = await source;
+      iterator = toAsyncIterable(resolved)[Symbol.asyncIterator]();
       this.iterator = iterator;
+      if (this.admission.relay && !this.ending) this.openRelay(resolved);
     } catch (error) {
       this.reading = false;
       await this.end(...this.failedWith(error));
+      return;
+    }
+    if (this.admission.relay) {
+      await this.relay(iterator);
       return;
     }
     const encoder = this.config.encoder;
@@ -480,21 +516,81 @@ export class MeteredStreamImpl implements MeteredStream {
       }
     } catch (error) {
       // Our own code (or a custom encoder) failed mid-stream: not the provider's doing.
-      if (!this.abortReason && !this.ending) {
-        this.config.logger.error('tokenmeter: streaming failed', {
-          requestId: this.requestId,
-          error: describe(error),
-        });
-        failure = {
-          outcome: 'internal_error',
-          refused: false,
-          message: CODE_MESSAGES.internal_error,
-        };
-      }
+      failure = this.ownFailure(error);
     } finally {
       this.reading = false;
       this.closeIterator();
     }
+    await this.endRead(failure);
+  }
+
+  /** Sends the headers of a relayed answer: the provider's own, then ours. */
+  private openRelay(source: unknown): void {
+    const upstream = (source as { headers?: Record<string, string> } | null)?.headers ?? {};
+    const json = this.admission.relay === 'json';
+    this.writer.open({
+      ...upstream,
+      ...(json ? { 'Content-Type': 'application/json' } : {}),
+      ...this.admission.headers,
+    });
+  }
+
+  /**
+   * A gateway's read loop: every provider event goes to the client as it came (its bytes,
+   * `wire`), and is metered on the way; the same stops, caps and leases as `run()`.
+   */
+  private async relay(iterator: AsyncIterator<unknown>): Promise<void> {
+    let failure: UpstreamFailure | undefined;
+    const writer = this.writer;
+    const meter = this.meter;
+    const content = this.trace.recordsContent ? this.trace : undefined;
+    try {
+      while (!this.ending) {
+        let next: IteratorResult<unknown>;
+        try {
+          next = await iterator.next();
+        } catch (error) {
+          if (!this.abortReason && !this.ending) failure = this.classify(error);
+          break;
+        }
+        if (next.done || this.ending) break;
+        const item = next.value as RelayItem;
+        this.chunks++;
+        const events = item.events ?? (item.event === undefined ? [] : this.translate(item.event));
+        for (const event of events) {
+          meter.observe(event);
+          if (event.type === 'text') content?.output(event.text);
+        }
+        if (item.wire !== '' && !writer.write(item.wire)) await writer.ready();
+        if (this.controller.signal.aborted || this.ending) break;
+        if (this.leasedOutputTokens !== Number.POSITIVE_INFINITY) {
+          if (meter.outputTokensBound >= this.leasedOutputTokens && !(await this.growLease())) {
+            break;
+          }
+        }
+      }
+    } catch (error) {
+      // Our own code (or a custom encoder) failed mid-stream: not the provider's doing.
+      failure = this.ownFailure(error);
+    } finally {
+      this.reading = false;
+      this.closeIterator();
+    }
+    await this.endRead(failure);
+  }
+
+  /** A failure of our own read loop (or a custom encoder), unless the stream already ended. */
+  private ownFailure(error: unknown): UpstreamFailure | undefined {
+    if (this.abortReason || this.ending) return undefined;
+    this.config.logger.error('tokenmeter: streaming failed', {
+      requestId: this.requestId,
+      error: describe(error),
+    });
+    return { outcome: 'internal_error', refused: false, message: CODE_MESSAGES.internal_error };
+  }
+
+  /** Ends the stream once its source is read: completed, or why not. */
+  private endRead(failure: UpstreamFailure | undefined): Promise<FinalUsage> {
     const upstreamEvent = this.meter.upstreamError;
     if (!failure && !this.abortReason && upstreamEvent) {
       failure = {
@@ -505,7 +601,7 @@ export class MeteredStreamImpl implements MeteredStream {
       };
     }
     const outcome = this.abortReason ?? failure?.outcome ?? 'completed';
-    await this.end(outcome, {
+    return this.end(outcome, {
       refused: failure?.refused === true,
       ...(failure ? { failure } : {}),
     });
@@ -669,16 +765,27 @@ export class MeteredStreamImpl implements MeteredStream {
       this.writer.release();
       if (outcome !== 'completed') this.closeIterator();
     });
-    // 2. The final usage; a usage that cannot be priced charges the reservation.
+    // 2. The final usage; a usage that cannot be priced charges the reservation, and so
+    // does a whole-body answer (a gateway's non-streaming call) cut before it arrived:
+    // the provider may have generated all of it, and nothing of it was seen.
     let final: FinalUsage;
     try {
-      final = this.meter.finish(outcome, { refused: options.refused === true });
+      final =
+        this.admission.relay === 'json' &&
+        outcome !== 'completed' &&
+        options.refused !== true &&
+        this.meter.eventCount === 0
+          ? this.reservationCharge(outcome, 'the answer was cut before it arrived')
+          : this.meter.finish(outcome, { refused: options.refused === true });
     } catch (error) {
       this.config.logger.error(
         'tokenmeter: the final usage could not be priced; charging the reservation',
         { requestId: this.requestId, error: describe(error) },
       );
-      final = this.reservationCharge(outcome, error);
+      final = this.reservationCharge(
+        outcome,
+        `the final usage could not be priced (${describe(error)})`,
+      );
     }
     // 3. The store.
     let recorded: Awaited<ReturnType<MeteredStreamImpl['record']>>;
@@ -735,7 +842,7 @@ export class MeteredStreamImpl implements MeteredStream {
   ): void {
     const res = this.res;
     if (!res.headersSent) {
-      sendJsonError(res, 500, 'internal_error', 'Internal error.');
+      this.config.wire.endBeforeHeaders(res, outcome, options.failure);
       return;
     }
     if (options.destroy) {
@@ -790,8 +897,8 @@ export class MeteredStreamImpl implements MeteredStream {
     }
   }
 
-  /** The final usage when the provider's cannot be priced: the reservation, estimated. */
-  private reservationCharge(outcome: StreamOutcome, error: unknown): FinalUsage {
+  /** The final usage when the provider's cannot be priced or was never seen: the reservation, estimated. */
+  private reservationCharge(outcome: StreamOutcome, why: string): FinalUsage {
     const nanos = this.reservedNanos;
     return {
       usage: emptyUsage(),
@@ -803,9 +910,7 @@ export class MeteredStreamImpl implements MeteredStream {
         fallback: false,
         multipliers: {},
         lines: [],
-        warnings: [
-          `the final usage could not be priced (${describe(error)}); charged the reservation`,
-        ],
+        warnings: [`${why}; charged the reservation`],
       },
       costNanos: nanos,
       estimated: true,

@@ -15,20 +15,24 @@ import {
   type ServerToolLimit,
   type SseEncoder,
   type Store,
+  type StreamOutcome,
   Telemetry,
   type TokenCounter,
   TokenmeterError,
   usdToNanos,
 } from '@tokenmeter/core';
+import { sendJsonError } from './http-errors.js';
 import type {
   BudgetInput,
   CostTrackedSSEOptions,
   Logger,
   MeteredRequest,
+  MeteredResponse,
   MeteredStream,
   RequestParams,
   SettleInfo,
 } from './types.js';
+import type { UpstreamFailure } from './upstream-errors.js';
 
 export interface Config {
   /** The store wrapped with the timeout and error mapping. */
@@ -68,7 +72,45 @@ export interface Config {
   reservationTtlMs: number;
   /** Spans and metrics (no-ops without an OTel SDK). */
   telemetry: Telemetry;
+  /** How answers look on the wire: tokenmeter's SSE protocol, or a provider's (gateways). */
+  wire: WireProtocol;
 }
+
+/**
+ * What differs between tokenmeter's own SSE protocol and a gateway speaking a provider's
+ * API; everything else (admission, the stream, its end) is shared.
+ * @internal
+ */
+export interface WireProtocol {
+  /** A plain error answer before any byte of a stream (admission, bad input). */
+  reject(
+    res: MeteredResponse,
+    status: number,
+    code: string,
+    message: string,
+    details?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ): void;
+  /**
+   * For a gateway: how the admitted request is answered — `'sse'` (a stream relayed event
+   * by event) or `'json'` (one provider body) — read from the request. Undefined: the
+   * SSE headers and `meta` go out at admission (tokenmeter's protocol).
+   */
+  relay?: (req: MeteredRequest) => 'sse' | 'json';
+  /** The answer when a stream ends before any header went out. */
+  endBeforeHeaders(
+    res: MeteredResponse,
+    outcome: StreamOutcome,
+    failure: UpstreamFailure | undefined,
+  ): void;
+}
+
+/** tokenmeter's own protocol: JSON errors, SSE with `meta` at admission. */
+export const TOKENMETER_WIRE: WireProtocol = {
+  reject: (res, status, code, message, details, headers) =>
+    sendJsonError(res, status, code, message, details, headers),
+  endBeforeHeaders: (res) => sendJsonError(res, 500, 'internal_error', 'Internal error.'),
+};
 
 const consoleLogger: Logger = {
   warn: (message, fields) => console.warn(message, fields ?? ''),
@@ -247,6 +289,7 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
     settleRetryDelaysMs: [0, 50, 250, 1_000],
     reservationTtlMs,
     telemetry,
+    wire: TOKENMETER_WIRE,
   };
 }
 

@@ -5,6 +5,36 @@
  */
 import { type StreamOutcome, TokenmeterError } from '@tokenmeter/core';
 
+/** A provider's HTTP error answer, kept whole so a gateway can pass it on as it came. */
+export interface ProviderResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Thrown by a gateway's provider call when the provider answered with an HTTP error. */
+export class ProviderHttpError extends Error {
+  readonly status: number;
+  readonly response: ProviderResponse;
+  /** The provider's error type (`invalid_request_error`, …), if its body says. */
+  readonly type: string | undefined;
+
+  constructor(response: ProviderResponse) {
+    super(`The model provider answered HTTP ${response.status}.`);
+    this.name = 'ProviderHttpError';
+    this.status = response.status;
+    this.response = response;
+    let type: string | undefined;
+    try {
+      const body = JSON.parse(response.body) as { error?: { type?: unknown } };
+      if (typeof body.error?.type === 'string') type = body.error.type;
+    } catch {
+      // Not JSON: no type.
+    }
+    this.type = type;
+  }
+}
+
 export interface UpstreamFailure {
   outcome: StreamOutcome;
   /** The provider refused the request before producing anything (an HTTP error status). */
@@ -14,6 +44,8 @@ export interface UpstreamFailure {
   status?: number;
   /** The provider's error type (`overloaded_error`, `rate_limit_error`, …), if any. */
   type?: string;
+  /** The provider's whole HTTP error answer (gateways pass it on). */
+  response?: ProviderResponse;
 }
 
 interface ErrorLike {
@@ -27,6 +59,16 @@ interface ErrorLike {
 
 /** Classifies an error thrown by the upstream call or while reading its stream. */
 export function classifyUpstreamError(error: unknown, eventsSeen: number): UpstreamFailure {
+  if (error instanceof ProviderHttpError) {
+    return {
+      outcome: 'upstream_error',
+      refused: eventsSeen === 0,
+      message: `The model provider answered HTTP ${error.status}${error.type ? ` (${error.type})` : ''}.`,
+      status: error.status,
+      ...(error.type ? { type: error.type } : {}),
+      response: error.response,
+    };
+  }
   if (TokenmeterError.isInstance(error)) {
     const outcome = error.code === 'timeout' ? 'timeout' : 'upstream_error';
     return { outcome, refused: false, message: error.message };

@@ -1,0 +1,118 @@
+/**
+ * `anthropicGateway()`: the Anthropic Messages API (`POST /v1/messages`, streaming or
+ * not, and `POST /v1/messages/count_tokens`) behind budgets and rate limits, for the
+ * official SDK, coding agents (`ANTHROPIC_BASE_URL`) and anything else that speaks it.
+ */
+import { encodeComment, type SseEncoder } from '@tokenmeter/core';
+import type { RequestParams } from '../types.js';
+import {
+  CODE_STATUS,
+  callProvider,
+  createGateway,
+  type GatewayOptions,
+  type ProviderAdapter,
+} from './common.js';
+
+/** Anthropic's error type for each status (as its API answers). */
+const TYPE_OF_STATUS: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  402: 'billing_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  405: 'invalid_request_error',
+  413: 'request_too_large',
+  429: 'rate_limit_error',
+  500: 'api_error',
+  502: 'api_error',
+  503: 'api_error',
+  504: 'timeout_error',
+  529: 'overloaded_error',
+};
+
+/** The error type of one of our codes inside a stream (the status has gone out already). */
+const TYPE_OF_CODE: Record<string, string> = {
+  budget_exceeded: 'billing_error',
+  store_unavailable: 'api_error',
+  upstream_idle: 'timeout_error',
+  timeout: 'timeout_error',
+  upstream_error: 'api_error',
+  handler_error: 'api_error',
+  internal_error: 'api_error',
+};
+
+function errorJson(type: string, message: string): string {
+  return JSON.stringify({ type: 'error', error: { type, message } });
+}
+
+/** In-stream: nothing of tokenmeter's own protocol; an `error` event in Anthropic's shape. */
+const ANTHROPIC_ENCODER: SseEncoder = {
+  meta: () => '',
+  delta: () => '',
+  usage: () => '',
+  done: () => '',
+  error: (data) => {
+    const d = data as { code?: string; message?: string };
+    const type = TYPE_OF_CODE[d.code ?? ''] ?? 'api_error';
+    return `event: error\ndata: ${errorJson(type, d.message ?? 'The stream ended early.')}\n\n`;
+  },
+  comment: (text) => encodeComment(text),
+};
+
+const ANTHROPIC: ProviderAdapter = {
+  name: 'anthropic',
+  defaultBaseURL: 'https://api.anthropic.com',
+  allowHeaders: ['anthropic-version', 'anthropic-beta'],
+  isStream: (body) => body.stream === true,
+  params(body): RequestParams {
+    return {
+      model: body.model as string,
+      maxTokens: body.max_tokens as number,
+      provider: 'anthropic',
+      input: body,
+    };
+  },
+  call(route, body, headers, apiKey, baseURL, fetchImpl, signal) {
+    return callProvider({
+      fetch: fetchImpl,
+      url: `${baseURL}/v1/messages${route === 'countTokens' ? '/count_tokens' : ''}`,
+      headers: { 'anthropic-version': '2023-06-01', ...headers, 'x-api-key': apiKey },
+      body,
+      stream: body.stream === true,
+      signal,
+      passHeaders: ['request-id'],
+    });
+  },
+  errorBody(status, code, message) {
+    const finalStatus = status || CODE_STATUS[code] || 500;
+    return {
+      status: finalStatus,
+      body: errorJson(TYPE_OF_STATUS[finalStatus] ?? 'api_error', message),
+    };
+  },
+  encoder: ANTHROPIC_ENCODER,
+};
+
+/**
+ * An Express handler that serves the Anthropic Messages API — `POST /v1/messages`
+ * (streaming and not) and `POST /v1/messages/count_tokens` — metered exactly like
+ * `costTrackedSSE()`: the caller's own key names who pays, the request's worst case is
+ * reserved, the provider's events go to the caller as it sent them, the upstream call is
+ * aborted when the caller leaves, and the cost is settled once. Mount it under any prefix
+ * and point the SDK at it; every other route answers Anthropic's 404.
+ *
+ * @example
+ * app.use('/llm', anthropicGateway({
+ *   apiKey: process.env.ANTHROPIC_API_KEY!,
+ *   store: createRedisStore({ url: process.env.REDIS_URL }),
+ *   identify: (key) => keys.get(key), // your keys → { key, user, team }
+ *   budgets: { team: { limitUsd: '200', period: 'month' } },
+ * }));
+ * const client = new Anthropic({ baseURL: 'http://localhost:3000/llm', apiKey: 'tm_live_…' });
+ */
+export function anthropicGateway(options: GatewayOptions) {
+  return createGateway(ANTHROPIC, options, {
+    messages: '/v1/messages',
+    countTokens: '/v1/messages/count_tokens',
+  });
+}

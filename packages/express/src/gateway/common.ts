@@ -1,0 +1,622 @@
+/**
+ * What the Anthropic and OpenAI gateways share: their options, reading the caller's key
+ * and body, the provider call (the server's key, an allowlist of forwarded headers), and
+ * the relay of a provider's stream event by event with its bytes unchanged. Admission,
+ * metering, backpressure, aborts, settlement and telemetry are `costTrackedSSE()`'s own
+ * (`meteredHandler`), not a copy.
+ */
+import {
+  admitAll,
+  type RateLimitRule,
+  releaseAll,
+  responseEvents,
+  type SseEncoder,
+  settleAll,
+  TokenmeterError,
+} from '@tokenmeter/core';
+import { meteredHandler, toScopes } from '../cost-tracked-sse.js';
+import type { RelayItem } from '../metered-stream.js';
+import { type Config, parseOptions, type WireProtocol } from '../options.js';
+import type {
+  CostTrackedSSEOptions,
+  MeteredRequest,
+  MeteredResponse,
+  MeteredStream,
+  RequestParams,
+  Subject,
+} from '../types.js';
+import { ProviderHttpError, type UpstreamFailure } from '../upstream-errors.js';
+
+/** The options of `anthropicGateway()` and `openaiGateway()`. */
+export interface GatewayOptions
+  extends Omit<CostTrackedSSEOptions, 'identify' | 'upstream' | 'request' | 'encoder'> {
+  /** The provider API key: the server's, sent to the provider; never seen by callers. Required. */
+  apiKey: string;
+  /**
+   * The provider's base URL. Defaults to `https://api.anthropic.com` (Anthropic) and
+   * `https://api.openai.com/v1` (OpenAI).
+   */
+  baseURL?: string;
+  /**
+   * Who pays, from the caller's own key (`x-api-key`, or `Authorization: Bearer …`): the
+   * keys your app issued, mapped to scopes. Return nothing for an unknown key (401).
+   * Required.
+   *
+   * @example
+   * identify: (key) => keys.get(key) // → { key: 'k_123', user: 'alice', team: 'search' }
+   */
+  identify: (
+    callerKey: string | undefined,
+    req: MeteredRequest,
+  ) => Subject | undefined | null | Promise<Subject | undefined | null>;
+  /**
+   * Request headers forwarded to the provider besides the default allowlist (Anthropic:
+   * `anthropic-version`, `anthropic-beta`; OpenAI: `openai-beta`). A name ending in `*`
+   * is a prefix. Auth, cookies and hop-by-hop headers are never forwarded.
+   *
+   * @example
+   * forwardHeaders: ['x-trace-*']
+   */
+  forwardHeaders?: readonly string[];
+  /** Largest request body read, in bytes (413 past it). Defaults to 20 MB. */
+  maxBodyBytes?: number;
+  /**
+   * A request for a path the gateway does not serve: `'reject'` answers the provider's
+   * 404 (405 for another method on its path); `'next'` passes it on, to mount two gateways
+   * under one prefix (or keep your own routes there). Defaults to `'reject'`.
+   */
+  unknownRoutes?: 'reject' | 'next';
+  /** The fetch used for provider calls. Defaults to `globalThis.fetch`. */
+  fetch?: typeof fetch;
+}
+
+/** Never forwarded, whatever the options say. */
+const NEVER_FORWARD = new Set([
+  'authorization',
+  'x-api-key',
+  'api-key',
+  'cookie',
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+  'content-type',
+  'accept-encoding',
+]);
+
+/** The caller's key: `x-api-key`, or the token of `Authorization: Bearer`. */
+export function callerKey(req: MeteredRequest): string | undefined {
+  const apiKey = req.headers['x-api-key'];
+  if (typeof apiKey === 'string' && apiKey !== '') return apiKey;
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string') {
+    const match = /^Bearer\s+(.+)$/i.exec(auth.trim());
+    if (match?.[1]) return match[1];
+  }
+  return undefined;
+}
+
+/** The headers of the caller's request the provider may see. */
+function forwarded(req: MeteredRequest, allow: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (NEVER_FORWARD.has(name) || typeof value !== 'string') continue;
+    const ok = allow.some((rule) =>
+      rule.endsWith('*') ? name.startsWith(rule.slice(0, -1)) : name === rule,
+    );
+    if (ok) out[name] = value;
+  }
+  return out;
+}
+
+/** Reads the JSON body (unless a body parser already did), within `limit` bytes. */
+export async function readJsonBody(
+  req: MeteredRequest,
+  limit: number,
+): Promise<{ ok: true; body: unknown } | { ok: false; status: number; message: string }> {
+  if (req.body !== undefined && !(Buffer.isBuffer(req.body) || typeof req.body === 'string')) {
+    // An app-level express.json() parsed it already ({} when the type was not JSON).
+    return { ok: true, body: req.body };
+  }
+  let text: string;
+  if (Buffer.isBuffer(req.body) || typeof req.body === 'string') {
+    text = req.body.toString();
+  } else {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > limit) {
+          return {
+            ok: false,
+            status: 413,
+            message: `The request body is larger than ${limit} bytes.`,
+          };
+        }
+        chunks.push(chunk);
+      }
+    } catch {
+      return { ok: false, status: 400, message: 'The request body could not be read.' };
+    }
+    text = Buffer.concat(chunks).toString('utf8');
+  }
+  try {
+    return { ok: true, body: JSON.parse(text) };
+  } catch {
+    return { ok: false, status: 400, message: 'The request body is not valid JSON.' };
+  }
+}
+
+/** One parsed SSE event as it came: its bytes, its `event:` name and its JSON data. */
+interface SseBlock {
+  wire: string;
+  name: string | undefined;
+  data: string | undefined;
+}
+
+const EVENT_END = /\r\n\r\n|\n\n|\r\r/;
+
+/** Splits a provider's SSE byte stream into events, keeping each one's bytes. */
+async function* sseBlocks(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseBlock> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    for (;;) {
+      const match = EVENT_END.exec(buffer);
+      if (!match) break;
+      const end = match.index + match[0].length;
+      const wire = buffer.slice(0, end);
+      buffer = buffer.slice(end);
+      yield parseBlock(wire);
+    }
+  }
+  buffer += decoder.decode();
+  if (buffer.trim() !== '') yield parseBlock(buffer);
+}
+
+function parseBlock(wire: string): SseBlock {
+  let name: string | undefined;
+  const data: string[] = [];
+  for (const line of wire.split(/\r\n|\n|\r/)) {
+    if (line.startsWith('event:')) name = line.slice(6).trimStart();
+    else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+  }
+  return { wire, name, data: data.length > 0 ? data.join('\n') : undefined };
+}
+
+/** What a provider answered, ready for the relay: headers, then items. */
+export interface RelaySource extends AsyncIterable<RelayItem> {
+  headers: Record<string, string>;
+}
+
+/** How one provider's stream events are relayed (OpenAI may drop or rewrite some). */
+export type RelayFilter = (block: SseBlock, json: unknown) => RelayItem | undefined;
+
+/** Calls the provider and turns its answer into a relay source, or throws its HTTP error. */
+export async function callProvider(options: {
+  fetch: typeof fetch;
+  url: string;
+  headers: Record<string, string>;
+  body: unknown;
+  stream: boolean;
+  signal: AbortSignal;
+  /** Response headers passed on to the caller (the provider's request id). */
+  passHeaders: readonly string[];
+  filter?: RelayFilter;
+}): Promise<RelaySource> {
+  const response = await options.fetch(options.url, {
+    method: 'POST',
+    headers: { ...options.headers, 'content-type': 'application/json' },
+    body: JSON.stringify(options.body),
+    signal: options.signal,
+  });
+  const headers: Record<string, string> = {};
+  for (const name of options.passHeaders) {
+    const value = response.headers.get(name);
+    if (value !== null) headers[name] = value;
+  }
+  if (!response.ok) {
+    const text = await response.text();
+    throw new ProviderHttpError({
+      status: response.status,
+      headers: {
+        ...headers,
+        'content-type': response.headers.get('content-type') ?? 'application/json',
+        ...(response.headers.get('retry-after')
+          ? { 'retry-after': response.headers.get('retry-after') as string }
+          : {}),
+      },
+      body: text,
+    });
+  }
+  if (!options.stream) {
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return {
+      headers,
+      async *[Symbol.asyncIterator]() {
+        yield { wire: text, events: responseEvents(json) };
+      },
+    };
+  }
+  const body = response.body as unknown as AsyncIterable<Uint8Array> | null;
+  const filter = options.filter;
+  return {
+    headers: { ...headers, 'content-type': 'text/event-stream; charset=utf-8' },
+    async *[Symbol.asyncIterator]() {
+      if (!body) return;
+      for await (const block of sseBlocks(body)) {
+        let json: unknown;
+        if (block.data !== undefined && block.data !== '[DONE]') {
+          try {
+            json = JSON.parse(block.data);
+          } catch {
+            json = undefined;
+          }
+        }
+        const item = filter ? filter(block, json) : { wire: block.wire, event: json };
+        if (item) yield item;
+      }
+    },
+  };
+}
+
+/** What a gateway's provider adapter supplies: its formats and its call. */
+export interface ProviderAdapter {
+  name: 'anthropic' | 'openai';
+  defaultBaseURL: string;
+  /** Forwarded request headers by default. */
+  allowHeaders: readonly string[];
+  /** Whether the body asks for a stream. */
+  isStream(body: Record<string, unknown>): boolean;
+  /** The model, max_tokens and input the request is admitted with. */
+  params(body: Record<string, unknown>): RequestParams;
+  /** The provider call for an admitted request (`countTokens`: Anthropic's count_tokens). */
+  call(
+    route: 'messages' | 'countTokens',
+    body: Record<string, unknown>,
+    forwardedHeaders: Record<string, string>,
+    apiKey: string,
+    baseURL: string,
+    fetchImpl: typeof fetch,
+    signal: AbortSignal,
+  ): Promise<RelaySource>;
+  /** A JSON error answer in the provider's own shape. */
+  errorBody(status: number, code: string, message: string): { status: number; body: string };
+  /** In-stream events in the provider's shape (an error; keep-alive comments). */
+  encoder: SseEncoder;
+}
+
+/** Statuses of our rejection codes, where the code alone decides it. */
+export const CODE_STATUS: Record<string, number> = {
+  unauthenticated: 401,
+  invalid_request: 400,
+  invalid_json: 400,
+  unbounded_request: 400,
+  unknown_model: 400,
+  input_too_large: 413,
+  body_too_large: 413,
+  rate_limited: 429,
+  store_unavailable: 503,
+  internal_error: 500,
+  not_found: 404,
+  method_not_allowed: 405,
+  upstream_error: 502,
+  upstream_idle: 504,
+  timeout: 504,
+  handler_error: 500,
+};
+
+function sendRaw(
+  res: MeteredResponse,
+  status: number,
+  body: string,
+  headers: Record<string, string>,
+): void {
+  if (res.headersSent || res.writableEnded) return;
+  res.statusCode = status;
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(body);
+}
+
+/** The wire protocol of a gateway: provider-shaped errors, the provider's answer relayed. */
+function gatewayWire(adapter: ProviderAdapter, streams: WeakMap<object, boolean>): WireProtocol {
+  const reject: WireProtocol['reject'] = (res, status, code, message, _details, headers = {}) => {
+    const shaped = adapter.errorBody(status, code, message);
+    sendRaw(res, shaped.status, shaped.body, {
+      'Content-Type': 'application/json',
+      ...headers,
+      // A refused budget is not worth retrying: the official SDKs honour this header.
+      ...(code === 'budget_exceeded' ? { 'x-should-retry': 'false' } : {}),
+    });
+  };
+  return {
+    reject,
+    relay: (req) => (streams.get(req) ? 'sse' : 'json'),
+    endBeforeHeaders(res, outcome, failure?: UpstreamFailure) {
+      if (failure?.response) {
+        // The provider's own HTTP error, as it came (the SDKs raise their typed error).
+        const r = failure.response;
+        sendRaw(res, r.status, r.body, r.headers);
+        return;
+      }
+      if (outcome === 'client_disconnected' || outcome === 'client_stalled') return;
+      reject(res, CODE_STATUS[outcome] ?? 500, outcome, failure?.message ?? messageOf(outcome));
+    },
+  };
+}
+
+function messageOf(outcome: string): string {
+  switch (outcome) {
+    case 'upstream_error':
+      return 'The model provider could not be reached.';
+    case 'upstream_idle':
+    case 'timeout':
+      return 'The model provider did not answer in time.';
+    case 'budget_exceeded':
+      return 'The budget cannot cover this request.';
+    default:
+      return 'Internal error.';
+  }
+}
+
+type Handler = ((
+  req: MeteredRequest,
+  res: MeteredResponse,
+  next: (error?: unknown) => void,
+) => Promise<void>) & { readonly activeStreams: number };
+
+/**
+ * Builds a gateway: a request handler to mount under any prefix (`app.use('/llm', …)`)
+ * that answers the provider's routes through the metered handler and every other route
+ * with the provider's 404 (405 for a known path with another method).
+ */
+export function createGateway(
+  adapter: ProviderAdapter,
+  options: GatewayOptions,
+  routes: {
+    /** The metered route, e.g. `/v1/messages`. */
+    messages: string;
+    /** Anthropic's count_tokens route: admitted against rate limits, charged nothing. */
+    countTokens?: string;
+  },
+): Handler {
+  if (typeof options !== 'object' || options === null) {
+    throw new TokenmeterError(
+      'invalid_config',
+      `${adapter.name}Gateway(options) needs an options object.`,
+    );
+  }
+  if (typeof options.apiKey !== 'string' || options.apiKey === '') {
+    throw new TokenmeterError(
+      'invalid_config',
+      `${adapter.name}Gateway needs apiKey: the provider key the server calls with (callers never see it).`,
+    );
+  }
+  if (typeof options.identify !== 'function') {
+    throw new TokenmeterError(
+      'invalid_config',
+      `${adapter.name}Gateway needs identify(callerKey, req): map the keys your app issued to who pays, e.g. identify: (key) => keys.get(key).`,
+    );
+  }
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const baseURL = (options.baseURL ?? adapter.defaultBaseURL).replace(/\/+$/, '');
+  const allow = [...adapter.allowHeaders, ...(options.forwardHeaders ?? [])].map((h) =>
+    h.toLowerCase(),
+  );
+  const maxBodyBytes = options.maxBodyBytes ?? 20 * 1024 * 1024;
+  const streams = new WeakMap<object, boolean>();
+  const bodies = new WeakMap<object, Record<string, unknown>>();
+  const identify = options.identify;
+  const passOn = options.unknownRoutes === 'next';
+  if (options.unknownRoutes !== undefined && options.unknownRoutes !== 'reject' && !passOn) {
+    throw new TokenmeterError('invalid_config', "unknownRoutes must be 'reject' or 'next'.");
+  }
+  const {
+    apiKey: _apiKey,
+    baseURL: _b,
+    forwardHeaders: _f,
+    maxBodyBytes: _m,
+    fetch: _x,
+    unknownRoutes: _u,
+    ...rest
+  } = options;
+  const config: Config = parseOptions({
+    ...rest,
+    identify: (req) => identify(callerKey(req), req),
+    request: (req) => adapter.params(bodies.get(req) ?? {}),
+    upstream: (req: MeteredRequest, meter: MeteredStream) =>
+      adapter.call(
+        'messages',
+        bodies.get(req) ?? {},
+        forwarded(req, allow),
+        options.apiKey,
+        baseURL,
+        fetchImpl,
+        meter.signal,
+      ),
+    encoder: adapter.encoder,
+  });
+  config.wire = gatewayWire(adapter, streams);
+  const metered = meteredHandler(config);
+
+  const handler = async function gateway(
+    req: MeteredRequest,
+    res: MeteredResponse,
+    next: (error?: unknown) => void,
+  ): Promise<void> {
+    const path = routePath(req);
+    const isMessages = path === routes.messages;
+    const isCount = routes.countTokens !== undefined && path === routes.countTokens;
+    if (!isMessages && !isCount) {
+      if (passOn) {
+        next();
+        return;
+      }
+      config.wire.reject(
+        res,
+        404,
+        'not_found',
+        `${req.method} ${path} is not a route of this gateway.`,
+      );
+      return;
+    }
+    if (req.method !== 'POST') {
+      config.wire.reject(
+        res,
+        405,
+        'method_not_allowed',
+        `${path} accepts POST only.`,
+        {},
+        {
+          Allow: 'POST',
+        },
+      );
+      return;
+    }
+    const read = await readJsonBody(req, maxBodyBytes);
+    if (!read.ok) {
+      config.wire.reject(
+        res,
+        read.status,
+        read.status === 413 ? 'body_too_large' : 'invalid_json',
+        read.message,
+      );
+      return;
+    }
+    const body = read.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      config.wire.reject(res, 400, 'invalid_request', 'The request body must be a JSON object.');
+      return;
+    }
+    const b = body as Record<string, unknown>;
+    if (isCount) {
+      await countTokens(req, res, b);
+      return;
+    }
+    bodies.set(req, b);
+    streams.set(req, adapter.isStream(b));
+    await metered(req, res, next);
+  };
+
+  /** count_tokens: identified and rate-limited like any call, charged nothing (it is free). */
+  async function countTokens(
+    req: MeteredRequest,
+    res: MeteredResponse,
+    body: Record<string, unknown>,
+  ) {
+    const scopes = toScopes(await identify(callerKey(req), req));
+    if (!scopes) {
+      config.wire.reject(res, 401, 'unauthenticated', 'Unknown or missing API key.');
+      return;
+    }
+    const requests = scopes.flatMap((scope) => {
+      const rules: readonly RateLimitRule[] = (config.rateLimits[scope.kind] ?? []).filter(
+        (rule) => rule.kind === 'requests',
+      );
+      return rules.length > 0
+        ? [
+            {
+              scope,
+              rateLimits: rules,
+              reserveNanos: 0,
+              estimatedTokens: 0,
+              ttlMs: config.reservationTtlMs,
+            },
+          ]
+        : [];
+    });
+    let ids: readonly string[] = [];
+    if (requests.length > 0) {
+      try {
+        const result = await admitAll(config.store, requests);
+        if (!result.admitted) {
+          const retry = result.rejection.retryAfterMs;
+          config.wire.reject(
+            res,
+            429,
+            'rate_limited',
+            'Too many requests for this key.',
+            {},
+            {
+              ...(retry !== null
+                ? { 'Retry-After': String(Math.max(1, Math.ceil(retry / 1000))) }
+                : {}),
+            },
+          );
+          return;
+        }
+        ids = result.reservationIds;
+      } catch {
+        if (config.storeFailure === 'closed') {
+          config.wire.reject(
+            res,
+            503,
+            'store_unavailable',
+            'Limits cannot be checked right now; try again shortly.',
+            {},
+            {
+              'Retry-After': '1',
+            },
+          );
+          return;
+        }
+      }
+    }
+    const controller = new AbortController();
+    const onClose = () => controller.abort();
+    res.on('close', onClose);
+    try {
+      const source = await adapter.call(
+        'countTokens',
+        body,
+        forwarded(req, allow),
+        options.apiKey,
+        baseURL,
+        fetchImpl,
+        controller.signal,
+      );
+      let text = '';
+      for await (const item of source) text += item.wire;
+      if (!res.headersSent) {
+        for (const [name, value] of Object.entries(source.headers)) res.setHeader(name, value);
+        sendRaw(res, 200, text, { 'Content-Type': 'application/json' });
+      }
+      if (ids.length > 0)
+        await settleAll(config.store, ids, { costNanos: 0, tokens: 0 }).catch(() => {});
+    } catch (error) {
+      if (ids.length > 0) await releaseAll(config.store, ids).catch(() => {});
+      if (error instanceof ProviderHttpError) {
+        sendRaw(res, error.response.status, error.response.body, error.response.headers);
+      } else if (!controller.signal.aborted) {
+        config.wire.reject(res, 502, 'upstream_error', 'The model provider could not be reached.');
+      }
+    } finally {
+      res.off('close', onClose);
+    }
+  }
+
+  Object.defineProperty(handler, 'activeStreams', { get: () => metered.activeStreams });
+  return handler as Handler;
+}
+
+/** The request's path below the mount point, without its query string. */
+function routePath(req: MeteredRequest): string {
+  const url = (req as { url?: string }).url ?? '/';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
