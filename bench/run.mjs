@@ -7,7 +7,8 @@
  *
  *   npm run bench                       standard set (< 10 min on 2 cores) → bench/results/latest.*
  *   npm run bench -- --quick            1-minute smoke run (CI)            → bench/results/quick/
- *   npm run bench -- --only=sweep,race  some workloads: sweep, slow, disconnect, race, idle, admission, money
+ *   npm run bench -- --only=sweep,race  some workloads: sweep, slow, disconnect, race, idle, admission, money,
+ *                                       gateway
  *   npm run bench -- --reps=5           more repetitions per cell
  *   npm run bench -- --profile          CPU profiles of bare-express and tokenmeter-memory at the
  *                                       highest concurrency → bench/results/profiles/ (see profile.mjs)
@@ -28,6 +29,7 @@ import { startUpstream } from './lib/upstream-client.mjs';
 import {
   admission,
   disconnectStorm,
+  gateway,
   idleStreams,
   overspendRace,
   slowReaders,
@@ -48,7 +50,7 @@ const { values: args } = parseArgs({
 const mode = args.quick ? 'quick' : 'standard';
 const plan = PLANS[mode];
 const reps = args.reps ? Number(args.reps) : plan.reps;
-const WORKLOADS = ['sweep', 'slow', 'disconnect', 'race', 'idle', 'admission', 'money'];
+const WORKLOADS = ['sweep', 'slow', 'disconnect', 'race', 'idle', 'admission', 'money', 'gateway'];
 const only = args.only ? args.only.split(',') : WORKLOADS;
 for (const name of only) {
   if (!WORKLOADS.includes(name))
@@ -150,6 +152,9 @@ try {
       },
       money: async () => {
         results.money = await money(ctx);
+      },
+      gateway: async () => {
+        results.gateway = await gateway(ctx);
       },
     };
     for (const name of only) {

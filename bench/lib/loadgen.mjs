@@ -9,9 +9,10 @@
  * end (and, in `hold` mode, `OPEN <n>` once every stream is open, then waits for `close`
  * on stdin).
  *
- * Definitions (identical for every variant, since all send the same `delta` bytes):
+ * Definitions (identical for every variant, since all send the same `delta` bytes — or, for
+ * the gateway and its proxy baseline, the provider's `content_block_delta`, one per delta):
  * - time to first token (TTFT): request sent → the socket read holding the first
- *   `event: delta` whose text is not empty;
+ *   `event: delta` whose text is not empty (or the first `content_block_delta`);
  * - inter-chunk gap: time between two socket reads of one stream that each carry ≥ 1 delta;
  * - tokens delivered: delta events received (the fake sends one token per delta unless
  *   the workload sets `chunk`), counted inside the window only.
@@ -181,8 +182,16 @@ function runStream(agent, options) {
               if (s.firstAt === undefined && !text.startsWith('data: {"text":""}', idx + 13)) {
                 s.firstAt = t;
               }
-            } else if (text.startsWith('done', idx + 7)) s.done = true;
-            else if (text.startsWith('error', idx + 7)) s.errorEvent = true;
+            } else if (text.startsWith('content_block_delta', idx + 7)) {
+              // The Anthropic protocol (gateway and proxy variants): a delta of one block.
+              deltas++;
+              if (s.firstAt === undefined) s.firstAt = t;
+            } else if (
+              text.startsWith('done', idx + 7) ||
+              text.startsWith('message_stop', idx + 7)
+            ) {
+              s.done = true;
+            } else if (text.startsWith('error', idx + 7)) s.errorEvent = true;
           }
           idx = end + 2;
           end = text.indexOf('\n\n', idx);

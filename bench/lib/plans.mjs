@@ -21,6 +21,9 @@ const LATENCY = [
   'tokenmeter-redis+otel',
 ];
 
+/** The gateway and its baseline: both speak the provider's protocol (`/v1/messages`). */
+const GATEWAY = ['bare-proxy', 'gateway-memory'];
+
 /** The request every client sends (the fake answers `tokens` tokens whatever max_tokens says). */
 export const BODY = {
   model: 'claude-haiku-4-5',
@@ -133,6 +136,34 @@ export const PLANS = {
     },
     /** Money bounds (not timed): seeds of the fake's text per request kind and text kind. */
     money: { seeds: [1, 2, 3, 4, 5] },
+    // The gateway beside a bare passthrough proxy, both speaking the Anthropic Messages API
+    // end to end: what metering the provider's own protocol adds (TTFT, CPU per token).
+    gateway: {
+      levelVariants: GATEWAY,
+      reps: 3,
+      knobs: { tokens: 150, tps: 0, ttftMs: 0, chunk: 1 },
+      warmup: { concurrency: 20, warmupMs: 0, measureMs: 1_500 },
+      latency: { variants: GATEWAY, knobs: { tokens: 10 }, warmupMs: 1_000, measureMs: 20_000 },
+      levels: [
+        {
+          load: 'paced',
+          concurrency: 1_000,
+          knobs: { tokens: 90, tps: 10, chunk: 5 },
+          tokensPerDelta: 5,
+          maxTokensRange: [30, 90],
+          warmupMs: 2_000,
+          measureMs: 3_000,
+        },
+        {
+          load: 'max',
+          concurrency: 1_000,
+          knobs: { tokens: 150, tps: 0, chunk: 1 },
+          maxTokensRange: [50, 150],
+          warmupMs: 2_000,
+          measureMs: 2_500,
+        },
+      ],
+    },
   },
   quick: {
     reps: 1,
@@ -184,5 +215,21 @@ export const PLANS = {
       redis: ['--iterations=1000'],
     },
     money: { seeds: [1] },
+    gateway: {
+      levelVariants: GATEWAY,
+      knobs: { tokens: 75, tps: 0, ttftMs: 0, chunk: 1 },
+      warmup: { concurrency: 10, warmupMs: 0, measureMs: 200 },
+      latency: { variants: GATEWAY, knobs: { tokens: 10 }, warmupMs: 200, measureMs: 1_000 },
+      levels: [
+        {
+          load: 'max',
+          concurrency: 100,
+          knobs: { tokens: 75, tps: 0 },
+          maxTokensRange: [25, 75],
+          warmupMs: 200,
+          measureMs: 400,
+        },
+      ],
+    },
   },
 };

@@ -81,6 +81,90 @@ function bootstrapDiff(a, b, q, rounds = 1_000) {
 const cpuRatio = (a, b) => a.serverCpuPerTokenUs / b.serverCpuPerTokenUs;
 const tputRatio = (a, b) => a.tokensPerSec / b.tokensPerSec;
 
+/**
+ * TTFT of `variant` minus `baseline`'s in the interleaved latency run (every sample pooled),
+ * with 95% bootstrap intervals, and the p99 difference per time segment (the spread).
+ */
+function addedTtftRow(sweep, pooledList, variant, baseline, latency) {
+  const pooled = (v) => (pooledList ?? []).find((p) => p.variant === v);
+  if (!latency || !pooled(variant) || !pooled(baseline)) return undefined;
+  const bySegment = paired(
+    sweep,
+    variant,
+    baseline,
+    latency,
+    (a, b) => a.ttftMs.p99 - b.ttftMs.p99,
+  );
+  const ours = pooled(variant).ttftMs;
+  const bare = pooled(baseline).ttftMs;
+  const p99 = ours.p99 - bare.p99;
+  const ci50 = bootstrapDiff(pooled(variant).ttftSamples, pooled(baseline).ttftSamples, 0.5);
+  const ci99 = bootstrapDiff(pooled(variant).ttftSamples, pooled(baseline).ttftSamples, 0.99);
+  const interval = (ci) => (ci ? ` [${ci[0].toFixed(2)}, ${ci[1].toFixed(2)}]` : '');
+  return {
+    value:
+      `p50 ${ms(ours.p50 - bare.p50)}${interval(ci50)}, p99 ${ms(p99)}${interval(ci99)} ` +
+      `(${ours.p50.toFixed(2)} / ${ours.p99.toFixed(2)} vs ${bare.p50.toFixed(2)} / ${bare.p99.toFixed(2)} ms, n=${ours.n})`,
+    spread: `[95% bootstrap interval]; p99 difference per time segment: ${bySegment.values.map((v) => ms(v)).join(', ')}`,
+    p99,
+    ci99,
+  };
+}
+
+/** The gateway beside the bare passthrough proxy (both speak `/v1/messages`). */
+function gatewayRows(results) {
+  const run = results.gateway;
+  if (!run?.cells?.length) return [];
+  const cells = run.cells;
+  const levels = levelsOf(cells);
+  const latency = levels.find((l) => l.load === 'latency');
+  const paced = levels.filter((l) => l.load === 'paced').at(-1);
+  const max = levels.filter((l) => l.load === 'max').at(-1);
+  const ours = 'gateway-memory';
+  const base = 'bare-proxy';
+  const rows = [];
+  const ttft = addedTtftRow(cells, run.latency, ours, base, latency);
+  if (ttft) {
+    rows.push({
+      key: 'gateway:ttft',
+      figure:
+        'Gateway: added TTFT vs a bare passthrough proxy, memory store (one stream at a time)',
+      ...ttft,
+      target: '— (no target; reported)',
+      met: undefined,
+    });
+  }
+  const planned = (level) =>
+    results.plan.gateway?.levels.find(
+      (l) => l.load === level.load && l.concurrency === level.concurrency,
+    );
+  if (paced) {
+    const ratio = paired(cells, ours, base, paced, cpuRatio);
+    const atMax = max ? paired(cells, ours, base, max, cpuRatio) : undefined;
+    const p = planned(paced);
+    rows.push({
+      key: 'gateway:cpu',
+      figure: `Gateway: server CPU per delivered token, ${paced.concurrency.toLocaleString('en')} streams paced${p ? ` (${p.knobs.tps} tokens/s each, ${p.knobs.chunk ?? 1} per delta)` : ''}, gateway / proxy`,
+      value: `${x(ratio.median)} (${us(medianOf(cellsOf(cells, ours, paced), (c) => c.serverCpuPerTokenUs))} vs ${us(medianOf(cellsOf(cells, base, paced), (c) => c.serverCpuPerTokenUs))})`,
+      spread: `per round: ${ratio.values.map(x).join(', ')}${atMax ? `; unthrottled: ${x(atMax.median)}` : ''}`,
+      target: '— (no target; reported)',
+      met: undefined,
+    });
+  }
+  if (max) {
+    const ratio = paired(cells, ours, base, max, tputRatio);
+    rows.push({
+      key: 'gateway:throughput',
+      figure: `Gateway: throughput at ${max.concurrency.toLocaleString('en')} streams (upstream unthrottled), gateway / proxy`,
+      value: `${x(ratio.median)} (${tokS(medianOf(cellsOf(cells, ours, max), (c) => c.tokensPerSec))} vs ${tokS(medianOf(cellsOf(cells, base, max), (c) => c.tokensPerSec))} tokens/s)`,
+      spread: `per round: ${ratio.values.map(x).join(', ')}`,
+      target: '— (no target; reported)',
+      met: undefined,
+    });
+  }
+  return rows;
+}
+
 export function headline(results) {
   const sweep = results.sweep ?? [];
   const levels = levelsOf(sweep);
@@ -95,30 +179,14 @@ export function headline(results) {
   // pooled (the headline), and the difference per segment (the spread).
   const pooled = (v) => (results.latency ?? []).find((p) => p.variant === v);
   const addedTtft = (variant, limitMs, label) => {
-    if (!latency || !pooled(variant) || !pooled(BASELINE)) return;
-    const bySegment = paired(
-      sweep,
-      variant,
-      BASELINE,
-      latency,
-      (a, b) => a.ttftMs.p99 - b.ttftMs.p99,
-    );
-    const ours = pooled(variant).ttftMs;
-    const bare = pooled(BASELINE).ttftMs;
-    const p99 = ours.p99 - bare.p99;
-    const ci50 = bootstrapDiff(pooled(variant).ttftSamples, pooled(BASELINE).ttftSamples, 0.5);
-    const ci99 = bootstrapDiff(pooled(variant).ttftSamples, pooled(BASELINE).ttftSamples, 0.99);
-    const interval = (ci) => (ci ? ` [${ci[0].toFixed(2)}, ${ci[1].toFixed(2)}]` : '');
+    const row = addedTtftRow(sweep, results.latency, variant, BASELINE, latency);
+    if (!row) return;
     rows.push({
       key: `ttft:${variant}`,
       figure: `Added TTFT vs bare, ${label} (one stream at a time)`,
-      value:
-        `p50 ${ms(ours.p50 - bare.p50)}${interval(ci50)}, p99 ${ms(p99)}${interval(ci99)} ` +
-        `(${ours.p50.toFixed(2)} / ${ours.p99.toFixed(2)} vs ${bare.p50.toFixed(2)} / ${bare.p99.toFixed(2)} ms, n=${ours.n})`,
-      spread: `[95% bootstrap interval]; p99 difference per time segment: ${bySegment.values.map((v) => ms(v)).join(', ')}`,
+      ...row,
       target: `p99 ≤ ${limitMs} ms`,
-      met: p99 <= limitMs,
-      ci99,
+      met: row.p99 <= limitMs,
     });
   };
   addedTtft('tokenmeter-memory', 1, 'memory store');
@@ -286,6 +354,7 @@ export function headline(results) {
       met: undefined,
     });
   }
+  rows.push(...gatewayRows(results));
   return rows;
 }
 
@@ -300,6 +369,8 @@ const VARIANT_ORDER = [
   'tokenmeter-memory+otel',
   'tokenmeter-redis',
   'tokenmeter-redis+otel',
+  'bare-proxy',
+  'gateway-memory',
 ];
 
 function variantsIn(list) {
@@ -325,6 +396,84 @@ export function headlineTable(rows) {
   );
 }
 
+/** Rows of the per-level table: every level, every variant, ratios against `baseline`. */
+function levelRows(sweep, baseline) {
+  const rows = [];
+  for (const level of levelsOf(sweep)) {
+    for (const v of variantsIn(sweep)) {
+      const cells = cellsOf(sweep, v, level);
+      if (cells.length === 0) continue;
+      const med = (fn) => medianOf(cells, fn);
+      const isLatency = level.load === 'latency';
+      rows.push([
+        level.load,
+        level.concurrency.toLocaleString('en'),
+        v,
+        num(med((c) => c.ttftMs.p50)),
+        num(med((c) => c.ttftMs.p99)),
+        num(
+          med((c) => c.gapMs.p50),
+          3,
+        ),
+        num(med((c) => c.gapMs.p99)),
+        isLatency
+          ? '–'
+          : num(
+              med((c) => c.streamsPerSec),
+              0,
+            ),
+        isLatency
+          ? '–'
+          : num(
+              med((c) => c.tokensPerSec),
+              0,
+            ),
+        isLatency ? '–' : x(paired(sweep, v, baseline, level, tputRatio).median),
+        num(
+          med((c) => c.serverCpuPerTokenUs),
+          1,
+        ),
+        x(paired(sweep, v, baseline, level, cpuRatio).median),
+        isLatency
+          ? '–'
+          : num(
+              med((c) => c.serverCpuCores),
+              2,
+            ),
+        num(
+          med((c) => c.extraCpuPerTokenUs?.[0]),
+          1,
+        ),
+        num(
+          med((c) => c.peakRss / 2 ** 20),
+          0,
+        ),
+        String(cells.reduce((sum, c) => sum + c.errors, 0)),
+      ]);
+    }
+  }
+  return rows;
+}
+
+const LEVEL_HEADER = [
+  'load',
+  'streams',
+  'variant',
+  'TTFT p50 ms',
+  'TTFT p99 ms',
+  'gap p50 ms',
+  'gap p99 ms',
+  'streams/s',
+  'tokens/s',
+  'tokens/s ÷ bare',
+  'server CPU µs/token',
+  'CPU/token ÷ bare',
+  'server cores busy',
+  'Redis CPU µs/token',
+  'peak RSS MB',
+  'errors',
+];
+
 export function markdown(results) {
   const out = [];
   const m = results.machine;
@@ -344,60 +493,7 @@ export function markdown(results) {
   );
   const sweep = results.sweep ?? [];
   if (sweep.length > 0) {
-    const rows = [];
-    for (const level of levelsOf(sweep)) {
-      for (const v of variantsIn(sweep)) {
-        const cells = cellsOf(sweep, v, level);
-        if (cells.length === 0) continue;
-        const med = (fn) => medianOf(cells, fn);
-        const isLatency = level.load === 'latency';
-        rows.push([
-          level.load,
-          level.concurrency.toLocaleString('en'),
-          v,
-          num(med((c) => c.ttftMs.p50)),
-          num(med((c) => c.ttftMs.p99)),
-          num(
-            med((c) => c.gapMs.p50),
-            3,
-          ),
-          num(med((c) => c.gapMs.p99)),
-          isLatency
-            ? '–'
-            : num(
-                med((c) => c.streamsPerSec),
-                0,
-              ),
-          isLatency
-            ? '–'
-            : num(
-                med((c) => c.tokensPerSec),
-                0,
-              ),
-          isLatency ? '–' : x(paired(sweep, v, BASELINE, level, tputRatio).median),
-          num(
-            med((c) => c.serverCpuPerTokenUs),
-            1,
-          ),
-          x(paired(sweep, v, BASELINE, level, cpuRatio).median),
-          isLatency
-            ? '–'
-            : num(
-                med((c) => c.serverCpuCores),
-                2,
-              ),
-          num(
-            med((c) => c.extraCpuPerTokenUs?.[0]),
-            1,
-          ),
-          num(
-            med((c) => c.peakRss / 2 ** 20),
-            0,
-          ),
-          String(cells.reduce((sum, c) => sum + c.errors, 0)),
-        ]);
-      }
-    }
+    const rows = levelRows(sweep, BASELINE);
     const plan = results.plan.sweep;
     out.push(
       '## Concurrency sweep',
@@ -415,27 +511,31 @@ export function markdown(results) {
       `${plan.reps ?? results.reps} rounds, variant order rotating between rounds; medians. Ratios are against bare-express, within a round, then the median. ` +
         'Server CPU: the variant process only (utime + stime from /proc); Redis CPU: redis-server, for the Redis variants.',
       '',
-      table(
-        [
-          'load',
-          'streams',
-          'variant',
-          'TTFT p50 ms',
-          'TTFT p99 ms',
-          'gap p50 ms',
-          'gap p99 ms',
-          'streams/s',
-          'tokens/s',
-          'tokens/s ÷ bare',
-          'server CPU µs/token',
-          'CPU/token ÷ bare',
-          'server cores busy',
-          'Redis CPU µs/token',
-          'peak RSS MB',
-          'errors',
-        ],
-        rows,
+      table(LEVEL_HEADER, rows),
+      '',
+    );
+  }
+  const gw = results.gateway?.cells ?? [];
+  if (gw.length > 0) {
+    const plan = results.plan.gateway;
+    out.push(
+      '## Gateway beside a bare passthrough proxy',
+      '',
+      'Both variants speak the Anthropic Messages API end to end (the load generator counts `content_block_delta` events): ' +
+        '**bare-proxy** is an Express 5 route that forwards the body to the fake `/v1/messages` with fetch and pipes the answer back untouched; ' +
+        '**gateway-memory** is `anthropicGateway()` with the memory store, a daily budget and two sliding-window limits per key (set never to refuse), ' +
+        'which reads every event to meter it and settles each stream.',
+      '',
+      `- **latency**, 1 stream: one stream at a time, alternating between the two (both running at once), ${plan.latency?.knobs?.tokens ?? '?'}-token answers, ${(plan.latency?.measureMs ?? 0) / 1000} s.`,
+      ...plan.levels.map(
+        (l) =>
+          `- **${l.load}**, ${l.concurrency.toLocaleString('en')} streams: closed loop, answers of ${l.maxTokensRange?.join('–') ?? l.knobs.tokens} tokens, ` +
+          `${l.knobs.chunk ?? 1} token(s) per delta, upstream ${l.knobs.tps ? `at ${l.knobs.tps} tokens/s per stream` : 'as fast as the socket takes it'}; ${l.warmupMs / 1000} s warm-up, ${l.measureMs / 1000} s measured.`,
       ),
+      '',
+      `${plan.reps ?? results.reps} rounds, order rotating; medians. Ratios ("÷ bare") are against bare-proxy within a round.`,
+      '',
+      table(LEVEL_HEADER, levelRows(gw, 'bare-proxy')),
       '',
     );
   }

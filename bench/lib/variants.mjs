@@ -37,6 +37,15 @@ export const VARIANTS = {
     redis: true,
     about: 'costTrackedSSE() + Redis store on loopback, telemetry off',
   },
+  'bare-proxy': {
+    script: here('../variants/bare-proxy.mjs'),
+    about:
+      'Express 5 passthrough proxy: fetch to /v1/messages, the answer piped back (the gateway baseline)',
+  },
+  'gateway-memory': {
+    script: here('../variants/gateway.mjs'),
+    about: 'anthropicGateway() + memory store: the provider API relayed, metered',
+  },
   'tokenmeter-redis+otel': {
     script: here('../variants/tokenmeter.mjs'),
     env: { BENCH_STORE: 'redis', BENCH_TELEMETRY: 'on' },

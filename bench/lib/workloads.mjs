@@ -83,8 +83,7 @@ export async function sweepVariant(ctx, name, rep, { nodeFlags = [], levels } = 
  * rotating over the variants), then every concurrency level, variant after variant, for
  * `reps` rounds whose variant order rotates.
  */
-export async function sweep(ctx) {
-  const { sweep } = ctx.plan;
+export async function sweep(ctx, sweep = ctx.plan.sweep, label = 'sweep') {
   const reps = sweep.reps ?? ctx.reps;
   const cells = [];
   let latencyRun;
@@ -98,7 +97,7 @@ export async function sweep(ctx) {
       for (const variant of running) await closedCell(ctx, variant, sweep.warmup);
       await ctx.upstream.prepare({ ...sweep.knobs, ...latency.knobs });
       ctx.log(
-        `sweep: interleaved latency, 1 stream at a time over ${running.length} variants, ${latency.measureMs / 1000} s in ${reps} segments`,
+        `${label}: interleaved latency, 1 stream at a time over ${running.length} variants, ${latency.measureMs / 1000} s in ${reps} segments`,
       );
       latencyRun = await runLoad(
         {
@@ -115,11 +114,11 @@ export async function sweep(ctx) {
         for (const cell of row) {
           cells.push({ ...cell, rep: cell.segment, load: 'latency', concurrency: 1 });
           if (cell.completed === 0) {
-            ctx.problem(`sweep: ${cell.variant} completed no stream in the latency run`);
+            ctx.problem(`${label}: ${cell.variant} completed no stream in the latency run`);
           }
           if (cell.errors > Math.max(2, cell.started * 0.01)) {
             ctx.problem(
-              `sweep: ${cell.variant} (latency run): ${cell.errors} errors ${JSON.stringify(cell.errorKinds)}`,
+              `${label}: ${cell.variant} (latency run): ${cell.errors} errors ${JSON.stringify(cell.errorKinds)}`,
             );
           }
         }
@@ -142,7 +141,7 @@ export async function sweep(ctx) {
   // Each variant in a fresh process for each round: peak RSS then belongs to these levels,
   // not to whatever an earlier round left in the heap.
   for (let rep = 0; rep < reps; rep++) {
-    ctx.log(`sweep: concurrency levels, round ${rep + 1}/${reps}`);
+    ctx.log(`${label}: concurrency levels, round ${rep + 1}/${reps}`);
     for (const name of rotate(sweep.levelVariants ?? sweep.variants, rep)) {
       await ctx.upstream.prepare(sweep.knobs);
       const variant = await start(ctx, name);
@@ -159,7 +158,7 @@ export async function sweep(ctx) {
             concurrency: level.concurrency,
             ...result,
           });
-          logCell(ctx, name, level, result);
+          logCell(ctx, name, level, result, label);
         }
         if (name.includes('otel')) {
           const stats = await variantStats(variant);
@@ -171,6 +170,16 @@ export async function sweep(ctx) {
     }
   }
   return { cells, latency: latencyRun?.pooled };
+}
+
+/**
+ * The gateway beside its passthrough baseline: the same harness as the sweep (an interleaved
+ * latency run, then closed loops at each level, variant order rotating per round), with the
+ * provider's own protocol end to end — `anthropicGateway()` against an Express proxy that
+ * pipes `/v1/messages` through untouched.
+ */
+export function gateway(ctx) {
+  return sweep(ctx, ctx.plan.gateway, 'gateway');
 }
 
 function closedCell(ctx, variant, { load: _load, knobs: _knobs, ...level }) {
@@ -191,7 +200,7 @@ function closedCell(ctx, variant, { load: _load, knobs: _knobs, ...level }) {
   );
 }
 
-function logCell(ctx, name, level, result) {
+function logCell(ctx, name, level, result, label = 'sweep') {
   ctx.log(
     `  ${name.padEnd(24)} ${(level.load ?? '').padEnd(6)} c=${String(level.concurrency).padEnd(5)} ` +
       `ttft p50 ${fmt(result.ttftMs.p50)} p99 ${fmt(result.ttftMs.p99)} ms, ` +
@@ -199,10 +208,10 @@ function logCell(ctx, name, level, result) {
       `rss ${Math.round(result.peakRss / 2 ** 20)} MB, errors ${result.errors}`,
   );
   if (result.completed === 0)
-    ctx.problem(`sweep: ${name} at c=${level.concurrency} completed no stream`);
+    ctx.problem(`${label}: ${name} at c=${level.concurrency} completed no stream`);
   if (result.errors > Math.max(2, result.started * 0.01)) {
     ctx.problem(
-      `sweep: ${name} at c=${level.concurrency}: ${result.errors} errors of ${result.started} streams ${JSON.stringify(result.errorKinds)}`,
+      `${label}: ${name} at c=${level.concurrency}: ${result.errors} errors of ${result.started} streams ${JSON.stringify(result.errorKinds)}`,
     );
   }
 }

@@ -8,7 +8,7 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import type { Store } from '@tokenmeter/core';
-import { anthropicGateway, type GatewayOptions, type SettleInfo } from '@tokenmeter/express';
+import { anthropicGateway, type GatewayOptions } from '@tokenmeter/express';
 import { createMemoryStore } from '@tokenmeter/store-memory';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -4,7 +4,7 @@
  * Express 4 and 5. The gateway always asks the provider for usage (so the cost is exact)
  * and passes the usage chunk on only when the caller asked for it.
  */
-import { type GatewayOptions, openaiGateway, type SettleInfo } from '@tokenmeter/express';
+import { type GatewayOptions, openaiGateway } from '@tokenmeter/express';
 import { createMemoryStore } from '@tokenmeter/store-memory';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import OpenAI from 'openai';

@@ -277,9 +277,18 @@ function faultyEncoder(fault: NonNullable<Case['fault']>['encoder']): SseEncoder
   };
   return {
     ...jsonSseEncoder,
-    meta: (data) => (maybeThrow('meta'), jsonSseEncoder.meta(data)),
-    delta: (data) => (maybeThrow('delta'), jsonSseEncoder.delta(data)),
-    done: (data) => (maybeThrow('done'), jsonSseEncoder.done(data)),
+    meta: (data) => {
+      maybeThrow('meta');
+      return jsonSseEncoder.meta(data);
+    },
+    delta: (data) => {
+      maybeThrow('delta');
+      return jsonSseEncoder.delta(data);
+    },
+    done: (data) => {
+      maybeThrow('done');
+      return jsonSseEncoder.done(data);
+    },
   };
 }
 
@@ -296,8 +305,8 @@ function throwingTracer(): Tracer {
     recordException: () => {},
     isRecording: () => true,
     spanContext: () => ({
-      traceId: '0'.repeat(31) + '1',
-      spanId: '0'.repeat(15) + '1',
+      traceId: `${'0'.repeat(31)}1`,
+      spanId: `${'0'.repeat(15)}1`,
       traceFlags: 1,
     }),
     end: () => {

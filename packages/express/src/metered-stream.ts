@@ -42,11 +42,14 @@ import { classifyUpstreamError, toAsyncIterable, type UpstreamFailure } from './
 
 /**
  * One item of a relayed source (gateways): the bytes to send as they came, and what they
- * mean to the meter — a provider event to translate, or events already normalised.
+ * mean to the meter — provider events to translate (`event`, or `batch`: every event of
+ * one upstream read, whose bytes `wire` holds together, sent in one write), or events
+ * already normalised.
  */
 export interface RelayItem {
   wire: string;
   event?: unknown;
+  batch?: readonly unknown[];
   events?: readonly MeterEvent[];
 }
 
@@ -556,10 +559,10 @@ export class MeteredStreamImpl implements MeteredStream {
         if (next.done || this.ending) break;
         const item = next.value as RelayItem;
         this.chunks++;
-        const events = item.events ?? (item.event === undefined ? [] : this.translate(item.event));
-        for (const event of events) {
-          meter.observe(event);
-          if (event.type === 'text') content?.output(event.text);
+        if (item.events) this.observeAll(item.events, content);
+        if (item.event !== undefined) this.observeAll(this.translate(item.event), content);
+        if (item.batch) {
+          for (const raw of item.batch) this.observeAll(this.translate(raw), content);
         }
         if (item.wire !== '' && !writer.write(item.wire)) await writer.ready();
         if (this.controller.signal.aborted || this.ending) break;
@@ -577,6 +580,14 @@ export class MeteredStreamImpl implements MeteredStream {
       this.closeIterator();
     }
     await this.endRead(failure);
+  }
+
+  /** Meters relayed events (and records their text when the trace keeps content). */
+  private observeAll(events: readonly MeterEvent[], content: StreamTrace | undefined): void {
+    for (const event of events) {
+      this.meter.observe(event);
+      if (event.type === 'text') content?.output(event.text);
+    }
   }
 
   /** A failure of our own read loop (or a custom encoder), unless the stream already ended. */

@@ -155,31 +155,38 @@ export async function readJsonBody(
 }
 
 /** One parsed SSE event as it came: its bytes, its `event:` name and its JSON data. */
-interface SseBlock {
+export interface SseBlock {
   wire: string;
   name: string | undefined;
   data: string | undefined;
 }
 
-const EVENT_END = /\r\n\r\n|\n\n|\r\r/;
+const EVENT_END = /\r\n\r\n|\n\n|\r\r/g;
 
-/** Splits a provider's SSE byte stream into events, keeping each one's bytes. */
-async function* sseBlocks(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseBlock> {
+/**
+ * Splits a provider's SSE byte stream into events, keeping each one's bytes: one array per
+ * upstream read (the events it completed), so a read of many events is relayed in one write.
+ */
+export async function* sseBlocks(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseBlock[]> {
   const decoder = new TextDecoder();
   let buffer = '';
   for await (const chunk of body) {
     buffer += decoder.decode(chunk, { stream: true });
+    const blocks: SseBlock[] = [];
+    let start = 0;
     for (;;) {
+      EVENT_END.lastIndex = start;
       const match = EVENT_END.exec(buffer);
       if (!match) break;
       const end = match.index + match[0].length;
-      const wire = buffer.slice(0, end);
-      buffer = buffer.slice(end);
-      yield parseBlock(wire);
+      blocks.push(parseBlock(buffer.slice(start, end)));
+      start = end;
     }
+    buffer = buffer.slice(start);
+    if (blocks.length > 0) yield blocks;
   }
   buffer += decoder.decode();
-  if (buffer.trim() !== '') yield parseBlock(buffer);
+  if (buffer.trim() !== '') yield [parseBlock(buffer)];
 }
 
 function parseBlock(wire: string): SseBlock {
@@ -198,7 +205,10 @@ export interface RelaySource extends AsyncIterable<RelayItem> {
 }
 
 /** How one provider's stream events are relayed (OpenAI may drop or rewrite some). */
-export type RelayFilter = (block: SseBlock, json: unknown) => RelayItem | undefined;
+export type RelayFilter = (
+  block: SseBlock,
+  json: unknown,
+) => { wire: string; event: unknown } | undefined;
 
 /** Calls the provider and turns its answer into a relay source, or throws its HTTP error. */
 export async function callProvider(options: {
@@ -258,17 +268,24 @@ export async function callProvider(options: {
     headers: { ...headers, 'content-type': 'text/event-stream; charset=utf-8' },
     async *[Symbol.asyncIterator]() {
       if (!body) return;
-      for await (const block of sseBlocks(body)) {
-        let json: unknown;
-        if (block.data !== undefined && block.data !== '[DONE]') {
-          try {
-            json = JSON.parse(block.data);
-          } catch {
-            json = undefined;
+      for await (const blocks of sseBlocks(body)) {
+        let wire = '';
+        const batch: unknown[] = [];
+        for (const block of blocks) {
+          let json: unknown;
+          if (block.data !== undefined && block.data !== '[DONE]') {
+            try {
+              json = JSON.parse(block.data);
+            } catch {
+              json = undefined;
+            }
           }
+          const item = filter ? filter(block, json) : { wire: block.wire, event: json };
+          if (!item) continue;
+          wire += item.wire;
+          if (item.event !== undefined) batch.push(item.event);
         }
-        const item = filter ? filter(block, json) : { wire: block.wire, event: json };
-        if (item) yield item;
+        yield { wire, batch };
       }
     },
   };
