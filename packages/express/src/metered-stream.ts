@@ -449,7 +449,6 @@ export class MeteredStreamImpl implements MeteredStream {
 
   /** Reads the provider stream to its end, then ends the stream. Never rejects. */
   private async run(source: unknown): Promise<void> {
-    let failure: UpstreamFailure | undefined;
     this.reading = true;
     this.lastChunkAt = performance.now();
     let iterator: AsyncIterator<unknown>;
@@ -463,14 +462,25 @@ export class MeteredStreamImpl implements MeteredStream {
       await this.end(...this.failedWith(error));
       return;
     }
-    if (this.admission.relay) {
-      await this.relay(iterator);
-      return;
-    }
-    const encoder = this.config.encoder;
-    const writer = this.writer;
-    const meter = this.meter;
-    const content = this.trace.recordsContent ? this.trace : undefined;
+    await this.readLoop(
+      iterator,
+      this.admission.relay ? this.relayStep() : this.encodeStep(),
+      // A due usage event: after the chunk's checks (tokenmeter's own protocol only).
+      this.admission.relay ? undefined : () => this.writer.write(this.usageEvent()),
+    );
+  }
+
+  /**
+   * Reads the provider stream to its end, then ends the stream: each chunk through `step`
+   * (which writes it, returning false when the client must drain first), then the stops,
+   * caps and leases every stream shares, then `afterChunk` when a usage event is due.
+   */
+  private async readLoop(
+    iterator: AsyncIterator<unknown>,
+    step: (raw: unknown) => boolean,
+    afterChunk: (() => void) | undefined,
+  ): Promise<void> {
+    let failure: UpstreamFailure | undefined;
     const everyChunk = this.config.usageIntervalMs === 0;
     try {
       while (!this.ending) {
@@ -483,39 +493,19 @@ export class MeteredStreamImpl implements MeteredStream {
           break;
         }
         if (next.done || this.ending) break;
-        const raw = next.value;
         this.chunks++;
-        // Fast path for the common case, an Anthropic text delta: no event objects.
-        const delta =
-          (raw as AnthropicTextDelta).type === 'content_block_delta'
-            ? (raw as AnthropicTextDelta).delta
-            : undefined;
-        if (delta?.type === 'text_delta' && typeof delta.text === 'string') {
-          if (delta.text !== '') {
-            meter.observeText(delta.text);
-            content?.output(delta.text);
-            // A due usage event rides in the same write as the delta: one syscall, not two.
-            let chunk = encoder.delta({ text: delta.text });
-            if (this.usageDue || everyChunk) chunk += this.usageEvent();
-            if (!writer.write(chunk)) await writer.ready();
-          }
-        } else {
-          for (const event of this.translate(raw)) {
-            meter.observe(event);
-            if (event.type === 'text') {
-              content?.output(event.text);
-              if (!writer.write(encoder.delta({ text: event.text }))) await writer.ready();
-            }
-          }
-        }
+        if (!step(next.value)) await this.writer.ready();
         if (this.controller.signal.aborted || this.ending) break;
         // Only a lease or a cost cap below max_tokens is watched, on the conservative bound.
         if (this.leasedOutputTokens !== Number.POSITIVE_INFINITY) {
-          if (meter.outputTokensBound >= this.leasedOutputTokens && !(await this.growLease())) {
+          if (
+            this.meter.outputTokensBound >= this.leasedOutputTokens &&
+            !(await this.growLease())
+          ) {
             break;
           }
         }
-        if (this.usageDue || everyChunk) writer.write(this.usageEvent());
+        if (afterChunk && (this.usageDue || everyChunk)) afterChunk();
       }
     } catch (error) {
       // Our own code (or a custom encoder) failed mid-stream: not the provider's doing.
@@ -527,59 +517,55 @@ export class MeteredStreamImpl implements MeteredStream {
     await this.endRead(failure);
   }
 
-  /** Sends the headers of a relayed answer: the provider's own, then ours. */
-  private openRelay(source: unknown): void {
-    const upstream = (source as { headers?: Record<string, string> } | null)?.headers ?? {};
-    const json = this.admission.relay === 'json';
-    this.writer.open({
-      ...upstream,
-      ...(json ? { 'Content-Type': 'application/json' } : {}),
-      ...this.admission.headers,
-    });
-  }
-
-  /**
-   * A gateway's read loop: every provider event goes to the client as it came (its bytes,
-   * `wire`), and is metered on the way; the same stops, caps and leases as `run()`.
-   */
-  private async relay(iterator: AsyncIterator<unknown>): Promise<void> {
-    let failure: UpstreamFailure | undefined;
+  /** A chunk of a provider stream, metered and sent in tokenmeter's own protocol. */
+  private encodeStep(): (raw: unknown) => boolean {
+    const encoder = this.config.encoder;
     const writer = this.writer;
     const meter = this.meter;
     const content = this.trace.recordsContent ? this.trace : undefined;
-    try {
-      while (!this.ending) {
-        let next: IteratorResult<unknown>;
-        try {
-          next = await iterator.next();
-        } catch (error) {
-          if (!this.abortReason && !this.ending) failure = this.classify(error);
-          break;
-        }
-        if (next.done || this.ending) break;
-        const item = next.value as RelayItem;
-        this.chunks++;
-        if (item.events) this.observeAll(item.events, content);
-        if (item.event !== undefined) this.observeAll(this.translate(item.event), content);
-        if (item.batch) {
-          for (const raw of item.batch) this.observeAll(this.translate(raw), content);
-        }
-        if (item.wire !== '' && !writer.write(item.wire)) await writer.ready();
-        if (this.controller.signal.aborted || this.ending) break;
-        if (this.leasedOutputTokens !== Number.POSITIVE_INFINITY) {
-          if (meter.outputTokensBound >= this.leasedOutputTokens && !(await this.growLease())) {
-            break;
-          }
+    const everyChunk = this.config.usageIntervalMs === 0;
+    return (raw) => {
+      // Fast path for the common case, an Anthropic text delta: no event objects.
+      const delta =
+        (raw as AnthropicTextDelta).type === 'content_block_delta'
+          ? (raw as AnthropicTextDelta).delta
+          : undefined;
+      if (delta?.type === 'text_delta' && typeof delta.text === 'string') {
+        if (delta.text === '') return true;
+        meter.observeText(delta.text);
+        content?.output(delta.text);
+        // A due usage event rides in the same write as the delta: one syscall, not two.
+        let chunk = encoder.delta({ text: delta.text });
+        if (this.usageDue || everyChunk) chunk += this.usageEvent();
+        return writer.write(chunk);
+      }
+      let mayWrite = true;
+      for (const event of this.translate(raw)) {
+        meter.observe(event);
+        if (event.type === 'text') {
+          content?.output(event.text);
+          mayWrite = writer.write(encoder.delta({ text: event.text })) && mayWrite;
         }
       }
-    } catch (error) {
-      // Our own code (or a custom encoder) failed mid-stream: not the provider's doing.
-      failure = this.ownFailure(error);
-    } finally {
-      this.reading = false;
-      this.closeIterator();
-    }
-    await this.endRead(failure);
+      return mayWrite;
+    };
+  }
+
+  /**
+   * A gateway's chunk: the provider's events go to the client as they came (their bytes,
+   * `wire`), and are metered on the way.
+   */
+  private relayStep(): (item: unknown) => boolean {
+    const content = this.trace.recordsContent ? this.trace : undefined;
+    return (value) => {
+      const item = value as RelayItem;
+      if (item.events) this.observeAll(item.events, content);
+      if (item.event !== undefined) this.observeAll(this.translate(item.event), content);
+      if (item.batch) {
+        for (const raw of item.batch) this.observeAll(this.translate(raw), content);
+      }
+      return item.wire === '' || this.writer.write(item.wire);
+    };
   }
 
   /** Meters relayed events (and records their text when the trace keeps content). */
@@ -598,6 +584,17 @@ export class MeteredStreamImpl implements MeteredStream {
       error: describe(error),
     });
     return { outcome: 'internal_error', refused: false, message: CODE_MESSAGES.internal_error };
+  }
+
+  /** Sends the headers of a relayed answer: the provider's own, then ours. */
+  private openRelay(source: unknown): void {
+    const upstream = (source as { headers?: Record<string, string> } | null)?.headers ?? {};
+    const json = this.admission.relay === 'json';
+    this.writer.open({
+      ...upstream,
+      ...(json ? { 'Content-Type': 'application/json' } : {}),
+      ...this.admission.headers,
+    });
   }
 
   /** Ends the stream once its source is read: completed, or why not. */

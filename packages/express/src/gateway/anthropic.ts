@@ -3,7 +3,6 @@
  * not, and `POST /v1/messages/count_tokens`) behind budgets and rate limits, for the
  * official SDK, coding agents (`ANTHROPIC_BASE_URL`) and anything else that speaks it.
  */
-import { encodeComment, type SseEncoder } from '@tokenmeter/core';
 import type { RequestParams } from '../types.js';
 import {
   CODE_STATUS,
@@ -11,6 +10,7 @@ import {
   createGateway,
   type GatewayOptions,
   type ProviderAdapter,
+  providerEncoder,
 } from './common.js';
 
 /** Anthropic's error type for each status (as its API answers). */
@@ -46,18 +46,10 @@ function errorJson(type: string, message: string): string {
 }
 
 /** In-stream: nothing of tokenmeter's own protocol; an `error` event in Anthropic's shape. */
-const ANTHROPIC_ENCODER: SseEncoder = {
-  meta: () => '',
-  delta: () => '',
-  usage: () => '',
-  done: () => '',
-  error: (data) => {
-    const d = data as { code?: string; message?: string };
-    const type = TYPE_OF_CODE[d.code ?? ''] ?? 'api_error';
-    return `event: error\ndata: ${errorJson(type, d.message ?? 'The stream ended early.')}\n\n`;
-  },
-  comment: (text) => encodeComment(text),
-};
+const ANTHROPIC_ENCODER = providerEncoder(
+  (code, message) =>
+    `event: error\ndata: ${errorJson(TYPE_OF_CODE[code] ?? 'api_error', message)}\n\n`,
+);
 
 const ANTHROPIC: ProviderAdapter = {
   name: 'anthropic',

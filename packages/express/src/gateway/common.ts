@@ -7,6 +7,7 @@
  */
 import {
   admitAll,
+  encodeComment,
   type RateLimitRule,
   releaseAll,
   responseEvents,
@@ -288,6 +289,25 @@ export async function callProvider(options: {
         yield { wire, batch };
       }
     },
+  };
+}
+
+/**
+ * The in-stream encoder of a gateway: nothing of tokenmeter's own protocol (the provider's
+ * events are relayed as they came), keep-alive comments, and an early end as the provider's
+ * own error event, `errorEvent(code, message)`.
+ */
+export function providerEncoder(errorEvent: (code: string, message: string) => string): SseEncoder {
+  return {
+    meta: () => '',
+    delta: () => '',
+    usage: () => '',
+    done: () => '',
+    error: (data) => {
+      const d = data as { code?: string; message?: string };
+      return errorEvent(d.code ?? 'internal_error', d.message ?? 'The stream ended early.');
+    },
+    comment: (text) => encodeComment(text),
   };
 }
 

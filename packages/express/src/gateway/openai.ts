@@ -4,7 +4,6 @@
  * usage (`stream_options.include_usage`), so the cost is exact, and passes the usage
  * chunk on only when the caller asked for it.
  */
-import { encodeComment, type SseEncoder } from '@tokenmeter/core';
 import type { RequestParams } from '../types.js';
 import {
   CODE_STATUS,
@@ -12,6 +11,7 @@ import {
   createGateway,
   type GatewayOptions,
   type ProviderAdapter,
+  providerEncoder,
   type RelayFilter,
 } from './common.js';
 
@@ -38,17 +38,7 @@ function errorJson(code: string, message: string): string {
 }
 
 /** In-stream: an error chunk in OpenAI's shape (its SDK raises it). */
-const OPENAI_ENCODER: SseEncoder = {
-  meta: () => '',
-  delta: () => '',
-  usage: () => '',
-  done: () => '',
-  error: (data) => {
-    const d = data as { code?: string; message?: string };
-    return `data: ${errorJson(d.code ?? 'internal_error', d.message ?? 'The stream ended early.')}\n\n`;
-  },
-  comment: (text) => encodeComment(text),
-};
+const OPENAI_ENCODER = providerEncoder((code, message) => `data: ${errorJson(code, message)}\n\n`);
 
 /**
  * The caller did not ask for usage: the usage chunk (empty `choices`) is metered but not
