@@ -72,6 +72,18 @@ export {
   type ServerToolRequest,
 } from './request-terms.js';
 export {
+  type AiSdkStreamResult,
+  type AiSdkUsageLike,
+  aiSdkParts,
+  createAiSdkTranslator,
+  createLangChainTranslator,
+  fromAiSdkUsage,
+  isAiSdkPartType,
+  isAiSdkResult,
+  isLangChainChunk,
+  type LangChainChunkLike,
+} from './sources.js';
+export {
   encodeComment,
   encodeEvent,
   encodeJsonEvent,
@@ -136,6 +148,12 @@ export {
   type TextClass,
   type TokenProvider,
 } from './token-estimate.js';
+export {
+  TOKENMETER_DATA_PART_ID,
+  UI_MESSAGE_STREAM_HEADERS,
+  uiFinishReason,
+  uiMessageStreamEncoder,
+} from './ui-message-stream.js';
 export {
   type AnthropicUsageLike,
   emptyUsage,

@@ -74,6 +74,18 @@ export interface SseEncoder {
   error(data: object): string;
   /** A comment line (keep-alive). Clients never see it as an event. */
   comment(text?: string): string;
+  /**
+   * A piece of the model's reasoning (thinking) text. Optional: a protocol without it sends
+   * none (tokenmeter's own and the plain style send only the answer).
+   */
+  reasoning?(data: SseDeltaData): string;
+  /** Response headers the protocol adds to the SSE ones (`x-vercel-ai-ui-message-stream: v1`). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * A fresh encoder for one stream, for a protocol that keeps state between events (the
+   * parts the AI SDK protocol has open). Without it the encoder is shared by every stream.
+   */
+  forStream?(): SseEncoder;
 }
 
 /** The data of the plain style's terminating event: `data: [DONE]`. */

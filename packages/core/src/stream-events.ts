@@ -4,6 +4,12 @@
  * telemetry understand. Unknown event types map to nothing (tolerated, never thrown).
  */
 import {
+  createAiSdkTranslator,
+  createLangChainTranslator,
+  isAiSdkPartType,
+  isLangChainChunk,
+} from './sources.js';
+import {
   type AnthropicUsageLike,
   fromAnthropicUsage,
   fromOpenAIUsage,
@@ -179,6 +185,7 @@ export function fromOpenAIChunk(chunk: OpenAIChunk, seenStart: boolean): MeterEv
 /**
  * A stateful translator for a stream whose provider is recognised from its first event:
  * Anthropic events (`message_start`, …), OpenAI chunks (`object: "chat.completion.chunk"`),
+ * AI SDK `fullStream` parts (`text-delta`, `finish-step`, …), LangChain.js `AIMessageChunk`s,
  * or events already normalised.
  *
  * @example
@@ -190,6 +197,8 @@ export function fromOpenAIChunk(chunk: OpenAIChunk, seenStart: boolean): MeterEv
 export function createEventTranslator(): (raw: unknown) => MeterEvent[] {
   let usage: Usage | undefined;
   let seenOpenAIStart = false;
+  let aiSdk: ((part: unknown) => MeterEvent[]) | undefined;
+  let langChain: ((chunk: unknown) => MeterEvent[]) | undefined;
   return (raw) => {
     if (typeof raw !== 'object' || raw === null) return [];
     const candidate = raw as { type?: unknown; object?: unknown };
@@ -197,10 +206,22 @@ export function createEventTranslator(): (raw: unknown) => MeterEvent[] {
     if (candidate.object === 'chat.completion.chunk') {
       events = fromOpenAIChunk(raw as OpenAIChunk, seenOpenAIStart);
       seenOpenAIStart = true;
+    } else if (typeof candidate.type === 'string' && isAiSdkPartType(candidate.type)) {
+      aiSdk ??= createAiSdkTranslator();
+      events = aiSdk(raw);
+    } else if (langChain || isLangChainChunk(raw)) {
+      langChain ??= createLangChainTranslator();
+      events = langChain(raw);
     } else if (
       typeof candidate.type === 'string' &&
       (NORMALISED.has(candidate.type) || (candidate.type === 'error' && 'errorType' in raw))
     ) {
+      // The AI SDK's own `{ type: 'start' }` (no provider) says nothing ran yet: not an event.
+      if (
+        candidate.type === 'start' &&
+        typeof (raw as { provider?: unknown }).provider !== 'string'
+      )
+        return [];
       events = [raw as MeterEvent];
     } else if (typeof candidate.type === 'string') {
       events = fromAnthropicEvent(raw as AnthropicStreamEvent, usage);

@@ -20,6 +20,7 @@ import {
   type RequestBound,
   type ReservationEnd,
   type ScopeRef,
+  type SseEncoder,
   StreamMeter,
   type StreamOutcome,
   type StreamTrace,
@@ -181,6 +182,8 @@ export class MeteredStreamImpl implements MeteredStream {
   readonly trace: StreamTrace;
   private readonly controller = new AbortController();
   private readonly translate = createEventTranslator();
+  /** The wire protocol's encoder for this stream (its own instance when it keeps state). */
+  private readonly encoder: SseEncoder;
   private readonly startedAt = performance.now();
   // Activity is counted on the hot path and timed by the shared tick: no clock read per chunk.
   private chunks = 0;
@@ -243,6 +246,7 @@ export class MeteredStreamImpl implements MeteredStream {
       input: admission.input,
     });
     this.writer = new SseWriter(res);
+    this.encoder = config.encoder.forStream?.() ?? config.encoder;
     this.meter = new StreamMeter({
       model: admission.model,
       inputTokensEstimate: admission.inputTokens,
@@ -306,9 +310,10 @@ export class MeteredStreamImpl implements MeteredStream {
 
   private openStream(headers: Record<string, string>): void {
     const budget = this.admission.budget;
+    const encoder = this.encoder;
     this.writer.open(
-      headers,
-      this.config.encoder.meta({
+      encoder.headers ? { ...encoder.headers, ...headers } : headers,
+      encoder.meta({
         requestId: this.requestId,
         model: this.model,
         maxTokens: this.maxTokens,
@@ -431,7 +436,7 @@ export class MeteredStreamImpl implements MeteredStream {
       this.admission.relay !== 'json' &&
       !this.res.writableNeedDrain
     ) {
-      this.writer.write(c.encoder.comment('ping'));
+      this.writer.write(this.encoder.comment('ping'));
     }
   }
 
@@ -519,7 +524,7 @@ export class MeteredStreamImpl implements MeteredStream {
 
   /** A chunk of a provider stream, metered and sent in tokenmeter's own protocol. */
   private encodeStep(): (raw: unknown) => boolean {
-    const encoder = this.config.encoder;
+    const encoder = this.encoder;
     const writer = this.writer;
     const meter = this.meter;
     const content = this.trace.recordsContent ? this.trace : undefined;
@@ -545,6 +550,8 @@ export class MeteredStreamImpl implements MeteredStream {
         if (event.type === 'text') {
           content?.output(event.text);
           mayWrite = writer.write(encoder.delta({ text: event.text })) && mayWrite;
+        } else if (event.type === 'thinking' && encoder.reasoning) {
+          mayWrite = writer.write(encoder.reasoning({ text: event.text })) && mayWrite;
         }
       }
       return mayWrite;
@@ -718,7 +725,7 @@ export class MeteredStreamImpl implements MeteredStream {
     if (output === this.lastUsageOutput) return '';
     this.lastUsageOutput = output;
     const { usage, costNanos } = this.meter.estimate();
-    return this.config.encoder.usage({
+    return this.encoder.usage({
       inputTokens: promptTokens(usage),
       outputTokens: usage.outputTokens,
       costUsd: nanosToUsd(costNanos),
@@ -869,8 +876,8 @@ export class MeteredStreamImpl implements MeteredStream {
     try {
       chunk =
         outcome === 'completed'
-          ? this.config.encoder.done({ stopReason: final.stopReason ?? null, ...body })
-          : this.config.encoder.error({
+          ? this.encoder.done({ stopReason: final.stopReason ?? null, ...body })
+          : this.encoder.error({
               code: outcome,
               message: options.failure?.message ?? this.endMessage(outcome),
               ...(options.failure?.status !== undefined

@@ -234,7 +234,8 @@ export interface CostTrackedSSEOptions {
   budgetExceededStatus?: number;
   /**
    * The upstream call, for a terminal middleware: return the provider stream (or a promise
-   * of it), started with `meter.signal`. Without it, the middleware calls `next()` and the
+   * of it), started with `meter.signal` — an official SDK stream, an AI SDK `streamText()`
+   * result or a LangChain.js `model.stream()` (see `MeteredStream.stream`). Without it, the middleware calls `next()` and the
    * route handler calls `res.locals.tokenmeter.stream(...)`.
    *
    * @example
@@ -282,8 +283,10 @@ export interface MeteredStream {
   /**
    * Streams the provider's output to the client and settles. Accepts the official SDK
    * streams as they are (`client.messages.create({ stream: true })`, `client.messages.stream()`,
-   * `client.chat.completions.create({ stream: true })`), any async iterable of provider
-   * events or normalised `MeterEvent`s, or a promise of one. Resolves when settled; never rejects.
+   * `client.chat.completions.create({ stream: true })`), an AI SDK `streamText()` result
+   * (started with `abortSignal: meter.signal`), a LangChain.js `model.stream(messages, { signal })`,
+   * any async iterable of provider events or normalised `MeterEvent`s, or a promise of one.
+   * Resolves when settled; never rejects.
    */
   stream(source: unknown): Promise<FinalUsage>;
   /** Ends the stream with an error event (e.g. the handler failed before calling the provider). */

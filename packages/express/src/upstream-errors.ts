@@ -3,7 +3,7 @@
  * provider `error` event) into one outcome and a client-safe description. Messages sent
  * to the client never include request headers, keys or stacks.
  */
-import { type StreamOutcome, TokenmeterError } from '@tokenmeter/core';
+import { aiSdkParts, isAiSdkResult, type StreamOutcome, TokenmeterError } from '@tokenmeter/core';
 
 /** A provider's HTTP error answer, kept whole so a gateway can pass it on as it came. */
 export interface ProviderResponse {
@@ -52,6 +52,9 @@ interface ErrorLike {
   name?: unknown;
   message?: unknown;
   status?: unknown;
+  /** The AI SDK's `APICallError`: the provider's status and body. */
+  statusCode?: unknown;
+  responseBody?: unknown;
   code?: unknown;
   error?: unknown;
   type?: unknown;
@@ -74,7 +77,12 @@ export function classifyUpstreamError(error: unknown, eventsSeen: number): Upstr
     return { outcome, refused: false, message: error.message };
   }
   const e = (typeof error === 'object' && error !== null ? error : {}) as ErrorLike;
-  const status = typeof e.status === 'number' ? e.status : undefined;
+  const status =
+    typeof e.status === 'number'
+      ? e.status
+      : typeof e.statusCode === 'number'
+        ? e.statusCode
+        : undefined;
   const type = providerErrorType(e);
   if (status !== undefined) {
     return {
@@ -113,11 +121,27 @@ function providerErrorType(e: ErrorLike): string | undefined {
     if (typeof body.error?.type === 'string') return body.error.type;
     if (typeof body.type === 'string' && body.type !== 'error') return body.type;
   }
-  return typeof e.type === 'string' ? e.type : undefined;
+  if (typeof e.type === 'string') return e.type;
+  // The AI SDK keeps the provider's answer as text: `{"type":"error","error":{"type":…}}`.
+  if (typeof e.responseBody === 'string' && e.responseBody.length < 65_536) {
+    try {
+      const parsed = JSON.parse(e.responseBody) as { error?: { type?: unknown; code?: unknown } };
+      if (typeof parsed.error?.type === 'string') return parsed.error.type;
+      if (typeof parsed.error?.code === 'string') return parsed.error.code;
+    } catch {
+      // Not JSON: no type.
+    }
+  }
+  return undefined;
 }
 
-/** The async iterable inside whatever a handler handed over. */
+/**
+ * The async iterable inside whatever a handler handed over: the stream itself, or the
+ * `fullStream` of an AI SDK `streamText()` result (its error parts thrown, as the raw SDKs
+ * throw theirs).
+ */
 export function toAsyncIterable(source: unknown): AsyncIterable<unknown> {
+  if (isAiSdkResult(source)) return aiSdkParts(source);
   if (
     source !== null &&
     (typeof source === 'object' || typeof source === 'function') &&
@@ -128,6 +152,7 @@ export function toAsyncIterable(source: unknown): AsyncIterable<unknown> {
   throw new TokenmeterError(
     'invalid_argument',
     'stream() needs the provider stream: the result of client.messages.create({ ..., stream: true }), ' +
-      'client.messages.stream(...), client.chat.completions.create({ ..., stream: true }) or any async iterable of events.',
+      'client.messages.stream(...), client.chat.completions.create({ ..., stream: true }), an AI SDK streamText() result, ' +
+      'a LangChain model.stream(...) or any async iterable of events.',
   );
 }
