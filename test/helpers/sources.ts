@@ -9,6 +9,7 @@ import { createAnthropic } from '@ai-sdk/anthropic';
 import { createOpenAI } from '@ai-sdk/openai';
 import { ChatAnthropic } from '@langchain/anthropic';
 import { ChatOpenAI } from '@langchain/openai';
+import type { Tracer } from '@opentelemetry/api';
 import type { MeteredRequest, MeteredStream } from '@tokenmeter/express';
 import { type ModelMessage, streamText } from 'ai';
 import OpenAI from 'openai';
@@ -31,7 +32,7 @@ export interface ChatBody {
  * An `upstream` for costTrackedSSE(): the source named by the request's `x-source` header
  * (`raw`, `ai-sdk`, `langchain`), the provider from the model name.
  */
-export function sourceUpstream(fakeUrl: string, options: { telemetry?: boolean } = {}) {
+export function sourceUpstream(fakeUrl: string, options: { tracer?: Tracer } = {}) {
   const anthropic = anthropicClient(fakeUrl);
   const openai = new OpenAI({ baseURL: `${fakeUrl}/v1`, apiKey: 'test-key', maxRetries: 0 });
   const aiAnthropic = createAnthropic({ baseURL: `${fakeUrl}/v1`, apiKey: 'test-key' });
@@ -86,7 +87,9 @@ export function sourceUpstream(fakeUrl: string, options: { telemetry?: boolean }
           maxRetries: 0,
           // tokenmeter reports the failure; the AI SDK would also log it to the console.
           onError: () => {},
-          ...(options.telemetry ? { experimental_telemetry: { isEnabled: true } } : {}),
+          ...(options.tracer
+            ? { experimental_telemetry: { isEnabled: true, tracer: options.tracer } }
+            : {}),
         });
       case 'langchain': {
         const model = isClaude
