@@ -3,7 +3,6 @@
  * MessageStream helper, the raw Anthropic stream, OpenAI chat completions, a slow
  * reader, mid-stream errors, stalls, resets, malformed SSE, handler bugs, caps.
  */
-import { request as httpRequest } from 'node:http';
 import { usd } from '@tokenmeter/core';
 import { createMemoryStore, type MemoryStore } from '@tokenmeter/store-memory';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
@@ -19,6 +18,7 @@ import {
   startApp,
   type TestApp,
 } from '../helpers/app.js';
+import { slowRead as slowReadFrom } from '../helpers/slow-read.js';
 import { eventData, postSSE } from '../helpers/sse-client.js';
 import { knobHeaders } from '../helpers/upstream.js';
 
@@ -79,48 +79,11 @@ async function spent(user: string) {
   return { spent: state.budget!.spentNanos, reserved: state.budget!.reservedNanos };
 }
 
-async function slowRead(planned: number, user: string) {
-  const url = new URL(app.url);
-  const body = JSON.stringify({ ...prompt, max_tokens: planned });
-  const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
-    const req = httpRequest(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: url.pathname,
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-user': user,
-          'x-fake-llm-tokens': String(planned),
-          'x-fake-llm-chunk': '1',
-          'content-length': Buffer.byteLength(body),
-        },
-      },
-      resolve,
-    );
-    req.on('error', reject);
-    req.end(body);
+/** Opens a stream for `planned` tokens as `user` and reads it at ~10 KB/s (helpers/slow-read). */
+function slowRead(planned: number, user: string) {
+  return slowReadFrom(fake, app.url, { ...prompt, max_tokens: planned }, planned, {
+    'x-user': user,
   });
-  res.pause();
-  // Read 1 KB every 100 ms until generation stops moving for a second: either every
-  // socket buffer between the reader and the fake is full, or the answer is complete.
-  let received = 0;
-  let last = -1;
-  let stableSince = performance.now();
-  const deadline = performance.now() + 15_000;
-  while (performance.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    received += (res.read(1024) as Buffer | null)?.length ?? 0;
-    const generated = fake.lastRequest?.tokensGenerated ?? 0;
-    if (generated !== last) {
-      last = generated;
-      stableSince = performance.now();
-    } else if (performance.now() - stableSince > 1_000) {
-      break;
-    }
-  }
-  return { res, received, record: fake.lastRequest! };
 }
 
 describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
