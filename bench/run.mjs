@@ -8,7 +8,7 @@
  *   npm run bench                       standard set (< 10 min on 2 cores) → bench/results/latest.*
  *   npm run bench -- --quick            1-minute smoke run (CI)            → bench/results/quick/
  *   npm run bench -- --only=sweep,race  some workloads: sweep, slow, disconnect, race, idle, admission, money,
- *                                       gateway
+ *                                       gateway, sources
  *   npm run bench -- --reps=5           more repetitions per cell
  *   npm run bench -- --profile          CPU profiles of bare-express and tokenmeter-memory at the
  *                                       highest concurrency → bench/results/profiles/ (see profile.mjs)
@@ -33,6 +33,7 @@ import {
   idleStreams,
   overspendRace,
   slowReaders,
+  sources,
   sweep,
 } from './lib/workloads.mjs';
 
@@ -50,7 +51,17 @@ const { values: args } = parseArgs({
 const mode = args.quick ? 'quick' : 'standard';
 const plan = PLANS[mode];
 const reps = args.reps ? Number(args.reps) : plan.reps;
-const WORKLOADS = ['sweep', 'slow', 'disconnect', 'race', 'idle', 'admission', 'money', 'gateway'];
+const WORKLOADS = [
+  'sweep',
+  'slow',
+  'disconnect',
+  'race',
+  'idle',
+  'admission',
+  'money',
+  'gateway',
+  'sources',
+];
 const only = args.only ? args.only.split(',') : WORKLOADS;
 for (const name of only) {
   if (!WORKLOADS.includes(name))
@@ -155,6 +166,9 @@ try {
       },
       gateway: async () => {
         results.gateway = await gateway(ctx);
+      },
+      sources: async () => {
+        results.sources = await sources(ctx);
       },
     };
     for (const name of only) {

@@ -24,6 +24,9 @@ const LATENCY = [
 /** The gateway and its baseline: both speak the provider's protocol (`/v1/messages`). */
 const GATEWAY = ['bare-proxy', 'gateway-memory'];
 
+/** The raw path and the AI SDK path, each beside its own bare relay (tokenmeter's `delta` events). */
+const SOURCES = ['bare-express', 'tokenmeter-memory', 'bare-ai-sdk', 'ai-sdk-memory'];
+
 /** The request every client sends (the fake answers `tokens` tokens whatever max_tokens says). */
 export const BODY = {
   model: 'claude-haiku-4-5',
@@ -152,6 +155,16 @@ export const PLANS = {
       latency: { variants: GATEWAY, knobs: { tokens: 10 }, warmupMs: 1_000, measureMs: 20_000 },
       levels: [PACED_1000, MAX_1000],
     },
+    // The AI SDK path (streamText() handed to costTrackedSSE) beside the raw SDK path, each
+    // against its bare relay: what tokenmeter adds to an AI SDK app (TTFT, CPU per token).
+    sources: {
+      levelVariants: SOURCES,
+      reps: 3,
+      knobs: { tokens: 150, tps: 0, ttftMs: 0, chunk: 1 },
+      warmup: { concurrency: 20, warmupMs: 0, measureMs: 1_500 },
+      latency: { variants: SOURCES, knobs: { tokens: 10 }, warmupMs: 1_000, measureMs: 20_000 },
+      levels: [PACED_1000],
+    },
   },
   quick: {
     reps: 1,
@@ -216,6 +229,23 @@ export const PLANS = {
           maxTokensRange: [25, 75],
           warmupMs: 200,
           measureMs: 400,
+        },
+      ],
+    },
+    sources: {
+      levelVariants: SOURCES,
+      knobs: { tokens: 75, tps: 0, ttftMs: 0, chunk: 1 },
+      warmup: { concurrency: 10, warmupMs: 0, measureMs: 200 },
+      latency: { variants: SOURCES, knobs: { tokens: 10 }, warmupMs: 200, measureMs: 1_000 },
+      levels: [
+        {
+          load: 'paced',
+          concurrency: 100,
+          knobs: { tokens: 30, tps: 20, chunk: 5 },
+          tokensPerDelta: 5,
+          maxTokensRange: [10, 30],
+          warmupMs: 200,
+          measureMs: 600,
         },
       ],
     },

@@ -111,31 +111,31 @@ function addedTtftRow(sweep, pooledList, variant, baseline, latency) {
   };
 }
 
-/** The gateway beside the bare passthrough proxy (both speak `/v1/messages`). */
-function gatewayRows(results) {
-  const run = results.gateway;
-  if (!run?.cells?.length) return [];
-  const cells = run.cells;
+/**
+ * One metered variant beside its baseline in a run of the sweep harness (`results[run]`):
+ * added TTFT (interleaved latency run), CPU per token at the paced level, throughput at the
+ * unthrottled level, each a within-round ratio's median. `label` names the pair in the table.
+ */
+function pairRows(results, run, ours, base, label, baseName) {
+  const cells = (results[run]?.cells ?? []).filter((c) => c.variant === ours || c.variant === base);
+  if (!cells.length) return [];
   const levels = levelsOf(cells);
   const latency = levels.find((l) => l.load === 'latency');
   const paced = levels.filter((l) => l.load === 'paced').at(-1);
   const max = levels.filter((l) => l.load === 'max').at(-1);
-  const ours = 'gateway-memory';
-  const base = 'bare-proxy';
   const rows = [];
-  const ttft = addedTtftRow(cells, run.latency, ours, base, latency);
+  const ttft = addedTtftRow(cells, results[run].latency, ours, base, latency);
   if (ttft) {
     rows.push({
-      key: 'gateway:ttft',
-      figure:
-        'Gateway: added TTFT vs a bare passthrough proxy, memory store (one stream at a time)',
+      key: `${run}:${ours}:ttft`,
+      figure: `${label}: added TTFT vs ${baseName} (one stream at a time)`,
       ...ttft,
       target: '— (no target; reported)',
       met: undefined,
     });
   }
   const planned = (level) =>
-    results.plan.gateway?.levels.find(
+    results.plan[run]?.levels.find(
       (l) => l.load === level.load && l.concurrency === level.concurrency,
     );
   if (paced) {
@@ -143,8 +143,8 @@ function gatewayRows(results) {
     const atMax = max ? paired(cells, ours, base, max, cpuRatio) : undefined;
     const p = planned(paced);
     rows.push({
-      key: 'gateway:cpu',
-      figure: `Gateway: server CPU per delivered token, ${paced.concurrency.toLocaleString('en')} streams paced${p ? ` (${p.knobs.tps} tokens/s each, ${p.knobs.chunk ?? 1} per delta)` : ''}, gateway / proxy`,
+      key: `${run}:${ours}:cpu`,
+      figure: `${label}: server CPU per delivered token, ${paced.concurrency.toLocaleString('en')} streams paced${p ? ` (${p.knobs.tps} tokens/s each, ${p.knobs.chunk ?? 1} per delta)` : ''}, ÷ ${baseName}`,
       value: `${x(ratio.median)} (${us(medianOf(cellsOf(cells, ours, paced), (c) => c.serverCpuPerTokenUs))} vs ${us(medianOf(cellsOf(cells, base, paced), (c) => c.serverCpuPerTokenUs))})`,
       spread: `per round: ${ratio.values.map(x).join(', ')}${atMax ? `; unthrottled: ${x(atMax.median)}` : ''}`,
       target: '— (no target; reported)',
@@ -154,8 +154,8 @@ function gatewayRows(results) {
   if (max) {
     const ratio = paired(cells, ours, base, max, tputRatio);
     rows.push({
-      key: 'gateway:throughput',
-      figure: `Gateway: throughput at ${max.concurrency.toLocaleString('en')} streams (upstream unthrottled), gateway / proxy`,
+      key: `${run}:${ours}:throughput`,
+      figure: `${label}: throughput at ${max.concurrency.toLocaleString('en')} streams (upstream unthrottled), ÷ ${baseName}`,
       value: `${x(ratio.median)} (${tokS(medianOf(cellsOf(cells, ours, max), (c) => c.tokensPerSec))} vs ${tokS(medianOf(cellsOf(cells, base, max), (c) => c.tokensPerSec))} tokens/s)`,
       spread: `per round: ${ratio.values.map(x).join(', ')}`,
       target: '— (no target; reported)',
@@ -163,6 +163,48 @@ function gatewayRows(results) {
     });
   }
   return rows;
+}
+
+/** The gateway beside the bare passthrough proxy (both speak `/v1/messages`). */
+function gatewayRows(results) {
+  return pairRows(
+    results,
+    'gateway',
+    'gateway-memory',
+    'bare-proxy',
+    'Gateway',
+    'a bare passthrough proxy, memory store',
+  );
+}
+
+/** The AI SDK path and the raw SDK path, each beside its bare relay; and the AI SDK's own cost. */
+function sourcesRows(results) {
+  return [
+    ...pairRows(
+      results,
+      'sources',
+      'ai-sdk-memory',
+      'bare-ai-sdk',
+      'AI SDK path',
+      'a bare AI SDK relay',
+    ),
+    ...pairRows(
+      results,
+      'sources',
+      'tokenmeter-memory',
+      'bare-express',
+      'Raw SDK path (same run)',
+      'bare-express',
+    ),
+    ...pairRows(
+      results,
+      'sources',
+      'bare-ai-sdk',
+      'bare-express',
+      'The AI SDK itself, no tokenmeter',
+      'bare-express',
+    ),
+  ];
 }
 
 export function headline(results) {
@@ -355,6 +397,7 @@ export function headline(results) {
     });
   }
   rows.push(...gatewayRows(results));
+  rows.push(...sourcesRows(results));
   return rows;
 }
 
@@ -371,6 +414,8 @@ const VARIANT_ORDER = [
   'tokenmeter-redis+otel',
   'bare-proxy',
   'gateway-memory',
+  'bare-ai-sdk',
+  'ai-sdk-memory',
 ];
 
 function variantsIn(list) {
@@ -536,6 +581,29 @@ export function markdown(results) {
       `${plan.reps ?? results.reps} rounds, order rotating; medians. Ratios ("÷ bare") are against bare-proxy within a round.`,
       '',
       table(LEVEL_HEADER, levelRows(gw, 'bare-proxy')),
+      '',
+    );
+  }
+  const src = results.sources?.cells ?? [];
+  if (src.length > 0) {
+    const plan = results.plan.sources;
+    out.push(
+      '## The AI SDK path beside the raw SDK path',
+      '',
+      "Four variants in one run, all relaying tokenmeter's `delta` events: **bare-express** (the raw SDK stream relayed) and " +
+        '**tokenmeter-memory** (`costTrackedSSE()` on that stream), **bare-ai-sdk** (`streamText()` with `@ai-sdk/anthropic`, its `fullStream` ' +
+        'text parts relayed with a wait on drain) and **ai-sdk-memory** (`costTrackedSSE()` with the `streamText()` result as the source, same budget and limits).',
+      '',
+      `- **latency**, 1 stream: one stream at a time, rotating over the four, ${plan.latency?.knobs?.tokens ?? '?'}-token answers, ${(plan.latency?.measureMs ?? 0) / 1000} s.`,
+      ...plan.levels.map(
+        (l) =>
+          `- **${l.load}**, ${l.concurrency.toLocaleString('en')} streams: closed loop, answers of ${l.maxTokensRange?.join('–') ?? l.knobs.tokens} tokens, ` +
+          `${l.knobs.chunk ?? 1} token(s) per delta, upstream ${l.knobs.tps ? `at ${l.knobs.tps} tokens/s per stream` : 'as fast as the socket takes it'}; ${l.warmupMs / 1000} s warm-up, ${l.measureMs / 1000} s measured.`,
+      ),
+      '',
+      `${plan.reps ?? results.reps} rounds, order rotating; medians. Ratios ("÷ bare") are against bare-express within a round.`,
+      '',
+      table(LEVEL_HEADER, levelRows(src, 'bare-express')),
       '',
     );
   }

@@ -46,6 +46,17 @@ export const VARIANTS = {
     script: here('../variants/gateway.mjs'),
     about: 'anthropicGateway() + memory store: the provider API relayed, metered',
   },
+  'bare-ai-sdk': {
+    script: here('../variants/ai-sdk.mjs'),
+    env: { BENCH_AI_SDK: 'bare' },
+    about:
+      'the same relay through the AI SDK: streamText() fullStream text parts → res.write with drain',
+  },
+  'ai-sdk-memory': {
+    script: here('../variants/ai-sdk.mjs'),
+    env: { BENCH_AI_SDK: 'metered' },
+    about: 'costTrackedSSE() + memory store with a streamText() result as the source',
+  },
   'tokenmeter-redis+otel': {
     script: here('../variants/tokenmeter.mjs'),
     env: { BENCH_STORE: 'redis', BENCH_TELEMETRY: 'on' },

@@ -182,6 +182,15 @@ export function gateway(ctx) {
   return sweep(ctx, ctx.plan.gateway, 'gateway');
 }
 
+/**
+ * The AI SDK path beside the raw SDK path, each against its own bare relay: the same
+ * harness as the sweep, four variants (bare-express, tokenmeter-memory, bare-ai-sdk,
+ * ai-sdk-memory), all speaking tokenmeter's `delta` events.
+ */
+export function sources(ctx) {
+  return sweep(ctx, ctx.plan.sources, 'sources');
+}
+
 function closedCell(ctx, variant, { load: _load, knobs: _knobs, ...level }) {
   return runLoad(
     {
