@@ -157,6 +157,33 @@ describe('useChat reads a metered stream', () => {
     expect(message.id).toBe(settle!.requestId);
   });
 
+  it("the next turn sends the answer back to the model without tokenmeter's figures", async () => {
+    await start({});
+    const first = await chat({ 'x-user': 'two' }, 'Erste Frage');
+    const transport = new DefaultChatTransport<Message>({
+      api: app.url,
+      headers: { 'x-user': 'two' },
+    });
+    const stream = await transport.sendMessages({
+      trigger: 'submit-message',
+      chatId: 'chat-1',
+      messageId: undefined,
+      messages: [
+        { id: 'u1', role: 'user', parts: [{ type: 'text', text: 'Erste Frage' }] },
+        first.message,
+        { id: 'u2', role: 'user', parts: [{ type: 'text', text: 'Zweite Frage' }] },
+      ],
+      abortSignal: undefined,
+    });
+    for await (const _ of readUIMessageStream<Message>({ stream })) {
+      // read to the end
+    }
+    const sent = JSON.stringify(fake.lastRequest!.body);
+    expect(sent).toContain(JSON.stringify(textOf(first.message)).slice(1, -1));
+    expect(sent).not.toContain('tokenmeter');
+    expect(sent).not.toContain('costNanos');
+  });
+
   it('streams reasoning as a reasoning part before the answer', async () => {
     const anthropic = createAnthropic({ baseURL: `${fake.url}/v1`, apiKey: 'test-key' });
     await start({
