@@ -17,13 +17,16 @@ import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import {
   convertToModelMessages,
   DefaultChatTransport,
+  jsonSchema,
   readUIMessageStream,
   streamText,
+  tool,
   type UIMessage,
 } from 'ai';
 import express from 'express';
+import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { identifyByHeader, startApp, type TestApp } from '../helpers/app.js';
+import { anthropicClient, identifyByHeader, startApp, type TestApp } from '../helpers/app.js';
 import { knobHeaders } from '../helpers/upstream.js';
 
 const SONNET_4_6 = { input: 3_000, output: 15_000 };
@@ -183,6 +186,81 @@ describe('useChat reads a metered stream', () => {
     expect(sent).not.toContain('tokenmeter');
     expect(sent).not.toContain('costNanos');
   });
+
+  it.each(['AI SDK (tool without execute)', 'raw Anthropic stream', 'raw OpenAI stream'] as const)(
+    'a tool the page runs arrives as a tool part with its input: %s',
+    async (source) => {
+      const anthropic = createAnthropic({ baseURL: `${fake.url}/v1`, apiKey: 'test-key' });
+      const messages = [{ role: 'user' as const, content: 'Wetter in Paris?' }];
+      const schema = { type: 'object' as const, properties: {} };
+      await start({
+        middleware: {
+          request: (req: MeteredRequest) => ({
+            model: source === 'raw OpenAI stream' ? 'gpt-4o-mini' : 'claude-sonnet-4-6',
+            maxTokens: 1_024,
+            input: promptOf(req),
+          }),
+        },
+        upstream: (req, meter) => {
+          const options = { signal: meter.signal, headers: knobHeaders(req) };
+          if (source === 'raw Anthropic stream') {
+            return anthropicClient(fake.url).messages.create(
+              {
+                ...meter.params,
+                messages,
+                tools: [{ name: 'get_weather', input_schema: schema }],
+                tool_choice: { type: 'tool', name: 'get_weather' },
+                stream: true,
+              },
+              options,
+            );
+          }
+          if (source === 'raw OpenAI stream') {
+            const openai = new OpenAI({ baseURL: `${fake.url}/v1`, apiKey: 'k', maxRetries: 0 });
+            return openai.chat.completions.create(
+              {
+                model: meter.model,
+                max_completion_tokens: meter.maxTokens,
+                messages,
+                tools: [
+                  { type: 'function', function: { name: 'get_weather', parameters: schema } },
+                ],
+                tool_choice: { type: 'function', function: { name: 'get_weather' } },
+                stream: true,
+                stream_options: { include_usage: true },
+              },
+              options,
+            );
+          }
+          return streamText({
+            model: anthropic(meter.model),
+            messages,
+            tools: { get_weather: tool({ inputSchema: jsonSchema(schema) }) },
+            toolChoice: { type: 'tool', toolName: 'get_weather' },
+            maxOutputTokens: meter.maxTokens,
+            headers: knobHeaders(req),
+            abortSignal: meter.signal,
+            maxRetries: 0,
+          });
+        },
+      });
+      const { message, errors } = await chat({ 'x-user': 'tools', 'x-fake-llm-tool-tokens': '20' });
+      expect(errors).toEqual([]);
+      const record = await fake.waitForRequest(fake.lastRequest!.id);
+      const call = message.parts.find((p) => p.type === 'tool-get_weather') as
+        | { toolCallId: string; state: string; input: unknown }
+        | undefined;
+      expect(call).toBeDefined();
+      expect(call!.state).toBe('input-available');
+      expect(call!.input).toEqual(JSON.parse(record.toolInput));
+      expect(call!.toolCallId).toMatch(/\S/);
+      // Priced with the tool input as output, as the provider billed it.
+      const [settle] = await app.waitForSettles(1);
+      expect(settle!.final.estimated).toBe(false);
+      expect(settle!.final.usage.outputTokens).toBe(record.usage!.outputTokens);
+      expect(message.metadata?.tokenmeter?.costNanos).toBe(settle!.final.costNanos);
+    },
+  );
 
   it('streams reasoning as a reasoning part before the answer', async () => {
     const anthropic = createAnthropic({ baseURL: `${fake.url}/v1`, apiKey: 'test-key' });

@@ -93,6 +93,7 @@ export {
   type SseDeltaData,
   type SseEncoder,
   type SseEvent,
+  type SseToolCallData,
 } from './sse-encoder.js';
 // The Store contract, multi-scope admission, periods, validation and the failure guard.
 export * from './store/index.js';

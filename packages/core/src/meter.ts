@@ -166,6 +166,8 @@ export class StreamMeter {
       case 'tool_input':
         this.output.push(event.json);
         return;
+      case 'tool_call':
+        return; // its input was counted as it streamed
       case 'server_tool':
         // Billed per use whether or not the answer completes: counted for the estimate.
         if (event.name === 'web_search') this.webSearches++;

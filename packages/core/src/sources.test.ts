@@ -145,6 +145,27 @@ describe('AI SDK fullStream parts', () => {
     ]);
   });
 
+  it('a tool the app runs is a tool_call; a provider-executed one is not', () => {
+    const translate = createAiSdkTranslator();
+    expect(
+      translate({
+        type: 'tool-call',
+        toolCallId: 'c1',
+        toolName: 'get_weather',
+        input: { city: 'Oslo' },
+      }),
+    ).toEqual([{ type: 'tool_call', id: 'c1', name: 'get_weather', input: { city: 'Oslo' } }]);
+    expect(
+      translate({
+        type: 'tool-call',
+        toolCallId: 'c2',
+        toolName: 'web_search',
+        input: {},
+        providerExecuted: true,
+      }),
+    ).toEqual([]);
+  });
+
   it('takes the service tier from raw OpenAI chunks when the app asks for them', () => {
     const translate = createAiSdkTranslator();
     translate({ type: 'raw', rawValue: { object: 'chat.completion.chunk', service_tier: 'flex' } });

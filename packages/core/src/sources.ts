@@ -194,6 +194,9 @@ interface AiSdkPart {
   finishReason?: unknown;
   rawFinishReason?: unknown;
   rawValue?: { service_tier?: unknown };
+  toolCallId?: unknown;
+  input?: unknown;
+  args?: unknown;
 }
 
 /**
@@ -227,6 +230,20 @@ export function createAiSdkTranslator(): (part: unknown) => MeterEvent[] {
         // A provider-executed tool (Anthropic's web search) is billed per use.
         return part.providerExecuted === true && typeof part.toolName === 'string'
           ? [{ type: 'server_tool', name: part.toolName }]
+          : [];
+      case 'tool-call':
+        // A tool the app runs (the AI SDK streamed its input as tool-input-delta parts).
+        return part.providerExecuted !== true &&
+          typeof part.toolCallId === 'string' &&
+          typeof part.toolName === 'string'
+          ? [
+              {
+                type: 'tool_call',
+                id: part.toolCallId,
+                name: part.toolName,
+                input: part.input !== undefined ? part.input : part.args,
+              },
+            ]
           : [];
       case 'tool-input-delta':
         return typeof part.delta === 'string' && part.delta !== ''
@@ -272,7 +289,7 @@ export function createAiSdkTranslator(): (part: unknown) => MeterEvent[] {
         return out;
       }
       default:
-        return []; // start, *-start/-end, tool-call, tool-result, source, file, raw, abort
+        return []; // start, *-start/-end, tool-result, source, file, abort
     }
   };
 }

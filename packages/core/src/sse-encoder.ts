@@ -53,6 +53,13 @@ export interface SseDeltaData {
   readonly text: string;
 }
 
+/** Payload of a tool call: what the model asked the app's tool to do. */
+export interface SseToolCallData {
+  readonly id: string;
+  readonly name: string;
+  readonly input: unknown;
+}
+
 /**
  * The wire protocol of a metered stream. The middleware calls one method per thing to
  * send and writes the returned string as is; `''` means "this protocol sends nothing
@@ -79,6 +86,11 @@ export interface SseEncoder {
    * none (tokenmeter's own and the plain style send only the answer).
    */
   reasoning?(data: SseDeltaData): string;
+  /**
+   * A complete call of a tool the app runs (id, name, parsed input). Optional: a protocol
+   * without it sends none.
+   */
+  toolCall?(data: SseToolCallData): string;
   /** Response headers the protocol adds to the SSE ones (`x-vercel-ai-ui-message-stream: v1`). */
   readonly headers?: Readonly<Record<string, string>>;
   /**

@@ -127,3 +127,76 @@ describe('OpenAI usage normalisation', () => {
     ).toThrow(/subsets of prompt_tokens/);
   });
 });
+
+describe('tool calls the app runs', () => {
+  it('Anthropic: a tool_use block becomes one tool_call at its stop, input parsed', () => {
+    const translate = createEventTranslator();
+    const events = [
+      { type: 'message_start', message: { id: 'msg_1', model: 'claude-sonnet-4-6' } },
+      { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+      { type: 'content_block_stop', index: 0 },
+      {
+        type: 'content_block_start',
+        index: 1,
+        content_block: { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: {} },
+      },
+      {
+        type: 'content_block_delta',
+        index: 1,
+        delta: { type: 'input_json_delta', partial_json: '{"city":' },
+      },
+      {
+        type: 'content_block_delta',
+        index: 1,
+        delta: { type: 'input_json_delta', partial_json: '"Paris"}' },
+      },
+      { type: 'content_block_stop', index: 1 },
+    ].flatMap((e) => translate(e));
+    expect(events.filter((e) => e.type === 'tool_call')).toEqual([
+      { type: 'tool_call', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } },
+    ]);
+    // The input was counted as it streamed.
+    expect(events.filter((e) => e.type === 'tool_input')).toHaveLength(2);
+  });
+
+  it('OpenAI: tool_calls deltas by index become tool_calls at the finish, before the stop', () => {
+    const translate = createEventTranslator();
+    const chunk = (delta: object, finish: string | null = null) => ({
+      object: 'chat.completion.chunk',
+      choices: [{ index: 0, delta, finish_reason: finish }],
+    });
+    const events = [
+      chunk({
+        tool_calls: [{ index: 0, id: 'call_a', function: { name: 'a', arguments: '' } }],
+      }),
+      chunk({ tool_calls: [{ index: 1, id: 'call_b', function: { name: 'b', arguments: '[1' } }] }),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: '{"x":1}' } }] }),
+      chunk({ tool_calls: [{ index: 1, function: { arguments: ',2]' } }] }),
+      chunk({}, 'tool_calls'),
+    ].flatMap((c) => translate(c));
+    const tail = events.slice(-3);
+    expect(tail).toEqual([
+      { type: 'tool_call', id: 'call_a', name: 'a', input: { x: 1 } },
+      { type: 'tool_call', id: 'call_b', name: 'b', input: [1, 2] },
+      { type: 'stop', reason: 'tool_calls' },
+    ]);
+  });
+
+  it('input that is not JSON is passed on as its text', () => {
+    const translate = createEventTranslator();
+    const events = [
+      {
+        type: 'content_block_start',
+        index: 0,
+        content_block: { type: 'tool_use', id: 't', name: 'n' },
+      },
+      {
+        type: 'content_block_delta',
+        index: 0,
+        delta: { type: 'input_json_delta', partial_json: '{"cut' },
+      },
+      { type: 'content_block_stop', index: 0 },
+    ].flatMap((e) => translate(e));
+    expect(events.at(-1)).toEqual({ type: 'tool_call', id: 't', name: 'n', input: '{"cut' });
+  });
+});

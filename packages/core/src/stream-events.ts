@@ -32,6 +32,12 @@ export type MeterEvent =
   | { type: 'text'; text: string }
   | { type: 'thinking'; text: string }
   | { type: 'tool_input'; json: string }
+  /**
+   * A complete call of a tool the app runs: its id, name and parsed input (the raw text
+   * when it is not JSON), for protocols that show tool calls. Never counted: its input was
+   * counted as `tool_input` while it streamed.
+   */
+  | { type: 'tool_call'; id: string; name: string; input: unknown }
   /** A server tool the provider runs (Anthropic `server_tool_use`: `web_search`, …): billed per use. */
   | { type: 'server_tool'; name: string }
   /** Provider-reported cumulative usage; `final` when it is the provider's last word. */
@@ -142,7 +148,11 @@ export interface OpenAIChunk {
       content?: string | null;
       reasoning_content?: string | null;
       refusal?: string | null;
-      tool_calls?: Array<{ function?: { arguments?: string | null } | null }> | null;
+      tool_calls?: Array<{
+        index?: number;
+        id?: string | null;
+        function?: { name?: string | null; arguments?: string | null } | null;
+      }> | null;
     } | null;
     finish_reason?: string | null;
   }>;
@@ -199,6 +209,8 @@ export function createEventTranslator(): (raw: unknown) => MeterEvent[] {
   let seenOpenAIStart = false;
   let aiSdk: ((part: unknown) => MeterEvent[]) | undefined;
   let langChain: ((chunk: unknown) => MeterEvent[]) | undefined;
+  // Tool calls being streamed, by content block (Anthropic) or tool_calls index (OpenAI).
+  let tools: Map<number, PendingToolCall> | undefined;
   return (raw) => {
     if (typeof raw !== 'object' || raw === null) return [];
     const candidate = raw as { type?: unknown; object?: unknown };
@@ -206,6 +218,13 @@ export function createEventTranslator(): (raw: unknown) => MeterEvent[] {
     if (candidate.object === 'chat.completion.chunk') {
       events = fromOpenAIChunk(raw as OpenAIChunk, seenOpenAIStart);
       seenOpenAIStart = true;
+      for (const choice of (raw as OpenAIChunk).choices ?? []) {
+        for (const call of choice.delta?.tool_calls ?? []) {
+          tools ??= new Map();
+          collectOpenAIToolCall(tools, call);
+        }
+        if (choice.finish_reason && tools?.size) events = [...completedToolCalls(tools), ...events];
+      }
     } else if (typeof candidate.type === 'string' && isAiSdkPartType(candidate.type)) {
       aiSdk ??= createAiSdkTranslator();
       events = aiSdk(raw);
@@ -225,6 +244,11 @@ export function createEventTranslator(): (raw: unknown) => MeterEvent[] {
       events = [raw as MeterEvent];
     } else if (typeof candidate.type === 'string') {
       events = fromAnthropicEvent(raw as AnthropicStreamEvent, usage);
+      if (candidate.type === 'content_block_start' || tools?.size) {
+        tools ??= new Map();
+        const call = anthropicToolCall(tools, raw as AnthropicStreamEvent);
+        if (call) events = [...events, call];
+      }
     } else if (typeof (raw as { error?: unknown }).error === 'object') {
       // An OpenAI stream's error chunk: `data: {"error": {"message", "type", "code"}}`.
       const error = (raw as { error: { type?: unknown; code?: unknown; message?: unknown } }).error;
@@ -245,6 +269,87 @@ export function createEventTranslator(): (raw: unknown) => MeterEvent[] {
     }
     return events;
   };
+}
+
+interface PendingToolCall {
+  id: string;
+  name: string;
+  json: string;
+}
+
+/** Parsed tool input: JSON as an object, anything else as the text it is. */
+function toolInput(json: string): unknown {
+  if (json === '') return {};
+  try {
+    return JSON.parse(json);
+  } catch {
+    return json;
+  }
+}
+
+/**
+ * Follows an Anthropic `tool_use` block (a tool the app runs) through its start, input
+ * deltas and stop; returns the complete call at its stop.
+ */
+function anthropicToolCall(
+  tools: Map<number, PendingToolCall>,
+  event: AnthropicStreamEvent,
+): MeterEvent | undefined {
+  const e = event as {
+    type: string;
+    index?: number;
+    content_block?: { type?: string; id?: unknown; name?: unknown };
+    delta?: { type?: string; partial_json?: string };
+  };
+  if (typeof e.index !== 'number') return undefined;
+  if (e.type === 'content_block_start') {
+    const block = e.content_block;
+    if (
+      block?.type === 'tool_use' &&
+      typeof block.id === 'string' &&
+      typeof block.name === 'string'
+    )
+      tools.set(e.index, { id: block.id, name: block.name, json: '' });
+    return undefined;
+  }
+  const call = tools.get(e.index);
+  if (!call) return undefined;
+  if (e.type === 'content_block_delta' && e.delta?.type === 'input_json_delta') {
+    call.json += e.delta.partial_json ?? '';
+    return undefined;
+  }
+  if (e.type !== 'content_block_stop') return undefined;
+  tools.delete(e.index);
+  return { type: 'tool_call', id: call.id, name: call.name, input: toolInput(call.json) };
+}
+
+type OpenAIToolCallDelta = NonNullable<
+  NonNullable<NonNullable<OpenAIChunk['choices']>[number]['delta']>['tool_calls']
+>[number];
+
+/** Accumulates one OpenAI `tool_calls` delta: the first names the call, the rest add arguments. */
+function collectOpenAIToolCall(tools: Map<number, PendingToolCall>, delta: OpenAIToolCallDelta) {
+  const index = delta.index ?? 0;
+  let call = tools.get(index);
+  if (!call) {
+    call = { id: '', name: '', json: '' };
+    tools.set(index, call);
+  }
+  if (delta.id) call.id = delta.id;
+  if (delta.function?.name) call.name += delta.function.name;
+  if (delta.function?.arguments) call.json += delta.function.arguments;
+}
+
+/** Every collected call as a complete `tool_call` (at the choice's finish), in index order. */
+function completedToolCalls(tools: Map<number, PendingToolCall>): MeterEvent[] {
+  const out: MeterEvent[] = [];
+  for (const index of [...tools.keys()].sort((a, b) => a - b)) {
+    const call = tools.get(index)!;
+    if (call.name !== '')
+      out.push({ type: 'tool_call', id: call.id, name: call.name, input: toolInput(call.json) });
+  }
+  tools.clear();
+  return out;
 }
 
 /** A complete Anthropic Message, as its `content` blocks have them. */
@@ -340,6 +445,7 @@ const NORMALISED = new Set<string>([
   'text',
   'thinking',
   'tool_input',
+  'tool_call',
   'server_tool',
   'usage',
   'stop',

@@ -80,6 +80,23 @@ describe('uiMessageStreamEncoder', () => {
     expect(chunks(wire)[5]).toEqual({ type: 'error', errorText: 'Budget exceeded.' });
   });
 
+  it('a tool call closes the open text and becomes tool-input-start + tool-input-available', () => {
+    const e = uiMessageStreamEncoder.forStream!();
+    const wire =
+      e.delta({ text: 'Let me check.' }) +
+      e.toolCall!({ id: 'c1', name: 'get_weather', input: { city: 'Oslo' } });
+    expect(chunks(wire).slice(2)).toEqual([
+      { type: 'text-end', id: 'text-0' },
+      { type: 'tool-input-start', toolCallId: 'c1', toolName: 'get_weather' },
+      {
+        type: 'tool-input-available',
+        toolCallId: 'c1',
+        toolName: 'get_weather',
+        input: { city: 'Oslo' },
+      },
+    ]);
+  });
+
   it('keeps no state between streams', () => {
     const a = uiMessageStreamEncoder.forStream!();
     const b = uiMessageStreamEncoder.forStream!();

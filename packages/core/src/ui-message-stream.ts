@@ -2,7 +2,7 @@
  * The Vercel AI SDK's UI message stream protocol (v1), as an `SseEncoder`: what
  * `useChat()` / `DefaultChatTransport` and `readUIMessageStream()` read. Each event is one
  * `data:` line holding one JSON chunk (`start`, `text-start` / `text-delta` / `text-end`,
- * `reasoning-*`, `finish`, `error`, `data-*`), the stream ends with `data: [DONE]`, and the
+ * `reasoning-*`, `tool-input-*`, `finish`, `error`, `data-*`), the stream ends with `data: [DONE]`, and the
  * response carries `x-vercel-ai-ui-message-stream: v1`.
  *
  * tokenmeter's own figures ride along where the AI SDK alone has none:
@@ -18,7 +18,7 @@
  * Model text only ever sits inside a JSON string, so no text can forge a chunk or end the
  * stream.
  */
-import type { SseDeltaData, SseEncoder } from './sse-encoder.js';
+import type { SseDeltaData, SseEncoder, SseToolCallData } from './sse-encoder.js';
 import { encodeComment } from './sse-encoder.js';
 
 /** The response header that tells the AI SDK client which protocol it reads. */
@@ -101,6 +101,15 @@ class UiMessageStreamEncoder implements SseEncoder {
       out += chunk({ type: 'reasoning-start', id: this.reasoningId });
     }
     return out + chunk({ type: 'reasoning-delta', id: this.reasoningId, delta: data.text });
+  }
+
+  toolCall(data: SseToolCallData): string {
+    const call = { toolCallId: data.id, toolName: data.name };
+    return (
+      this.closeAll() +
+      chunk({ type: 'tool-input-start', ...call }) +
+      chunk({ type: 'tool-input-available', ...call, input: data.input })
+    );
   }
 
   usage(data: object): string {

@@ -552,6 +552,8 @@ export class MeteredStreamImpl implements MeteredStream {
           mayWrite = writer.write(encoder.delta({ text: event.text })) && mayWrite;
         } else if (event.type === 'thinking' && encoder.reasoning) {
           mayWrite = writer.write(encoder.reasoning({ text: event.text })) && mayWrite;
+        } else if (event.type === 'tool_call' && encoder.toolCall) {
+          mayWrite = writer.write(encoder.toolCall(event)) && mayWrite;
         }
       }
       return mayWrite;
