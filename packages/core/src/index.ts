@@ -157,6 +157,7 @@ export {
 } from './ui-message-stream.js';
 export {
   type AnthropicUsageLike,
+  addUsage,
   emptyUsage,
   fromAnthropicUsage,
   fromOpenAIUsage,

@@ -14,7 +14,7 @@ import type { StreamOutcome } from './outcome.js';
 import { type Cost, costOf, defaultPricing, type Pricing } from './pricing/cost.js';
 import type { MeterEvent } from './stream-events.js';
 import { createOutputEstimator, type TokenProvider } from './token-estimate.js';
-import { emptyUsage, type Usage } from './usage.js';
+import { addUsage, emptyUsage, type Usage } from './usage.js';
 
 export interface StreamMeterOptions {
   /** The model requested (what the reservation priced). */
@@ -97,8 +97,17 @@ export class StreamMeter {
   private readonly inputBound: number;
   private readonly pricing: Pricing | undefined;
   private readonly now: () => number;
-  private readonly output;
-  private readonly maxOutput: number;
+  private output;
+  /** `max_tokens` of the current provider call (a `request` event may raise it). */
+  private maxOutput: number;
+  private readonly firstMaxOutput: number;
+  private readonly tokenProvider: TokenProvider | undefined;
+  /** Provider calls the source announced (`request` events); 0 when it announces none. */
+  private requests = 0;
+  /** The usage of the calls before the current one (several calls: AI SDK steps). */
+  private earlier: { usage: Usage; estimated: boolean } | undefined;
+  /** The prompt of the current call, when it is not the first (announced by its `request`). */
+  private callInput: number | undefined;
   private readonly startedAt: number;
   private startUsage: Usage | undefined;
   private providerUsage: Usage | undefined;
@@ -130,6 +139,8 @@ export class StreamMeter {
       );
     }
     this.maxOutput = max;
+    this.firstMaxOutput = max;
+    this.tokenProvider = options.provider;
     this.output = createOutputEstimator(options.provider);
     this.model = options.model;
     this.inputTokensEstimate = options.inputTokensEstimate;
@@ -168,6 +179,13 @@ export class StreamMeter {
         return;
       case 'tool_call':
         return; // its input was counted as it streamed
+      case 'request':
+        this.requests++;
+        if (this.requests > 1) this.nextCall(event.maxTokens, event.inputTokens);
+        else if (event.maxTokens !== undefined && event.maxTokens > this.maxOutput)
+          // The source sent a larger max_tokens than admitted: the provider may bill it.
+          this.maxOutput = event.maxTokens;
+        return;
       case 'server_tool':
         // Billed per use whether or not the answer completes: counted for the estimate.
         if (event.name === 'web_search') this.webSearches++;
@@ -278,7 +296,42 @@ export class StreamMeter {
     return this.result;
   }
 
+  /** Another provider call begins: the current one's usage is kept, the new one counted afresh. */
+  private nextCall(maxTokens: number | undefined, inputTokens: number | undefined): void {
+    const { usage, estimated } = this.callUsage(false);
+    this.earlier = this.earlier
+      ? {
+          usage: addUsage(this.earlier.usage, usage),
+          estimated: this.earlier.estimated || estimated,
+        }
+      : { usage, estimated };
+    this.startUsage = undefined;
+    this.providerUsage = undefined;
+    this.providerFinal = false;
+    this.webSearches = 0;
+    this.webFetches = 0;
+    this.output = createOutputEstimator(this.tokenProvider);
+    this.maxOutput = maxTokens ?? this.firstMaxOutput;
+    this.callInput = inputTokens ?? 0;
+  }
+
+  /** The usage of every call so far: earlier calls' added to the current one's. */
   private currentUsage(refused: boolean): {
+    usage: Usage;
+    estimated: boolean;
+    inputSource: UsageSource;
+    outputSource: UsageSource;
+  } {
+    const current = this.callUsage(refused);
+    if (!this.earlier) return current;
+    return {
+      ...current,
+      usage: addUsage(this.earlier.usage, current.usage),
+      estimated: current.estimated || this.earlier.estimated,
+    };
+  }
+
+  private callUsage(refused: boolean): {
     usage: Usage;
     estimated: boolean;
     inputSource: UsageSource;
@@ -298,9 +351,8 @@ export class StreamMeter {
       return { usage: emptyUsage(), estimated: false, inputSource: 'none', outputSource: 'none' };
     }
     const reported = this.providerUsage ?? this.startUsage;
-    const usage: Usage = reported
-      ? { ...reported }
-      : { ...emptyUsage(), inputTokens: this.upper ? this.inputBound : this.inputTokensEstimate };
+    const input = this.callInput ?? (this.upper ? this.inputBound : this.inputTokensEstimate);
+    const usage: Usage = reported ? { ...reported } : { ...emptyUsage(), inputTokens: input };
     // message_start's output_tokens is a placeholder (1), not a count: only a cumulative
     // message_delta figure is, and otherwise what was received is the estimate (at most
     // max_tokens: the provider bills no more). A stream stopped before any text costs no

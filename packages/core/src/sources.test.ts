@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { StreamMeter } from './meter.js';
 import { costOf } from './pricing/cost.js';
 import {
   aiSdkParts,
@@ -106,7 +107,7 @@ describe('AI SDK usage', () => {
 });
 
 describe('AI SDK fullStream parts', () => {
-  it('maps text, reasoning, tool input and provider-executed tools; usage sums the steps', () => {
+  it('maps text, reasoning, tool input and provider-executed tools; each step is a request', () => {
     const translate = createAiSdkTranslator();
     const step = (input: number, output: number) => ({
       type: 'finish-step',
@@ -114,9 +115,14 @@ describe('AI SDK fullStream parts', () => {
       usage: { raw: { input_tokens: input, output_tokens: output } },
       finishReason: 'tool-calls',
     });
+    const body = {
+      model: 'claude-sonnet-4-6',
+      max_tokens: 1_124,
+      messages: [{ role: 'user', content: 'Hallo' }],
+    };
     const events = [
       { type: 'start' },
-      { type: 'start-step', request: { body: { model: 'claude-sonnet-4-6' } } },
+      { type: 'start-step', request: { body } },
       { type: 'reasoning-delta', id: '0', text: 'hmm' },
       { type: 'text-delta', id: '1', text: 'Hallo 👋' },
       { type: 'text-delta', id: '1', text: '' },
@@ -124,12 +130,12 @@ describe('AI SDK fullStream parts', () => {
       { type: 'tool-input-delta', id: 't', delta: '{"q":' },
       { type: 'tool-input-start', id: 'u', toolName: 'lookup' },
       step(100, 20),
-      { type: 'start-step', request: { body: '{"model":"claude-sonnet-4-6"}' } },
+      { type: 'start-step', request: { body: JSON.stringify({ ...body, max_tokens: 300 }) } },
       { type: 'text-delta', id: '2', textDelta: 'v4 shape' },
       step(150, 30),
       { type: 'finish', finishReason: 'stop', rawFinishReason: 'end_turn' },
     ].flatMap((part) => translate(part));
-    expect(events.filter((e) => e.type !== 'usage' && e.type !== 'start')).toEqual([
+    expect(events.filter((e) => !['usage', 'start', 'request'].includes(e.type))).toEqual([
       { type: 'thinking', text: 'hmm' },
       { type: 'text', text: 'Hallo 👋' },
       { type: 'server_tool', name: 'web_search' },
@@ -137,12 +143,74 @@ describe('AI SDK fullStream parts', () => {
       { type: 'text', text: 'v4 shape' },
       { type: 'stop', reason: 'end_turn' },
     ]);
-    expect(events[0]).toEqual({ type: 'start', provider: 'ai-sdk', model: 'claude-sonnet-4-6' });
+    const requests = events.filter((e) => e.type === 'request');
+    expect(requests.map((r) => r.maxTokens)).toEqual([1_124, 300]);
+    expect(requests[0]!.inputTokens).toBeGreaterThan(0);
+    expect(events.find((e) => e.type === 'start')).toEqual({
+      type: 'start',
+      provider: 'ai-sdk',
+      model: 'claude-sonnet-4-6',
+    });
+    // Usage per step; the meter adds the steps up.
     const usages = usageEvents(events);
     expect(usages.map((u) => [u.usage.inputTokens, u.usage.outputTokens])).toEqual([
       [100, 20],
-      [250, 50],
+      [150, 30],
     ]);
+    const meter = new StreamMeter({
+      model: 'claude-sonnet-4-6',
+      inputTokensEstimate: 5,
+      maxOutputTokens: 100,
+    });
+    for (const e of events) meter.observe(e);
+    const final = meter.finish('completed');
+    expect(final.estimated).toBe(false);
+    expect([final.usage.inputTokens, final.usage.outputTokens]).toEqual([250, 50]);
+    expect(final.costNanos).toBe(250 * 3_000 + 50 * 15_000);
+  });
+
+  it('a stream cut during a later step charges the finished steps and the one in flight', () => {
+    const translate = createAiSdkTranslator();
+    const meter = new StreamMeter({
+      model: 'claude-sonnet-4-6',
+      inputTokensEstimate: 5,
+      maxOutputTokens: 100,
+      estimates: 'bound',
+    });
+    const body = {
+      model: 'claude-sonnet-4-6',
+      max_tokens: 100,
+      messages: [{ role: 'user', content: 'x' }],
+    };
+    const parts = [
+      { type: 'start-step', request: { body } },
+      { type: 'text-delta', id: '1', text: 'first' },
+      { type: 'finish-step', usage: { raw: { input_tokens: 40, output_tokens: 10 } } },
+      {
+        type: 'start-step',
+        request: { body: { ...body, messages: [{ role: 'user', content: 'y'.repeat(400) }] } },
+      },
+      { type: 'text-delta', id: '2', text: 'second step text' },
+    ];
+    const events = parts.flatMap((p) => translate(p));
+    for (const e of events) meter.observe(e);
+    const final = meter.finish('client_disconnected');
+    const secondInput = events.filter((e) => e.type === 'request')[1]!.inputTokens!;
+    expect(secondInput).toBeGreaterThan(40);
+    expect(final.estimated).toBe(true);
+    expect(final.usage.inputTokens).toBe(40 + secondInput);
+    expect(final.usage.outputTokens).toBeGreaterThan(10);
+  });
+
+  it('a larger max_tokens than admitted lifts the clamp of the estimate', () => {
+    const meter = new StreamMeter({
+      model: 'claude-sonnet-4-6',
+      inputTokensEstimate: 5,
+      maxOutputTokens: 2,
+    });
+    meter.observe({ type: 'request', maxTokens: 1_000 });
+    meter.observe({ type: 'text', text: 'many many words of thinking and answer text here' });
+    expect(meter.outputTokensBound).toBeGreaterThan(2);
   });
 
   it('a tool the app runs is a tool_call; a provider-executed one is not', () => {

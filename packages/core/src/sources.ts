@@ -14,8 +14,10 @@
  * Anthropic's `message_start`. What neither carries is listed in the README ("Sources").
  */
 import type { MeterEvent } from './stream-events.js';
+import { measureRequestTokens } from './token-estimate.js';
 import {
   type AnthropicUsageLike,
+  addUsage,
   emptyUsage,
   fromAnthropicUsage,
   fromOpenAIUsage,
@@ -164,22 +166,6 @@ export function fromAiSdkUsage(usage: AiSdkUsageLike): Usage {
   });
 }
 
-/** Adds the counts of two usages (the steps of one AI SDK call); the later one's tier wins. */
-function addUsage(a: Usage, b: Usage): Usage {
-  const sum: Usage = {
-    ...b,
-    inputTokens: a.inputTokens + b.inputTokens,
-    outputTokens: a.outputTokens + b.outputTokens,
-    cacheReadTokens: a.cacheReadTokens + b.cacheReadTokens,
-    cacheWrite5mTokens: a.cacheWrite5mTokens + b.cacheWrite5mTokens,
-    cacheWrite1hTokens: a.cacheWrite1hTokens + b.cacheWrite1hTokens,
-    reasoningTokens: a.reasoningTokens + b.reasoningTokens,
-    webSearchRequests: a.webSearchRequests + b.webSearchRequests,
-    webFetchRequests: a.webFetchRequests + b.webFetchRequests,
-  };
-  return sum;
-}
-
 interface AiSdkPart {
   type: string;
   text?: unknown;
@@ -200,13 +186,14 @@ interface AiSdkPart {
 }
 
 /**
- * A translator for the parts of an AI SDK `fullStream`. Usage arrives per step
- * (`finish-step`): a call with several steps (tool round trips) made several provider
- * requests, and the usage event carries their sum.
+ * A translator for the parts of an AI SDK `fullStream`. Each step is one provider request:
+ * `start-step` becomes a `request` event (the `max_tokens` the AI SDK really sent — it adds
+ * Anthropic's thinking budget — and a bound of the step's prompt), `finish-step` the usage
+ * of that step. The meter adds the steps up; the middleware reserves each one.
  */
 export function createAiSdkTranslator(): (part: unknown) => MeterEvent[] {
   let started = false;
-  let steps: Usage | undefined;
+  let reported = false;
   let serviceTier: string | undefined;
   return (value) => {
     const part = value as AiSdkPart;
@@ -250,21 +237,25 @@ export function createAiSdkTranslator(): (part: unknown) => MeterEvent[] {
           ? [{ type: 'tool_input', json: part.delta }]
           : [];
       case 'start-step': {
-        if (started) return [];
-        started = true;
         const body = part.request?.body;
-        const parsed = typeof body === 'string' ? safeJson(body) : body;
-        const model = (parsed as { model?: unknown } | undefined)?.model;
-        const start: MeterEvent = { type: 'start', provider: 'ai-sdk' };
-        if (typeof model === 'string') start.model = model;
-        return [start];
+        const parsed = (typeof body === 'string' ? safeJson(body) : body) as
+          | Record<string, unknown>
+          | undefined;
+        const out: MeterEvent[] = [requestEvent(parsed)];
+        if (!started) {
+          started = true;
+          const start: MeterEvent = { type: 'start', provider: 'ai-sdk' };
+          if (typeof parsed?.model === 'string') start.model = parsed.model;
+          out.push(start);
+        }
+        return out;
       }
       case 'finish-step': {
         if (!part.usage) return [];
         const step = fromAiSdkUsage(part.usage);
         if (serviceTier !== undefined && step.serviceTier === undefined)
           step.serviceTier = serviceTier;
-        steps = steps ? addUsage(steps, step) : step;
+        reported = true;
         const out: MeterEvent[] = [];
         const id = part.response?.id;
         const model = part.response?.modelId;
@@ -274,13 +265,13 @@ export function createAiSdkTranslator(): (part: unknown) => MeterEvent[] {
           if (typeof model === 'string') start.model = model;
           out.push(start);
         }
-        out.push({ type: 'usage', usage: steps, final: true });
+        out.push({ type: 'usage', usage: step, final: true });
         return out;
       }
       case 'finish': {
         const out: MeterEvent[] = [];
         // Only when no step reported its usage (AI SDK versions without finish-step usage).
-        if (!steps && part.totalUsage) {
+        if (!reported && part.totalUsage) {
           out.push({ type: 'usage', usage: fromAiSdkUsage(part.totalUsage), final: true });
         }
         const reason =
@@ -292,6 +283,20 @@ export function createAiSdkTranslator(): (part: unknown) => MeterEvent[] {
         return []; // start, *-start/-end, tool-result, source, file, abort
     }
   };
+}
+
+/** A step's provider request: its max_tokens as sent and its prompt's upper bound. */
+function requestEvent(body: Record<string, unknown> | undefined): MeterEvent {
+  const event: MeterEvent = { type: 'request' };
+  if (!body) return event;
+  const max = body.max_tokens ?? body.max_completion_tokens ?? body.max_output_tokens;
+  if (typeof max === 'number' && Number.isSafeInteger(max) && max > 0) event.maxTokens = max;
+  try {
+    event.inputTokens = measureRequestTokens(body).upperBound;
+  } catch {
+    // A body the estimator cannot read: the meter keeps the admitted figure.
+  }
+  return event;
 }
 
 function safeJson(text: string): unknown {

@@ -40,7 +40,14 @@ export type MeterEvent =
   | { type: 'tool_call'; id: string; name: string; input: unknown }
   /** A server tool the provider runs (Anthropic `server_tool_use`: `web_search`, …): billed per use. */
   | { type: 'server_tool'; name: string }
-  /** Provider-reported cumulative usage; `final` when it is the provider's last word. */
+  /**
+   * The source made a provider request (the AI SDK says so at each step): its `max_tokens`
+   * as sent and an upper bound of its prompt. The first is the request admitted; each
+   * later one is another billed call, whose usage events count on their own (the meter
+   * adds the calls up).
+   */
+  | { type: 'request'; maxTokens?: number; inputTokens?: number }
+  /** Provider-reported cumulative usage (of the current call); `final` when it is the provider's last word. */
   | { type: 'usage'; usage: Usage; final: boolean }
   | { type: 'stop'; reason: string }
   | { type: 'error'; errorType: string; message: string };
@@ -446,6 +453,7 @@ const NORMALISED = new Set<string>([
   'thinking',
   'tool_input',
   'tool_call',
+  'request',
   'server_tool',
   'usage',
   'stop',

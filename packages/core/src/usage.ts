@@ -82,6 +82,24 @@ function checkCounts(usage: Usage): Usage {
   return usage;
 }
 
+/**
+ * The counts of two usages added (two provider calls of one stream); the later one's tier,
+ * region and speed are kept.
+ */
+export function addUsage(a: Usage, b: Usage): Usage {
+  return {
+    ...b,
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    cacheReadTokens: a.cacheReadTokens + b.cacheReadTokens,
+    cacheWrite5mTokens: a.cacheWrite5mTokens + b.cacheWrite5mTokens,
+    cacheWrite1hTokens: a.cacheWrite1hTokens + b.cacheWrite1hTokens,
+    reasoningTokens: a.reasoningTokens + b.reasoningTokens,
+    webSearchRequests: a.webSearchRequests + b.webSearchRequests,
+    webFetchRequests: a.webFetchRequests + b.webFetchRequests,
+  };
+}
+
 /** All prompt-side tokens: what decides a prompt-size pricing tier. */
 export function promptTokens(usage: Usage): number {
   return (

@@ -30,6 +30,7 @@ import {
   budgetJson,
   describe,
   MeteredStreamImpl,
+  maxOutputWithin,
   StreamRegistry,
 } from './metered-stream.js';
 import { type Config, parseOptions } from './options.js';
@@ -486,23 +487,6 @@ const LOST_ADMISSION_RETRY_MS = [1_000, 5_000, 15_000, 30_000] as const;
 
 function formatUsd(nanos: number): string {
   return `$${(nanos / 1e9).toFixed(6).replace(/0+$/, '').replace(/\.$/, '')}`;
-}
-
-/** The largest output token count (at most max_tokens) whose worst case stays within `capNanos`. */
-function maxOutputWithin(
-  costFor: (output: number) => number,
-  capNanos: number,
-  maxTokens: number,
-): number {
-  let lo = 0;
-  let hi = maxTokens;
-  if (costFor(hi) <= capNanos) return hi;
-  while (lo < hi) {
-    const mid = Math.ceil((lo + hi) / 2);
-    if (costFor(mid) <= capNanos) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
 }
 
 /** The scopes a subject names (`{ user, team }` or refs); undefined when none. @internal */

@@ -54,6 +54,9 @@ export interface RelayItem {
   events?: readonly MeterEvent[];
 }
 
+/** A source's announcement of a provider call (the AI SDK's steps). */
+type RequestEvent = Extract<MeterEvent, { type: 'request' }>;
+
 /** The shape of an Anthropic `content_block_delta` with text, read without translation. */
 interface AnthropicTextDelta {
   type?: unknown;
@@ -206,6 +209,17 @@ export class MeteredStreamImpl implements MeteredStream {
   /** The provider stream being read, to close when the stream ends from elsewhere. */
   private iterator: AsyncIterator<unknown> | undefined;
   private leasedOutputTokens: number;
+  /** `max_tokens` of the provider call being read (a source's `request` event may raise it). */
+  private callMaxTokens: number;
+  /** Output of the current call the per-request cost cap allows (Infinity: no cap below max). */
+  private capOutputTokens: number;
+  /** Output of the current call the reservation covers so far. */
+  private coveredOutputTokens: number;
+  /** The current call's terms, for the worst case of its lease steps. */
+  private callBound: RequestBound;
+  /** Provider calls the source announced, and those still to cover (with the spend before each). */
+  private requestsSeen = 0;
+  private readonly uncovered: Array<{ event: RequestEvent; spentNanos: number }> = [];
   private reservationIds: readonly string[];
   private readonly onClose = () => {
     if (this.ending) return;
@@ -233,6 +247,10 @@ export class MeteredStreamImpl implements MeteredStream {
     this.reservedNanos = admission.reservedNanos;
     this.reservationIds = admission.reservationIds;
     this.leasedOutputTokens = admission.leasedOutputTokens;
+    this.callMaxTokens = admission.maxTokens;
+    this.capOutputTokens = admission.capOutputTokens;
+    this.coveredOutputTokens = admission.reservedOutputTokens;
+    this.callBound = admission.bound;
     this.trace = config.telemetry.startStream(admission.telemetry, {
       requestId: admission.requestId,
       model: admission.model,
@@ -501,6 +519,8 @@ export class MeteredStreamImpl implements MeteredStream {
         this.chunks++;
         if (!step(next.value)) await this.writer.ready();
         if (this.controller.signal.aborted || this.ending) break;
+        // A provider call the admission did not see (a larger max_tokens, another step).
+        if (this.uncovered.length > 0 && !(await this.coverRequests())) break;
         // Only a lease or a cost cap below max_tokens is watched, on the conservative bound.
         if (this.leasedOutputTokens !== Number.POSITIVE_INFINITY) {
           if (
@@ -546,6 +566,10 @@ export class MeteredStreamImpl implements MeteredStream {
       }
       let mayWrite = true;
       for (const event of this.translate(raw)) {
+        if (event.type === 'request') {
+          // Covered (or the stream stopped) before the next chunk is read: see readLoop.
+          this.uncovered.push({ event, spentNanos: meter.estimate().costNanos });
+        }
         meter.observe(event);
         if (event.type === 'text') {
           content?.output(event.text);
@@ -671,20 +695,22 @@ export class MeteredStreamImpl implements MeteredStream {
    * covers max_tokens.
    */
   private async growLease(): Promise<boolean> {
-    const { admission, config } = this;
-    if (this.meter.outputTokensBound >= admission.capOutputTokens) {
+    const { config } = this;
+    if (this.meter.outputTokensBound >= this.capOutputTokens) {
       this.limit = 'max_cost_per_request';
       this.abort('budget_exceeded');
       return false;
     }
-    const step = config.leaseStepTokens;
-    if (step === 0) return true; // the cap is further on: nothing to grow
     const from = this.leasedOutputTokens;
-    let to = Math.min(from + step, admission.maxTokens, admission.capOutputTokens);
+    // Incremental leases grow by a step; a worst-case reservation that a source's larger
+    // max_tokens outgrew, by the rest of it at once.
+    const step = config.leaseStepTokens > 0 ? config.leaseStepTokens : this.callMaxTokens - from;
+    if (step <= 0) return true; // the cap is further on: nothing to grow
+    let to = Math.min(from + step, this.callMaxTokens, this.capOutputTokens);
     // The step's price on the request's own terms (tier, fast mode, residency): the worst
     // case with more output, less the worst case already reserved.
     const worst = (output: number) =>
-      worstCaseCost({ ...admission.bound, outputTokens: output }, this.model, config.pricing).nanos;
+      worstCaseCost({ ...this.callBound, outputTokens: output }, this.model, config.pricing).nanos;
     let addNanos = worst(to) - worst(from);
     if (this.reservationIds.length > 0 && addNanos > 0) {
       try {
@@ -712,11 +738,96 @@ export class MeteredStreamImpl implements MeteredStream {
       }
     }
     this.reservedNanos += addNanos;
+    this.coveredOutputTokens = to;
     // Covering max_tokens (and no cap below it) ends the watch: the provider stops there.
     this.leasedOutputTokens =
-      to >= admission.maxTokens && admission.capOutputTokens >= admission.maxTokens
+      to >= this.callMaxTokens && this.capOutputTokens >= this.callMaxTokens
         ? Number.POSITIVE_INFINITY
         : to;
+    return true;
+  }
+
+  /**
+   * Provider calls a source announced (`request` events: the AI SDK's steps) that the
+   * admission did not see. A first call with a larger max_tokens (the AI SDK adds the
+   * thinking budget) resumes the watch: the reservation grows as the answer outgrows it,
+   * or the stream stops where the budget or the cap ends. Each later call (another step)
+   * is reserved on its own terms before its answer is read on — its prompt's bound and its
+   * max_tokens, within the cap — or the stream stops at once. Returns false when it stopped.
+   */
+  private async coverRequests(): Promise<boolean> {
+    const { admission, config } = this;
+    for (const { event, spentNanos } of this.uncovered.splice(0)) {
+      this.requestsSeen++;
+      const max = event.maxTokens ?? admission.maxTokens;
+      if (this.requestsSeen === 1) {
+        if (max <= this.callMaxTokens) continue;
+        this.callMaxTokens = max;
+        if (config.maxCostNanos !== undefined) {
+          const costFor = (output: number) =>
+            worstCaseCost({ ...this.callBound, outputTokens: output }, this.model, config.pricing)
+              .nanos;
+          this.capOutputTokens =
+            costFor(max) > config.maxCostNanos
+              ? maxOutputWithin(costFor, config.maxCostNanos, max)
+              : Number.POSITIVE_INFINITY;
+        }
+        if (this.leasedOutputTokens === Number.POSITIVE_INFINITY) {
+          this.leasedOutputTokens = Math.min(this.coveredOutputTokens, this.capOutputTokens);
+        }
+        continue;
+      }
+      // Another provider call: priced on the admitted terms with its own prompt and output.
+      const bound: RequestBound = {
+        ...admission.bound,
+        promptTokens: event.inputTokens ?? admission.bound.promptTokens,
+        outputTokens: max,
+      };
+      const costFor = (output: number) =>
+        spentNanos +
+        worstCaseCost({ ...bound, outputTokens: output }, this.model, config.pricing).nanos;
+      let cap = Number.POSITIVE_INFINITY;
+      if (config.maxCostNanos !== undefined) {
+        if (costFor(0) > config.maxCostNanos) {
+          this.limit = 'max_cost_per_request';
+          this.abort('budget_exceeded');
+          return false;
+        }
+        if (costFor(max) > config.maxCostNanos) {
+          cap = maxOutputWithin(costFor, config.maxCostNanos, max);
+        }
+      }
+      const covered = Math.min(
+        max,
+        cap,
+        config.leaseStepTokens > 0 ? config.leaseInitialTokens : max,
+      );
+      const addNanos = costFor(covered) - spentNanos;
+      if (this.reservationIds.length > 0 && addNanos > 0) {
+        try {
+          const result = await extendAll(config.store, this.reservationIds, { addNanos });
+          if (!result.extended) {
+            this.limit = 'lease_denied';
+            this.abort('budget_exceeded');
+            return false;
+          }
+        } catch (error) {
+          config.logger.warn('tokenmeter: reserving another provider call failed; stopping', {
+            requestId: this.requestId,
+            error: describe(error),
+          });
+          this.limit = 'lease_unavailable';
+          this.abort(config.storeFailure === 'open' ? 'budget_exceeded' : 'store_unavailable');
+          return false;
+        }
+      }
+      this.reservedNanos += addNanos;
+      this.callBound = bound;
+      this.callMaxTokens = max;
+      this.capOutputTokens = cap;
+      this.coveredOutputTokens = covered;
+      this.leasedOutputTokens = covered < max ? covered : Number.POSITIVE_INFINITY;
+    }
     return true;
   }
 
@@ -1062,4 +1173,24 @@ export function describe(error: unknown): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * The most output tokens whose worst case (`costFor`) stays within `capNanos`, up to
+ * `maxTokens` (binary search: the cost grows with the output). @internal
+ */
+export function maxOutputWithin(
+  costFor: (output: number) => number,
+  capNanos: number,
+  maxTokens: number,
+): number {
+  let lo = 0;
+  let hi = maxTokens;
+  if (costFor(hi) <= capNanos) return hi;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (costFor(mid) <= capNanos) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
