@@ -206,7 +206,8 @@ describe('useChat reads a metered stream', () => {
           if (source === 'raw Anthropic stream') {
             return anthropicClient(fake.url).messages.create(
               {
-                ...meter.params,
+                model: meter.model,
+                max_tokens: meter.maxTokens,
                 messages,
                 tools: [{ name: 'get_weather', input_schema: schema }],
                 tool_choice: { type: 'tool', name: 'get_weather' },
