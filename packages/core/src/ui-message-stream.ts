@@ -20,6 +20,7 @@
  */
 import type { SseDeltaData, SseEncoder, SseToolCallData } from './sse-encoder.js';
 import { encodeComment } from './sse-encoder.js';
+import { finishReason } from './telemetry/content.js';
 
 /** The response header that tells the AI SDK client which protocol it reads. */
 export const UI_MESSAGE_STREAM_HEADERS: Readonly<Record<string, string>> = Object.freeze({
@@ -37,28 +38,18 @@ function chunk(value: object): string {
   return `data: ${JSON.stringify(value)}\n\n`;
 }
 
-/** A provider stop reason → the AI SDK's `finishReason`. */
+/** The GenAI conventions' finish reasons, as the AI SDK names them. */
+const UI_FINISH: Readonly<Record<string, string>> = {
+  stop: 'stop',
+  length: 'length',
+  tool_call: 'tool-calls',
+  content_filter: 'content-filter',
+};
+
+/** A provider stop reason → the AI SDK's `finishReason` (through the telemetry's mapping). */
 export function uiFinishReason(stopReason: unknown): string {
-  switch (stopReason) {
-    case 'end_turn':
-    case 'stop':
-    case 'stop_sequence':
-    case 'pause_turn':
-      return 'stop';
-    case 'max_tokens':
-    case 'length':
-    case 'model_context_window_exceeded':
-      return 'length';
-    case 'tool_use':
-    case 'tool_calls':
-    case 'function_call':
-      return 'tool-calls';
-    case 'refusal':
-    case 'content_filter':
-      return 'content-filter';
-    default:
-      return 'other';
-  }
+  if (typeof stopReason !== 'string') return 'other';
+  return UI_FINISH[finishReason(stopReason)] ?? 'other';
 }
 
 /** The per-stream state: which text or reasoning part is open. */

@@ -713,28 +713,19 @@ export class MeteredStreamImpl implements MeteredStream {
       worstCaseCost({ ...this.callBound, outputTokens: output }, this.model, config.pricing).nanos;
     let addNanos = worst(to) - worst(from);
     if (this.reservationIds.length > 0 && addNanos > 0) {
-      try {
-        // Near the end of a budget a whole step may not fit: halve it (down to
-        // MIN_LEASE_STEP tokens) before refusing, so the answer uses what is left.
-        for (;;) {
-          const result = await extendAll(config.store, this.reservationIds, { addNanos });
-          if (result.extended) break;
-          if (to - from <= MIN_LEASE_STEP) {
-            this.limit = 'lease_denied';
-            this.abort('budget_exceeded');
-            return false;
-          }
-          to = from + Math.max(MIN_LEASE_STEP, Math.floor((to - from) / 2));
-          addNanos = worst(to) - worst(from);
+      // Near the end of a budget a whole step may not fit: halve it (down to
+      // MIN_LEASE_STEP tokens) before refusing, so the answer uses what is left.
+      for (;;) {
+        const extended = await this.extendReservations(addNanos);
+        if (extended === undefined) return false;
+        if (extended) break;
+        if (to - from <= MIN_LEASE_STEP) {
+          this.limit = 'lease_denied';
+          this.abort('budget_exceeded');
+          return false;
         }
-      } catch (error) {
-        config.logger.warn('tokenmeter: extending a lease failed; stopping the stream', {
-          requestId: this.requestId,
-          error: describe(error),
-        });
-        this.limit = 'lease_unavailable';
-        this.abort(config.storeFailure === 'open' ? 'budget_exceeded' : 'store_unavailable');
-        return false;
+        to = from + Math.max(MIN_LEASE_STEP, Math.floor((to - from) / 2));
+        addNanos = worst(to) - worst(from);
       }
     }
     this.reservedNanos += addNanos;
@@ -745,6 +736,25 @@ export class MeteredStreamImpl implements MeteredStream {
         ? Number.POSITIVE_INFINITY
         : to;
     return true;
+  }
+
+  /**
+   * Extends every reservation of this stream by `addNanos`: true when done, false when a
+   * budget refused it, undefined when the store failed (the stream is then stopping).
+   */
+  private async extendReservations(addNanos: number): Promise<boolean | undefined> {
+    const { config } = this;
+    try {
+      return (await extendAll(config.store, this.reservationIds, { addNanos })).extended;
+    } catch (error) {
+      config.logger.warn('tokenmeter: extending the reservation failed; stopping the stream', {
+        requestId: this.requestId,
+        error: describe(error),
+      });
+      this.limit = 'lease_unavailable';
+      this.abort(config.storeFailure === 'open' ? 'budget_exceeded' : 'store_unavailable');
+      return undefined;
+    }
   }
 
   /**
@@ -804,20 +814,11 @@ export class MeteredStreamImpl implements MeteredStream {
       );
       const addNanos = costFor(covered) - spentNanos;
       if (this.reservationIds.length > 0 && addNanos > 0) {
-        try {
-          const result = await extendAll(config.store, this.reservationIds, { addNanos });
-          if (!result.extended) {
-            this.limit = 'lease_denied';
-            this.abort('budget_exceeded');
-            return false;
-          }
-        } catch (error) {
-          config.logger.warn('tokenmeter: reserving another provider call failed; stopping', {
-            requestId: this.requestId,
-            error: describe(error),
-          });
-          this.limit = 'lease_unavailable';
-          this.abort(config.storeFailure === 'open' ? 'budget_exceeded' : 'store_unavailable');
+        const extended = await this.extendReservations(addNanos);
+        if (extended === undefined) return false;
+        if (!extended) {
+          this.limit = 'lease_denied';
+          this.abort('budget_exceeded');
           return false;
         }
       }
