@@ -52,7 +52,7 @@ it('LangChain.js: a slow reader holds the provider back', async () => {
 });
 
 it("the AI SDK: streamText() reads the provider's whole answer whatever the reader does", async () => {
-  const planned = 40_000;
+  const planned = 20_000;
   const { res, received, record } = await slowRead(fake, app.url, request(planned), planned, {
     'x-user': 'bp-ai-sdk',
     'x-source': 'ai-sdk',
