@@ -83,8 +83,14 @@ export interface SettleInfo {
   requestId: string;
   scopes: readonly ScopeRef[];
   model: string;
+  /** `'anthropic'`, `'openai'`, … as admitted (given, or guessed from the model). */
+  provider: string;
   outcome: StreamOutcome;
   final: FinalUsage;
+  /** Nano-dollars reserved per scope at the end (admission, plus any lease growth). */
+  reservedNanos: Nanos;
+  /** When the stream was admitted (ms since the epoch). */
+  startedAt: number;
   /** Milliseconds from admission to settlement. */
   durationMs: number;
   /** Time to the first text chunk, if any arrived. */
