@@ -6,6 +6,7 @@
 import {
   createPostgresLedger,
   type PostgresLedger,
+  reconcile,
   spendByPeriod,
   streamRecord,
 } from '@tokenmeter/ledger-postgres';
@@ -105,4 +106,23 @@ it('1,000 concurrent streams: 1,000 rows, and the ledger agrees with the budget 
     estimated: false,
   });
   expect(record!.startedAt.getTime()).toBe(one.startedAt);
+
+  // reconcile() says so, scope by scope; and reports a settlement the ledger never saw.
+  const scopes = users.map((id) => ({ kind: 'user', id }));
+  const agreed = await reconcile(ledger.pool, store, scopes, 'day');
+  expect(agreed.map((r) => r.differenceNanos)).toEqual(users.map(() => 0));
+  expect(agreed[0]!.ledgerNanos).toBeGreaterThan(0);
+  const admitted = await store.admit({
+    scope: { kind: 'user', id: 'user-3' },
+    budget: { limitNanos: 10_000_000_000, period: 'day' },
+    reserveNanos: 5_000,
+    estimatedTokens: 10,
+    ttlMs: 60_000,
+  });
+  if (!admitted.admitted) throw new Error('the extra admission was refused');
+  await store.settle(admitted.reservation.id, { costNanos: 4_321, tokens: 10 });
+  const after = await reconcile(ledger.pool, store, scopes, 'day');
+  expect(after.filter((r) => r.differenceNanos !== 0)).toEqual([
+    expect.objectContaining({ scope: { kind: 'user', id: 'user-3' }, differenceNanos: -4_321 }),
+  ]);
 }, 120_000);

@@ -10,6 +10,8 @@ export {
   type ModelSpend,
   type PeriodSpend,
   type Range,
+  type Reconciliation,
+  reconcile,
   type ScopeRef,
   type Spender,
   type StreamRecord,

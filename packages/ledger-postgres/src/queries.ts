@@ -3,6 +3,7 @@
  * Sums are exact: `bigint` in Postgres, `numeric` sums returned as text, read as numbers
  * only while they are safe integers (a sum above 2^53 nano-dollars, $9 million, throws).
  */
+import { type BudgetPeriod, MAX_NANOS, periodBounds, type Store } from '@tokenmeter/core';
 import type pg from 'pg';
 
 export interface ScopeRef {
@@ -170,4 +171,61 @@ export async function streamRecord(
     firstTokenAt: (r.first_token_at as Date | null) ?? null,
     endedAt: r.ended_at as Date,
   };
+}
+
+/** One scope's spend in the ledger beside the store's budget counter, for one period. */
+export interface Reconciliation {
+  scope: ScopeRef;
+  period: { start: Date; end: Date | null };
+  ledgerNanos: number;
+  storeNanos: number;
+  /** Ledger minus store: 0 when they agree. */
+  differenceNanos: number;
+}
+
+/**
+ * Compares each scope's spend in the ledger with the store's budget counter for the period
+ * holding `nowMs` (the store's own clock by default). A difference means a settlement the
+ * ledger lost (a crash with a full queue, a dropped write) or one the store could not record
+ * (`recorded: false`), or, within a second of a period's end, a stream the two dated on
+ * either side of it; expired reservations charged by the store (`'charge-reserved'`) show
+ * as store spend with no ledger row.
+ */
+export async function reconcile(
+  pool: pg.Pool,
+  store: Store,
+  scopes: readonly ScopeRef[],
+  period: BudgetPeriod,
+  options: { nowMs?: number } = {},
+): Promise<Reconciliation[]> {
+  const nowMs = options.nowMs ?? (await store.now());
+  const bounds = periodBounds(period, nowMs);
+  const out: Reconciliation[] = [];
+  for (const scope of scopes) {
+    const { rows } = await pool.query<{ cost: string | null }>(
+      `SELECT sum(cost_nanos) AS cost FROM tokenmeter_stream_scopes
+        WHERE scope_kind = $1 AND scope_id = $2 AND ended_at >= $3
+          AND ($4::timestamptz IS NULL OR ended_at < $4)`,
+      [
+        scope.kind,
+        scope.id,
+        new Date(bounds.start),
+        bounds.end === null ? null : new Date(bounds.end),
+      ],
+    );
+    const state = await store.getState(scope, { budget: { limitNanos: MAX_NANOS, period } });
+    const ledgerNanos = exact(rows[0]?.cost);
+    const storeNanos = state.budget?.spentNanos ?? 0;
+    out.push({
+      scope,
+      period: {
+        start: new Date(bounds.start),
+        end: bounds.end === null ? null : new Date(bounds.end),
+      },
+      ledgerNanos,
+      storeNanos,
+      differenceNanos: ledgerNanos - storeNanos,
+    });
+  }
+  return out;
 }
