@@ -13,6 +13,7 @@ import {
   type AdmitRequest,
   type AdmitResult,
   assertAdmitRequest,
+  assertClaim,
   assertExtendRequest,
   assertRequestKey,
   assertReservationId,
@@ -72,6 +73,7 @@ export interface MemoryStoreStats {
 export interface MemoryStore extends Store {
   stats(): MemoryStoreStats;
   releaseByKey(scope: ScopeRef, requestKey: string): Promise<EndResult>;
+  claimOnce(scope: ScopeRef, name: string, expiresAt: number): Promise<boolean>;
   shutdown(): Promise<void>;
 }
 
@@ -103,6 +105,8 @@ class InMemoryStore implements MemoryStore {
   private readonly openByKey = new Map<string, string>();
   /** Admission keys of ended reservations, remembered as long as their outcomes. */
   private readonly endedByKey: LRUCache<string, string>;
+  /** claimOnce() marks: scope + name → until when (store time). Swept when past. */
+  private readonly claims = new Map<string, number>();
   private readonly idPrefix = `m${Math.random().toString(36).slice(2, 8)}-`;
   private readonly timer: ReturnType<typeof setInterval>;
   private nextId = 0;
@@ -280,6 +284,20 @@ class InMemoryStore implements MemoryStore {
       budget: open.bucket && open.budget ? budgetState(open.bucket, open.budget) : null,
       now,
     };
+  }
+
+  /** One synchronous step, so no other call can interleave: atomic in one process. */
+  async claimOnce(scope: ScopeRef, name: string, expiresAt: number): Promise<boolean> {
+    this.assertOpen();
+    assertScope(scope);
+    assertClaim(name, expiresAt);
+    const now = this.time();
+    const key = keyedBy(scopeKey(scope), name);
+    const held = this.claims.get(key);
+    if (held !== undefined && held > now) return false;
+    if (expiresAt > now) this.claims.set(key, expiresAt);
+    else this.claims.delete(key);
+    return true;
   }
 
   /**
@@ -502,6 +520,7 @@ class InMemoryStore implements MemoryStore {
     try {
       const now = this.time();
       this.purge(now);
+      for (const [key, until] of this.claims) if (until <= now) this.claims.delete(key);
     } catch {
       // A broken clock surfaces on the next call; a background sweep has no one to tell.
     }

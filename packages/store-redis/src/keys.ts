@@ -80,6 +80,11 @@ export function requestKeyHash(requestKey: string): string {
   return createHash('sha256').update(Buffer.from(requestKey, 'utf16le')).digest('hex');
 }
 
+/** `<base>:once:<hash>`: a claimOnce() mark of a scope (the name hashed like admission keys). */
+export function onceKey(base: string, name: string): string {
+  return `${base}:once:${requestKeyHash(name)}`;
+}
+
 /** `<base>:k:<hash>`: the reservation number a scope admitted under an admission key. */
 export function requestKeyKey(base: string, requestKey: string): string {
   return `${base}:k:${requestKeyHash(requestKey)}`;

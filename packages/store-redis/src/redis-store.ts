@@ -11,6 +11,7 @@ import {
   type AdmitRequest,
   type AdmitResult,
   assertAdmitRequest,
+  assertClaim,
   assertExtendRequest,
   assertRequestKey,
   assertReservationId,
@@ -32,6 +33,7 @@ import {
 import { ConnectionWatch } from './client.js';
 import {
   encodeScope,
+  onceKey,
   parseReservationId,
   requestKeyHash,
   requestKeyKey,
@@ -45,7 +47,15 @@ import {
 import { type Config, KEY_GRACE_MS, parseOptions } from './options.js';
 import { decodeAdmit, decodeEnd, decodeExtend, decodeState, periodJson } from './replies.js';
 import { runScript } from './script-runner.js';
-import { ADMIT, EXTEND, GET_STATE, RELEASE, RELEASE_BY_KEY, SETTLE } from './scripts.js';
+import {
+  ADMIT,
+  CLAIM_ONCE,
+  EXTEND,
+  GET_STATE,
+  RELEASE,
+  RELEASE_BY_KEY,
+  SETTLE,
+} from './scripts.js';
 import {
   MalformedReplyError,
   type Operation,
@@ -168,6 +178,23 @@ class RedisBackedStore implements RedisStore {
         return decodeEnd(raw.slice(0, 13), reservationId(tag, sequence), 'released', 0);
       }
       return decodeEnd(raw, '', 'released', 0);
+    });
+  }
+
+  /** One script on the scope's node: atomic across every instance sharing this Redis. */
+  async claimOnce(scope: ScopeRef, name: string, expiresAt: number): Promise<boolean> {
+    assertScope(scope);
+    assertClaim(name, expiresAt);
+    const { base } = scopeKeys(this.config.prefix, scopeTag(scope));
+    const clock = this.config.clock ? String(this.clockNow()) : '';
+    return this.call('claimOnce', async () => {
+      const raw = await runScript(
+        this.config.client,
+        CLAIM_ONCE,
+        [onceKey(base, name)],
+        [clock, expiresAt],
+      );
+      return Number(raw) === 1;
     });
   }
 

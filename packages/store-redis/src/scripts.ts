@@ -704,3 +704,31 @@ return { s, e }
 };
 
 export const SCRIPTS = { ADMIT, SETTLE, RELEASE, RELEASE_BY_KEY, EXTEND, GET_STATE } as const;
+
+/**
+ * claimOnce: KEYS[1] = \`<base>:once:<hash of the name>\` (the scope's slot). ARGV: the
+ * injected clock ('' = this server's), expiresAt (store time). The mark holds its expiry:
+ * a claim wins when no mark is held beyond now, and leaves one until expiresAt (the key
+ * itself outlives it by a minute of real time, then Redis drops it). Reply: 1 won, 0 not.
+ */
+export const CLAIM_ONCE: LuaScript = {
+  name: 'claimOnce',
+  source: `
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local expires = tonumber(ARGV[2])
+local held = tonumber(redis.call('GET', KEYS[1]) or '0')
+if held > now then return 0 end
+if expires > now then
+  redis.call('SET', KEYS[1], string.format('%d', expires), 'PX', string.format('%d', expires - now + 60000))
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+`,
+};

@@ -12,6 +12,7 @@ export type Operation =
   | 'extend'
   | 'release'
   | 'releaseByKey'
+  | 'claimOnce'
   | 'getState'
   | 'now';
 

@@ -114,6 +114,7 @@ export interface RedisStoreOptions {
 export interface RedisStore extends Store {
   /** Always present: a dropped connection can lose an admission's reply. */
   releaseByKey(scope: ScopeRef, requestKey: string): Promise<EndResult>;
+  claimOnce(scope: ScopeRef, name: string, expiresAt: number): Promise<boolean>;
   shutdown(): Promise<void>;
   /** `timeoutMs` as configured: the bound on every call. */
   readonly timeoutMs: number;

@@ -37,6 +37,7 @@ type Operation =
   | 'extend'
   | 'release'
   | 'releaseByKey'
+  | 'claimOnce'
   | 'getState'
   | 'now'
   | 'shutdown';
@@ -92,6 +93,11 @@ export function guardStore(store: Store, options: GuardStoreOptions = {}): Store
     getState: (scope, policy) => call('getState', () => store.getState(scope, policy)),
     now: () => call('now', () => store.now()),
   };
+  const claimOnce = store.claimOnce;
+  if (claimOnce) {
+    guarded.claimOnce = (scope, name, expiresAt) =>
+      call('claimOnce', () => claimOnce.call(store, scope, name, expiresAt));
+  }
   const releaseByKey = store.releaseByKey;
   if (releaseByKey) {
     guarded.releaseByKey = (scope, key) =>

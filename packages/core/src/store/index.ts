@@ -53,6 +53,7 @@ export type {
 } from './types.js';
 export {
   assertAdmitRequest,
+  assertClaim,
   assertExtendRequest,
   assertRequestKey,
   assertReservationId,

@@ -352,6 +352,14 @@ export interface Store {
    * reply may still implement it; callers must work without it.
    */
   releaseByKey?(scope: ScopeRef, requestKey: string): Promise<EndResult>;
+  /**
+   * Optional. Marks `name` as done for `scope` until `expiresAt` (store time, epoch ms) in
+   * one atomic step: resolves true for the one caller that marked it, false for every
+   * other caller until then — in every process sharing the store. For once-per-period
+   * events (a budget alert fires once per threshold, scope and period). `name` is the
+   * caller's (1–200 characters); an `expiresAt` already past marks nothing (always true).
+   */
+  claimOnce?(scope: ScopeRef, name: string, expiresAt: number): Promise<boolean>;
   /** Stop timers and release connections the store owns. Calls after it reject. */
   shutdown?(): Promise<void>;
   /**

@@ -125,6 +125,22 @@ export function assertRequestKey(key: unknown): string {
   return key;
 }
 
+/** Throws `invalid_argument` unless `name` and `expiresAt` are a well-formed `claimOnce()` call. */
+export function assertClaim(name: unknown, expiresAt: unknown): void {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
+    throw new TokenmeterError(
+      'invalid_argument',
+      'claimOnce name must be a string of 1 to 200 characters (e.g. "budget-alert:day:1764720000000:80").',
+    );
+  }
+  if (typeof expiresAt !== 'number' || !Number.isSafeInteger(expiresAt) || expiresAt < 0) {
+    throw new TokenmeterError(
+      'invalid_argument',
+      `claimOnce expiresAt must be epoch milliseconds (a non-negative integer), got ${String(expiresAt)}.`,
+    );
+  }
+}
+
 /** Throws `invalid_argument` unless `actual` is a well-formed SettleRequest. */
 export function assertSettleRequest(actual: SettleRequest): SettleRequest {
   if (typeof actual !== 'object' || actual === null) {

@@ -9,6 +9,7 @@ import { clockCases } from './cases/clock.js';
 import { concurrencyCases } from './cases/concurrency.js';
 import { expiryCases } from './cases/expiry.js';
 import { multiScopeCases } from './cases/multi-scope.js';
+import { onceCases } from './cases/once.js';
 import { periodCases } from './cases/periods.js';
 import { rateLimitCases } from './cases/rate-limits.js';
 import { scopeIdCases } from './cases/scope-ids.js';
@@ -28,4 +29,5 @@ export const storeConformanceCases: readonly ConformanceCase[] = [
   ...clockCases,
   ...validationCases,
   ...amountCases,
+  ...onceCases,
 ];

@@ -43,7 +43,8 @@ export type ConformanceGroup =
   | 'scopes'
   | 'clock'
   | 'validation'
-  | 'amounts';
+  | 'amounts'
+  | 'once';
 
 /**
  * One check of the contract, runnable without a test framework: `run()` resolves when the
