@@ -117,4 +117,70 @@ describe('one budget across three instances on one Redis', () => {
       client.disconnect();
     }
   });
+
+  it('budget alerts at 50 % and 80 % fire exactly once per scope, from whichever instance', async () => {
+    const apps: AppProcess[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        apps.push(
+          await startNodeApp(script, {
+            REDIS_URL: redis.url,
+            UPSTREAM_URL: fake.url,
+            // Ten worst-case reservations per user; each stream settles a little under one.
+            BUDGET_NANOS: String(10 * reserve),
+            STORE: 'real',
+            PREFIX: 'mi-alerts:',
+            TTFT_MS: '200',
+            ALERTS: '50,80,100',
+          }),
+        );
+      }
+      const users = ['ana', 'ben'];
+      // Two waves of 60 concurrent streams over the three instances: settlements of one
+      // scope land on every instance at nearly the same time.
+      for (let wave = 0; wave < 2; wave++) {
+        await Promise.all(
+          Array.from({ length: 60 }, (_, i) =>
+            postSSE(`http://127.0.0.1:${apps[i % 3]!.port}/chat`, body, {
+              headers: { 'x-user': users[i % 2]! },
+            }),
+          ),
+        );
+      }
+      await new Promise((r) => setTimeout(r, 300)); // alerts run after the streams end
+      const alerts = (
+        await Promise.all(
+          apps.map(async (a) => (await fetch(`http://127.0.0.1:${a.port}/alerts`)).json()),
+        )
+      ).flat() as Array<{
+        scope: { id: string };
+        percent: number;
+        spentNanos: number;
+        limitNanos: number;
+        periodStart: number;
+      }>;
+      const store = createRedisStore({ url: redis.url, prefix: 'mi-alerts:' });
+      try {
+        for (const id of users) {
+          const state = await store.getState(
+            { kind: 'user', id },
+            { budget: { limitNanos: 10 * reserve, period: 'day' } },
+          );
+          const spentPercent = (100 * state.budget!.spentNanos) / state.budget!.limitNanos;
+          expect(spentPercent).toBeGreaterThanOrEqual(80);
+          expect(spentPercent).toBeLessThan(100);
+          const mine = alerts.filter((a) => a.scope.id === id);
+          expect(mine.map((a) => a.percent).sort((x, y) => x - y)).toEqual([50, 80]);
+          for (const a of mine) {
+            expect(a.spentNanos * 100).toBeGreaterThanOrEqual(a.percent * a.limitNanos);
+            expect(a.periodStart).toBe(state.budget!.periodStart);
+          }
+        }
+      } finally {
+        await store.shutdown();
+      }
+    } finally {
+      await Promise.all(apps.map((a) => a.stop()));
+    }
+  });
 });

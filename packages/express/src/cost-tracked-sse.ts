@@ -32,6 +32,7 @@ import {
   MeteredStreamImpl,
   maxOutputWithin,
   StreamRegistry,
+  scopeKeyOf,
 } from './metered-stream.js';
 import { type Config, parseOptions } from './options.js';
 import { rateLimitHeaders, retryAfterSeconds, type ScopedRateLimit } from './rate-limit-headers.js';
@@ -291,9 +292,12 @@ async function admit(
   // reply is lost (a dropped store connection) can still be released by it.
   const requestId = randomUUID();
   const requests: AdmitRequest[] = [];
+  const alerts = new Map<string, readonly number[]>();
   for (const scope of scopes) {
     const budgetOf = config.budgets[scope.kind];
-    const budget = budgetOf ? await budgetOf(scope.id, req) : undefined;
+    const withAlerts = budgetOf ? await budgetOf(scope.id, req) : undefined;
+    const budget = withAlerts?.rule;
+    if (withAlerts?.alerts.length) alerts.set(scopeKeyOf(scope), withAlerts.alerts);
     const rateLimits = config.rateLimits[scope.kind];
     if (!budget && !rateLimits?.length) continue;
     requests.push({
@@ -425,6 +429,7 @@ async function admit(
     bound,
     reservedOutputTokens: reservedOutput,
     provider,
+    alerts,
     modelPriced: facts.modelPriced !== false,
     input: params.input,
     telemetry: begun,

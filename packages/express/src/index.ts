@@ -7,6 +7,7 @@ export { jsonErrorHandler } from './json-error-handler.js';
 export { rateLimitHeaders } from './rate-limit-headers.js';
 export { SSE_HEADERS, SseWriter } from './sse-writer.js';
 export type {
+  BudgetAlert,
   BudgetInput,
   CostTrackedSSEOptions,
   Logger,

@@ -16,6 +16,7 @@ import {
   jsonSseEncoder,
   type MeterEvent,
   nanosToUsd,
+  periodId,
   promptTokens,
   type RequestBound,
   type ReservationEnd,
@@ -94,6 +95,8 @@ export interface Admission {
   reservedOutputTokens: number;
   /** `gen_ai.provider.name`. */
   provider: string;
+  /** Budget alert thresholds (percent, ascending) by scope (`scopeKeyOf`). */
+  alerts: ReadonlyMap<string, readonly number[]>;
   /** False when the unknown-model fallback priced the model. */
   modelPriced: boolean;
   /** The provider request body (for opt-in content recording). */
@@ -142,8 +145,32 @@ interface EndOptions {
 }
 
 /** Shared by every stream of one middleware: one timer for timeouts and keep-alives. */
+/** A map key for a scope. @internal */
+export function scopeKeyOf(scope: ScopeRef): string {
+  return `${scope.kind}\u0000${scope.id}`;
+}
+
 export class StreamRegistry {
   private readonly active = new Set<MeteredStreamImpl>();
+  /** Alerts this process already claimed (or saw claimed), until their period ends. */
+  private readonly alertsSeen = new Map<string, number>();
+
+  /** True the first time this process sees `key` before `until`; after, false. */
+  firstAlert(key: string, now: number, until: number): boolean {
+    const seen = this.alertsSeen.get(key);
+    if (seen !== undefined && seen > now) return false;
+    if (this.alertsSeen.size >= 10_000) {
+      for (const [k, u] of this.alertsSeen) if (u <= now) this.alertsSeen.delete(k);
+      if (this.alertsSeen.size >= 10_000) this.alertsSeen.clear();
+    }
+    this.alertsSeen.set(key, until);
+    return true;
+  }
+
+  /** Forgets `key`, so a claim that failed is tried again by the next settlement. */
+  forgetAlert(key: string): void {
+    this.alertsSeen.delete(key);
+  }
   private timer: NodeJS.Timeout | undefined;
   constructor(private readonly tickMs: number) {}
 
@@ -961,8 +988,72 @@ export class MeteredStreamImpl implements MeteredStream {
     if (!recorded.recorded && this.admission.metered) {
       await this.config.guard(() => this.config.onSettleFailure(info, error));
     }
+    // Budget alerts: after the stream ended, never awaited by it.
+    if (this.config.onBudgetAlert && recorded.budgets && this.admission.alerts.size > 0) {
+      void this.fireAlerts(recorded.budgets);
+    }
     await this.config.guard(() => this.config.onSettle(info));
     return final;
+  }
+
+  /**
+   * Tells `onBudgetAlert` of each threshold the scopes' spend has reached this period, once:
+   * this process remembers what it saw; the store's `claimOnce()` decides across instances.
+   */
+  private async fireAlerts(
+    budgets: ReadonlyArray<{ scope: ScopeRef; budget: BudgetState }>,
+  ): Promise<void> {
+    const { config } = this;
+    const hook = config.onBudgetAlert;
+    if (!hook) return;
+    for (const { scope, budget } of budgets) {
+      const thresholds = this.admission.alerts.get(scopeKeyOf(scope));
+      if (!thresholds) continue;
+      const now = Date.now();
+      // 'lifetime' has no end: its marks are kept for ten years.
+      const until = budget.periodEnd ?? now + 10 * 365 * 86_400_000;
+      for (const percent of thresholds) {
+        // spent / limit ≥ percent / 100, in integers (the product may pass 2^53).
+        if (
+          BigInt(budget.spentNanos) * 100n <
+          (BigInt(Math.ceil(percent * 1_000)) * BigInt(budget.limitNanos)) / 1_000n
+        )
+          break;
+        const name = `budget-alert:${periodId(budget.period)}:${budget.periodStart}:${percent}`;
+        const key = `${scopeKeyOf(scope)}\u0000${name}`;
+        if (!this.registry.firstAlert(key, now, until)) continue;
+        let won = true;
+        if (config.store.claimOnce) {
+          try {
+            won = await config.store.claimOnce(scope, name, until);
+          } catch (error) {
+            this.registry.forgetAlert(key);
+            config.logger.warn(
+              'tokenmeter: a budget alert could not be claimed; it will be tried again',
+              {
+                scope,
+                percent,
+                error: describe(error),
+              },
+            );
+            continue;
+          }
+        }
+        if (!won) continue;
+        await config.guard(() =>
+          hook({
+            scope,
+            percent,
+            limitNanos: budget.limitNanos,
+            spentNanos: budget.spentNanos,
+            period: budget.period,
+            periodStart: budget.periodStart,
+            periodEnd: budget.periodEnd,
+            requestId: this.requestId,
+          }),
+        );
+      }
+    }
   }
 
   /** The final event, or a JSON 500 before any header, or a closed connection. */
@@ -1062,6 +1153,8 @@ export class MeteredStreamImpl implements MeteredStream {
     budget: BudgetState | null;
     error?: unknown;
     ends: Partial<Record<ReservationEnd, number>>;
+    /** Each scope's budget after the settlement (for alerts). */
+    budgets?: Array<{ scope: ScopeRef; budget: BudgetState }>;
   }> {
     if (this.reservationIds.length === 0) {
       // Nothing applied, nothing to record; or the store failed open: a charge to reconcile.
@@ -1084,6 +1177,7 @@ export class MeteredStreamImpl implements MeteredStream {
         );
         let tightest: BudgetState | null = null;
         const ends: Partial<Record<ReservationEnd, number>> = {};
+        const budgets: Array<{ scope: ScopeRef; budget: BudgetState }> = [];
         for (const r of results) {
           const end: ReservationEnd = r.ended
             ? 'settled'
@@ -1101,10 +1195,11 @@ export class MeteredStreamImpl implements MeteredStream {
             );
             continue;
           }
+          if (r.budget) budgets.push({ scope: r.reservation.scope, budget: r.budget });
           if (r.budget && (!tightest || r.budget.remainingNanos < tightest.remainingNanos))
             tightest = r.budget;
         }
-        return { recorded: true, budget: tightest, ends };
+        return { recorded: true, budget: tightest, ends, budgets };
       } catch (error) {
         lastError = error;
       }

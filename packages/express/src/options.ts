@@ -23,6 +23,7 @@ import {
 } from '@tokenmeter/core';
 import { sendJsonError } from './http-errors.js';
 import type {
+  BudgetAlert,
   BudgetInput,
   CostTrackedSSEOptions,
   Logger,
@@ -38,7 +39,11 @@ export interface Config {
   /** The store wrapped with the timeout and error mapping. */
   store: Store;
   identify: CostTrackedSSEOptions['identify'];
-  budgets: Record<string, (id: string, req: MeteredRequest) => Promise<BudgetRule | undefined>>;
+  budgets: Record<
+    string,
+    (id: string, req: MeteredRequest) => Promise<BudgetWithAlerts | undefined>
+  >;
+  onBudgetAlert: ((alert: BudgetAlert) => void | Promise<void>) | undefined;
   rateLimits: Record<string, readonly RateLimitRule[]>;
   request: (req: MeteredRequest) => Promise<RequestParams>;
   maxTokensLimit: number;
@@ -269,6 +274,7 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
     budgetExceededStatus: httpStatus(options.budgetExceededStatus ?? 402),
     upstream: options.upstream,
     onSettle: options.onSettle ?? (() => {}),
+    onBudgetAlert: options.onBudgetAlert,
     onSettleFailure:
       options.onSettleFailure ??
       ((info, error) =>
@@ -368,7 +374,13 @@ function parseServerTools(
   return Object.freeze(limits);
 }
 
-function toBudgetRule(input: BudgetInput, what: string): BudgetRule {
+/** A budget rule and the alert thresholds of its scope (kept apart from what the store sees). */
+export interface BudgetWithAlerts {
+  rule: BudgetRule;
+  alerts: readonly number[];
+}
+
+function toBudgetRule(input: BudgetInput, what: string): BudgetWithAlerts {
   if (typeof input !== 'object' || input === null) {
     throw new TokenmeterError(
       'invalid_config',
@@ -383,7 +395,20 @@ function toBudgetRule(input: BudgetInput, what: string): BudgetRule {
       `${what} needs a non-negative limitUsd (e.g. '5.00') or limitNanos.`,
     );
   }
-  return { limitNanos, period: input.period ?? 'day' };
+  const alerts = input.alerts ?? [];
+  if (
+    !Array.isArray(alerts) ||
+    alerts.some((p) => typeof p !== 'number' || !Number.isFinite(p) || p <= 0 || p > 1_000)
+  ) {
+    throw new TokenmeterError(
+      'invalid_config',
+      `${what}.alerts must be percentages of the limit above 0 (e.g. [50, 80, 100]).`,
+    );
+  }
+  return {
+    rule: { limitNanos, period: input.period ?? 'day' },
+    alerts: [...new Set(alerts)].sort((a, b) => a - b),
+  };
 }
 
 function checkRateLimit(rule: RateLimitRule, what: string): void {

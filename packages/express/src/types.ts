@@ -38,6 +38,27 @@ export interface BudgetInput {
   limitNanos?: Nanos;
   /** When spend resets. Defaults to `'day'` (00:00 UTC). */
   period?: BudgetPeriod;
+  /**
+   * Percentages of the limit that fire `onBudgetAlert` once per scope and period, across
+   * every instance sharing the store (`[50, 80, 100]`). Defaults to none.
+   */
+  alerts?: readonly number[];
+}
+
+/** One budget threshold crossed, told once per scope, period and threshold to `onBudgetAlert`. */
+export interface BudgetAlert {
+  scope: ScopeRef;
+  /** The threshold crossed, in percent of the limit. */
+  percent: number;
+  limitNanos: Nanos;
+  /** Spent in the period when the threshold was seen crossed. */
+  spentNanos: Nanos;
+  period: BudgetPeriod;
+  /** The period's start and end (epoch ms; `null` end for 'lifetime'). */
+  periodStart: number;
+  periodEnd: number | null;
+  /** The stream whose settlement crossed it. */
+  requestId: string;
 }
 
 /** What the middleware needs to know about the upstream call before it is made. */
@@ -248,6 +269,13 @@ export interface CostTrackedSSEOptions {
    * upstream: (req, meter) => anthropic.messages.create({ ...meter.params, stream: true }, { signal: meter.signal })
    */
   upstream?: (req: MeteredRequest, meter: MeteredStream) => unknown;
+  /**
+   * Told once when a scope's spend reaches one of its budget's `alerts` thresholds in a
+   * period — exactly once across instances with a store that has `claimOnce()` (both
+   * bundled stores do). Runs after the stream has ended and never delays one; a hook that
+   * throws is logged.
+   */
+  onBudgetAlert?: (alert: BudgetAlert) => void | Promise<void>;
   /** Told once per settled stream. A hook that throws is logged; the stream carries on. */
   onSettle?: (info: SettleInfo) => void | Promise<void>;
   /**

@@ -480,6 +480,10 @@ export class Telemetry {
       // Measured as a release: it is one, found by admission key instead of id.
       wrapped.releaseByKey = timed('release', (scope, key) => releaseByKey.call(store, scope, key));
     }
+    const claimOnce = store.claimOnce;
+    // Once per alert threshold and period: too rare to be worth a latency series.
+    if (claimOnce)
+      wrapped.claimOnce = (scope, name, until) => claimOnce.call(store, scope, name, until);
     const shutdown = store.shutdown;
     if (shutdown) wrapped.shutdown = () => shutdown.call(store);
     return wrapped;

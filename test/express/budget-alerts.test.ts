@@ -1,0 +1,102 @@
+/**
+ * Budget alerts on one instance (the memory store): a threshold fires once per scope and
+ * period with the figures the store holds, a slow hook never delays a stream, and bad
+ * thresholds are refused at creation. Across instances: test/redis/multi-instance.test.ts.
+ */
+
+import type { BudgetAlert } from '@tokenmeter/express';
+import { costTrackedSSE } from '@tokenmeter/express';
+import { createMemoryStore, type MemoryStore } from '@tokenmeter/store-memory';
+import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
+import express from 'express';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { anthropicClient, identifyByHeader, startApp, type TestApp } from '../helpers/app.js';
+import { postSSE } from '../helpers/sse-client.js';
+
+let fake: FakeLLM;
+let app: TestApp;
+let store: MemoryStore;
+beforeAll(async () => {
+  fake = await startFakeLLM({ tps: 0, tokens: 40, seed: 1 });
+});
+afterAll(() => fake.close());
+afterEach(async () => {
+  await app?.close();
+  await store?.shutdown();
+});
+
+const body = {
+  model: 'claude-haiku-4-5',
+  max_tokens: 40,
+  messages: [{ role: 'user' as const, content: 'Hi' }],
+};
+
+it('fires each threshold once per scope and period, after the stream, without delaying it', async () => {
+  store = createMemoryStore();
+  const alerts: BudgetAlert[] = [];
+  const client = anthropicClient(fake.url);
+  app = await startApp({
+    express,
+    middleware: {
+      store,
+      identify: identifyByHeader,
+      // $0.001 a day: each answer (40 output tokens at $5 / M, a few input) spends about 21 %.
+      budgets: { user: { limitUsd: '0.001', period: 'day', alerts: [100, 25, 50] } },
+      upstream: (req, meter) =>
+        client.messages.create(
+          {
+            model: meter.model,
+            max_tokens: meter.maxTokens,
+            messages: body.messages,
+            stream: true,
+          },
+          { signal: meter.signal },
+        ),
+      onBudgetAlert: async (alert) => {
+        alerts.push(alert);
+        await new Promise((r) => setTimeout(r, 3_000)); // a slow webhook
+      },
+    },
+  });
+  const timings: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const t = performance.now();
+    const result = await postSSE(app.url, body, { headers: { 'x-user': 'ida' } });
+    timings.push(performance.now() - t);
+    expect(result.status).toBe(200);
+    expect(result.events.at(-1)!.event).toBe('done');
+  }
+  // The slow hook (3 s) never held a stream.
+  expect(Math.max(...timings)).toBeLessThan(1_000);
+  await app.waitForSettles(4);
+  const state = await store.getState(
+    { kind: 'user', id: 'ida' },
+    { budget: { limitNanos: 1_000_000, period: 'day' } },
+  );
+  const spent = state.budget!.spentNanos;
+  expect(spent).toBeGreaterThanOrEqual(500_000);
+  expect(spent).toBeLessThan(1_000_000);
+  // 25 % and 50 % crossed, each told once, in order; 100 % not reached.
+  expect(alerts.map((a) => a.percent)).toEqual([25, 50]);
+  for (const a of alerts) {
+    expect(a.scope).toEqual({ kind: 'user', id: 'ida' });
+    expect(a.limitNanos).toBe(1_000_000);
+    expect(a.spentNanos * 100).toBeGreaterThanOrEqual(a.percent * a.limitNanos);
+    expect(a.spentNanos).toBeLessThanOrEqual(spent);
+    expect(a.periodStart).toBe(state.budget!.periodStart);
+    expect(a.periodEnd).toBe(state.budget!.periodEnd);
+  }
+  expect(new Set(alerts.map((a) => a.requestId)).size).toBe(2);
+});
+
+it('refuses thresholds that are not percentages', () => {
+  const make = (alerts: number[]) => () =>
+    costTrackedSSE({
+      store: createMemoryStore(),
+      identify: () => ({ user: 'x' }),
+      budgets: { user: { limitUsd: '1', alerts } },
+    });
+  expect(make([0])).toThrow(/alerts must be percentages/);
+  expect(make([Number.NaN])).toThrow(/alerts must be percentages/);
+  expect(make([50, 80])).not.toThrow();
+});
