@@ -42,7 +42,7 @@ it('fires each threshold once per scope and period, after the stream, without de
       identify: identifyByHeader,
       // $0.001 a day: each answer (40 output tokens at $5 / M, a few input) spends about 21 %.
       budgets: { user: { limitUsd: '0.001', period: 'day', alerts: [100, 25, 50] } },
-      upstream: (req, meter) =>
+      upstream: (_req, meter) =>
         client.messages.create(
           {
             model: meter.model,
