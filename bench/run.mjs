@@ -8,7 +8,7 @@
  *   npm run bench                       standard set (< 10 min on 2 cores) → bench/results/latest.*
  *   npm run bench -- --quick            1-minute smoke run (CI)            → bench/results/quick/
  *   npm run bench -- --only=sweep,race  some workloads: sweep, slow, disconnect, race, idle, admission, money,
- *                                       gateway, sources
+ *                                       gateway, sources, ledger
  *   npm run bench -- --reps=5           more repetitions per cell
  *   npm run bench -- --profile          CPU profiles of bare-express and tokenmeter-memory at the
  *                                       highest concurrency → bench/results/profiles/ (see profile.mjs)
@@ -31,6 +31,7 @@ import {
   disconnectStorm,
   gateway,
   idleStreams,
+  ledger,
   overspendRace,
   slowReaders,
   sources,
@@ -61,6 +62,7 @@ const WORKLOADS = [
   'money',
   'gateway',
   'sources',
+  'ledger',
 ];
 const only = args.only ? args.only.split(',') : WORKLOADS;
 for (const name of only) {
@@ -169,6 +171,17 @@ try {
       },
       sources: async () => {
         results.sources = await sources(ctx);
+      },
+      ledger: async () => {
+        // A private PostgreSQL cluster, only for this workload.
+        const { startPostgres } = await import('@tokenmeter/ledger-postgres/testing');
+        ctx.postgres = await startPostgres();
+        log(`postgres on ${ctx.postgres.url}`);
+        try {
+          results.ledger = await ledger(ctx);
+        } finally {
+          ctx.postgres.destroy();
+        }
       },
     };
     for (const name of only) {

@@ -27,6 +27,9 @@ const GATEWAY = ['bare-proxy', 'gateway-memory'];
 /** The raw path and the AI SDK path, each beside its own bare relay (tokenmeter's `delta` events). */
 const SOURCES = ['bare-express', 'tokenmeter-memory', 'bare-ai-sdk', 'ai-sdk-memory'];
 
+/** The ledger off and on (same middleware, same memory store). */
+const LEDGER = ['tokenmeter-memory', 'tokenmeter-memory+ledger'];
+
 /** The request every client sends (the fake answers `tokens` tokens whatever max_tokens says). */
 export const BODY = {
   model: 'claude-haiku-4-5',
@@ -165,6 +168,16 @@ export const PLANS = {
       latency: { variants: SOURCES, knobs: { tokens: 10 }, warmupMs: 1_000, measureMs: 20_000 },
       levels: [PACED_1000],
     },
+    // The PostgreSQL ledger on vs off at 1,000 streams, then rows per second sustained.
+    ledger: {
+      levelVariants: LEDGER,
+      reps: 3,
+      knobs: { tokens: 150, tps: 0, ttftMs: 0, chunk: 1 },
+      warmup: { concurrency: 20, warmupMs: 0, measureMs: 1_500 },
+      latency: { variants: LEDGER, knobs: { tokens: 10 }, warmupMs: 1_000, measureMs: 15_000 },
+      levels: [PACED_1000, MAX_1000],
+      rows: 100_000,
+    },
   },
   quick: {
     reps: 1,
@@ -248,6 +261,23 @@ export const PLANS = {
           measureMs: 600,
         },
       ],
+    },
+    ledger: {
+      levelVariants: LEDGER,
+      knobs: { tokens: 75, tps: 0, ttftMs: 0, chunk: 1 },
+      warmup: { concurrency: 10, warmupMs: 0, measureMs: 200 },
+      latency: { variants: LEDGER, knobs: { tokens: 10 }, warmupMs: 200, measureMs: 1_000 },
+      levels: [
+        {
+          load: 'max',
+          concurrency: 100,
+          knobs: { tokens: 75, tps: 0 },
+          maxTokensRange: [25, 75],
+          warmupMs: 200,
+          measureMs: 400,
+        },
+      ],
+      rows: 5_000,
     },
   },
 };

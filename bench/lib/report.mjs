@@ -177,6 +177,32 @@ function gatewayRows(results) {
   );
 }
 
+/** The ledger on beside off, and the rows per second one ledger sustains. */
+function ledgerRows(results) {
+  const run = results.ledger;
+  if (!run) return [];
+  const rows = pairRows(
+    results,
+    'ledger',
+    'tokenmeter-memory+ledger',
+    'tokenmeter-memory',
+    'Ledger on',
+    'ledger off',
+  );
+  if (run.rowsPerSec) {
+    rows.push({
+      key: 'ledger:rows',
+      figure:
+        'Ledger: rows written per second, sustained (one ledger, batches of 500, two scopes per row)',
+      value: `${Math.round(run.rowsPerSec).toLocaleString('en')} rows/s (${run.rows.toLocaleString('en')} rows in ${(run.totalMs / 1000).toFixed(2)} s; queued in ${Math.round(run.queuedMs)} ms)`,
+      spread: 'one run',
+      target: '— (no target; reported)',
+      met: undefined,
+    });
+  }
+  return rows;
+}
+
 /** The AI SDK path and the raw SDK path, each beside its bare relay; and the AI SDK's own cost. */
 function sourcesRows(results) {
   return [
@@ -398,6 +424,7 @@ export function headline(results) {
   }
   rows.push(...gatewayRows(results));
   rows.push(...sourcesRows(results));
+  rows.push(...ledgerRows(results));
   return rows;
 }
 
@@ -416,6 +443,7 @@ const VARIANT_ORDER = [
   'gateway-memory',
   'bare-ai-sdk',
   'ai-sdk-memory',
+  'tokenmeter-memory+ledger',
 ];
 
 function variantsIn(list) {
@@ -604,6 +632,29 @@ export function markdown(results) {
       `${plan.reps ?? results.reps} rounds, order rotating; medians. Ratios ("÷ bare") are against bare-express within a round.`,
       '',
       table(LEVEL_HEADER, levelRows(src, 'bare-express')),
+      '',
+    );
+  }
+  const led = results.ledger?.cells ?? [];
+  if (led.length > 0) {
+    const plan = results.plan.ledger;
+    out.push(
+      '## The PostgreSQL ledger on and off',
+      '',
+      '**tokenmeter-memory+ledger** is tokenmeter-memory with every settlement also handed to `createPostgresLedger()` ' +
+        '(a private PostgreSQL 15 cluster on loopback, fsync off), which queues it and writes batches off the request path.',
+      '',
+      `- **latency**, 1 stream: one stream at a time, alternating, ${plan.latency?.knobs?.tokens ?? '?'}-token answers, ${(plan.latency?.measureMs ?? 0) / 1000} s.`,
+      ...plan.levels.map(
+        (l) =>
+          `- **${l.load}**, ${l.concurrency.toLocaleString('en')} streams: closed loop, answers of ${l.maxTokensRange?.join('–') ?? l.knobs.tokens} tokens, ` +
+          `${l.knobs.chunk ?? 1} token(s) per delta, upstream ${l.knobs.tps ? `at ${l.knobs.tps} tokens/s per stream` : 'as fast as the socket takes it'}; ${l.warmupMs / 1000} s warm-up, ${l.measureMs / 1000} s measured.`,
+      ),
+      '',
+      `${plan.reps ?? results.reps} rounds, order rotating; medians. Ratios ("÷ bare") are against tokenmeter-memory (the ledger off) within a round. ` +
+        `Then ${results.ledger.rows?.toLocaleString('en')} settlements pushed into one ledger as fast as it takes them: ${Math.round(results.ledger.rowsPerSec ?? 0).toLocaleString('en')} rows/s sustained.`,
+      '',
+      table(LEVEL_HEADER, levelRows(led, 'tokenmeter-memory')),
       '',
     );
   }

@@ -46,6 +46,12 @@ export const VARIANTS = {
     script: here('../variants/gateway.mjs'),
     about: 'anthropicGateway() + memory store: the provider API relayed, metered',
   },
+  'tokenmeter-memory+ledger': {
+    script: here('../variants/tokenmeter.mjs'),
+    env: { BENCH_STORE: 'memory', BENCH_LEDGER: 'on' },
+    postgres: true,
+    about: 'tokenmeter-memory with every settlement written to the PostgreSQL ledger',
+  },
   'bare-ai-sdk': {
     script: here('../variants/ai-sdk.mjs'),
     env: { BENCH_AI_SDK: 'bare' },
@@ -69,7 +75,10 @@ export const VARIANTS = {
  * Starts one process of `name`. `nodeFlags` go before the script (`--cpu-prof`, …);
  * `env` adds to the variant's own settings. Resolves with `{ name, child, pid, port }`.
  */
-export async function startVariant(name, { upstreamUrl, redisUrl, env = {}, nodeFlags = [] }) {
+export async function startVariant(
+  name,
+  { upstreamUrl, redisUrl, postgresUrl, env = {}, nodeFlags = [] },
+) {
   const variant = VARIANTS[name];
   if (!variant) throw new Error(`unknown variant ${name}`);
   const child = spawnChild(process.execPath, ['--expose-gc', ...nodeFlags, variant.script], {
@@ -77,6 +86,7 @@ export async function startVariant(name, { upstreamUrl, redisUrl, env = {}, node
     env: {
       BENCH_UPSTREAM_URL: upstreamUrl,
       ...(redisUrl ? { BENCH_REDIS_URL: redisUrl } : {}),
+      ...(postgresUrl ? { BENCH_POSTGRES_URL: postgresUrl } : {}),
       ...variant.env,
       ...env,
     },

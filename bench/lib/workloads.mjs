@@ -26,6 +26,7 @@ async function start(ctx, name, options = {}) {
   return startVariant(name, {
     upstreamUrl: ctx.upstream.url,
     redisUrl: VARIANTS[name].redis ? ctx.redis.url : undefined,
+    postgresUrl: VARIANTS[name].postgres ? ctx.postgres?.url : undefined,
     ...options,
   });
 }
@@ -189,6 +190,50 @@ export function gateway(ctx) {
  */
 export function sources(ctx) {
   return sweep(ctx, ctx.plan.sources, 'sources');
+}
+
+/**
+ * The ledger on and off: tokenmeter-memory with and without every settlement written to
+ * PostgreSQL (a private cluster the harness starts), through the sweep's harness; then how
+ * many rows per second one ledger sustains, pushed as fast as it takes them.
+ */
+export async function ledger(ctx) {
+  const run = await sweep(ctx, ctx.plan.ledger, 'ledger');
+  const { createPostgresLedger } = await import('@tokenmeter/ledger-postgres');
+  const { emptyUsage } = await import('@tokenmeter/core');
+  const sink = createPostgresLedger({ connectionString: ctx.postgres.url, maxQueue: 1_000_000 });
+  await sink.ready;
+  const rows = ctx.plan.ledger.rows;
+  const usage = { ...emptyUsage(), inputTokens: 120, outputTokens: 80 };
+  const started = performance.now();
+  for (let i = 0; i < rows; i++) {
+    sink.onSettle({
+      requestId: `bench-${started}-${i}`,
+      scopes: [
+        { kind: 'user', id: `u${i % 500}` },
+        { kind: 'team', id: `t${i % 20}` },
+      ],
+      model: 'claude-haiku-4-5',
+      provider: 'anthropic',
+      outcome: 'completed',
+      final: { usage, costNanos: 520_000, estimated: false },
+      reservedNanos: 1_000_000,
+      durationMs: 900,
+      timeToFirstTokenMs: 120,
+    });
+  }
+  const queuedMs = performance.now() - started;
+  const flushed = await sink.flush(120_000);
+  const totalMs = performance.now() - started;
+  const stats = await sink.close();
+  if (!flushed || stats.written !== rows) {
+    ctx.problem(`ledger: ${stats.written} of ${rows} rows written (${JSON.stringify(stats)})`);
+  }
+  const rowsPerSec = (stats.written / totalMs) * 1_000;
+  ctx.log(
+    `ledger: ${stats.written} rows (2 scopes each) in ${(totalMs / 1000).toFixed(2)} s: ${Math.round(rowsPerSec)} rows/s; queued in ${queuedMs.toFixed(0)} ms`,
+  );
+  return { ...run, rowsPerSec, rows: stats.written, queuedMs, totalMs };
 }
 
 function closedCell(ctx, variant, { load: _load, knobs: _knobs, ...level }) {

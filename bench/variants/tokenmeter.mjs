@@ -3,7 +3,8 @@
  * (BENCH_TELEMETRY): the real `costTrackedSSE()` on Express 5 as a terminal middleware, with
  * what a typical app configures — a daily budget per user and two sliding-window limits
  * (requests and tokens per minute) — set high enough that the benchmark never hits them,
- * except the race workload, which makes the budget tight.
+ * except the race workload, which makes the budget tight. BENCH_LEDGER=on adds the
+ * PostgreSQL ledger (BENCH_POSTGRES_URL).
  */
 import { createServer } from 'node:http';
 import express from 'express';
@@ -21,6 +22,15 @@ if (storeKind === 'redis') {
 } else {
   const { createMemoryStore } = await import('@tokenmeter/store-memory');
   store = createMemoryStore();
+}
+
+// BENCH_LEDGER=on: every settlement also goes to the PostgreSQL ledger (batched, off the
+// request path), as an app with DATABASE_URL set would run it.
+let ledger;
+if (process.env.BENCH_LEDGER === 'on') {
+  const { createPostgresLedger } = await import('@tokenmeter/ledger-postgres');
+  ledger = createPostgresLedger({ connectionString: process.env.BENCH_POSTGRES_URL });
+  await ledger.ready;
 }
 
 const outcomes = {};
@@ -50,7 +60,9 @@ app.post(
         { messages: req.body.messages, ...meter.params, stream: true },
         { signal: meter.signal },
       ),
-    onSettle: ({ outcome }) => {
+    onSettle: (info) => {
+      ledger?.onSettle(info);
+      const { outcome } = info;
       outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
     },
     // Counted, and the first few printed: a broken run should say why.
@@ -65,5 +77,8 @@ app.post(
   }),
 );
 
-addStats(() => ({ outcomes, logged, store: storeKind }));
-listen(createServer(app), () => store.shutdown?.());
+addStats(() => ({ outcomes, logged, store: storeKind, ledger: ledger?.stats() }));
+listen(createServer(app), async () => {
+  await ledger?.close();
+  await store.shutdown?.();
+});
