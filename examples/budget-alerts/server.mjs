@@ -121,7 +121,7 @@ app.post(
  * @returns {Array<{ role: 'user' | 'assistant', content: string }>}
  */
 function messagesOf(body) {
-  const messages = /** @type {{ messages?: unknown }} */ (body ?? {}).messages;
+  const messages = /** @type {{ messages?: unknown } | null | undefined} */ (body)?.messages;
   if (
     !Array.isArray(messages) ||
     messages.length === 0 ||
