@@ -446,6 +446,33 @@ const VARIANT_ORDER = [
   'tokenmeter-memory+ledger',
 ];
 
+/**
+ * The markdown of one run of the sweep harness other than the sweep itself (gateway,
+ * sources, ledger): what the variants are, the levels, and the table against `base`.
+ */
+function pairSection(results, run, base, { title, about, latency, after = '' }) {
+  const cells = results[run]?.cells ?? [];
+  if (cells.length === 0) return [];
+  const plan = results.plan[run];
+  return [
+    `## ${title}`,
+    '',
+    about,
+    '',
+    `- **latency**, 1 stream: one stream at a time, ${latency}, ${plan.latency?.knobs?.tokens ?? '?'}-token answers, ${(plan.latency?.measureMs ?? 0) / 1000} s.`,
+    ...plan.levels.map(
+      (l) =>
+        `- **${l.load}**, ${l.concurrency.toLocaleString('en')} streams: closed loop, answers of ${l.maxTokensRange?.join('–') ?? l.knobs.tokens} tokens, ` +
+        `${l.knobs.chunk ?? 1} token(s) per delta, upstream ${l.knobs.tps ? `at ${l.knobs.tps} tokens/s per stream` : 'as fast as the socket takes it'}; ${l.warmupMs / 1000} s warm-up, ${l.measureMs / 1000} s measured.`,
+    ),
+    '',
+    `${plan.reps ?? results.reps} rounds, order rotating; medians. Ratios ("÷ bare") are against ${base} within a round.${after ? ` ${after}` : ''}`,
+    '',
+    table(LEVEL_HEADER, levelRows(cells, base)),
+    '',
+  ];
+}
+
 function variantsIn(list) {
   const present = new Set(list.map((r) => r.variant));
   return VARIANT_ORDER.filter((v) => present.has(v));
@@ -588,76 +615,35 @@ export function markdown(results) {
       '',
     );
   }
-  const gw = results.gateway?.cells ?? [];
-  if (gw.length > 0) {
-    const plan = results.plan.gateway;
-    out.push(
-      '## Gateway beside a bare passthrough proxy',
-      '',
-      'Both variants speak the Anthropic Messages API end to end (the load generator counts `content_block_delta` events): ' +
+  out.push(
+    ...pairSection(results, 'gateway', 'bare-proxy', {
+      title: 'Gateway beside a bare passthrough proxy',
+      about:
+        'Both variants speak the Anthropic Messages API end to end (the load generator counts `content_block_delta` events): ' +
         '**bare-proxy** is an Express 5 route that forwards the body to the fake `/v1/messages` with fetch and pipes the answer back untouched; ' +
         '**gateway-memory** is `anthropicGateway()` with the memory store, a daily budget and two sliding-window limits per key (set never to refuse), ' +
         'which reads every event to meter it and settles each stream.',
-      '',
-      `- **latency**, 1 stream: one stream at a time, alternating between the two (both running at once), ${plan.latency?.knobs?.tokens ?? '?'}-token answers, ${(plan.latency?.measureMs ?? 0) / 1000} s.`,
-      ...plan.levels.map(
-        (l) =>
-          `- **${l.load}**, ${l.concurrency.toLocaleString('en')} streams: closed loop, answers of ${l.maxTokensRange?.join('–') ?? l.knobs.tokens} tokens, ` +
-          `${l.knobs.chunk ?? 1} token(s) per delta, upstream ${l.knobs.tps ? `at ${l.knobs.tps} tokens/s per stream` : 'as fast as the socket takes it'}; ${l.warmupMs / 1000} s warm-up, ${l.measureMs / 1000} s measured.`,
-      ),
-      '',
-      `${plan.reps ?? results.reps} rounds, order rotating; medians. Ratios ("÷ bare") are against bare-proxy within a round.`,
-      '',
-      table(LEVEL_HEADER, levelRows(gw, 'bare-proxy')),
-      '',
-    );
-  }
-  const src = results.sources?.cells ?? [];
-  if (src.length > 0) {
-    const plan = results.plan.sources;
-    out.push(
-      '## The AI SDK path beside the raw SDK path',
-      '',
-      "Four variants in one run, all relaying tokenmeter's `delta` events: **bare-express** (the raw SDK stream relayed) and " +
+      latency: 'alternating between the two (both running at once)',
+    }),
+    ...pairSection(results, 'sources', 'bare-express', {
+      title: 'The AI SDK path beside the raw SDK path',
+      about:
+        "Four variants in one run, all relaying tokenmeter's `delta` events: **bare-express** (the raw SDK stream relayed) and " +
         '**tokenmeter-memory** (`costTrackedSSE()` on that stream), **bare-ai-sdk** (`streamText()` with `@ai-sdk/anthropic`, its `fullStream` ' +
         'text parts relayed with a wait on drain) and **ai-sdk-memory** (`costTrackedSSE()` with the `streamText()` result as the source, same budget and limits).',
-      '',
-      `- **latency**, 1 stream: one stream at a time, rotating over the four, ${plan.latency?.knobs?.tokens ?? '?'}-token answers, ${(plan.latency?.measureMs ?? 0) / 1000} s.`,
-      ...plan.levels.map(
-        (l) =>
-          `- **${l.load}**, ${l.concurrency.toLocaleString('en')} streams: closed loop, answers of ${l.maxTokensRange?.join('–') ?? l.knobs.tokens} tokens, ` +
-          `${l.knobs.chunk ?? 1} token(s) per delta, upstream ${l.knobs.tps ? `at ${l.knobs.tps} tokens/s per stream` : 'as fast as the socket takes it'}; ${l.warmupMs / 1000} s warm-up, ${l.measureMs / 1000} s measured.`,
-      ),
-      '',
-      `${plan.reps ?? results.reps} rounds, order rotating; medians. Ratios ("÷ bare") are against bare-express within a round.`,
-      '',
-      table(LEVEL_HEADER, levelRows(src, 'bare-express')),
-      '',
-    );
-  }
-  const led = results.ledger?.cells ?? [];
-  if (led.length > 0) {
-    const plan = results.plan.ledger;
-    out.push(
-      '## The PostgreSQL ledger on and off',
-      '',
-      '**tokenmeter-memory+ledger** is tokenmeter-memory with every settlement also handed to `createPostgresLedger()` ' +
+      latency: 'rotating over the four',
+    }),
+    ...pairSection(results, 'ledger', 'tokenmeter-memory', {
+      title: 'The PostgreSQL ledger on and off',
+      about:
+        '**tokenmeter-memory+ledger** is tokenmeter-memory with every settlement also handed to `createPostgresLedger()` ' +
         '(a private PostgreSQL 15 cluster on loopback, fsync off), which queues it and writes batches off the request path.',
-      '',
-      `- **latency**, 1 stream: one stream at a time, alternating, ${plan.latency?.knobs?.tokens ?? '?'}-token answers, ${(plan.latency?.measureMs ?? 0) / 1000} s.`,
-      ...plan.levels.map(
-        (l) =>
-          `- **${l.load}**, ${l.concurrency.toLocaleString('en')} streams: closed loop, answers of ${l.maxTokensRange?.join('–') ?? l.knobs.tokens} tokens, ` +
-          `${l.knobs.chunk ?? 1} token(s) per delta, upstream ${l.knobs.tps ? `at ${l.knobs.tps} tokens/s per stream` : 'as fast as the socket takes it'}; ${l.warmupMs / 1000} s warm-up, ${l.measureMs / 1000} s measured.`,
-      ),
-      '',
-      `${plan.reps ?? results.reps} rounds, order rotating; medians. Ratios ("÷ bare") are against tokenmeter-memory (the ledger off) within a round. ` +
-        `Then ${results.ledger.rows?.toLocaleString('en')} settlements pushed into one ledger as fast as it takes them: ${Math.round(results.ledger.rowsPerSec ?? 0).toLocaleString('en')} rows/s sustained.`,
-      '',
-      table(LEVEL_HEADER, levelRows(led, 'tokenmeter-memory')),
-      '',
-    );
-  }
+      latency: 'alternating',
+      after: results.ledger
+        ? `Then ${results.ledger.rows?.toLocaleString('en')} settlements pushed into one ledger as fast as it takes them: ${Math.round(results.ledger.rowsPerSec ?? 0).toLocaleString('en')} rows/s sustained.`
+        : '',
+    }),
+  );
   const slow = results.slowReaders ?? [];
   if (slow.length > 0) {
     const k = results.plan.slow;
