@@ -100,3 +100,51 @@ it('refuses thresholds that are not percentages', () => {
   expect(make([Number.NaN])).toThrow(/alerts must be percentages/);
   expect(make([50, 80])).not.toThrow();
 });
+
+it('a claim the store could not make is tried again at the next settlement, and fires once', async () => {
+  const inner = createMemoryStore();
+  let failures = 1;
+  // The memory store, with claimOnce failing once (a store outage at the wrong moment).
+  store = Object.assign(Object.create(inner) as MemoryStore, {
+    claimOnce: (...args: Parameters<MemoryStore['claimOnce']>) =>
+      failures-- > 0
+        ? Promise.reject(new Error('store down for a moment'))
+        : inner.claimOnce(...args),
+  });
+  const alerts: BudgetAlert[] = [];
+  const client = anthropicClient(fake.url);
+  app = await startApp({
+    express,
+    middleware: {
+      store,
+      identify: identifyByHeader,
+      budgets: { user: { limitUsd: '0.001', period: 'day', alerts: [10] } },
+      upstream: (_req, meter) =>
+        client.messages.create(
+          {
+            model: meter.model,
+            max_tokens: meter.maxTokens,
+            messages: body.messages,
+            stream: true,
+          },
+          { signal: meter.signal },
+        ),
+      onBudgetAlert: (alert) => {
+        alerts.push(alert);
+      },
+    },
+  });
+  const ask = () => postSSE(app.url, body, { headers: { 'x-user': 'ola' } });
+  await ask(); // ~21 %: the 10 % claim fails
+  await app.waitForSettles(1);
+  await new Promise((r) => setTimeout(r, 50));
+  expect(alerts).toEqual([]);
+  expect(app.warnings.some((w) => w.includes('could not be claimed'))).toBe(true);
+  await ask(); // the next settlement tries again
+  await app.waitForSettles(2);
+  await new Promise((r) => setTimeout(r, 50));
+  await ask();
+  await app.waitForSettles(3);
+  await new Promise((r) => setTimeout(r, 50));
+  expect(alerts.map((a) => a.percent)).toEqual([10]);
+});
