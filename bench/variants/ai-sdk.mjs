@@ -12,7 +12,16 @@ import { createServer } from 'node:http';
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { streamText } from 'ai';
 import express from 'express';
-import { addStats, deltaEvent, listen, SSE_HEADERS, settings, statsHandler } from './common.mjs';
+import { drainOrClose } from './bare-relay.mjs';
+import {
+  addStats,
+  deltaEvent,
+  listen,
+  METERED,
+  SSE_HEADERS,
+  settings,
+  statsHandler,
+} from './common.mjs';
 
 const provider = createAnthropic({ baseURL: `${settings.upstreamUrl}/v1`, apiKey: 'bench' });
 const call = (body, maxTokens, signal) =>
@@ -38,18 +47,7 @@ if (process.env.BENCH_AI_SDK === 'metered') {
     express.json(),
     costTrackedSSE({
       store,
-      identify: (req) => {
-        const user = req.headers['x-user'];
-        return typeof user === 'string' ? { user } : undefined;
-      },
-      budgets: { user: { limitNanos: settings.budgetNanos, period: 'day' } },
-      maxTokensLimit: 10_000_000,
-      rateLimits: {
-        user: [
-          { kind: 'requests', limit: 1_000_000, windowMs: 60_000 },
-          { kind: 'tokens', limit: 1_000_000_000, windowMs: 60_000 },
-        ],
-      },
+      ...METERED,
       upstream: (req, meter) => call(req.body, meter.maxTokens, meter.signal),
       onSettle: ({ outcome }) => {
         outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
@@ -60,16 +58,6 @@ if (process.env.BENCH_AI_SDK === 'metered') {
   addStats(() => ({ outcomes }));
   listen(createServer(app), () => store.shutdown());
 } else {
-  const drainOrClose = (res) =>
-    new Promise((resolve) => {
-      const done = () => {
-        res.off('drain', done);
-        res.off('close', done);
-        resolve();
-      };
-      res.on('drain', done);
-      res.on('close', done);
-    });
   app.post('/chat', express.json(), async (req, res) => {
     const controller = new AbortController();
     const onClose = () => {

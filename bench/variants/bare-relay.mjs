@@ -9,7 +9,8 @@ import { anthropic, deltaEvent, SSE_HEADERS } from './common.mjs';
 
 const DONE = 'event: done\ndata: {}\n\n';
 
-function drainOrClose(res) {
+/** Resolves when `res` drained or closed (never on 'drain' alone: a closed socket never drains). */
+export function drainOrClose(res) {
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);

@@ -39,6 +39,27 @@ export const SSE_HEADERS = {
   Connection: 'keep-alive',
 };
 
+/**
+ * What a typical app configures on a metered route, shared by every metered variant: the
+ * `x-user` header names the payer, a daily budget per user (tight only in the race) and
+ * two sliding-window limits per minute, set high enough never to refuse. The slow-reader
+ * workload asks for very long answers, hence the `maxTokensLimit`.
+ */
+export const METERED = {
+  identify: (req) => {
+    const user = req.headers['x-user'];
+    return typeof user === 'string' ? { user } : undefined;
+  },
+  budgets: { user: { limitNanos: settings.budgetNanos, period: 'day' } },
+  maxTokensLimit: 10_000_000,
+  rateLimits: {
+    user: [
+      { kind: 'requests', limit: 1_000_000, windowMs: 60_000 },
+      { kind: 'tokens', limit: 1_000_000_000, windowMs: 60_000 },
+    ],
+  },
+};
+
 /** The same bytes as tokenmeter's `jsonSseEncoder.delta()`, so clients parse all variants alike. */
 export function deltaEvent(text) {
   return `event: delta\ndata: ${JSON.stringify({ text })}\n\n`;

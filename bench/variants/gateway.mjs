@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import { anthropicGateway } from '@tokenmeter/express';
 import { createMemoryStore } from '@tokenmeter/store-memory';
 import express from 'express';
-import { addStats, listen, settings, statsHandler } from './common.mjs';
+import { addStats, listen, METERED, settings, statsHandler } from './common.mjs';
 
 const outcomes = {};
 const store = createMemoryStore();
@@ -17,14 +17,9 @@ const gateway = anthropicGateway({
   baseURL: settings.upstreamUrl,
   store,
   identify: (key) => (key ? { user: key } : undefined),
-  budgets: { user: { limitNanos: settings.budgetNanos, period: 'day' } },
-  maxTokensLimit: 10_000_000,
-  rateLimits: {
-    user: [
-      { kind: 'requests', limit: 1_000_000, windowMs: 60_000 },
-      { kind: 'tokens', limit: 1_000_000_000, windowMs: 60_000 },
-    ],
-  },
+  budgets: METERED.budgets,
+  maxTokensLimit: METERED.maxTokensLimit,
+  rateLimits: METERED.rateLimits,
   onSettle: ({ outcome }) => {
     outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
   },

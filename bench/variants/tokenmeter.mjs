@@ -8,7 +8,15 @@
  */
 import { createServer } from 'node:http';
 import express from 'express';
-import { addStats, anthropic, listen, settings, startTelemetry, statsHandler } from './common.mjs';
+import {
+  addStats,
+  anthropic,
+  listen,
+  METERED,
+  settings,
+  startTelemetry,
+  statsHandler,
+} from './common.mjs';
 
 // Before the middleware is loaded: it uses the global OTel API.
 await startTelemetry();
@@ -42,19 +50,7 @@ app.post(
   express.json(),
   costTrackedSSE({
     store,
-    identify: (req) => {
-      const user = req.headers['x-user'];
-      return typeof user === 'string' ? { user } : undefined;
-    },
-    budgets: { user: { limitNanos: settings.budgetNanos, period: 'day' } },
-    // The slow-reader workload asks for a very long answer.
-    maxTokensLimit: 10_000_000,
-    rateLimits: {
-      user: [
-        { kind: 'requests', limit: 1_000_000, windowMs: 60_000 },
-        { kind: 'tokens', limit: 1_000_000_000, windowMs: 60_000 },
-      ],
-    },
+    ...METERED,
     upstream: (req, meter) =>
       anthropic.messages.create(
         { messages: req.body.messages, ...meter.params, stream: true },

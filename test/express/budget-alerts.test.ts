@@ -31,17 +31,21 @@ const body = {
   messages: [{ role: 'user' as const, content: 'Hi' }],
 };
 
-it('fires each threshold once per scope and period, after the stream, without delaying it', async () => {
-  store = createMemoryStore();
-  const alerts: BudgetAlert[] = [];
+/**
+ * The app both alert tests run: $0.001 a day per user (each 40-token answer, with a few
+ * input tokens, spends about 21 %), the given thresholds and hook.
+ */
+async function startWithAlerts(
+  alerts: number[],
+  onBudgetAlert: (alert: BudgetAlert) => void | Promise<void>,
+): Promise<void> {
   const client = anthropicClient(fake.url);
   app = await startApp({
     express,
     middleware: {
       store,
       identify: identifyByHeader,
-      // $0.001 a day: each answer (40 output tokens at $5 / M, a few input) spends about 21 %.
-      budgets: { user: { limitUsd: '0.001', period: 'day', alerts: [100, 25, 50] } },
+      budgets: { user: { limitUsd: '0.001', period: 'day', alerts } },
       upstream: (_req, meter) =>
         client.messages.create(
           {
@@ -52,11 +56,17 @@ it('fires each threshold once per scope and period, after the stream, without de
           },
           { signal: meter.signal },
         ),
-      onBudgetAlert: async (alert) => {
-        alerts.push(alert);
-        await new Promise((r) => setTimeout(r, 3_000)); // a slow webhook
-      },
+      onBudgetAlert,
     },
+  });
+}
+
+it('fires each threshold once per scope and period, after the stream, without delaying it', async () => {
+  store = createMemoryStore();
+  const alerts: BudgetAlert[] = [];
+  await startWithAlerts([100, 25, 50], async (alert) => {
+    alerts.push(alert);
+    await new Promise((r) => setTimeout(r, 3_000)); // a slow webhook
   });
   const timings: number[] = [];
   for (let i = 0; i < 4; i++) {
@@ -112,27 +122,8 @@ it('a claim the store could not make is tried again at the next settlement, and 
         : inner.claimOnce(...args),
   });
   const alerts: BudgetAlert[] = [];
-  const client = anthropicClient(fake.url);
-  app = await startApp({
-    express,
-    middleware: {
-      store,
-      identify: identifyByHeader,
-      budgets: { user: { limitUsd: '0.001', period: 'day', alerts: [10] } },
-      upstream: (_req, meter) =>
-        client.messages.create(
-          {
-            model: meter.model,
-            max_tokens: meter.maxTokens,
-            messages: body.messages,
-            stream: true,
-          },
-          { signal: meter.signal },
-        ),
-      onBudgetAlert: (alert) => {
-        alerts.push(alert);
-      },
-    },
+  await startWithAlerts([10], (alert) => {
+    alerts.push(alert);
   });
   const ask = () => postSSE(app.url, body, { headers: { 'x-user': 'ola' } });
   await ask(); // ~21 %: the 10 % claim fails
