@@ -204,6 +204,40 @@ describe('Postgres down', () => {
     await ledger.close();
   }, 30_000);
 
+  it('a ledger started while Postgres is down creates its tables once it returns', async () => {
+    await pool.query('CREATE DATABASE late_start');
+    const errors: string[] = [];
+    const url = db.url.replace(/\/[^/]*$/, '/late_start');
+    db.stop();
+    let ledger: ReturnType<typeof createPostgresLedger> | undefined;
+    try {
+      ledger = createPostgresLedger({
+        connectionString: url,
+        retry: { minMs: 50, maxMs: 200 },
+        logger: { warn: () => {}, error: (m) => errors.push(m) },
+      });
+      await ledger.ready;
+      expect(errors.some((e) => e.includes('the migration failed'))).toBe(true);
+      for (let i = 0; i < 3; i++)
+        ledger.onSettle(entry({ scopes: [{ kind: 'user', id: 'late' }] }));
+      expect(await ledger.flush(300)).toBe(false);
+    } finally {
+      db.start();
+    }
+    expect(await ledger.flush(10_000)).toBe(true);
+    const late = new pg.Client({ connectionString: url });
+    await late.connect();
+    try {
+      const { rows } = await late.query<{ n: string }>(
+        "SELECT count(*) AS n FROM tokenmeter_stream_scopes WHERE scope_id = 'late'",
+      );
+      expect(Number(rows[0]!.n)).toBe(3);
+    } finally {
+      await late.end();
+      await ledger.close();
+    }
+  }, 30_000);
+
   it('beyond maxQueue, settlements are dropped, counted and logged once', async () => {
     const errors: string[] = [];
     const ledger = createPostgresLedger({

@@ -214,10 +214,16 @@ export function createPostgresLedger(options: PostgresLedgerOptions): PostgresLe
   let closed = false;
   const waiters: Array<{ target: number; resolve: (ok: boolean) => void }> = [];
 
-  const ready = (
-    options.migrate === false ? Promise.resolve() : migrate(pool).then(() => undefined)
-  ).catch((error: unknown) => {
-    logger.error('tokenmeter ledger: the migration failed; writes will retry', {
+  // The tables are created at start; if Postgres is down then, each write retries the
+  // migration first, so a ledger started during an outage still finds its tables.
+  let migrated = options.migrate === false;
+  const ensureSchema = async (): Promise<void> => {
+    if (migrated) return;
+    await migrate(pool);
+    migrated = true;
+  };
+  const ready = ensureSchema().catch((error: unknown) => {
+    logger.error('tokenmeter ledger: the migration failed; it is retried with the writes', {
       error: String(error),
     });
   });
@@ -259,6 +265,7 @@ export function createPostgresLedger(options: PostgresLedgerOptions): PostgresLe
         const batch = queue.slice(0, batchSize);
         const params = COLUMNS.map((_, column) => batch.map((row) => row.values[column]));
         try {
+          await ensureSchema();
           const result = await pool.query<{ inserted: number }>(INSERT_SQL, params);
           const inserted = result.rows[0]?.inserted ?? 0;
           queue.splice(0, batch.length);
