@@ -1,9 +1,11 @@
 // @ts-check
 /**
  * The demo app: a page at `/`, `POST /api/chat` metered by costTrackedSSE(), the caller's
- * budget at `GET /api/budget`, what a stopped stream was charged at
- * `GET /api/requests/:id`, and Prometheus metrics at `GET /metrics`. "Auth" is a bearer
- * key from TOKENMETER_DEMO_USERS; everything else is what a production app would write.
+ * budget at `GET /api/budget`, the budget alerts fired at `GET /api/alerts`, the spend
+ * history from the PostgreSQL ledger at `GET /api/spend` (with DATABASE_URL), what a
+ * stopped stream was charged at `GET /api/requests/:id`, and Prometheus metrics at
+ * `GET /metrics`. "Auth" is a bearer key from TOKENMETER_DEMO_USERS; everything else is
+ * what a production app would write.
  */
 import { fileURLToPath } from 'node:url';
 import {
@@ -21,6 +23,10 @@ const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
 const MAX_PROMPT_CHARS = 8_000;
 const SETTLEMENTS_KEPT = 1_000;
 const SETTLEMENT_WAIT_MS = 5_000;
+const ALERTS_KEPT_PER_USER = 50;
+const DAY_MS = 86_400_000;
+const HISTORY_DAYS_DEFAULT = 14;
+const HISTORY_DAYS_MAX = 90;
 
 /**
  * @typedef {object} DemoAppOptions
@@ -28,6 +34,7 @@ const SETTLEMENT_WAIT_MS = 5_000;
  * @property {import('@tokenmeter/core').Store} store
  * @property {import('./upstream.mjs').Upstream} upstream
  * @property {(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void} metricsHandler
+ * @property {import('@tokenmeter/ledger-postgres').PostgresLedger} [ledger] Set: every stream is recorded, GET /api/spend answers.
  * @property {(line: string) => void} [log] Defaults to console.log.
  */
 
@@ -55,6 +62,9 @@ export function createDemoApp(options) {
   // The same bound on store calls as the middleware's: never a hang on a dead Redis.
   const store = guardStore(options.store, { timeoutMs: 1_000 });
   const settlements = new SettlementLog();
+  /** @type {Map<string, AlertRecord[]>} Budget alerts fired in this process, per user, newest first. */
+  const alertsByUser = new Map();
+  const ledger = options.ledger;
 
   /**
    * The demo's "auth": `Authorization: Bearer <key>`, a key from TOKENMETER_DEMO_USERS.
@@ -110,7 +120,11 @@ export function createDemoApp(options) {
       return user && { user: user.id };
     },
     budgets: {
-      user: (id) => ({ limitUsd: usersByKey.get(id)?.dailyBudgetUsd ?? '0', period: 'day' }),
+      user: (id) => ({
+        limitUsd: usersByKey.get(id)?.dailyBudgetUsd ?? '0',
+        period: 'day',
+        alerts: config.alerts,
+      }),
     },
     rateLimits: { user: rateLimits },
     maxTokensLimit: config.maxTokensLimit,
@@ -131,7 +145,30 @@ export function createDemoApp(options) {
         { signal: meter.signal, headers: upstream.headersFor(prompt) },
       );
     },
+    // Told once per user, threshold and day (across processes with Redis), after the
+    // settlement that crossed it; a slow hook would never delay a stream.
+    onBudgetAlert: (alert) => {
+      const list = alertsByUser.get(alert.scope.id) ?? [];
+      alertsByUser.set(alert.scope.id, list);
+      list.unshift({
+        percent: alert.percent,
+        limitNanos: alert.limitNanos,
+        spentNanos: alert.spentNanos,
+        limitUsd: nanosToUsd(alert.limitNanos),
+        spentUsd: nanosToUsd(alert.spentNanos),
+        period: 'day',
+        periodStart: new Date(alert.periodStart).toISOString(),
+        requestId: alert.requestId,
+        firedAt: new Date().toISOString(),
+      });
+      list.length = Math.min(list.length, ALERTS_KEPT_PER_USER);
+      log(
+        `budget alert user=${alert.scope.id} reached=${alert.percent}% ` +
+          `spent=${formatUsd(alert.spentNanos)} of ${formatUsd(alert.limitNanos)}`,
+      );
+    },
     onSettle: (info) => {
+      ledger?.onSettle(info);
       const user = info.scopes.find((s) => s.kind === 'user')?.id ?? '?';
       const { final } = info;
       settlements.add({
@@ -168,6 +205,8 @@ export function createDemoApp(options) {
       maxTokens: config.maxTokens,
       maxTokensLimit: config.maxTokensLimit,
       requestsPerMinute: config.requestsPerMinute,
+      alerts: config.alerts,
+      ledger: ledger !== undefined,
     });
   });
 
@@ -216,6 +255,75 @@ export function createDemoApp(options) {
         resetSeconds: Math.ceil(window.resetMs / 1000),
       },
       openReservations: state.reservations.open,
+    });
+  });
+
+  app.get('/api/alerts', authenticate, (req, res) => {
+    const id = /** @type {{ id: string }} */ (req.user).id;
+    res.set('Cache-Control', 'no-store').json({ user: id, alerts: alertsByUser.get(id) ?? [] });
+  });
+
+  // The caller's spend over the last `days` UTC days (today included), by day and by model,
+  // from the ledger. Days with no spend are listed with 0, oldest first.
+  app.get('/api/spend', authenticate, async (req, res) => {
+    const id = /** @type {{ id: string }} */ (req.user).id;
+    if (!ledger) {
+      sendError(res, 404, 'no_ledger', 'No spend history: start the demo with DATABASE_URL set.');
+      return;
+    }
+    const rawDays = req.query.days ?? String(HISTORY_DAYS_DEFAULT);
+    const days = Number(rawDays);
+    if (!Number.isSafeInteger(days) || days < 1 || days > HISTORY_DAYS_MAX) {
+      sendError(
+        res,
+        400,
+        'invalid_request',
+        `"days" must be a whole number from 1 to ${HISTORY_DAYS_MAX}.`,
+      );
+      return;
+    }
+    const { spendByModel, spendByPeriod } = await import('@tokenmeter/ledger-postgres');
+    const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+    const range = { from: new Date(today - (days - 1) * DAY_MS), to: new Date(today + DAY_MS) };
+    const scope = { kind: 'user', id };
+    let byDay;
+    let byModel;
+    try {
+      // The caller's own streams just settled are in the queue: write them first (briefly).
+      await ledger.flush(1_000);
+      [byDay, byModel] = await Promise.all([
+        spendByPeriod(ledger.pool, scope, 'day', range),
+        spendByModel(ledger.pool, scope, range),
+      ]);
+    } catch {
+      sendError(res, 503, 'ledger_unavailable', 'The spend ledger is unavailable; try again.', {
+        'Retry-After': '5',
+      });
+      return;
+    }
+    const costByDay = new Map(byDay.map((d) => [d.period.getTime(), d]));
+    const dayRows = Array.from({ length: days }, (_, i) => {
+      const start = range.from.getTime() + i * DAY_MS;
+      const found = costByDay.get(start);
+      const costNanos = found?.costNanos ?? 0;
+      return {
+        date: new Date(start).toISOString().slice(0, 10),
+        costNanos,
+        costUsd: nanosToUsd(costNanos),
+        streams: found?.streams ?? 0,
+      };
+    });
+    const totalNanos = dayRows.reduce((sum, d) => sum + d.costNanos, 0);
+    res.set('Cache-Control', 'no-store').json({
+      user: id,
+      from: range.from.toISOString(),
+      to: range.to.toISOString(),
+      totalNanos,
+      totalUsd: nanosToUsd(totalNanos),
+      days: dayRows,
+      models: byModel.map((m) => ({ ...m, costUsd: nanosToUsd(m.costNanos) })),
+      // Settlements this process has not written yet (Postgres slow or down).
+      unwritten: ledger.stats().queued,
     });
   });
 
@@ -295,6 +403,19 @@ export function readChatBody(body, config) {
   // Range and integer checks of maxTokens are the middleware's (400 with the allowed range).
   return { prompt, model, maxTokens: /** @type {number} */ (maxTokens) };
 }
+
+/**
+ * @typedef {object} AlertRecord What `GET /api/alerts` lists.
+ * @property {number} percent
+ * @property {number} limitNanos
+ * @property {number} spentNanos
+ * @property {number} limitUsd
+ * @property {number} spentUsd
+ * @property {string} period
+ * @property {string} periodStart
+ * @property {string} requestId The stream whose settlement crossed the threshold.
+ * @property {string} firedAt
+ */
 
 /**
  * The settled streams of the last while, so the page can show what a stopped stream was

@@ -24,10 +24,13 @@ import { Pricing } from '@tokenmeter/core';
  * @property {number} maxTokensLimit Largest `maxTokens` a caller may ask for.
  * @property {string | undefined} anthropicApiKey Set: the real API (honours ANTHROPIC_BASE_URL).
  * @property {string | undefined} redisUrl Set: the Redis store instead of memory.
+ * @property {string | undefined} databaseUrl Set: every stream is recorded in the PostgreSQL ledger.
+ * @property {number[]} alerts Budget alert thresholds, percent of the daily limit.
  * @property {{ tps: number, ttftMs: number, tokens: number }} fake Pace of the in-process fake.
  */
 
 export const DEFAULT_USERS = 'alice:1.00,bob:0.0025';
+const DEFAULT_ALERTS = '50,80,100';
 const DEFAULT_MODEL = 'claude-haiku-4-5';
 const OFFERED_MODELS = ['claude-haiku-4-5', 'claude-sonnet-4-6', 'claude-opus-4-6'];
 
@@ -56,6 +59,8 @@ export function readConfig(env) {
     maxTokensLimit,
     anthropicApiKey: env.ANTHROPIC_API_KEY || undefined,
     redisUrl: env.REDIS_URL || undefined,
+    databaseUrl: env.DATABASE_URL || undefined,
+    alerts: parseAlerts(env.TOKENMETER_DEMO_ALERTS ?? DEFAULT_ALERTS),
     fake: {
       tps: int(env, 'TOKENMETER_DEMO_FAKE_TPS', 40, 1, 1_000_000),
       ttftMs: int(env, 'TOKENMETER_DEMO_FAKE_TTFT_MS', 400, 0, 60_000),
@@ -92,6 +97,27 @@ export function parseUsers(text) {
 }
 
 /**
+ * `"50,80,100"` → [50, 80, 100]: whole percentages from 1 to 1,000, each once; `""` or
+ * `"off"` → none.
+ * @param {string} text
+ * @returns {number[]}
+ */
+export function parseAlerts(text) {
+  const trimmed = text.trim();
+  if (trimmed === '' || trimmed === 'off') return [];
+  const percents = trimmed.split(',').map((item) => Number(item.trim()));
+  if (
+    percents.some((p) => !Number.isSafeInteger(p) || p < 1 || p > 1_000) ||
+    new Set(percents).size !== percents.length
+  ) {
+    throw new Error(
+      `TOKENMETER_DEMO_ALERTS: "${text}" is not a list of whole percentages from 1 to 1000, each once (e.g. "50,80,100", or "off").`,
+    );
+  }
+  return percents.sort((a, b) => a - b);
+}
+
+/**
  * @param {Record<string, string | undefined>} env
  * @param {string} name
  * @param {number} fallback
@@ -106,4 +132,18 @@ function int(env, name, fallback, min, max) {
     throw new Error(`${name} must be a whole number from ${min} to ${max}, got "${raw}".`);
   }
   return value;
+}
+
+/**
+ * A connection URL for the log, its password hidden.
+ * @param {string} url
+ */
+export function redactUrl(url) {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(a URL that does not parse)';
+  }
 }

@@ -11,6 +11,7 @@ const metrics = startMetrics();
 const { readConfig } = await import('./config.mjs');
 const { createUpstream } = await import('./upstream.mjs');
 const { createStore } = await import('./store.mjs');
+const { createLedger } = await import('./ledger.mjs');
 const { createDemoApp } = await import('./app.mjs');
 
 /** @type {import('./config.mjs').DemoConfig} */
@@ -24,11 +25,13 @@ try {
 
 const upstream = await createUpstream(config);
 const { store, description: storeDescription } = await createStore(config);
+const spend = await createLedger(config);
 const app = createDemoApp({
   config,
   store,
   upstream,
   metricsHandler: metrics.handler,
+  ledger: spend?.ledger,
   log: (line) => console.log(`tokenmeter demo: ${line}`),
 });
 
@@ -39,6 +42,9 @@ const server = app.listen(config.port, config.host, () => {
   const urlHost = host.includes(':') ? `[${host}]` : host;
   console.log(`tokenmeter demo: answers from ${upstream.description}`);
   console.log(`tokenmeter demo: budgets and rate limits ${storeDescription}`);
+  console.log(
+    `tokenmeter demo: spend ${spend?.description ?? 'not recorded (set DATABASE_URL to keep a spend ledger in PostgreSQL)'}`,
+  );
   console.log(
     `tokenmeter demo: users ${config.users.map((u) => `${u.key} ($${u.dailyBudgetUsd}/day)`).join(', ')}; ` +
       `${config.requestsPerMinute} requests/min each; model ${config.model}, max_tokens ${config.maxTokens}`,
@@ -60,7 +66,13 @@ async function shutdown(signal) {
   console.log(`tokenmeter demo: ${signal}, shutting down`);
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
-  await Promise.allSettled([upstream.close(), store.shutdown?.(), metrics.shutdown()]);
+  // The ledger writes what it still holds before the process leaves.
+  await Promise.allSettled([
+    upstream.close(),
+    store.shutdown?.(),
+    spend?.ledger.close(),
+    metrics.shutdown(),
+  ]);
   process.exit(0);
 }
 process.on('SIGINT', shutdown);

@@ -5,6 +5,7 @@
  * when it is used.
  */
 import { createMemoryStore } from '@tokenmeter/store-memory';
+import { redactUrl } from './config.mjs';
 
 /**
  * @param {import('./config.mjs').DemoConfig} config
@@ -22,15 +23,4 @@ export async function createStore(config) {
     store: createMemoryStore(),
     description: 'in memory (set REDIS_URL to share budgets between processes)',
   };
-}
-
-/** @param {string} url */
-function redactUrl(url) {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'redis';
-  }
 }

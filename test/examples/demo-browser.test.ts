@@ -119,6 +119,13 @@ describe('npm run demo, in Chromium', () => {
     expect(demo.output()).toMatch(/set ANTHROPIC_API_KEY to use the real API/);
   });
 
+  it('runs without a database: the spend history says how to turn it on', async () => {
+    expect(demo.output()).toMatch(/spend not recorded \(set DATABASE_URL/);
+    expect(await page.isVisible('#spend-off')).toBe(true);
+    expect(await page.isVisible('#spend-on')).toBe(false);
+    expect(await page.textContent('#spend-off')).toContain('DATABASE_URL');
+  });
+
   it('streams an answer with a live token count and cost that match the done event', async () => {
     await page.selectOption('#user', 'alice');
     await page.fill('#prompt', 'Tell me how token budgets work.');

@@ -34,6 +34,8 @@ describe('demo HTTP contract (in-process fake)', () => {
     demo = await startExample('demo/server.mjs', {
       TOKENMETER_DEMO_USERS: 'alice:1.00,bob:0.0025,carol:5,dave:5',
       TOKENMETER_DEMO_RPM: '3',
+      // bob's one answer spends about 40 % of his $0.0025.
+      TOKENMETER_DEMO_ALERTS: '100,25,40',
       TOKENMETER_DEMO_FAKE_TPS: '5000',
       TOKENMETER_DEMO_FAKE_TTFT_MS: '0',
     });
@@ -48,6 +50,8 @@ describe('demo HTTP contract (in-process fake)', () => {
       model: 'claude-haiku-4-5',
       maxTokens: 300,
       requestsPerMinute: 3,
+      alerts: [25, 40, 100],
+      ledger: false,
       users: [
         { key: 'alice', dailyBudgetUsd: '1.00' },
         { key: 'bob', dailyBudgetUsd: '0.0025' },
@@ -57,6 +61,16 @@ describe('demo HTTP contract (in-process fake)', () => {
     });
     expect(demo.output()).toContain("answers from the testkit's fake Claude in this process");
     expect(demo.output()).toContain('budgets and rate limits in memory');
+    expect(demo.output()).toContain('spend not recorded (set DATABASE_URL');
+  });
+
+  it('without DATABASE_URL there is no spend history: 404 no_ledger, the rest works', async () => {
+    const response = await fetch(`${demo.url}/api/spend`, { headers: auth('alice') });
+    expect(response.status).toBe(404);
+    expect(await response.json()).toMatchObject({ error: { code: 'no_ledger' } });
+    expect((await fetch(`${demo.url}/api/spend`)).status).toBe(401);
+    const alerts = await fetch(`${demo.url}/api/alerts`, { headers: auth('dave') });
+    expect(await alerts.json()).toEqual({ user: 'dave', alerts: [] });
   });
 
   it('streams meta, deltas and done with the exact cost; the budget and the log agree', async () => {
@@ -200,10 +214,12 @@ describe('demo HTTP contract (in-process fake)', () => {
   it('rejects with 402 once the tiny budget cannot cover the worst case', async () => {
     const statuses: number[] = [];
     let rejection: { error: { code: string; requiredUsd: number } } | undefined;
+    const costs: number[] = [];
     for (let i = 0; i < 5 && !rejection; i++) {
       const result = await post(chat, { prompt: `Question ${i}` }, auth('bob'));
       statuses.push(result.status);
       if (result.status !== 200) rejection = result.json as typeof rejection;
+      else costs.push((eventOf(result.events, 'done') as unknown as Done).costNanos);
     }
     expect(statuses.at(-1)).toBe(402);
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
@@ -215,6 +231,39 @@ describe('demo HTTP contract (in-process fake)', () => {
     ).json()) as BudgetBody;
     expect(state.budget.spentNanos).toBeLessThanOrEqual(2_500_000);
     expect(state.budget.remainingNanos).toBeLessThan(rejection!.error.requiredUsd * 1e9);
+
+    // Budget alerts at 25 / 40 / 100 % of $0.0025: each threshold the running spend
+    // crossed, once, with the spend after the stream that crossed it (by hand).
+    const expected: Array<{ percent: number; spentNanos: number }> = [];
+    let spent = 0;
+    for (const cost of costs) {
+      const before = spent;
+      spent += cost;
+      for (const percent of [25, 40, 100]) {
+        const threshold = (2_500_000 * percent) / 100;
+        if (before < threshold && spent >= threshold) expected.push({ percent, spentNanos: spent });
+      }
+    }
+    expect(spent).toBe(state.budget.spentNanos);
+    expect(expected.length).toBeGreaterThanOrEqual(1);
+    let listed: Array<{ percent: number; spentNanos: number; limitNanos: number }> = [];
+    for (let i = 0; i < 50 && listed.length < expected.length; i++) {
+      const body = (await (
+        await fetch(`${demo.url}/api/alerts`, { headers: auth('bob') })
+      ).json()) as {
+        alerts: typeof listed;
+      };
+      listed = body.alerts;
+      if (listed.length < expected.length) await new Promise((r) => setTimeout(r, 20));
+    }
+    // Newest first.
+    expect(listed.map(({ percent, spentNanos }) => ({ percent, spentNanos }))).toEqual(
+      [...expected].reverse(),
+    );
+    expect(listed.every((a) => a.limitNanos === 2_500_000)).toBe(true);
+    for (const { percent } of expected) {
+      await demo.waitFor(new RegExp(`budget alert user=bob reached=${percent}%`), 2_000);
+    }
   });
 
   it('rejects with 429, Retry-After and RateLimit headers after TOKENMETER_DEMO_RPM requests', async () => {
@@ -239,6 +288,14 @@ describe('demo HTTP contract (in-process fake)', () => {
     if (/gen_ai_client_/.test(text)) {
       expect(text).toMatch(/^gen_ai_client_token_usage_(bucket|count|sum)\{.*\} \d+/m);
     }
+  });
+
+  it('stops at start with a message that says what to write for a bad setting', async () => {
+    await expect(
+      startExample('demo/server.mjs', { TOKENMETER_DEMO_ALERTS: '50,fifty' }),
+    ).rejects.toThrow(
+      /TOKENMETER_DEMO_ALERTS: "50,fifty" is not a list of whole percentages from 1 to 1000/,
+    );
   });
 
   it('serves the page at /', async () => {

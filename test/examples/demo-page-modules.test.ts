@@ -1,7 +1,8 @@
 /**
  * The demo page's own modules, run in Node: its SSE parser against eventsource-parser on
  * adversarial streams cut at every position (CRLF and lone CR line ends, multi-line data,
- * comments), and its money formatting against formatUsd() from @tokenmeter/core.
+ * comments), its money formatting against formatUsd() from @tokenmeter/core, and its spend
+ * charts (exact amounts on every bar, heights in proportion, text escaped).
  */
 import { formatUsd, jsonSseEncoder, plainSseEncoder } from '@tokenmeter/core';
 import { seededText, seededTokens } from '@tokenmeter/testkit';
@@ -21,6 +22,27 @@ const { createSseParser } = (await import(`${EXAMPLES_DIR}demo/public/sse.js`)) 
 const { formatNanos } = (await import(`${EXAMPLES_DIR}demo/public/format.js`)) as {
   formatNanos(nanos: number): string;
 };
+interface DaySpend {
+  date: string;
+  costNanos: number;
+  streams: number;
+}
+interface ModelSpend {
+  model: string;
+  costNanos: number;
+  streams: number;
+}
+const { dailyChart, modelChart } = (await import(`${EXAMPLES_DIR}demo/public/charts.js`)) as {
+  dailyChart(days: DaySpend[], size?: { width?: number; height?: number }): string;
+  modelChart(models: ModelSpend[], size?: { width?: number }): string;
+};
+
+/** The bars of a chart: their attributes, as the browser would read them. */
+function barsOf(svg: string): Array<Record<string, string>> {
+  return [...svg.matchAll(/<rect ([^>]*)>/g)].map(([, attrs]) =>
+    Object.fromEntries([...attrs!.matchAll(/([\w-]+)="([^"]*)"/g)].map(([, k, v]) => [k!, v!])),
+  );
+}
 
 function oracle(chunks: string[]): Message[] {
   const out: Message[] = [];
@@ -102,5 +124,59 @@ describe('demo page: format.js', () => {
         expect(formatNanos(nanos)).toBe(formatUsd(nanos));
       }),
     );
+  });
+});
+
+describe('demo page: charts.js', () => {
+  const days: DaySpend[] = [
+    { date: '2026-11-30', costNanos: 0, streams: 0 },
+    { date: '2026-12-01', costNanos: 2_500_000, streams: 2 },
+    { date: '2026-12-02', costNanos: 1, streams: 1 },
+    { date: '2026-12-03', costNanos: 10_000_001, streams: 7 },
+  ];
+
+  it('draws one column per day with its exact nano-dollars, heights in proportion', () => {
+    const svg = dailyChart(days, { width: 400, height: 180 });
+    const bars = barsOf(svg);
+    expect(
+      bars.map((b) => [b['data-date'], Number(b['data-nanos']), Number(b['data-streams'])]),
+    ).toEqual(days.map((d) => [d.date, d.costNanos, d.streams]));
+    // Plot height = 180 - 22 (top) - 22 (bottom) = 136: the largest day fills it.
+    const heights = bars.map((b) => Number(b.height));
+    expect(heights[3]).toBe(136);
+    expect(heights[0]).toBe(0);
+    expect(heights[1]).toBeCloseTo((2_500_000 / 10_000_001) * 136, 1);
+    expect(heights[2]).toBeGreaterThanOrEqual(0);
+    expect(heights[2]).toBeLessThan(0.01);
+    // Every column stands on the same baseline.
+    for (const b of bars) expect(Number(b.y) + Number(b.height)).toBeCloseTo(158, 1);
+    expect(bars[0]!.class).toBe('bar zero');
+    expect(svg).toContain(`<title>2026-12-03: ${formatUsd(10_000_001)} · 7 streams</title>`);
+    expect(svg).toContain(`<title>2026-12-02: ${formatUsd(1)} · 1 stream</title>`);
+    expect(svg).toContain(`max ${formatUsd(10_000_001)} a day`);
+  });
+
+  it('says so when there is no spend, with every day still listed at 0', () => {
+    const quiet = days.map((d) => ({ ...d, costNanos: 0, streams: 0 }));
+    const svg = dailyChart(quiet);
+    expect(barsOf(svg).map((b) => Number(b.height))).toEqual([0, 0, 0, 0]);
+    expect(svg).toContain('no spend yet');
+    expect(modelChart([])).toContain('no spend in this period');
+  });
+
+  it('draws one bar per model, lengths in proportion, model names escaped', () => {
+    const models: ModelSpend[] = [
+      { model: 'claude-opus-4-6', costNanos: 9_000_000, streams: 1 },
+      { model: 'claude-haiku-4-5', costNanos: 3_000_000, streams: 4 },
+      { model: '<img src=x onerror=alert(1)>&"', costNanos: 0, streams: 1 },
+    ];
+    const svg = modelChart(models, { width: 560 });
+    const bars = barsOf(svg);
+    expect(bars.map((b) => Number(b['data-nanos']))).toEqual([9_000_000, 3_000_000, 0]);
+    // Bar space = 560 - 170 (labels) - 110 (amounts) = 280.
+    expect(bars.map((b) => Number(b.width))).toEqual([280, 93.33, 0]);
+    expect(svg).not.toContain('<img');
+    expect(svg).toContain('&lt;img src=x onerror=alert(1)&gt;&amp;&quot;');
+    expect(svg).toContain(`>${formatUsd(3_000_000)}</text>`);
   });
 });

@@ -9,13 +9,15 @@
  * result card carries `data-state` (idle, streaming, stopping, done, stopped, rejected,
  * error) and the final numbers as data attributes.
  */
+import { dailyChart, modelChart } from './charts.js';
 import { formatCount, formatNanos, formatUntil, usdToNanos } from './format.js';
 import { readSse } from './sse.js';
 
 /**
  * @typedef {{ key: string, dailyBudgetUsd: string }} DemoUser
  * @typedef {{ upstream: 'fake' | 'anthropic', store: string, users: DemoUser[], models: string[],
- *   model: string, maxTokens: number, maxTokensLimit: number, requestsPerMinute: number }} DemoInfo
+ *   model: string, maxTokens: number, maxTokensLimit: number, requestsPerMinute: number,
+ *   alerts: number[], ledger: boolean }} DemoInfo
  * @typedef {{ inputTokens: number, outputTokens: number }} Tokens
  * @typedef {{ limitUsd: number, spentUsd: number, reservedUsd: number, remainingUsd: number,
  *   periodEnd: string | null }} BudgetJson
@@ -26,6 +28,10 @@ import { readSse } from './sse.js';
  * @typedef {{ requestId: string, outcome: string, usage: Tokens, costNanos: number,
  *   estimated: boolean, durationMs: number }} Settlement
  * @typedef {{ code: string, message: string, [key: string]: unknown }} ApiError
+ * @typedef {{ percent: number, limitNanos: number, spentNanos: number, firedAt: string,
+ *   requestId: string }} AlertJson
+ * @typedef {{ totalNanos: number, unwritten: number,
+ *   days: import('./charts.js').DaySpend[], models: import('./charts.js').ModelSpend[] }} SpendJson
  */
 
 /** What the page saw last; read by the end-to-end test. */
@@ -38,6 +44,8 @@ const seen = {
   text: '',
   /** Streams finished so far (any outcome), so a test can wait for the next one. */
   finished: 0,
+  /** The last GET /api/spend answer shown (with DATABASE_URL). */
+  /** @type {SpendJson | null} */ spend: null,
 };
 Object.assign(window, { tokenmeterDemo: seen });
 
@@ -77,6 +85,13 @@ const ui = {
   budgetLimit: $('budget-limit'),
   budgetReset: $('budget-reset'),
   rateRemaining: $('rate-remaining'),
+  alertList: $('alert-list'),
+  alertsEmpty: $('alerts-empty'),
+  spendOff: $('spend-off'),
+  spendOn: $('spend-on'),
+  spendSummary: $('spend-summary'),
+  spendDays: $('spend-days'),
+  spendModels: $('spend-models'),
   upstreamBadge: $('upstream-badge'),
   storeBadge: $('store-badge'),
   curl: $('curl'),
@@ -109,7 +124,7 @@ async function init() {
     localStorage.setItem('tokenmeter-demo-user', ui.user.value);
     showCurl();
     hideNotice();
-    void refreshBudget();
+    void refreshAccount();
   });
   ui.form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -123,12 +138,60 @@ async function init() {
     setState('stopping', 'Stopping…');
     running.abort();
   });
-  await refreshBudget();
+  ui.spendOff.hidden = info.ledger;
+  ui.spendOn.hidden = !info.ledger;
+  if (info.alerts.length === 0) ui.alertsEmpty.textContent = 'Off (TOKENMETER_DEMO_ALERTS).';
+  await refreshAccount();
   document.body.dataset.ready = 'true';
 }
 
 function showCurl() {
   ui.curl.textContent = `curl -N ${location.origin}/api/chat -H 'Authorization: Bearer ${ui.user.value}' -H 'Content-Type: application/json' -d '{"prompt":"Hello"}'`;
+}
+
+/** The budget panel, the alerts and the spend history of the chosen user. */
+async function refreshAccount() {
+  await Promise.all([refreshBudget(), refreshAlerts(), refreshSpend()]);
+}
+
+async function refreshAlerts() {
+  const response = await fetch('/api/alerts', { headers: authHeader(), cache: 'no-store' });
+  if (!response.ok) return;
+  /** @type {{ alerts: AlertJson[] }} */
+  const { alerts } = await response.json();
+  ui.alertList.replaceChildren(
+    ...alerts.map((alert) => {
+      const item = document.createElement('li');
+      item.dataset.percent = String(alert.percent);
+      item.dataset.spentNanos = String(alert.spentNanos);
+      item.textContent =
+        `${alert.percent} % of ${formatNanos(alert.limitNanos)} reached: ` +
+        `${formatNanos(alert.spentNanos)} spent · ${new Date(alert.firedAt).toLocaleTimeString()}`;
+      return item;
+    }),
+  );
+  ui.alertsEmpty.hidden = alerts.length > 0;
+}
+
+async function refreshSpend() {
+  if (!info.ledger) return;
+  const response = await fetch('/api/spend?days=14', { headers: authHeader(), cache: 'no-store' });
+  if (!response.ok) {
+    ui.spendSummary.textContent = 'The spend ledger is unavailable right now.';
+    return;
+  }
+  /** @type {SpendJson} */
+  const spend = await response.json();
+  seen.spend = spend;
+  const streams = spend.days.reduce((n, d) => n + d.streams, 0);
+  ui.spendSummary.textContent =
+    `${ui.user.value}: ${formatNanos(spend.totalNanos)} over the last ${spend.days.length} days, ` +
+    `${formatCount(streams)} stream${streams === 1 ? '' : 's'}` +
+    (spend.unwritten > 0 ? ` (${formatCount(spend.unwritten)} not yet written)` : '') +
+    '. From the PostgreSQL ledger.';
+  ui.spendSummary.dataset.totalNanos = String(spend.totalNanos);
+  ui.spendDays.innerHTML = dailyChart(spend.days);
+  ui.spendModels.innerHTML = modelChart(spend.models);
 }
 
 async function refreshBudget() {
@@ -210,8 +273,9 @@ async function send() {
     running = null;
     ui.send.disabled = false;
     ui.stop.disabled = true;
-    seen.finished++;
-    void refreshBudget();
+    void refreshAccount().finally(() => {
+      seen.finished++;
+    });
   }
   if (seen.done) addHistory(user, model, seen.done.usage, seen.done, 'completed');
   else if (seen.error) addHistory(user, model, seen.error.usage, seen.error, seen.error.code);

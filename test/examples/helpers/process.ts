@@ -63,6 +63,7 @@ export async function start(options: StartOptions): Promise<Running> {
   delete env.OPENAI_API_KEY;
   delete env.OPENAI_BASE_URL;
   delete env.REDIS_URL;
+  delete env.DATABASE_URL;
   for (const [name, value] of Object.entries(options.env ?? {})) {
     if (value === undefined) delete env[name];
     else env[name] = value;
