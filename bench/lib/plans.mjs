@@ -29,6 +29,7 @@ const SOURCES = ['bare-express', 'tokenmeter-memory', 'bare-ai-sdk', 'ai-sdk-mem
 
 /** The ledger off and on (same middleware, same memory store). */
 const LEDGER = ['tokenmeter-memory', 'tokenmeter-memory+ledger'];
+export const LEDGER_PAIR = LEDGER;
 
 /** The request every client sends (the fake answers `tokens` tokens whatever max_tokens says). */
 export const BODY = {
@@ -176,6 +177,11 @@ export const PLANS = {
       warmup: { concurrency: 20, warmupMs: 0, measureMs: 1_500 },
       latency: { variants: LEDGER, knobs: { tokens: 10 }, warmupMs: 1_000, measureMs: 15_000 },
       levels: [PACED_1000, MAX_1000],
+      // Postgres up, then stopped: both variants measured in each window.
+      outage: {
+        latency: { knobs: { tokens: 10 }, warmupMs: 500, measureMs: 8_000 },
+        level: PACED_1000,
+      },
       rows: 100_000,
     },
   },
@@ -277,6 +283,17 @@ export const PLANS = {
           measureMs: 400,
         },
       ],
+      outage: {
+        latency: { knobs: { tokens: 10 }, warmupMs: 100, measureMs: 600 },
+        level: {
+          load: 'max',
+          concurrency: 50,
+          knobs: { tokens: 30, tps: 0 },
+          maxTokensRange: [10, 30],
+          warmupMs: 100,
+          measureMs: 300,
+        },
+      },
       rows: 5_000,
     },
   },

@@ -473,6 +473,68 @@ function pairSection(results, run, base, { title, about, latency, after = '' }) 
   ];
 }
 
+/**
+ * The ledger off and on with PostgreSQL up, then stopped: the same two warm processes in
+ * each window, so "on ÷ off" is read within a window; then what the queue held and whether
+ * every settlement reached the table once Postgres was back.
+ */
+function ledgerOutageSection(results) {
+  const outage = results.ledger?.outage;
+  if (!outage?.phases?.length) return [];
+  const plan = results.plan.ledger.outage;
+  const [off, on] = ['tokenmeter-memory', 'tokenmeter-memory+ledger'];
+  const rows = [];
+  for (const { phase, cells } of outage.phases) {
+    for (const load of ['latency', plan.level.load]) {
+      const of = (variant) => cells.find((c) => c.variant === variant && c.load === load);
+      const a = of(off);
+      const b = of(on);
+      if (!a || !b) continue;
+      const label =
+        load === 'latency'
+          ? 'latency, 1 stream'
+          : `${load}, ${plan.level.concurrency.toLocaleString('en')} streams`;
+      rows.push([
+        phase === 'up' ? 'up' : '**stopped**',
+        label,
+        `${num(a.ttftMs.p50)} / ${num(a.ttftMs.p99)}`,
+        `${num(b.ttftMs.p50)} / ${num(b.ttftMs.p99)}`,
+        `${num(b.ttftMs.p50 - a.ttftMs.p50)} / ${num(b.ttftMs.p99 - a.ttftMs.p99)}`,
+        load === 'latency' ? '—' : x(b.serverCpuPerTokenUs / a.serverCpuPerTokenUs),
+        `${a.errors} / ${b.errors}`,
+      ]);
+    }
+  }
+  const r = outage.recovery;
+  const down = outage.phases.find((p) => p.phase === 'down');
+  return [
+    '### PostgreSQL stopped under load',
+    '',
+    `Both variants started and warm, measured with Postgres up, then again after \`pg_ctl stop\` (${down ? `${down.seconds.toFixed(0)} s down` : ''}): ` +
+      `the interleaved latency run (${plan.latency.measureMs / 1000} s, ${plan.latency.knobs.tokens}-token answers) and ${plan.level.concurrency.toLocaleString('en')} streams ${plan.level.load} ` +
+      `(${plan.level.measureMs / 1000} s measured). One round: compare on with off inside a window.`,
+    '',
+    table(
+      [
+        'Postgres',
+        'load',
+        'TTFT p50 / p99 off (ms)',
+        'TTFT p50 / p99 on (ms)',
+        'on − off (ms)',
+        'CPU/token on ÷ off',
+        'errors off / on',
+      ],
+      rows,
+    ),
+    '',
+    r
+      ? `While it was down the ledger held ${down?.ledger?.queued?.toLocaleString('en') ?? '?'} settlements (${down?.ledger?.retries ?? '?'} failed batch writes, retried with backoff). ` +
+        `Once Postgres was back they were written in ${(r.drainedMs / 1000).toFixed(1)} s: ${r.rows.toLocaleString('en')} rows for ${r.settled.toLocaleString('en')} settled streams, ${r.dropped} dropped.`
+      : '',
+    '',
+  ];
+}
+
 function variantsIn(list) {
   const present = new Set(list.map((r) => r.variant));
   return VARIANT_ORDER.filter((v) => present.has(v));
@@ -643,6 +705,7 @@ export function markdown(results) {
         ? `Then ${results.ledger.rows?.toLocaleString('en')} settlements pushed into one ledger as fast as it takes them: ${Math.round(results.ledger.rowsPerSec ?? 0).toLocaleString('en')} rows/s sustained.`
         : '',
     }),
+    ...ledgerOutageSection(results),
   );
   const slow = results.slowReaders ?? [];
   if (slow.length > 0) {

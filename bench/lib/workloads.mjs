@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { emptyUsage, Pricing } from '@tokenmeter/core';
 import { runLoad } from './loadgen-client.mjs';
-import { BODY } from './plans.mjs';
+import { BODY, LEDGER_PAIR } from './plans.mjs';
 import { memory, openFileLimit, spawnChild, stopChild } from './processes.mjs';
 import { summary } from './stats.mjs';
 import { startVariant, VARIANTS, variantStats } from './variants.mjs';
@@ -199,6 +199,7 @@ export function sources(ctx) {
  */
 export async function ledger(ctx) {
   const run = await sweep(ctx, ctx.plan.ledger, 'ledger');
+  const outage = await ledgerOutage(ctx, ctx.plan.ledger.outage);
   const { createPostgresLedger } = await import('@tokenmeter/ledger-postgres');
   const { emptyUsage } = await import('@tokenmeter/core');
   const sink = createPostgresLedger({ connectionString: ctx.postgres.url, maxQueue: 1_000_000 });
@@ -233,7 +234,118 @@ export async function ledger(ctx) {
   ctx.log(
     `ledger: ${stats.written} rows (2 scopes each) in ${(totalMs / 1000).toFixed(2)} s: ${Math.round(rowsPerSec)} rows/s; queued in ${queuedMs.toFixed(0)} ms`,
   );
-  return { ...run, rowsPerSec, rows: stats.written, queuedMs, totalMs };
+  return { ...run, outage, rowsPerSec, rows: stats.written, queuedMs, totalMs };
+}
+
+/**
+ * PostgreSQL down under load: the ledger off and on, both processes started and warm, are
+ * measured with the cluster up, then again with it stopped (the interleaved latency run and
+ * a closed loop each), so "on ÷ off" compares like with like inside each window. Then the
+ * cluster comes back and the on variant must write everything it queued: its settlements
+ * counted by the middleware equal the rows in the table.
+ */
+async function ledgerOutage(ctx, plan) {
+  const [off, on] = LEDGER_PAIR;
+  const pg = (await import('pg')).default;
+  const countRows = async () => {
+    const pool = new pg.Pool({ connectionString: ctx.postgres.url });
+    try {
+      return Number((await pool.query('SELECT count(*) AS n FROM tokenmeter_streams')).rows[0].n);
+    } finally {
+      await pool.end();
+    }
+  };
+  // Rows the sweep's processes left: this run's own are counted on top of them.
+  const rowsBefore = await countRows();
+  await ctx.upstream.prepare(ctx.plan.ledger.knobs);
+  const running = [await start(ctx, off), await start(ctx, on)];
+  const phases = [];
+  let recovery;
+  try {
+    for (const variant of running) await closedCell(ctx, variant, ctx.plan.ledger.warmup);
+    for (const phase of ['up', 'down']) {
+      if (phase === 'down') ctx.postgres.stop();
+      const downSince = performance.now();
+      ctx.log(`ledger: Postgres ${phase === 'up' ? 'up' : 'stopped'}, both variants measured`);
+      await ctx.upstream.prepare({ ...ctx.plan.ledger.knobs, ...plan.latency.knobs });
+      const latencyRun = await runLoad(
+        {
+          mode: 'latency',
+          targets: running.map((v) => ({ name: v.name, port: v.port, pid: v.pid })),
+          body: BODY,
+          warmupMs: plan.latency.warmupMs,
+          measureMs: plan.latency.measureMs,
+          segments: 1,
+        },
+        { timeoutMs: plan.latency.warmupMs + plan.latency.measureMs + 30_000 },
+      );
+      const cells = latencyRun.segments[0].map((cell) => ({
+        ...cell,
+        phase,
+        load: 'latency',
+        concurrency: 1,
+      }));
+      for (const p of latencyRun.pooled) {
+        ctx.log(
+          `  ${p.variant.padEnd(24)} c=1     ttft p50 ${fmt(p.ttftMs.p50)} p99 ${fmt(p.ttftMs.p99)} ms (n=${p.ttftMs.n})`,
+        );
+      }
+      await ctx.upstream.prepare({ ...ctx.plan.ledger.knobs, ...plan.level.knobs });
+      for (const variant of phase === 'up' ? running : [...running].reverse()) {
+        await sleep(150);
+        const result = await closedCell(ctx, variant, plan.level);
+        cells.push({
+          variant: variant.name,
+          phase,
+          load: plan.level.load,
+          concurrency: plan.level.concurrency,
+          ...result,
+        });
+        logCell(ctx, variant.name, plan.level, result, `ledger (Postgres ${phase})`);
+      }
+      const stats = (await variantStats(running[1])).ledger;
+      phases.push({
+        phase,
+        cells,
+        latency: latencyRun.pooled.map(({ ttftSamples: _samples, ...p }) => p),
+        ledger: stats,
+        seconds: (performance.now() - downSince) / 1_000,
+      });
+      if (phase === 'down' && !(stats.queued > 0 && stats.retries > 0)) {
+        ctx.problem(
+          `ledger: Postgres was stopped, yet the ledger queued nothing: ${JSON.stringify(stats)}`,
+        );
+      }
+    }
+    // Back: the queue drains, nothing is lost.
+    ctx.postgres.start();
+    const back = performance.now();
+    let stats;
+    do {
+      await sleep(100);
+      stats = await variantStats(running[1]);
+    } while (stats.ledger.queued > 0 && performance.now() - back < 60_000);
+    const settled = Object.values(stats.outcomes ?? {}).reduce((n, k) => n + k, 0);
+    const rows = (await countRows()) - rowsBefore;
+    recovery = {
+      drainedMs: performance.now() - back,
+      queuedAtReturn: phases[1]?.ledger.queued,
+      settled,
+      rows,
+      dropped: stats.ledger.dropped,
+    };
+    ctx.log(
+      `ledger: Postgres back; ${recovery.queuedAtReturn} queued settlements written in ${(recovery.drainedMs / 1000).toFixed(1)} s; ${rows} rows for ${settled} settled streams, ${recovery.dropped} dropped`,
+    );
+    if (stats.ledger.queued > 0 || rows !== settled || recovery.dropped > 0) {
+      ctx.problem(
+        `ledger: after the outage ${rows} rows for ${settled} settlements (${JSON.stringify(stats.ledger)})`,
+      );
+    }
+  } finally {
+    for (const variant of running) await stopChild(variant.child);
+  }
+  return { phases, recovery };
 }
 
 function closedCell(ctx, variant, { load: _load, knobs: _knobs, ...level }) {
