@@ -10,8 +10,10 @@
  *   npm run bench -- --only=sweep,race  some workloads: sweep, slow, disconnect, race, idle, admission, money,
  *                                       gateway, sources, ledger
  *   npm run bench -- --reps=5           more repetitions per cell
- *   npm run bench -- --profile          CPU profiles of bare-express and tokenmeter-memory at the
- *                                       highest concurrency → bench/results/profiles/ (see profile.mjs)
+ *   npm run bench -- --profile          CPU profiles of the bare and tokenmeter variants (with and
+ *                                       without telemetry) at the highest concurrency
+ *                                       → bench/results/profiles/ (see profile.mjs)
+ *   npm run bench -- --profile --variants=bare-express+otel,tokenmeter-memory+otel   some of them
  *
  * Exits non-zero when the harness itself breaks (a variant does not start, a cell completes
  * no stream, a workload errors out), never because a figure misses its target.
@@ -26,6 +28,7 @@ import { killAll, startRedis, stopChild, watchBackgroundLoad } from './lib/proce
 import { profileVariants } from './lib/profile.mjs';
 import { writeReport } from './lib/report.mjs';
 import { startUpstream } from './lib/upstream-client.mjs';
+import { VARIANTS } from './lib/variants.mjs';
 import {
   admission,
   disconnectStorm,
@@ -44,6 +47,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     reps: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    variants: { type: 'string' },
     out: { type: 'string' },
   },
   allowPositionals: false,
@@ -140,7 +144,11 @@ try {
   const ctx = { plan, reps, upstream, redis, log, problem };
 
   if (args.profile) {
-    results.profiles = await profileVariants(ctx, resultsDir);
+    const names = args.variants?.split(',');
+    for (const name of names ?? []) {
+      if (!VARIANTS[name]) throw new Error(`--variants: unknown variant ${name}`);
+    }
+    results.profiles = await profileVariants(ctx, resultsDir, names);
   } else {
     const steps = {
       sweep: async () => {

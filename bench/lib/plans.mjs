@@ -6,6 +6,7 @@
 const ALL = [
   'bare-node',
   'bare-express',
+  'bare-express+otel',
   'naive',
   'tokenmeter-memory',
   'tokenmeter-memory+otel',
@@ -15,6 +16,7 @@ const ALL = [
 
 const LATENCY = [
   'bare-express',
+  'bare-express+otel',
   'tokenmeter-memory',
   'tokenmeter-redis',
   'tokenmeter-memory+otel',

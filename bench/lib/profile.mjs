@@ -119,10 +119,17 @@ export function profileMarkdown(name, summary, tokens) {
  * Runs the 1,000-stream levels (paced and unthrottled) against each variant under
  * `--cpu-prof`, and summarises each level's measured window separately.
  */
-export async function profileVariants(ctx, resultsDir) {
+export const PROFILED = [
+  'bare-express',
+  'tokenmeter-memory',
+  'tokenmeter-redis',
+  'bare-express+otel',
+  'tokenmeter-memory+otel',
+];
+
+export async function profileVariants(ctx, resultsDir, names = PROFILED) {
   const dir = join(resultsDir, 'profiles');
   mkdirSync(dir, { recursive: true });
-  const names = ['bare-express', 'tokenmeter-memory', 'tokenmeter-redis', 'tokenmeter-memory+otel'];
   const top = Math.max(...ctx.plan.sweep.levels.map((l) => l.concurrency));
   const levels = ctx.plan.sweep.levels.filter((l) => l.concurrency === top);
   const out = {};

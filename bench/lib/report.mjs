@@ -9,6 +9,8 @@ import { dirname, join } from 'node:path';
 import { median } from './stats.mjs';
 
 const BASELINE = 'bare-express';
+/** The baseline of the telemetry-on variants: the bare relay with the same OTel SDK registered. */
+const OTEL_BASELINE = 'bare-express+otel';
 
 // ---------------------------------------------------------------------------------------
 // Headline figures
@@ -393,7 +395,53 @@ export function headline(results) {
     });
   }
 
+  // With telemetry on both sides: tokenmeter+otel against the bare relay with the same
+  // OTel SDK registered (what an app with telemetry pays for tokenmeter, not for the SDK).
+  if (has(OTEL_BASELINE)) {
+    for (const [variant, limitMs, label] of [
+      ['tokenmeter-memory+otel', 1, 'memory store'],
+      ['tokenmeter-redis+otel', 2, 'Redis store'],
+    ]) {
+      if (!has(variant)) continue;
+      const ttft = addedTtftRow(sweep, results.latency, variant, OTEL_BASELINE, latency);
+      if (ttft) {
+        rows.push({
+          key: `ttft-otel:${variant}`,
+          figure: `Added TTFT vs bare+otel, ${label}, telemetry on both (one stream at a time)`,
+          ...ttft,
+          target: `p99 ≤ ${limitMs} ms`,
+          met: ttft.p99 <= limitMs,
+        });
+      }
+      // The Redis variant with telemetry joins only the latency run in the standard plan.
+      if (max && cellsOf(sweep, variant, max).length) {
+        const ratio = paired(sweep, variant, OTEL_BASELINE, max, tputRatio);
+        rows.push({
+          key: `throughput-otel:${variant}`,
+          figure: `Throughput at ${max.concurrency.toLocaleString('en')} streams (upstream unthrottled), ${short(variant)} / bare+otel`,
+          value: `${x(ratio.median)} (${tokS(medianOf(cellsOf(sweep, variant, max), (c) => c.tokensPerSec))} vs ${tokS(medianOf(cellsOf(sweep, OTEL_BASELINE, max), (c) => c.tokensPerSec))} tokens/s)`,
+          spread: `per round: ${ratio.values.map(x).join(', ')}`,
+          target: '≥ 0.9×',
+          met: ratio.median === undefined ? undefined : ratio.median >= 0.9,
+        });
+      }
+      if (paced && cellsOf(sweep, variant, paced).length) {
+        const ratio = paired(sweep, variant, OTEL_BASELINE, paced, cpuRatio);
+        const atMax = max ? paired(sweep, variant, OTEL_BASELINE, max, cpuRatio) : undefined;
+        rows.push({
+          key: `cpu-otel:${variant}`,
+          figure: `Server CPU per delivered token, ${paced.concurrency.toLocaleString('en')} streams paced, ${short(variant)} / bare+otel`,
+          value: `${x(ratio.median)} (${us(medianOf(cellsOf(sweep, variant, paced), (c) => c.serverCpuPerTokenUs))} vs ${us(medianOf(cellsOf(sweep, OTEL_BASELINE, paced), (c) => c.serverCpuPerTokenUs))})`,
+          spread: `per round: ${ratio.values.map(x).join(', ')}${atMax ? `; unthrottled: ${x(atMax.median)}` : ''}`,
+          target: '≤ 1.2×',
+          met: ratio.median === undefined ? undefined : ratio.median <= 1.2,
+        });
+      }
+    }
+  }
+
   for (const [otel, plain] of [
+    [OTEL_BASELINE, BASELINE],
     ['tokenmeter-memory+otel', 'tokenmeter-memory'],
     ['tokenmeter-redis+otel', 'tokenmeter-redis'],
   ]) {
@@ -415,7 +463,7 @@ export function headline(results) {
     );
     rows.push({
       key: `otel:${plain}`,
-      figure: `Telemetry overhead (${short(plain)}): on / off`,
+      figure: `Telemetry overhead (${short(plain)}${plain === BASELINE ? ': the OTel SDK alone, no tokenmeter' : ''}): on / off`,
       value: parts.join(', '),
       spread: `spans exported by the process: ${spans ?? 0}`,
       target: '— (no target; reported)',
@@ -434,6 +482,7 @@ export function headline(results) {
 const VARIANT_ORDER = [
   'bare-node',
   'bare-express',
+  'bare-express+otel',
   'naive',
   'tokenmeter-memory',
   'tokenmeter-memory+otel',
@@ -973,6 +1022,7 @@ export function markdown(results) {
 const COLORS = {
   'bare-node': '#7f7f7f',
   'bare-express': '#000000',
+  'bare-express+otel': '#8c564b',
   naive: '#d62728',
   'tokenmeter-memory': '#1f77b4',
   'tokenmeter-memory+otel': '#17becf',

@@ -16,6 +16,12 @@ export const VARIANTS = {
     script: here('../variants/bare-express.mjs'),
     about: 'the same relay as an Express 5 route (the baseline of every ratio)',
   },
+  'bare-express+otel': {
+    script: here('../variants/bare-express.mjs'),
+    env: { BENCH_TELEMETRY: 'on' },
+    about:
+      'bare-express with the same OTel SDK registration as the +otel variants (the baseline of their "÷ bare+otel" ratios)',
+  },
   naive: {
     script: here('../variants/naive.mjs'),
     redis: true,
