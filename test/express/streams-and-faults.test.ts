@@ -80,10 +80,15 @@ async function spent(user: string) {
 }
 
 /** Opens a stream for `planned` tokens as `user` and reads it at ~10 KB/s (helpers/slow-read). */
-function slowRead(planned: number, user: string) {
-  return slowReadFrom(fake, app.url, { ...prompt, max_tokens: planned }, planned, {
-    'x-user': user,
-  });
+function slowRead(planned: number, user: string, deadlineMs?: number) {
+  return slowReadFrom(
+    fake,
+    app.url,
+    { ...prompt, max_tokens: planned },
+    planned,
+    { 'x-user': user },
+    deadlineMs,
+  );
 }
 
 describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
@@ -206,12 +211,14 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
           ),
         { maxTokensLimit: planned, budgets: { user: { limitUsd: '10', period: 'day' } } },
       );
-      const { res, record } = await slowRead(planned, 'slow-helper');
+      // Generating and parsing 150,000 events takes a while on a loaded 2-core machine: the
+      // read waits for the whole answer (it stops as soon as generation stops moving).
+      const { res, record } = await slowRead(planned, 'slow-helper', 50_000);
       expect(record.tokensGenerated).toBe(planned);
       expect(record.writesBlocked).toBe(0);
       res.destroy();
       await app.waitForSettles(1);
-    });
+    }, 60_000);
   });
 
   describe('upstream faults end with an error event and a settled ledger', () => {

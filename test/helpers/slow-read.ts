@@ -5,7 +5,7 @@ import type { FakeLLM, RequestRecord } from '@tokenmeter/testkit';
 /**
  * Opens a stream for `planned` tokens (one per delta) and reads 1 KB every 100 ms until the
  * fake's generation stops moving for a second — every socket buffer between the reader and
- * the fake is full, or the answer is complete — or 15 s pass.
+ * the fake is full, or the answer is complete — or `deadlineMs` (15 s) pass.
  */
 export async function slowRead(
   fake: FakeLLM,
@@ -13,6 +13,7 @@ export async function slowRead(
   body: object,
   planned: number,
   headers: Record<string, string>,
+  deadlineMs = 15_000,
 ): Promise<{ res: IncomingMessage; received: number; record: RequestRecord }> {
   const target = new URL(url);
   const payload = JSON.stringify(body);
@@ -40,7 +41,7 @@ export async function slowRead(
   let received = 0;
   let last = -1;
   let stableSince = performance.now();
-  const deadline = performance.now() + 15_000;
+  const deadline = performance.now() + deadlineMs;
   while (performance.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
     received += (res.read(1024) as Buffer | null)?.length ?? 0;
