@@ -25,6 +25,7 @@ import {
   TokenmeterError,
   worstCaseCost,
 } from '@tokenmeter/core';
+import { isThenable } from './maybe-async.js';
 import {
   type Admission,
   budgetJson,
@@ -152,7 +153,8 @@ async function admit(
     config.telemetry.rejected(begun, { ...facts, ...extra, reason: code, status });
   };
   // Who pays comes first: an unidentified caller learns nothing about the request format.
-  const subject = await config.identify(req);
+  const identified = config.identify(req);
+  const subject = isThenable(identified) ? await identified : identified;
   const scopes = toScopes(subject);
   if (!scopes) {
     reject(
@@ -166,7 +168,8 @@ async function admit(
 
   let params: RequestParams;
   try {
-    params = await config.request(req);
+    const requested = config.request(req);
+    params = isThenable(requested) ? await requested : requested;
   } catch (error) {
     const message = TokenmeterError.isInstance(error)
       ? error.message
@@ -295,7 +298,8 @@ async function admit(
   const alerts = new Map<string, readonly number[]>();
   for (const scope of scopes) {
     const budgetOf = config.budgets[scope.kind];
-    const withAlerts = budgetOf ? await budgetOf(scope.id, req) : undefined;
+    const budgetFor = budgetOf?.(scope.id, req);
+    const withAlerts = isThenable(budgetFor) ? await budgetFor : budgetFor;
     const budget = withAlerts?.rule;
     if (withAlerts?.alerts.length) alerts.set(scopeKeyOf(scope), withAlerts.alerts);
     const rateLimits = config.rateLimits[scope.kind];

@@ -542,7 +542,12 @@ export class MeteredStreamImpl implements MeteredStream {
           if (!this.abortReason && !this.ending) failure = this.classify(error);
           break;
         }
-        if (next.done || this.ending) break;
+        if (next.done) {
+          // Read to its end: nothing to close (return() would only do the source's work twice).
+          this.iterator = undefined;
+          break;
+        }
+        if (this.ending) break;
         this.chunks++;
         if (!step(next.value)) await this.writer.ready();
         if (this.controller.signal.aborted || this.ending) break;
@@ -992,7 +997,8 @@ export class MeteredStreamImpl implements MeteredStream {
     if (this.config.onBudgetAlert && recorded.budgets && this.admission.alerts.size > 0) {
       void this.fireAlerts(recorded.budgets);
     }
-    await this.config.guard(() => this.config.onSettle(info));
+    const settled = this.config.guard(() => this.config.onSettle(info));
+    if (settled) await settled;
     return final;
   }
 

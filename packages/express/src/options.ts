@@ -3,6 +3,7 @@
  * merges defaults into a fully-required `Config`. A broken contract throws here with a
  * message that says what to do; nothing is discovered per request.
  */
+
 import {
   assertStore,
   type BudgetRule,
@@ -22,6 +23,7 @@ import {
   usdToNanos,
 } from '@tokenmeter/core';
 import { sendJsonError } from './http-errors.js';
+import { isThenable } from './maybe-async.js';
 import type {
   BudgetAlert,
   BudgetInput,
@@ -39,13 +41,17 @@ export interface Config {
   /** The store wrapped with the timeout and error mapping. */
   store: Store;
   identify: CostTrackedSSEOptions['identify'];
+  /** Synchronous when the app's function is: no microtask per request for a fixed rule. */
   budgets: Record<
     string,
-    (id: string, req: MeteredRequest) => Promise<BudgetWithAlerts | undefined>
+    (
+      id: string,
+      req: MeteredRequest,
+    ) => BudgetWithAlerts | undefined | Promise<BudgetWithAlerts | undefined>
   >;
   onBudgetAlert: ((alert: BudgetAlert) => void | Promise<void>) | undefined;
   rateLimits: Record<string, readonly RateLimitRule[]>;
-  request: (req: MeteredRequest) => Promise<RequestParams>;
+  request: (req: MeteredRequest) => RequestParams | Promise<RequestParams>;
   maxTokensLimit: number;
   maxInputTokens: number;
   pricing: Pricing;
@@ -70,7 +76,8 @@ export interface Config {
   onSettleFailure: (info: SettleInfo, error: unknown) => void | Promise<void>;
   logger: Logger;
   /** Runs a user hook; a hook that throws or rejects is logged and ignored. */
-  guard: (hook: () => unknown) => Promise<void>;
+  /** Runs a hook, logging what it throws or rejects with; a promise only if the hook returned one. */
+  guard: (hook: () => unknown) => Promise<void> | undefined;
   /** Delays before each settlement attempt (first is 0). */
   settleRetryDelaysMs: readonly number[];
   /** Reservation TTL: the stream cannot outlive its total timeout, plus a grace. */
@@ -186,15 +193,19 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
   const budgets: Config['budgets'] = {};
   for (const [kind, input] of Object.entries(options.budgets ?? {})) {
     if (typeof input === 'function') {
-      budgets[kind] = async (id, req) => {
-        const value = await input(id, req);
-        return value === undefined
+      const convert = (value: Awaited<ReturnType<typeof input>>, id: string) =>
+        value === undefined
           ? undefined
           : toBudgetRule(value, `budgets.${kind}(${JSON.stringify(id).slice(0, 40)})`);
+      budgets[kind] = (id, req) => {
+        const value = input(id, req);
+        return isThenable(value)
+          ? Promise.resolve(value).then((v) => convert(v, id))
+          : convert(value, id);
       };
     } else {
       const rule = toBudgetRule(input, `budgets.${kind}`);
-      budgets[kind] = async () => rule;
+      budgets[kind] = () => rule;
     }
   }
   const rateLimits: Config['rateLimits'] = {};
@@ -237,14 +248,19 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
       'maxCostPerRequestUsd must be above 0 (leave it out for no cap).',
     );
   }
-  const guard = async (hook: () => unknown) => {
+  const hookFailed = (error: unknown) => {
+    logger.error('tokenmeter: a hook threw; the stream carried on', {
+      error: error instanceof Error ? error.message : String(error),
+    });
+  };
+  const guard = (hook: () => unknown): Promise<void> | undefined => {
     try {
-      await hook();
+      const result = hook();
+      if (isThenable(result)) return Promise.resolve(result).then(() => undefined, hookFailed);
     } catch (error) {
-      logger.error('tokenmeter: a hook threw; the stream carried on', {
-        error: error instanceof Error ? error.message : String(error),
-      });
+      hookFailed(error);
     }
+    return undefined;
   };
   const telemetry = new Telemetry(options.telemetry ?? {});
   return {
@@ -253,7 +269,7 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
     identify: options.identify,
     budgets,
     rateLimits,
-    request: async (req) => (options.request ? options.request(req) : defaultRequest(req)),
+    request: options.request ?? defaultRequest,
     maxTokensLimit: positiveInt(options.maxTokensLimit ?? 32_768, 'maxTokensLimit'),
     maxInputTokens: positiveInt(options.maxInputTokens ?? 200_000, 'maxInputTokens'),
     pricing,
