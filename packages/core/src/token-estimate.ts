@@ -159,8 +159,12 @@ interface ScanState {
   high: boolean;
   /** Anything at all was pushed. */
   any: boolean;
-  /** Tokens counted so far per text class (`CLS_*`), for the upper bound. */
-  by: Float64Array;
+  /**
+   * Tokens counted so far per text class (`CLS_*`), for the upper bound. A plain array of
+   * doubles: on the JS heap, unlike a typed array's separately allocated backing store
+   * (one per stream, ~250 bytes and a GC finalizer each).
+   */
+  by: number[];
   /** `acc` when the last lump of tokens was attributed to a class. */
   mark: number;
   /** The class of the tokens counted since `mark`. */
@@ -180,7 +184,7 @@ function newState(): ScanState {
     punctAfterSpace: false,
     high: false,
     any: false,
-    by: new Float64Array(CLASS_COUNT),
+    by: new Array<number>(CLASS_COUNT).fill(0),
     mark: 0,
     pcls: CLS_ASCII,
     asciiRun: 0,

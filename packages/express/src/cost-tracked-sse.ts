@@ -48,6 +48,9 @@ import type {
 
 type Next = (error?: unknown) => void;
 
+/** What a stream without budget alerts holds: one shared empty map, not one per stream. */
+const NO_ALERTS: ReadonlyMap<string, readonly number[]> = new Map();
+
 /**
  * Creates the middleware. Mount it after your auth and `express.json()`.
  *
@@ -107,7 +110,10 @@ export function meteredHandler(config: Config) {
           await stream.fail(error);
           return;
         }
-        await stream.stream(source);
+        const ended = stream.stream(source);
+        // Held by the stream while it needs it; this frame waits for the end without it.
+        source = undefined;
+        await ended;
         return;
       }
       // Handler style: errors after the SSE headers are ours to end the stream with.
@@ -295,13 +301,16 @@ async function admit(
   // reply is lost (a dropped store connection) can still be released by it.
   const requestId = randomUUID();
   const requests: AdmitRequest[] = [];
-  const alerts = new Map<string, readonly number[]>();
+  let alerts: Map<string, readonly number[]> | undefined;
   for (const scope of scopes) {
     const budgetOf = config.budgets[scope.kind];
     const budgetFor = budgetOf?.(scope.id, req);
     const withAlerts = isThenable(budgetFor) ? await budgetFor : budgetFor;
     const budget = withAlerts?.rule;
-    if (withAlerts?.alerts.length) alerts.set(scopeKeyOf(scope), withAlerts.alerts);
+    if (withAlerts?.alerts.length) {
+      alerts ??= new Map();
+      alerts.set(scopeKeyOf(scope), withAlerts.alerts);
+    }
     const rateLimits = config.rateLimits[scope.kind];
     if (!budget && !rateLimits?.length) continue;
     requests.push({
@@ -433,7 +442,7 @@ async function admit(
     bound,
     reservedOutputTokens: reservedOutput,
     provider,
-    alerts,
+    alerts: alerts ?? NO_ALERTS,
     modelPriced: facts.modelPriced !== false,
     input: params.input,
     telemetry: begun,

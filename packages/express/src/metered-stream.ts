@@ -504,6 +504,8 @@ export class MeteredStreamImpl implements MeteredStream {
     let iterator: AsyncIterator<unknown>;
     try {
       const resolved = await source;
+      // The SDK's request promise holds the HTTP response's headers: not needed any more.
+      source = undefined;
       iterator = toAsyncIterable(resolved)[Symbol.asyncIterator]();
       this.iterator = iterator;
       if (this.admission.relay && !this.ending) this.openRelay(resolved);
