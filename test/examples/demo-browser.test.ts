@@ -11,6 +11,7 @@ import { formatUsd } from '@tokenmeter/core';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Browser, launchChromium } from './helpers/browser.js';
+import { sendAndWait } from './helpers/demo-page.js';
 import { freePort, REPO_ROOT, type Running, start, stopAll } from './helpers/process.js';
 import { eventOf, parseSse, textOf } from './helpers/sse.js';
 
@@ -95,21 +96,6 @@ async function budgetOf(key: string) {
     headers: { authorization: `Bearer ${key}` },
   });
   return (await response.json()) as { budget: { spentNanos: number; remainingNanos: number } };
-}
-
-/** Clicks Send and resolves when the page has finished with that request (any outcome). */
-async function sendAndWait(prompt: string): Promise<string> {
-  const before = await page.evaluate(
-    () => (globalThis as unknown as PageGlobals).tokenmeterDemo.finished,
-  );
-  await page.fill('#prompt', prompt);
-  await page.click('#send');
-  await page.waitForFunction(
-    (n) => (globalThis as unknown as PageGlobals).tokenmeterDemo.finished > n,
-    before,
-    { timeout: 20_000 },
-  );
-  return (await page.getAttribute('#result', 'data-state')) ?? '';
 }
 
 describe('npm run demo, in Chromium', () => {
@@ -224,7 +210,7 @@ describe('npm run demo, in Chromium', () => {
     await page.selectOption('#user', 'bob');
     const states: string[] = [];
     for (let i = 0; i < 5 && !states.includes('rejected'); i++) {
-      states.push(await sendAndWait(`Question number ${i + 1} for bob.`));
+      states.push(await sendAndWait(page, `Question number ${i + 1} for bob.`));
     }
     // "A request or two" go through, then the daily budget cannot cover the next one.
     expect(states.at(-1)).toBe('rejected');

@@ -6,6 +6,7 @@
  */
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { crossedAlerts } from './helpers/demo-page.js';
 import { type Running, startExample, stopAll } from './helpers/process.js';
 import { eventOf, post, textOf } from './helpers/sse.js';
 
@@ -234,17 +235,8 @@ describe('demo HTTP contract (in-process fake)', () => {
 
     // Budget alerts at 25 / 40 / 100 % of $0.0025: each threshold the running spend
     // crossed, once, with the spend after the stream that crossed it (by hand).
-    const expected: Array<{ percent: number; spentNanos: number }> = [];
-    let spent = 0;
-    for (const cost of costs) {
-      const before = spent;
-      spent += cost;
-      for (const percent of [25, 40, 100]) {
-        const threshold = (2_500_000 * percent) / 100;
-        if (before < threshold && spent >= threshold) expected.push({ percent, spentNanos: spent });
-      }
-    }
-    expect(spent).toBe(state.budget.spentNanos);
+    const expected = crossedAlerts(costs, 2_500_000, [25, 40, 100]);
+    expect(costs.reduce((a, b) => a + b, 0)).toBe(state.budget.spentNanos);
     expect(expected.length).toBeGreaterThanOrEqual(1);
     let listed: Array<{ percent: number; spentNanos: number; limitNanos: number }> = [];
     for (let i = 0; i < 50 && listed.length < expected.length; i++) {

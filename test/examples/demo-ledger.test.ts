@@ -12,6 +12,7 @@ import { type PrivatePostgres, startPostgres } from '@tokenmeter/ledger-postgres
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Browser, launchChromium } from './helpers/browser.js';
+import { crossedAlerts, sendAndWait } from './helpers/demo-page.js';
 import { REPO_ROOT, type Running, startExample, stopAll } from './helpers/process.js';
 
 const DAY = 86_400_000;
@@ -154,18 +155,13 @@ async function chartsOnPage() {
   });
 }
 
-async function sendAndWait(prompt: string): Promise<Done | null> {
-  const before = await page.evaluate(
-    () => (globalThis as unknown as PageGlobals).tokenmeterDemo.finished,
+/** Sends `prompt` from the page; the `done` event it got, if any, and the result's state. */
+async function send(prompt: string): Promise<{ done: Done | null; state: string }> {
+  const state = await sendAndWait(page, prompt);
+  const done = await page.evaluate(
+    () => (globalThis as unknown as PageGlobals).tokenmeterDemo.done,
   );
-  await page.fill('#prompt', prompt);
-  await page.click('#send');
-  await page.waitForFunction(
-    (n) => (globalThis as unknown as PageGlobals).tokenmeterDemo.finished > n,
-    before,
-    { timeout: 20_000 },
-  );
-  return page.evaluate(() => (globalThis as unknown as PageGlobals).tokenmeterDemo.done);
+  return { done, state };
 }
 
 describe('the demo with DATABASE_URL, in Chromium', () => {
@@ -201,13 +197,13 @@ describe('the demo with DATABASE_URL, in Chromium', () => {
   });
 
   it('adds each answer to today and to its model as it settles, to the nano-dollar', async () => {
-    const first = await sendAndWait('What did I spend this week?');
+    const { done: first } = await send('What did I spend this week?');
     expect(first?.estimated).toBe(false);
     expect(first!.costNanos).toBe(haikuNanos(first!.usage.inputTokens, first!.usage.outputTokens));
     aliceToday.push({ model: 'claude-haiku-4-5', cost: first!.costNanos });
 
     await page.selectOption('#model', 'claude-sonnet-4-6');
-    const second = await sendAndWait('And with a bigger model?');
+    const { done: second } = await send('And with a bigger model?');
     expect(second!.costNanos).toBe(
       sonnetNanos(second!.usage.inputTokens, second!.usage.outputTokens),
     );
@@ -250,23 +246,15 @@ describe('the demo with DATABASE_URL, in Chromium', () => {
     expect(await page.isVisible('#alerts-empty')).toBe(true);
     const costs: number[] = [];
     for (let i = 0; i < 5; i++) {
-      const done = await sendAndWait(`Question ${i + 1} for bob.`);
-      if ((await page.getAttribute('#result', 'data-state')) !== 'done') break;
+      const { done, state } = await send(`Question ${i + 1} for bob.`);
+      if (state !== 'done') break;
       costs.push(done!.costNanos);
     }
     expect(await page.getAttribute('#result', 'data-error-code')).toBe('budget_exceeded');
-    const expected: Array<{ percent: string; spent: string }> = [];
-    let spent = 0;
-    for (const cost of costs) {
-      const before = spent;
-      spent += cost;
-      for (const percent of [10, 30, 100]) {
-        const threshold = (2_500_000 * percent) / 100;
-        if (before < threshold && spent >= threshold) {
-          expected.unshift({ percent: String(percent), spent: String(spent) });
-        }
-      }
-    }
+    // Newest first, as the page lists them.
+    const expected = crossedAlerts(costs, 2_500_000, [10, 30, 100])
+      .map(({ percent, spentNanos }) => ({ percent: String(percent), spent: String(spentNanos) }))
+      .reverse();
     expect(expected.length).toBeGreaterThanOrEqual(1);
     const shown = await page.$$eval('#alert-list li', (els) =>
       els.map((el) => ({
