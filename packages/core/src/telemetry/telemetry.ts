@@ -239,6 +239,12 @@ export class Telemetry {
   private real: Instruments | undefined;
   private noopInstruments: Instruments | undefined;
   private observedStore: Store | undefined;
+  /**
+   * Metric attribute sets, built once per combination (model, provider, outcome…) and
+   * reused by every stream that records with them, never mutated. Bounded: cleared when
+   * full (models come from the pricing catalog; anything unpriced is `_OTHER`).
+   */
+  private readonly attrSets = new Map<string, Attributes>();
   private readonly storeAttrs: Record<StoreOperation, Attributes>;
 
   constructor(options: TelemetryOptions = {}) {
@@ -421,11 +427,12 @@ export class Telemetry {
     }
     const inst = this.instruments();
     // Active streams go up and down with the same attributes and the same instruments.
-    const activeAttrs: Attributes = {
+    const model = info.modelPriced === false ? '_OTHER' : info.model;
+    const activeAttrs = this.attributeSet(`a\u0000${info.provider}\u0000${model}`, () => ({
       [sc.ATTR_GEN_AI_OPERATION_NAME]: sc.GEN_AI_OPERATION_CHAT,
       [sc.ATTR_GEN_AI_PROVIDER_NAME]: info.provider,
-      [sc.ATTR_GEN_AI_REQUEST_MODEL]: info.modelPriced === false ? '_OTHER' : info.model,
-    };
+      [sc.ATTR_GEN_AI_REQUEST_MODEL]: model,
+    }));
     if (!inst.noop) {
       inst.active.add(1, activeAttrs);
       if (info.reservations > 0) inst.opened.add(info.reservations);
@@ -499,6 +506,20 @@ export class Telemetry {
       this.explicitTracer ??
       trace.getTracer(sc.INSTRUMENTATION_SCOPE.name, sc.INSTRUMENTATION_SCOPE.version)
     );
+  }
+
+  /**
+   * @internal The attribute set named `key`, made by `make` the first time. Callers must
+   * not change what they get: it is shared by every stream with the same key.
+   */
+  attributeSet(key: string, make: () => Attributes): Attributes {
+    let set = this.attrSets.get(key);
+    if (set === undefined) {
+      if (this.attrSets.size >= 1_024) this.attrSets.clear();
+      set = make();
+      this.attrSets.set(key, set);
+    }
+    return set;
   }
 
   /** @internal Subject attributes allowed by `recordSubjects`. */
@@ -697,33 +718,61 @@ class ActiveStreamTrace implements StreamTrace {
     const inst = this.inst;
     if (inst.noop) return;
     inst.active.add(-1, this.activeAttrs);
-    const base: Attributes = { ...this.activeAttrs, ...this.telemetry.serverAttributes };
-    if (final.responseModel && this.info.modelPriced !== false)
-      base[sc.ATTR_GEN_AI_RESPONSE_MODEL] = final.responseModel;
-    const subjects = this.telemetry.subjectAttrs(this.info.scopes);
-    const outcomeAttrs: Attributes = {
+    // Every set below is built once per combination and shared (see attributeSet).
+    const telemetry = this.telemetry;
+    const responseModel =
+      final.responseModel && this.info.modelPriced !== false ? final.responseModel : undefined;
+    const baseKey = `b\u0000${this.info.provider}\u0000${String(this.activeAttrs[sc.ATTR_GEN_AI_REQUEST_MODEL])}\u0000${responseModel ?? ''}`;
+    const base = telemetry.attributeSet(baseKey, () => {
+      const attrs: Attributes = { ...this.activeAttrs, ...telemetry.serverAttributes };
+      if (responseModel) attrs[sc.ATTR_GEN_AI_RESPONSE_MODEL] = responseModel;
+      return attrs;
+    });
+    const subjects = telemetry.subjectAttrs(this.info.scopes);
+    // Subjects are ids (users, teams): sets with them are built per stream, not kept.
+    const shared = subjects === EMPTY;
+    const outcomeKey = `${baseKey}\u0000o\u0000${outcome}`;
+    const makeOutcome = (): Attributes => ({
       ...base,
       ...subjects,
       [sc.ATTR_TOKENMETER_OUTCOME]: outcome,
-    };
+    });
+    const outcomeAttrs = shared ? telemetry.attributeSet(outcomeKey, makeOutcome) : makeOutcome();
     inst.streams.add(1, outcomeAttrs);
-    inst.cost.add(nanosToUsd(final.costNanos), {
+    const makeCost = (): Attributes => ({
       ...outcomeAttrs,
       [sc.ATTR_TOKENMETER_COST_ESTIMATED]: final.estimated,
     });
+    inst.cost.add(
+      nanosToUsd(final.costNanos),
+      shared
+        ? telemetry.attributeSet(`${outcomeKey}\u0000${final.estimated}`, makeCost)
+        : makeCost(),
+    );
     if (final.inputSource !== 'none' || final.outputSource !== 'none') {
-      inst.tokenUsage.record(inputTokens, {
-        ...base,
-        [sc.ATTR_GEN_AI_TOKEN_TYPE]: sc.GEN_AI_TOKEN_TYPE_INPUT,
-      });
-      inst.tokenUsage.record(usage.outputTokens, {
-        ...base,
-        [sc.ATTR_GEN_AI_TOKEN_TYPE]: sc.GEN_AI_TOKEN_TYPE_OUTPUT,
-      });
+      inst.tokenUsage.record(
+        inputTokens,
+        telemetry.attributeSet(`${baseKey}\u0000in`, () => ({
+          ...base,
+          [sc.ATTR_GEN_AI_TOKEN_TYPE]: sc.GEN_AI_TOKEN_TYPE_INPUT,
+        })),
+      );
+      inst.tokenUsage.record(
+        usage.outputTokens,
+        telemetry.attributeSet(`${baseKey}\u0000out`, () => ({
+          ...base,
+          [sc.ATTR_GEN_AI_TOKEN_TYPE]: sc.GEN_AI_TOKEN_TYPE_OUTPUT,
+        })),
+      );
     }
     inst.duration.record(
       end.durationMs / 1000,
-      errorType === undefined ? base : { ...base, [sc.ATTR_ERROR_TYPE]: errorType },
+      errorType === undefined
+        ? base
+        : telemetry.attributeSet(`${baseKey}\u0000e\u0000${errorType}`, () => ({
+            ...base,
+            [sc.ATTR_ERROR_TYPE]: errorType,
+          })),
     );
     if (end.timeToFirstTokenMs !== undefined)
       inst.timeToFirstChunk.record(end.timeToFirstTokenMs / 1000, base);
