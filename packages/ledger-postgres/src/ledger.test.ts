@@ -100,24 +100,13 @@ describe('writing', () => {
       provider: 'anthropic',
       outcome: 'budget_exceeded',
       limit: 'lease_denied',
-      usage: {
-        inputTokens: 100,
-        outputTokens: 50,
-        cacheReadTokens: 7,
-        cacheWrite5mTokens: 3,
-        cacheWrite1hTokens: 2,
-        reasoningTokens: 9,
-        webSearchRequests: 1,
-        webFetchRequests: 0,
-        serviceTier: 'standard',
-        speed: 'fast',
-        inferenceGeo: 'us',
-      },
       costNanos: 9_007_199_254_740_991,
       estimated: true,
       reservedNanos: 5_220_000,
       recordedInStore: true,
     });
+    // Every token kind and tier, exactly as settled (a `Usage` again).
+    expect(record!.usage).toEqual(e.final.usage);
     const end = Date.UTC(2026, 11, 3, 12);
     expect(record!.endedAt.getTime()).toBe(end);
     expect(record!.startedAt.getTime()).toBe(end - 1_200);
@@ -156,6 +145,10 @@ describe('writing', () => {
       dropped: 0,
       queued: 0,
     });
+    // A usage without tier, speed or region comes back without them.
+    expect((await streamRecord(pool, entries[0]!.requestId))!.usage).toEqual(
+      entries[0]!.final.usage,
+    );
     await ledger.close();
   });
 });

@@ -3,7 +3,13 @@
  * Sums are exact: `bigint` in Postgres, `numeric` sums returned as text, read as numbers
  * only while they are safe integers (a sum above 2^53 nano-dollars, $9 million, throws).
  */
-import { type BudgetPeriod, MAX_NANOS, periodBounds, type Store } from '@tokenmeter/core';
+import {
+  type BudgetPeriod,
+  MAX_NANOS,
+  periodBounds,
+  type Store,
+  type Usage,
+} from '@tokenmeter/core';
 import type pg from 'pg';
 
 export interface ScopeRef {
@@ -110,19 +116,8 @@ export interface StreamRecord {
   provider: string | null;
   outcome: string;
   limit: string | null;
-  usage: {
-    inputTokens: number;
-    outputTokens: number;
-    cacheReadTokens: number;
-    cacheWrite5mTokens: number;
-    cacheWrite1hTokens: number;
-    reasoningTokens: number;
-    webSearchRequests: number;
-    webFetchRequests: number;
-    serviceTier: string | null;
-    speed: string | null;
-    inferenceGeo: string | null;
-  };
+  /** As settled: `costOf(model, usage)` prices it again. */
+  usage: Usage;
   costNanos: number;
   estimated: boolean;
   reservedNanos: number | null;
@@ -159,9 +154,9 @@ export async function streamRecord(
       reasoningTokens: n(r.reasoning_tokens),
       webSearchRequests: n(r.web_search_requests),
       webFetchRequests: n(r.web_fetch_requests),
-      serviceTier: (r.service_tier as string | null) ?? null,
-      speed: (r.speed as string | null) ?? null,
-      inferenceGeo: (r.inference_geo as string | null) ?? null,
+      ...(r.service_tier != null ? { serviceTier: r.service_tier as string } : {}),
+      ...(r.speed != null ? { speed: r.speed as string } : {}),
+      ...(r.inference_geo != null ? { inferenceGeo: r.inference_geo as string } : {}),
     },
     costNanos: n(r.cost_nanos),
     estimated: r.estimated as boolean,
