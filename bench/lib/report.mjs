@@ -6,6 +6,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { LEDGER_PAIR } from './plans.mjs';
 import { median } from './stats.mjs';
 
 const BASELINE = 'bare-express';
@@ -531,7 +532,7 @@ function ledgerOutageSection(results) {
   const outage = results.ledger?.outage;
   if (!outage?.phases?.length) return [];
   const plan = results.plan.ledger.outage;
-  const [off, on] = ['tokenmeter-memory', 'tokenmeter-memory+ledger'];
+  const [off, on] = LEDGER_PAIR;
   const rows = [];
   for (const { phase, cells } of outage.phases) {
     for (const load of ['latency', plan.level.load]) {

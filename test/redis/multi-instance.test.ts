@@ -45,20 +45,17 @@ afterAll(async () => {
   await redis?.stop();
 });
 
+/** Starts three instances of the app on the one Redis into `apps` (so a failed start still stops the others). */
+async function startInstances(apps: AppProcess[], env: Record<string, string>): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    apps.push(await startNodeApp(script, { REDIS_URL: redis.url, UPSTREAM_URL: fake.url, ...env }));
+  }
+}
+
 async function race(store: 'real' | 'naive', prefix: string) {
   const apps: AppProcess[] = [];
   try {
-    for (let i = 0; i < 3; i++) {
-      apps.push(
-        await startNodeApp(script, {
-          REDIS_URL: redis.url,
-          UPSTREAM_URL: fake.url,
-          BUDGET_NANOS: String(BUDGET),
-          STORE: store,
-          PREFIX: prefix,
-        }),
-      );
-    }
+    await startInstances(apps, { BUDGET_NANOS: String(BUDGET), STORE: store, PREFIX: prefix });
     const results = await Promise.all(
       Array.from({ length: 100 }, (_, i) =>
         postSSE(`http://127.0.0.1:${apps[i % 3]!.port}/chat`, body, {
@@ -121,20 +118,14 @@ describe('one budget across three instances on one Redis', () => {
   it('budget alerts at 50 % and 80 % fire exactly once per scope, from whichever instance', async () => {
     const apps: AppProcess[] = [];
     try {
-      for (let i = 0; i < 3; i++) {
-        apps.push(
-          await startNodeApp(script, {
-            REDIS_URL: redis.url,
-            UPSTREAM_URL: fake.url,
-            // Ten worst-case reservations per user; each stream settles a little under one.
-            BUDGET_NANOS: String(10 * reserve),
-            STORE: 'real',
-            PREFIX: 'mi-alerts:',
-            TTFT_MS: '200',
-            ALERTS: '50,80,100',
-          }),
-        );
-      }
+      await startInstances(apps, {
+        // Ten worst-case reservations per user; each stream settles a little under one.
+        BUDGET_NANOS: String(10 * reserve),
+        STORE: 'real',
+        PREFIX: 'mi-alerts:',
+        TTFT_MS: '200',
+        ALERTS: '50,80,100',
+      });
       const users = ['ana', 'ben'];
       // Two waves of 60 concurrent streams over the three instances: settlements of one
       // scope land on every instance at nearly the same time.
