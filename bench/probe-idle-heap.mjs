@@ -9,14 +9,14 @@
  *   node bench/probe-idle-heap.mjs                                   bare-express vs tokenmeter-memory
  *   node bench/probe-idle-heap.mjs --variants=bare-express,tokenmeter-memory+otel --streams=2000
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startFakeLLM } from '@tokenmeter/testkit';
-import { VARIANTS } from './lib/variants.mjs';
+import { stopChild } from './lib/processes.mjs';
+import { startVariant, VARIANTS, variantStats } from './lib/variants.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -64,11 +64,11 @@ function tally(path) {
   return out;
 }
 
-/** Writes a snapshot of `child` (after a full GC) into `dir` and returns its path. */
-async function snapshot(child, port, dir) {
-  await fetch(`http://127.0.0.1:${port}/__stats?gc=1`);
+/** Writes a snapshot of `variant` (after a full GC) into `dir` and returns its path. */
+async function snapshot(variant, dir) {
+  await variantStats(variant, { gc: true });
   const before = new Set(readdirSync(dir));
-  child.kill('SIGUSR2');
+  variant.child.kill('SIGUSR2');
   for (;;) {
     await sleep(250);
     const file = readdirSync(dir).find((f) => !before.has(f) && f.endsWith('.heapsnapshot'));
@@ -88,24 +88,13 @@ async function perStream(variantName) {
   const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-heap-'));
   let fake = await startFakeLLM({ tps: 0, ttftMs: 0, tokens: 20, text: 'plain' });
   const fakePort = Number(new URL(fake.url).port);
-  const variant = VARIANTS[variantName];
-  const child = spawn(
-    process.execPath,
-    ['--expose-gc', '--heapsnapshot-signal=SIGUSR2', variant.script],
-    {
-      cwd: dir,
-      env: { ...process.env, ...variant.env, BENCH_UPSTREAM_URL: fake.url, BENCH_PORT: '0' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const variant = await startVariant(variantName, {
+    upstreamUrl: fake.url,
+    nodeFlags: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`],
+  });
+  const { port } = variant;
   const held = [];
   try {
-    const port = await new Promise((resolve) => {
-      child.stdout.on('data', (d) => {
-        const m = /listening (\d+)/.exec(String(d));
-        if (m) resolve(Number(m[1]));
-      });
-    });
     const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
     const open = (i, hold) =>
       new Promise((resolve, reject) => {
@@ -131,7 +120,7 @@ async function perStream(variantName) {
     await fake.close();
     fake = await startFakeLLM({ port: fakePort, tps: 0, ttftMs: 120_000, tokens: 20 });
     await sleep(500);
-    const empty = tally(await snapshot(child, port, dir));
+    const empty = tally(await snapshot(variant, dir));
     for (let i = 0; i < streams; i += 100) {
       held.push(
         ...(await Promise.all(
@@ -140,7 +129,7 @@ async function perStream(variantName) {
       );
     }
     await sleep(1_500);
-    const full = tally(await snapshot(child, port, dir));
+    const full = tally(await snapshot(variant, dir));
     const growth = new Map();
     for (const key of new Set([...empty.keys(), ...full.keys()])) {
       const a = empty.get(key) ?? { bytes: 0, count: 0 };
@@ -153,7 +142,7 @@ async function perStream(variantName) {
     return growth;
   } finally {
     for (const res of held) res.destroy();
-    child.kill('SIGTERM');
+    await stopChild(variant.child);
     await fake.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -14,12 +14,12 @@
  *
  * The fake upstream (in this process) answers `--tokens` tokens (default 10) at once.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startFakeLLM } from '@tokenmeter/testkit';
-import { VARIANTS } from './lib/variants.mjs';
+import { stopChild } from './lib/processes.mjs';
+import { startVariant, VARIANTS, variantStats } from './lib/variants.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -53,8 +53,7 @@ const body = JSON.stringify({
 });
 
 async function probe(name, round) {
-  const variant = VARIANTS[name];
-  const flags = [
+  const nodeFlags = [
     ...(args.count ? ['--import', hook] : []),
     ...(args.profile
       ? [
@@ -64,22 +63,9 @@ async function probe(name, round) {
         ]
       : []),
   ];
-  const child = spawn(process.execPath, [...flags, variant.script], {
-    env: { ...process.env, ...variant.env, BENCH_UPSTREAM_URL: fake.url, BENCH_PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  const port = await new Promise((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      const m = /listening (\d+)/.exec(String(d));
-      if (m) resolve(Number(m[1]));
-    });
-    child.on('exit', () => reject(new Error(`${name} exited before listening:\n${stderr}`)));
-  });
-  const base = `http://127.0.0.1:${port}`;
+  const variant = await startVariant(name, { upstreamUrl: fake.url, nodeFlags });
+  const { child } = variant;
+  const base = `http://127.0.0.1:${variant.port}`;
   const one = async (i) => {
     const response = await fetch(`${base}/chat`, {
       method: 'POST',
@@ -89,7 +75,7 @@ async function probe(name, round) {
     await response.text();
   };
   const cpu = async () => {
-    const { cpu } = await (await fetch(`${base}/__stats`)).json();
+    const { cpu } = await variantStats(variant);
     return cpu.user + cpu.system;
   };
   for (let i = 0; i < 300; i++) await one(i);
@@ -103,17 +89,17 @@ async function probe(name, round) {
   if (args.count) {
     child.kill('SIGUSR2');
     const started = Date.now();
-    while (!/PROBE (.*)/.test(stderr) && Date.now() - started < 5_000) {
+    while (!/PROBE (.*)/.test(child.output) && Date.now() - started < 5_000) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    const tally = JSON.parse(/PROBE (.*)/.exec(stderr)?.[1] ?? '{}');
+    const tally = JSON.parse(/PROBE (.*)/.exec(child.output)?.[1] ?? '{}');
     counts = Object.entries(tally)
       .sort((a, b) => b[1] - a[1])
       .map(([type, n]) => `${type} ${(n / streams).toFixed(1)}`)
       .join(', ');
   }
-  child.kill('SIGTERM');
-  await new Promise((r) => child.on('exit', r));
+  // Time for --cpu-prof to write its profile.
+  await stopChild(child, 10_000);
   console.log(
     `${name.padEnd(24)} round ${round}: server CPU ${(cpuUs / streams).toFixed(0)} µs/stream, ` +
       `wall ${(wallMs / streams).toFixed(2)} ms/stream${counts ? `; per stream: ${counts}` : ''}`,
