@@ -144,12 +144,12 @@ interface EndOptions {
   destroy?: boolean;
 }
 
-/** Shared by every stream of one middleware: one timer for timeouts and keep-alives. */
 /** A map key for a scope. @internal */
 export function scopeKeyOf(scope: ScopeRef): string {
   return `${scope.kind}\u0000${scope.id}`;
 }
 
+/** Shared by every stream of one middleware: one timer for timeouts and keep-alives. */
 export class StreamRegistry {
   private readonly active = new Set<MeteredStreamImpl>();
   /** Alerts this process already claimed (or saw claimed), until their period ends. */
@@ -1185,7 +1185,9 @@ export class MeteredStreamImpl implements MeteredStream {
         );
         let tightest: BudgetState | null = null;
         const ends: Partial<Record<ReservationEnd, number>> = {};
-        const budgets: Array<{ scope: ScopeRef; budget: BudgetState }> = [];
+        // Kept only for budget alerts: a stream without any allocates nothing here.
+        const budgets: Array<{ scope: ScopeRef; budget: BudgetState }> | undefined =
+          this.admission.alerts.size > 0 ? [] : undefined;
         for (const r of results) {
           const end: ReservationEnd = r.ended
             ? 'settled'
@@ -1203,7 +1205,7 @@ export class MeteredStreamImpl implements MeteredStream {
             );
             continue;
           }
-          if (r.budget) budgets.push({ scope: r.reservation.scope, budget: r.budget });
+          if (r.budget) budgets?.push({ scope: r.reservation.scope, budget: r.budget });
           if (r.budget && (!tightest || r.budget.remainingNanos < tightest.remainingNanos))
             tightest = r.budget;
         }
