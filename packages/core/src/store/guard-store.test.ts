@@ -78,6 +78,47 @@ describe('guardStore', () => {
     expect(error.message).toMatch(/within 250 ms/);
   });
 
+  it('times each pending call from its own start, with one timer for all of them', async () => {
+    vi.useFakeTimers();
+    const answers: Array<(value: number) => void> = [];
+    const store = guardStore(
+      stubStore({ now: () => new Promise<number>((resolve) => answers.push(resolve)) }),
+      { timeoutMs: 250 },
+    );
+    const outcome = (promise: Promise<number>) =>
+      promise.then(
+        (value) => `answered ${value}`,
+        (error: TokenmeterError) => error.code,
+      );
+    const first = outcome(store.now());
+    await vi.advanceTimersByTimeAsync(100);
+    const second = outcome(store.now());
+    const third = outcome(store.now());
+    const many = Array.from({ length: 100 }, () => outcome(store.now()));
+    // 103 calls waiting: one timer, not one per call.
+    expect(vi.getTimerCount()).toBe(1);
+    // The first answers in time; the others are still within their 250 ms.
+    answers[0]?.(1);
+    for (const answer of answers.slice(3)) answer(2);
+    await vi.advanceTimersByTimeAsync(150);
+    expect(await first).toBe('answered 1');
+    expect(await Promise.all(many)).toEqual(many.map(() => 'answered 2'));
+    let secondDone = false;
+    void second.then(() => {
+      secondDone = true;
+    });
+    // t = 349: the second and third started at 100, so they have 1 ms left.
+    await vi.advanceTimersByTimeAsync(99);
+    expect(secondDone).toBe(false);
+    answers[2]?.(3);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await second).toBe('store_unavailable');
+    expect(await third).toBe('answered 3');
+    // Nothing pending: the timer is gone and keeps nothing alive.
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('maps rejections, synchronous throws and foreign TokenmeterErrors to store_unavailable', async () => {
     const boom = new Error('ECONNREFUSED');
     const store = guardStore(

@@ -63,8 +63,9 @@ export function guardStore(store: Store, options: GuardStoreOptions = {}): Store
     );
   }
 
+  const deadlines = new Deadlines(timeoutMs);
   function call<T>(operation: Operation, invoke: () => Promise<T>, onLate?: (value: T) => void) {
-    return bounded(operation, timeoutMs, invoke, onLate);
+    return bounded(operation, deadlines, invoke, onLate);
   }
 
   function releaseLate(result: AdmitResult): void {
@@ -108,16 +109,86 @@ export function guardStore(store: Store, options: GuardStoreOptions = {}): Store
   return guarded;
 }
 
+/** A call waiting for the store, until its deadline. */
+interface Pending {
+  readonly deadline: number;
+  done: boolean;
+  readonly expire: () => void;
+}
+
+/**
+ * The deadlines of one guarded store's pending calls, behind one timer. Every call gets the
+ * same timeout, so deadlines come in the order calls start: a queue whose head is the next
+ * to expire. A timer per call would be created and cleared on every store call of every
+ * stream (most answer within a millisecond); this one wakes at most once per timeout while
+ * calls are pending, and does not keep the process alive.
+ */
+class Deadlines {
+  private queue: Pending[] = [];
+  private head = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(readonly timeoutMs: number) {}
+
+  add(expire: () => void): Pending {
+    const entry: Pending = { deadline: performance.now() + this.timeoutMs, done: false, expire };
+    this.queue.push(entry);
+    if (this.timer === undefined) this.arm(this.timeoutMs);
+    return entry;
+  }
+
+  /** The call answered (or expired): its deadline no longer matters. */
+  settle(entry: Pending): void {
+    entry.done = true;
+    if (this.queue[this.head] === entry) this.trim();
+  }
+
+  private arm(ms: number): void {
+    this.timer = setTimeout(this.fire, ms);
+    this.timer.unref?.();
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    const now = performance.now();
+    const queue = this.queue;
+    while (this.head < queue.length) {
+      const entry = queue[this.head] as Pending;
+      if (!entry.done) {
+        if (entry.deadline > now) break;
+        entry.done = true;
+        entry.expire();
+      }
+      this.head++;
+    }
+    this.trim();
+    const next = this.queue[this.head];
+    if (next) this.arm(Math.max(1, Math.ceil(next.deadline - now)));
+  };
+
+  /** Drops answered calls from the head; compacts the array once most of it is behind. */
+  private trim(): void {
+    const queue = this.queue;
+    while (this.head < queue.length && (queue[this.head] as Pending).done) this.head++;
+    if (this.head === queue.length) {
+      queue.length = 0;
+      this.head = 0;
+    } else if (this.head >= 1_024 && this.head * 2 >= queue.length) {
+      this.queue = queue.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
 function bounded<T>(
   operation: Operation,
-  timeoutMs: number,
+  deadlines: Deadlines,
   invoke: () => Promise<T>,
   onLate?: (value: T) => void,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    const timer = setTimeout(() => {
-      settled = true;
+    const timeoutMs = deadlines.timeoutMs;
+    const pending = deadlines.add(() =>
       reject(
         new TokenmeterError(
           'store_unavailable',
@@ -125,31 +196,26 @@ function bounded<T>(
             'Check the store backend (e.g. Redis) is reachable and healthy, or raise timeoutMs.',
           { details: { operation, timeoutMs } },
         ),
-      );
-    }, timeoutMs);
-    // A pending store call must not keep the process alive on its own.
-    timer.unref?.();
-
-    let pending: Promise<T>;
+      ),
+    );
+    let answer: Promise<T>;
     try {
-      pending = Promise.resolve(invoke());
+      answer = Promise.resolve(invoke());
     } catch (error) {
-      pending = Promise.reject(error);
+      answer = Promise.reject(error);
     }
-    pending.then(
+    answer.then(
       (value) => {
-        if (settled) {
+        if (pending.done) {
           onLate?.(value);
           return;
         }
-        settled = true;
-        clearTimeout(timer);
+        deadlines.settle(pending);
         resolve(value);
       },
       (error: unknown) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
+        if (pending.done) return;
+        deadlines.settle(pending);
         reject(toStoreError(operation, error));
       },
     );
