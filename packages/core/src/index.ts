@@ -128,6 +128,7 @@ export {
   heuristicTokenCounter,
   type InputTokenCount,
   measureInputTokens,
+  measureInputTokensNow,
   type TokenCountContext,
   type TokenCounter,
 } from './token-counter.js';

@@ -6,6 +6,7 @@ import {
   createHeuristicTokenCounter,
   heuristicTokenCounter,
   measureInputTokens,
+  measureInputTokensNow,
   type TokenCounter,
 } from './token-counter.js';
 import { estimateRequestTokens, measureRequestTokens } from './token-estimate.js';
@@ -56,6 +57,33 @@ describe('heuristic counters', () => {
     await expect(measureInputTokens(inverted, params, ctx)).rejects.toMatchObject({
       code: 'invalid_argument',
     });
+  });
+
+  it('measureInputTokensNow answers a synchronous counter without a promise, an async one with one', async () => {
+    const now = measureInputTokensNow(heuristicTokenCounter, params, ctx);
+    expect(now).not.toBeInstanceOf(Promise);
+    expect(now).toEqual(await measureInputTokens(heuristicTokenCounter, params, ctx));
+    expect(measureInputTokensNow({ countInputTokens: () => 7 }, params, ctx)).toEqual({
+      tokens: 7,
+      upperBound: 7,
+      exact: true,
+    });
+    const later = measureInputTokensNow({ countInputTokens: async () => 8 }, params, ctx);
+    expect(later).toBeInstanceOf(Promise);
+    expect(await later).toEqual({ tokens: 8, upperBound: 8, exact: true });
+    const measuredLater = measureInputTokensNow(
+      {
+        countInputTokens: () => 1,
+        measureInputTokens: async () => ({ tokens: 3, upperBound: 2, exact: false }),
+      },
+      params,
+      ctx,
+    );
+    await expect(measuredLater).rejects.toMatchObject({ code: 'invalid_argument' });
+    // Checked the same way when synchronous: it throws.
+    expect(() => measureInputTokensNow({ countInputTokens: () => -1 }, params, ctx)).toThrow(
+      /whole numbers/,
+    );
   });
 });
 

@@ -73,9 +73,38 @@ export async function measureInputTokens(
   request: object,
   ctx: TokenCountContext,
 ): Promise<InputTokenCount> {
-  const count: InputTokenCount = counter.measureInputTokens
-    ? await counter.measureInputTokens(request, ctx)
-    : await exactCount(await counter.countInputTokens(request, ctx));
+  return measureInputTokensNow(counter, request, ctx);
+}
+
+/**
+ * {@link measureInputTokens} without a promise when the counter answers synchronously (the
+ * heuristic does): the request path then takes no microtask for it. A counter that returns
+ * a promise gets one back; a counter that throws synchronously throws here.
+ */
+export function measureInputTokensNow(
+  counter: TokenCounter,
+  request: object,
+  ctx: TokenCountContext,
+): InputTokenCount | Promise<InputTokenCount> {
+  if (counter.measureInputTokens) {
+    const measured = counter.measureInputTokens(request, ctx);
+    return isPromise(measured) ? Promise.resolve(measured).then(checked) : checked(measured);
+  }
+  const counted = counter.countInputTokens(request, ctx);
+  return isPromise(counted)
+    ? Promise.resolve(counted).then((tokens) => checked(exactCount(tokens)))
+    : checked(exactCount(counted));
+}
+
+function isPromise<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+function checked(count: InputTokenCount): InputTokenCount {
   const { tokens, upperBound } = count ?? {};
   if (
     !Number.isSafeInteger(tokens) ||

@@ -15,6 +15,7 @@ import {
   heuristicTokenCounter,
   type InputTokenCount,
   measureInputTokens,
+  measureInputTokensNow,
   type RejectionInfo,
   type RequestFacts,
   readRequestTerms,
@@ -228,7 +229,8 @@ async function admit(
     const request = (params.input ?? {}) as object;
     const context = { model, provider: tokenProvider };
     try {
-      count = await measureInputTokens(config.tokenCounter, request, context);
+      const measured = measureInputTokensNow(config.tokenCounter, request, context);
+      count = isThenable(measured) ? await measured : measured;
     } catch (error) {
       // An exact counter (a provider call) failed: reserve on the heuristic's bound rather than fail.
       config.logger.warn('tokenmeter: the token counter failed; using the heuristic bound', {
@@ -313,15 +315,17 @@ async function admit(
     }
     const rateLimits = config.rateLimits[scope.kind];
     if (!budget && !rateLimits?.length) continue;
-    requests.push({
+    // Built field by field: no intermediate objects for the optional parts.
+    const request: { -readonly [K in keyof AdmitRequest]: AdmitRequest[K] } = {
       scope,
-      ...(budget ? { budget } : {}),
-      ...(rateLimits?.length ? { rateLimits } : {}),
       reserveNanos,
       estimatedTokens: inputTokens + reservedOutput,
       ttlMs: config.reservationTtlMs,
       requestKey: requestId,
-    });
+    };
+    if (budget) request.budget = budget;
+    if (rateLimits?.length) request.rateLimits = rateLimits;
+    requests.push(request);
   }
 
   let result: AdmitAllResult | undefined;
@@ -426,6 +430,7 @@ async function admit(
     }
     for (const state of accepted.rateLimits) limits.push({ scope: accepted.scope, state });
   }
+  const headers = { ...rateLimitHeaders(limits), 'X-Request-Id': requestId };
   const admission: Admission = {
     requestId,
     scopes,
@@ -446,7 +451,7 @@ async function admit(
     modelPriced: facts.modelPriced !== false,
     input: params.input,
     telemetry: begun,
-    headers: { ...rateLimitHeaders(limits), 'X-Request-Id': requestId },
+    headers,
   };
   const relay = config.wire.relay?.(req);
   if (relay) admission.relay = relay;
@@ -462,7 +467,7 @@ async function admit(
   }
   if (res.locals) res.locals.tokenmeter = stream satisfies MeteredStream;
   // A stream that could not open has ended (reservations released, JSON 500 sent).
-  if (!stream.open({ ...rateLimitHeaders(limits), 'X-Request-Id': admission.requestId })) {
+  if (!stream.open(headers)) {
     return undefined;
   }
   return stream;
