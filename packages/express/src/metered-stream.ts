@@ -6,6 +6,7 @@
  * `end()` whatever way it ends. `end()` cannot throw: each of its steps is guarded, in the
  * order the express README writes down.
  */
+import type { ServerResponse } from 'node:http';
 import {
   type BudgetState,
   createEventTranslator,
@@ -171,23 +172,50 @@ export class StreamRegistry {
   forgetAlert(key: string): void {
     this.alertsSeen.delete(key);
   }
+  /**
+   * Ended responses whose last bytes the client has not taken yet, and when to give up on
+   * them: a client that reads nothing more would hold a finished response open for ever.
+   * Checked by the same tick (no timer per stream; most leave this set on the next tick).
+   */
+  private readonly finishing = new Map<ServerResponse, number>();
   private timer: NodeJS.Timeout | undefined;
   constructor(private readonly tickMs: number) {}
 
   add(stream: MeteredStreamImpl): void {
     this.active.add(stream);
-    if (!this.timer) {
-      this.timer = setInterval(() => {
-        const now = performance.now();
-        for (const s of this.active) s.tick(now);
-      }, this.tickMs);
-      this.timer.unref();
-    }
+    this.arm();
   }
 
   delete(stream: MeteredStreamImpl): void {
     this.active.delete(stream);
-    if (this.active.size === 0 && this.timer) {
+    this.disarmWhenIdle();
+  }
+
+  /** Destroys `res` if it has not finished (flushed to the client) by `deadline`. */
+  destroyUnlessFinished(res: ServerResponse, deadline: number): void {
+    this.finishing.set(res, deadline);
+    this.arm();
+  }
+
+  private arm(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      const now = performance.now();
+      for (const s of this.active) s.tick(now);
+      for (const [res, deadline] of this.finishing) {
+        if (res.writableFinished || res.destroyed) this.finishing.delete(res);
+        else if (now >= deadline) {
+          this.finishing.delete(res);
+          res.destroy();
+        }
+      }
+      this.disarmWhenIdle();
+    }, this.tickMs);
+    this.timer.unref();
+  }
+
+  private disarmWhenIdle(): void {
+    if (this.active.size === 0 && this.finishing.size === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
     }
@@ -980,17 +1008,20 @@ export class MeteredStreamImpl implements MeteredStream {
     step('ending the response', () => this.deliverEnd(outcome, final, budget, options));
     step('removing listeners', () => this.res.off('close', this.onClose));
     // 5. Telemetry.
-    step('ending the span', () =>
-      this.trace.end({
-        ...info,
-        budgetRemainingNanos: budget?.remainingNanos ?? null,
-        reservationEnds: recorded.ends,
-        failure: {
-          ...options.failure,
-          message: options.failure?.message ?? this.endMessage(outcome),
-        },
-      }),
-    );
+    // Built only for a trace that records: without telemetry, nothing to assemble.
+    if (this.trace.active) {
+      step('ending the span', () =>
+        this.trace.end({
+          ...info,
+          budgetRemainingNanos: budget?.remainingNanos ?? null,
+          reservationEnds: recorded.ends,
+          failure: {
+            ...options.failure,
+            message: options.failure?.message ?? this.endMessage(outcome),
+          },
+        }),
+      );
+    }
     // 6. Hooks (guarded: a hook that throws or rejects is logged).
     if (!recorded.recorded && this.admission.metered) {
       await this.config.guard(() => this.config.onSettleFailure(info, error));
@@ -1120,11 +1151,7 @@ export class MeteredStreamImpl implements MeteredStream {
     this.writer.end(chunk);
     // A client that reads nothing more would hold the finished response open forever.
     if (!res.writableFinished) {
-      const timer = setTimeout(() => {
-        if (!res.writableFinished) res.destroy();
-      }, this.config.stallTimeoutMs);
-      timer.unref();
-      res.once('close', () => clearTimeout(timer));
+      this.registry.destroyUnlessFinished(res, performance.now() + this.config.stallTimeoutMs);
     }
   }
 

@@ -179,6 +179,8 @@ export interface StreamTrace {
   readonly context: Context;
   /** True when the answer's text should be passed to `output()` (`recordContent`). */
   readonly recordsContent: boolean;
+  /** False when nothing records (telemetry off, or no SDK): `end()` would do nothing. */
+  readonly active: boolean;
   /** Runs `fn` with the stream's span active (SDK HTTP spans of the upstream call nest under it). */
   run<T>(fn: () => T): T;
   /** Appends answer text (only called when `recordsContent`). */
@@ -605,6 +607,7 @@ const EMPTY: Attributes = Object.freeze({}) as Attributes;
 class ActiveStreamTrace implements StreamTrace {
   readonly context: Context;
   readonly recordsContent: boolean;
+  readonly active = true;
   private readonly startedAt = performance.now();
   private text: string[] | undefined;
   private ended = false;
@@ -777,8 +780,16 @@ class ActiveStreamTrace implements StreamTrace {
     if (end.timeToFirstTokenMs !== undefined)
       inst.timeToFirstChunk.record(end.timeToFirstTokenMs / 1000, base);
     inst.backpressure.record(end.backpressureMs / 1000, base);
-    for (const [kind, count] of Object.entries(end.reservationEnds)) {
-      if (count) inst.ended.add(count, { [sc.ATTR_TOKENMETER_RESERVATION_END]: kind });
+    for (const kind in end.reservationEnds) {
+      const count = end.reservationEnds[kind as ReservationEnd];
+      if (count) {
+        inst.ended.add(
+          count,
+          telemetry.attributeSet(`r\u0000${kind}`, () => ({
+            [sc.ATTR_TOKENMETER_RESERVATION_END]: kind,
+          })),
+        );
+      }
     }
   }
 }
@@ -786,6 +797,7 @@ class ActiveStreamTrace implements StreamTrace {
 const DISABLED_TRACE: StreamTrace = Object.freeze({
   context: context.active(),
   recordsContent: false,
+  active: false,
   run: <T>(fn: () => T): T => fn(),
   output: () => {},
   abort: () => {},
