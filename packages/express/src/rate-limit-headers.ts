@@ -10,9 +10,17 @@ export interface ScopedRateLimit {
   state: RateLimitState;
 }
 
+/** Scope kinds as they appear in policy names (a few per app: kept, bounded). */
+const KIND_NAMES = new Map<string, string>();
+
 /** A short policy name without user ids: `user-requests-60s`. */
 export function policyName(scope: ScopeRef, state: RateLimitState): string {
-  const kind = scope.kind.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 32);
+  let kind = KIND_NAMES.get(scope.kind);
+  if (kind === undefined) {
+    kind = scope.kind.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 32);
+    if (KIND_NAMES.size >= 256) KIND_NAMES.clear();
+    KIND_NAMES.set(scope.kind, kind);
+  }
   return `${kind}-${state.kind}-${Math.round(state.windowMs / 1000)}s`;
 }
 

@@ -77,9 +77,12 @@ export interface MemoryStore extends Store {
   shutdown(): Promise<void>;
 }
 
-/** A scope's admission key as one map key: the scope key, then the requestKey, unambiguous. */
+/**
+ * A scope's admission key as one map key: the scope key's length, the scope key, then the
+ * requestKey — unambiguous (the length says where the scope key ends), and no JSON per call.
+ */
 function keyedBy(scopeKeyOf: string, requestKey: string): string {
-  return JSON.stringify([scopeKeyOf, requestKey]);
+  return `${scopeKeyOf.length}:${scopeKeyOf}${requestKey}`;
 }
 
 /**

@@ -342,6 +342,16 @@ function ratioToDecimal(r: Ratio): string {
   return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text;
 }
 
+/** Decimal text of rates: a catalog has a few dozen, and every settlement prints some. */
+const DECIMALS = new Map<bigint, string>();
+
 function microsToDecimal(micros: bigint): string {
-  return ratioToDecimal({ num: micros, den: 1_000_000n });
+  let text = DECIMALS.get(micros);
+  if (text === undefined) {
+    text = ratioToDecimal({ num: micros, den: 1_000_000n });
+    // Bounded: a custom catalog could in principle hold any number of distinct rates.
+    if (DECIMALS.size >= 4_096) DECIMALS.clear();
+    DECIMALS.set(micros, text);
+  }
+  return text;
 }
