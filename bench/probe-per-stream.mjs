@@ -11,10 +11,15 @@
  *   node bench/probe-per-stream.mjs --variants=bare-express+otel,tokenmeter-memory+otel --streams=3000
  *   node bench/probe-per-stream.mjs --count                  + promises and timers per stream (slower)
  *   node bench/probe-per-stream.mjs --profile                + .cpuprofile per variant in bench/results/probe/
+ *   node bench/probe-per-stream.mjs --alloc                  + bytes allocated per stream, by
+ *       function (V8's sampling heap profiler, collected objects included), and a .heapprofile
+ *   node bench/probe-per-stream.mjs --interleave             all variants at once, blocks of
+ *       --block streams to each in turn: noise common to all (CPU steal, clock) cancels in the
+ *       per-block ratios to the first variant, whose medians it prints
  *
  * The fake upstream (in this process) answers `--tokens` tokens (default 10) at once.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startFakeLLM } from '@tokenmeter/testkit';
@@ -32,6 +37,13 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '2' },
     count: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    interleave: { type: 'boolean', default: false },
+    alloc: { type: 'boolean', default: false },
+    /** With --alloc: only objects that outlived a young-generation GC. */
+    survivors: { type: 'boolean', default: false },
+    /** Sampling interval of --profile, µs (V8's default is 1,000). */
+    interval: { type: 'string', default: '250' },
+    block: { type: 'string', default: '100' },
   },
 });
 const names = args.variants.split(',');
@@ -42,8 +54,9 @@ for (const name of names) {
 }
 const streams = Number(args.streams);
 const hook = fileURLToPath(new URL('./lib/probe-hook.mjs', import.meta.url));
+const allocHook = fileURLToPath(new URL('./lib/probe-alloc-hook.mjs', import.meta.url));
 const profileDir = fileURLToPath(new URL('./results/probe/', import.meta.url));
-if (args.profile) mkdirSync(profileDir, { recursive: true });
+if (args.profile || args.alloc) mkdirSync(profileDir, { recursive: true });
 
 const fake = await startFakeLLM({ tps: 0, ttftMs: 0, tokens: Number(args.tokens), text: 'plain' });
 const body = JSON.stringify({
@@ -55,15 +68,24 @@ const body = JSON.stringify({
 async function probe(name, round) {
   const nodeFlags = [
     ...(args.count ? ['--import', hook] : []),
+    ...(args.alloc ? ['--import', allocHook] : []),
     ...(args.profile
       ? [
           '--cpu-prof',
+          `--cpu-prof-interval=${Number(args.interval)}`,
           `--cpu-prof-dir=${profileDir}`,
           `--cpu-prof-name=${name}-${round}.cpuprofile`,
         ]
       : []),
   ];
-  const variant = await startVariant(name, { upstreamUrl: fake.url, nodeFlags });
+  const allocFile = `${profileDir}${name}-${round}.heapprofile`;
+  const variant = await startVariant(name, {
+    upstreamUrl: fake.url,
+    nodeFlags,
+    env: args.alloc
+      ? { PROBE_ALLOC_FILE: allocFile, PROBE_ALLOC_SURVIVORS: args.survivors ? '1' : '0' }
+      : {},
+  });
   const { child } = variant;
   const base = `http://127.0.0.1:${variant.port}`;
   const one = async (i) => {
@@ -79,7 +101,9 @@ async function probe(name, round) {
     return cpu.user + cpu.system;
   };
   for (let i = 0; i < 300; i++) await one(i);
-  if (args.count) child.kill('SIGUSR2');
+  if (args.count || args.alloc) child.kill('SIGUSR2');
+  // Let the profiler start before the first measured stream.
+  if (args.alloc) await new Promise((resolve) => setTimeout(resolve, 200));
   const cpu0 = await cpu();
   const t0 = performance.now();
   for (let i = 0; i < streams; i++) await one(i);
@@ -98,6 +122,14 @@ async function probe(name, round) {
       .map(([type, n]) => `${type} ${(n / streams).toFixed(1)}`)
       .join(', ');
   }
+  if (args.alloc) {
+    child.kill('SIGUSR2');
+    const started = Date.now();
+    while (!/PROBE_ALLOC written/.test(child.output) && Date.now() - started < 30_000) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    counts += `${counts ? '; ' : ''}${allocationSummary(allocFile, streams)}`;
+  }
   // Time for --cpu-prof to write its profile.
   await stopChild(child, 10_000);
   console.log(
@@ -106,9 +138,89 @@ async function probe(name, round) {
   );
 }
 
+/** Bytes allocated per stream in all, and by the functions that allocate the most. */
+function allocationSummary(file, streams) {
+  const { head } = JSON.parse(readFileSync(file, 'utf8'));
+  const byFunction = new Map();
+  let total = 0;
+  const walk = (node) => {
+    const self = node.selfSize;
+    total += self;
+    if (self > 0) {
+      const { functionName, url, lineNumber } = node.callFrame;
+      const where = url.replace(/.*node_modules\//, '').replace(/.*\/packages\//, '');
+      const key = `${functionName || '(anonymous)'} ${where}:${lineNumber + 1}`;
+      byFunction.set(key, (byFunction.get(key) ?? 0) + self);
+    }
+    for (const child of node.children) walk(child);
+  };
+  walk(head);
+  const top = [...byFunction]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 25)
+    .map(([key, bytes]) => `\n    ${(bytes / streams).toFixed(0).padStart(6)} B  ${key}`)
+    .join('');
+  return `allocated ${(total / streams / 1024).toFixed(1)} KB/stream (sampled), most by:${top}`;
+}
+
+/** Every variant up at once; blocks of streams to each in turn, CPU per stream per block. */
+async function interleaved() {
+  const block = Number(args.block);
+  const started = [];
+  try {
+    for (const name of names) {
+      const variant = await startVariant(name, { upstreamUrl: fake.url });
+      started.push({ name, variant, base: `http://127.0.0.1:${variant.port}`, perBlock: [] });
+    }
+    const one = async (base, i) => {
+      const response = await fetch(`${base}/chat`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-user': `u${i % 50}` },
+        body,
+      });
+      await response.text();
+    };
+    const cpu = async (variant) => {
+      const { cpu } = await variantStats(variant);
+      return cpu.user + cpu.system;
+    };
+    for (const s of started) for (let i = 0; i < 300; i++) await one(s.base, i);
+    const blocks = Math.ceil(streams / block);
+    for (let b = 0; b < blocks; b++) {
+      // Alternate the order so neither variant always follows the same one.
+      for (const s of b % 2 ? [...started].reverse() : started) {
+        const cpu0 = await cpu(s.variant);
+        for (let i = 0; i < block; i++) await one(s.base, b * block + i);
+        s.perBlock.push(((await cpu(s.variant)) - cpu0) / block);
+      }
+    }
+    const quantile = (xs, q) => {
+      const sorted = [...xs].sort((x, y) => x - y);
+      const at = (sorted.length - 1) * q;
+      const lo = Math.floor(at);
+      return sorted[lo] + (sorted[Math.ceil(at)] - sorted[lo]) * (at - lo);
+    };
+    const median = (xs) => quantile(xs, 0.5);
+    const first = started[0];
+    for (const s of started) {
+      const ratios = s.perBlock.map((v, i) => v / first.perBlock[i]);
+      console.log(
+        `${s.name.padEnd(24)} server CPU median ${median(s.perBlock).toFixed(0)} µs/stream ` +
+          `over ${blocks} blocks of ${block}; ÷ ${first.name}: median ${median(ratios).toFixed(3)}× ` +
+          `(quartiles ${quantile(ratios, 0.25).toFixed(3)}–${quantile(ratios, 0.75).toFixed(3)})`,
+      );
+    }
+  } finally {
+    for (const s of started) await stopChild(s.variant.child, 10_000);
+  }
+}
+
 try {
-  for (let round = 1; round <= Number(args.rounds); round++) {
-    for (const name of round % 2 ? names : [...names].reverse()) await probe(name, round);
+  if (args.interleave) await interleaved();
+  else {
+    for (let round = 1; round <= Number(args.rounds); round++) {
+      for (const name of round % 2 ? names : [...names].reverse()) await probe(name, round);
+    }
   }
   if (args.profile) {
     console.log(`profiles in ${profileDir} (node bench/lib/profile.mjs <file> summarises one)`);
