@@ -34,16 +34,27 @@ const { values: args } = parseArgs({
     },
     streams: { type: 'string', default: '2000' },
     tokens: { type: 'string', default: '10' },
+    /** With --interleave: clients at once, and the fake's pace (tokens/s per stream, per delta). */
+    concurrency: { type: 'string', default: '1' },
+    tps: { type: 'string', default: '0' },
+    chunk: { type: 'string', default: '1' },
     rounds: { type: 'string', default: '2' },
     count: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     interleave: { type: 'boolean', default: false },
+    /**
+     * Streams each variant serves before measuring. A fresh process compiles for thousands of
+     * streams (bench/lib/workloads.mjs, jitWarm): 300 measures it cold, 5000 warm.
+     */
+    warm: { type: 'string', default: '300' },
     alloc: { type: 'boolean', default: false },
     /** With --alloc: only objects that outlived a young-generation GC. */
     survivors: { type: 'boolean', default: false },
     /** Sampling interval of --profile, µs (V8's default is 1,000). */
     interval: { type: 'string', default: '250' },
     block: { type: 'string', default: '100' },
+    /** With --interleave: every block's figure too (e.g. --warm=0 shows the JIT warming up). */
+    each: { type: 'boolean', default: false },
   },
 });
 const names = args.variants.split(',');
@@ -58,7 +69,13 @@ const allocHook = fileURLToPath(new URL('./lib/probe-alloc-hook.mjs', import.met
 const profileDir = fileURLToPath(new URL('./results/probe/', import.meta.url));
 if (args.profile || args.alloc) mkdirSync(profileDir, { recursive: true });
 
-const fake = await startFakeLLM({ tps: 0, ttftMs: 0, tokens: Number(args.tokens), text: 'plain' });
+const fake = await startFakeLLM({
+  tps: Number(args.tps),
+  chunk: Number(args.chunk),
+  ttftMs: 0,
+  tokens: Number(args.tokens),
+  text: 'plain',
+});
 const body = JSON.stringify({
   model: 'claude-haiku-4-5',
   max_tokens: 1_024,
@@ -100,7 +117,7 @@ async function probe(name, round) {
     const { cpu } = await variantStats(variant);
     return cpu.user + cpu.system;
   };
-  for (let i = 0; i < 300; i++) await one(i);
+  for (let i = 0; i < Number(args.warm); i++) await one(i);
   if (args.count || args.alloc) child.kill('SIGUSR2');
   // Let the profiler start before the first measured stream.
   if (args.alloc) await new Promise((resolve) => setTimeout(resolve, 200));
@@ -184,13 +201,21 @@ async function interleaved() {
       const { cpu } = await variantStats(variant);
       return cpu.user + cpu.system;
     };
-    for (const s of started) for (let i = 0; i < 300; i++) await one(s.base, i);
+    // `count` streams from `concurrency` clients, each opening its next when one ends.
+    const run = async (base, count, from) => {
+      let next = 0;
+      const client = async () => {
+        while (next < count) await one(base, from + next++);
+      };
+      await Promise.all(Array.from({ length: Number(args.concurrency) }, client));
+    };
+    for (const s of started) await run(s.base, Number(args.warm), 0);
     const blocks = Math.ceil(streams / block);
     for (let b = 0; b < blocks; b++) {
       // Alternate the order so neither variant always follows the same one.
       for (const s of b % 2 ? [...started].reverse() : started) {
         const cpu0 = await cpu(s.variant);
-        for (let i = 0; i < block; i++) await one(s.base, b * block + i);
+        await run(s.base, block, b * block);
         s.perBlock.push(((await cpu(s.variant)) - cpu0) / block);
       }
     }
@@ -202,6 +227,17 @@ async function interleaved() {
     };
     const median = (xs) => quantile(xs, 0.5);
     const first = started[0];
+    if (args.each) {
+      console.log(
+        `server CPU µs/stream per block of ${block} (${started.map((s) => s.name).join(' | ')})`,
+      );
+      for (let b = 0; b < blocks; b++) {
+        const row = started.map((s) => s.perBlock[b].toFixed(0).padStart(6)).join(' | ');
+        console.log(
+          `  streams ${String(b * block).padStart(6)}–${String((b + 1) * block).padEnd(6)} ${row}`,
+        );
+      }
+    }
     for (const s of started) {
       const ratios = s.perBlock.map((v, i) => v / first.perBlock[i]);
       console.log(

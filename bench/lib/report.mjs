@@ -721,7 +721,10 @@ export function markdown(results) {
       ),
       '',
       `${plan.reps ?? results.reps} rounds, variant order rotating between rounds; medians. Ratios are against bare-express, within a round, then the median. ` +
-        'Server CPU: the variant process only (utime + stime from /proc); Redis CPU: redis-server, for the Redis variants.',
+        'Server CPU: the variant process only (utime + stime from /proc); Redis CPU: redis-server, for the Redis variants.' +
+        (plan.jitWarmup
+          ? ` Every process is warmed first with ${plan.jitWarmup.ms / 1000} s of ${plan.jitWarmup.knobs?.tokens ?? '?'}-token answers at ${plan.jitWarmup.concurrency} streams (past the JIT's compiling phase), then ${(plan.warmup?.measureMs ?? 0) / 1000} s of ordinary streams.`
+          : ''),
       '',
       table(LEVEL_HEADER, rows),
       '',

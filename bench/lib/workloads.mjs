@@ -51,6 +51,25 @@ function warm(ctx, variant) {
 // ---------------------------------------------------------------------------------------
 // (1) Concurrency sweep
 
+/**
+ * Short answers at high concurrency until the JIT has compiled what every stream runs
+ * (`sweep.jitWarmup`). A fresh Node process keeps compiling for thousands of streams: in the
+ * first 1,000 a stream costs about three times its steady-state CPU, and what a window
+ * measures soon after start is mostly the optimising compiler, in proportion to how much
+ * code each variant runs. Servers run for hours; the sweep measures them warm.
+ */
+async function jitWarm(ctx, variant, sweep) {
+  const warmup = sweep.jitWarmup;
+  if (!warmup) return;
+  await ctx.upstream.prepare({ ...sweep.knobs, ...warmup.knobs });
+  await closedCell(ctx, variant, {
+    concurrency: warmup.concurrency,
+    warmupMs: 0,
+    measureMs: warmup.ms,
+  });
+  await ctx.upstream.prepare(sweep.knobs);
+}
+
 /** One variant alone, in a fresh process (with `nodeFlags`), through `levels` — for profiling. */
 export async function sweepVariant(ctx, name, rep, { nodeFlags = [], levels } = {}) {
   const { sweep } = ctx.plan;
@@ -58,6 +77,7 @@ export async function sweepVariant(ctx, name, rep, { nodeFlags = [], levels } = 
   const variant = await start(ctx, name, { nodeFlags });
   const cells = [];
   try {
+    await jitWarm(ctx, variant, sweep);
     await closedCell(ctx, variant, sweep.warmup);
     for (const level of levels ?? sweep.levels) {
       await ctx.upstream.prepare({ ...sweep.knobs, ...level.knobs });
@@ -95,7 +115,10 @@ export async function sweep(ctx, sweep = ctx.plan.sweep, label = 'sweep') {
     try {
       await ctx.upstream.prepare(sweep.knobs);
       for (const name of latency.variants) running.push(await start(ctx, name));
-      for (const variant of running) await closedCell(ctx, variant, sweep.warmup);
+      for (const variant of running) {
+        await jitWarm(ctx, variant, sweep);
+        await closedCell(ctx, variant, sweep.warmup);
+      }
       await ctx.upstream.prepare({ ...sweep.knobs, ...latency.knobs });
       ctx.log(
         `${label}: interleaved latency, 1 stream at a time over ${running.length} variants, ${latency.measureMs / 1000} s in ${reps} segments`,
@@ -140,13 +163,16 @@ export async function sweep(ctx, sweep = ctx.plan.sweep, label = 'sweep') {
   }
 
   // Each variant in a fresh process for each round: peak RSS then belongs to these levels,
-  // not to whatever an earlier round left in the heap.
+  // not to whatever an earlier round left in the heap. (Levels interleaved across live
+  // variants were tried: a level's streams still open when the next variant's window starts
+  // — paced answers run for seconds — made every cell after the first slower.)
   for (let rep = 0; rep < reps; rep++) {
     ctx.log(`${label}: concurrency levels, round ${rep + 1}/${reps}`);
     for (const name of rotate(sweep.levelVariants ?? sweep.variants, rep)) {
       await ctx.upstream.prepare(sweep.knobs);
       const variant = await start(ctx, name);
       try {
+        await jitWarm(ctx, variant, sweep);
         await closedCell(ctx, variant, sweep.warmup);
         for (const level of sweep.levels) {
           await ctx.upstream.prepare({ ...sweep.knobs, ...level.knobs });
@@ -262,7 +288,10 @@ async function ledgerOutage(ctx, plan) {
   const phases = [];
   let recovery;
   try {
-    for (const variant of running) await closedCell(ctx, variant, ctx.plan.ledger.warmup);
+    for (const variant of running) {
+      await jitWarm(ctx, variant, ctx.plan.ledger);
+      await closedCell(ctx, variant, ctx.plan.ledger.warmup);
+    }
     for (const phase of ['up', 'down']) {
       if (phase === 'down') ctx.postgres.stop();
       const downSince = performance.now();
