@@ -65,6 +65,8 @@ describe('without an SDK', () => {
     expect(trace.context).toBe(start.context);
     expect(api.trace.getSpan(trace.context)).toBeUndefined();
     expect(trace.recordsContent).toBe(false);
+    // Nothing records: the middleware skips assembling the end info for it.
+    expect(trace.active).toBe(false);
     expect(trace.run(() => 42)).toBe(42);
     // The rest of a stream's telemetry life is a no-op that never throws.
     oneStream(telemetry, finalUsage(), 0);
@@ -86,7 +88,7 @@ describe('an SDK registered after the middleware was created', () => {
     expect(api.trace.setGlobalTracerProvider(tracerProvider)).toBe(true);
     expect(api.metrics.setGlobalMeterProvider(meterProvider)).toBe(true);
     try {
-      oneStream(telemetry, final, 1);
+      expect(oneStream(telemetry, final, 1).active).toBe(true);
       oneStream(telemetry, final, 2);
       const finished = spans.getFinishedSpans();
       expect(finished.map((s) => s.name)).toEqual([
