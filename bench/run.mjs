@@ -80,7 +80,7 @@ const outPath = args.out ?? `${resultsDir}${args.profile ? 'profile' : 'latest'}
 mkdirSync(resultsDir, { recursive: true });
 
 // A hard bound on the whole run: whatever hangs, every child dies and the run fails.
-const WATCHDOG_MS = args.quick ? 150_000 : 20 * 60_000;
+const WATCHDOG_MS = args.quick ? 150_000 : 30 * 60_000;
 const watchdog = setTimeout(() => {
   console.error(
     `bench: watchdog — the run took longer than ${WATCHDOG_MS / 1000} s; killing everything`,
