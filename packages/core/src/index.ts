@@ -3,6 +3,7 @@ export {
   type TokenmeterErrorCode,
   type TokenmeterErrorOptions,
 } from './errors.js';
+export { isThenable } from './maybe-async.js';
 export {
   type FinalUsage,
   type FinishOptions,

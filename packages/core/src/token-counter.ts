@@ -6,6 +6,7 @@
  * trip); any tokenizer library can be wrapped in the same interface.
  */
 import { TokenmeterError } from './errors.js';
+import { isThenable } from './maybe-async.js';
 import {
   type EstimateRequestOptions,
   measureRequestTokens,
@@ -88,20 +89,12 @@ export function measureInputTokensNow(
 ): InputTokenCount | Promise<InputTokenCount> {
   if (counter.measureInputTokens) {
     const measured = counter.measureInputTokens(request, ctx);
-    return isPromise(measured) ? Promise.resolve(measured).then(checked) : checked(measured);
+    return isThenable(measured) ? Promise.resolve(measured).then(checked) : checked(measured);
   }
   const counted = counter.countInputTokens(request, ctx);
-  return isPromise(counted)
+  return isThenable(counted)
     ? Promise.resolve(counted).then((tokens) => checked(exactCount(tokens)))
     : checked(exactCount(counted));
-}
-
-function isPromise<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
 }
 
 function checked(count: InputTokenCount): InputTokenCount {

@@ -14,6 +14,7 @@ import {
   guessProvider,
   heuristicTokenCounter,
   type InputTokenCount,
+  isThenable,
   measureInputTokens,
   measureInputTokensNow,
   type RejectionInfo,
@@ -26,7 +27,6 @@ import {
   TokenmeterError,
   worstCaseCost,
 } from '@tokenmeter/core';
-import { isThenable } from './maybe-async.js';
 import {
   type Admission,
   budgetJson,

@@ -10,6 +10,7 @@ import {
   DEFAULT_SERVER_TOOL_LIMITS,
   guardStore,
   heuristicTokenCounter,
+  isThenable,
   jsonSseEncoder,
   Pricing,
   type RateLimitRule,
@@ -23,7 +24,6 @@ import {
   usdToNanos,
 } from '@tokenmeter/core';
 import { sendJsonError } from './http-errors.js';
-import { isThenable } from './maybe-async.js';
 import type {
   BudgetAlert,
   BudgetInput,
