@@ -82,6 +82,22 @@ const body = JSON.stringify({
   messages: [{ role: 'user', content: 'Tell me about streaming.' }],
 });
 
+/** One stream to the variant at `base`, read to its end. */
+async function one(base, i) {
+  const response = await fetch(`${base}/chat`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-user': `u${i % 50}` },
+    body,
+  });
+  await response.text();
+}
+
+/** The variant's server CPU so far (user + system), µs. */
+async function cpuUs(variant) {
+  const { cpu } = await variantStats(variant);
+  return cpu.user + cpu.system;
+}
+
 async function probe(name, round) {
   const nodeFlags = [
     ...(args.count ? ['--import', hook] : []),
@@ -105,27 +121,15 @@ async function probe(name, round) {
   });
   const { child } = variant;
   const base = `http://127.0.0.1:${variant.port}`;
-  const one = async (i) => {
-    const response = await fetch(`${base}/chat`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-user': `u${i % 50}` },
-      body,
-    });
-    await response.text();
-  };
-  const cpu = async () => {
-    const { cpu } = await variantStats(variant);
-    return cpu.user + cpu.system;
-  };
-  for (let i = 0; i < Number(args.warm); i++) await one(i);
+  for (let i = 0; i < Number(args.warm); i++) await one(base, i);
   if (args.count || args.alloc) child.kill('SIGUSR2');
   // Let the profiler start before the first measured stream.
   if (args.alloc) await new Promise((resolve) => setTimeout(resolve, 200));
-  const cpu0 = await cpu();
+  const cpu0 = await cpuUs(variant);
   const t0 = performance.now();
-  for (let i = 0; i < streams; i++) await one(i);
+  for (let i = 0; i < streams; i++) await one(base, i);
   const wallMs = performance.now() - t0;
-  const cpuUs = (await cpu()) - cpu0;
+  const usedUs = (await cpuUs(variant)) - cpu0;
   let counts = '';
   if (args.count) {
     child.kill('SIGUSR2');
@@ -150,7 +154,7 @@ async function probe(name, round) {
   // Time for --cpu-prof to write its profile.
   await stopChild(child, 10_000);
   console.log(
-    `${name.padEnd(24)} round ${round}: server CPU ${(cpuUs / streams).toFixed(0)} µs/stream, ` +
+    `${name.padEnd(24)} round ${round}: server CPU ${(usedUs / streams).toFixed(0)} µs/stream, ` +
       `wall ${(wallMs / streams).toFixed(2)} ms/stream${counts ? `; per stream: ${counts}` : ''}`,
   );
 }
@@ -189,18 +193,6 @@ async function interleaved() {
       const variant = await startVariant(name, { upstreamUrl: fake.url });
       started.push({ name, variant, base: `http://127.0.0.1:${variant.port}`, perBlock: [] });
     }
-    const one = async (base, i) => {
-      const response = await fetch(`${base}/chat`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-user': `u${i % 50}` },
-        body,
-      });
-      await response.text();
-    };
-    const cpu = async (variant) => {
-      const { cpu } = await variantStats(variant);
-      return cpu.user + cpu.system;
-    };
     // `count` streams from `concurrency` clients, each opening its next when one ends.
     const run = async (base, count, from) => {
       let next = 0;
@@ -214,9 +206,9 @@ async function interleaved() {
     for (let b = 0; b < blocks; b++) {
       // Alternate the order so neither variant always follows the same one.
       for (const s of b % 2 ? [...started].reverse() : started) {
-        const cpu0 = await cpu(s.variant);
+        const cpu0 = await cpuUs(s.variant);
         await run(s.base, block, b * block);
-        s.perBlock.push(((await cpu(s.variant)) - cpu0) / block);
+        s.perBlock.push(((await cpuUs(s.variant)) - cpu0) / block);
       }
     }
     const quantile = (xs, q) => {

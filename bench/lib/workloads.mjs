@@ -288,10 +288,7 @@ async function ledgerOutage(ctx, plan) {
   const phases = [];
   let recovery;
   try {
-    for (const variant of running) {
-      await jitWarm(ctx, variant, ctx.plan.ledger);
-      await closedCell(ctx, variant, ctx.plan.ledger.warmup);
-    }
+    for (const variant of running) await closedCell(ctx, variant, ctx.plan.ledger.warmup);
     for (const phase of ['up', 'down']) {
       if (phase === 'down') ctx.postgres.stop();
       const downSince = performance.now();
