@@ -123,8 +123,10 @@ export const PLANS = {
       reps: 2,
       // A long answer as fast as the upstream can go: whoever does not wait for 'drain' buffers
       // it. Long enough (~22 MB) to outlast the kernel's socket buffers on loopback, which
-      // take ~7 MB per connection before any backpressure reaches a relay.
-      knobs: { tokens: 3_000_000, tps: 0, ttftMs: 0, chunk: 20 },
+      // take ~7 MB per connection before any backpressure reaches a relay; 200 tokens per delta
+      // so the upstream passes them within the 10 s even on a slow day (at 20 per delta, on
+      // 2026-12-03, it made ~2 MB per stream: all in the kernel, and the naive relay looked flat).
+      knobs: { tokens: 3_000_000, tps: 0, ttftMs: 0, chunk: 200 },
     },
     disconnect: {
       // The abort path is the middleware's, whatever the store: the memory variant stands for both.
@@ -221,7 +223,7 @@ export const PLANS = {
       streams: 10,
       readRate: 1_024,
       durationMs: 4_000,
-      knobs: { tokens: 3_000_000, tps: 0, ttftMs: 0, chunk: 20 },
+      knobs: { tokens: 3_000_000, tps: 0, ttftMs: 0, chunk: 200 },
     },
     disconnect: {
       variants: ['bare-express', 'naive', 'tokenmeter-memory'],

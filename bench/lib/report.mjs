@@ -85,6 +85,26 @@ const cpuRatio = (a, b) => a.serverCpuPerTokenUs / b.serverCpuPerTokenUs;
 const tputRatio = (a, b) => a.tokensPerSec / b.tokensPerSec;
 
 /**
+ * How much of a paced level's offered load (streams × tokens/s each) `variant` and `base`
+ * delivered, median over rounds, when either fell below 90 %: a server that cannot keep up
+ * is saturated, and its CPU per token is no longer like for like (nor its baseline's).
+ */
+function keptUpNote(results, sweep, variant, base, level) {
+  const planned = results.plan?.sweep?.levels.find(
+    (l) => l.load === level.load && l.concurrency === level.concurrency,
+  );
+  const offered = planned?.knobs?.tps ? level.concurrency * planned.knobs.tps : undefined;
+  if (!offered) return '';
+  const share = (v) => medianOf(cellsOf(sweep, v, level), (c) => c.tokensPerSec / offered);
+  const ours = share(variant);
+  const theirs = share(base);
+  if (!(ours < 0.9 || theirs < 0.9)) return '';
+  const pct = (f) => `${Math.round(f * 100)} %`;
+  const name = (v) => v.replace('tokenmeter-', '');
+  return `; delivered of the ${offered.toLocaleString('en')} tokens/s offered: ${name(variant)} ${pct(ours)}, ${name(base)} ${pct(theirs)} (below 90 % the server is saturated)`;
+}
+
+/**
  * TTFT of `variant` minus `baseline`'s in the interleaved latency run (every sample pooled),
  * with 95% bootstrap intervals, and the p99 difference per time segment (the spread).
  */
@@ -298,7 +318,7 @@ export function headline(results) {
         key: `cpu:${variant}`,
         figure: `Server CPU per delivered token, ${paced.concurrency.toLocaleString('en')} streams paced (${pacedAbout}), ${short(variant)} / bare`,
         value: `${x(ratio.median)} (${us(medianOf(cellsOf(sweep, variant, paced), (c) => c.serverCpuPerTokenUs))} vs ${us(medianOf(cellsOf(sweep, BASELINE, paced), (c) => c.serverCpuPerTokenUs))}${redisNote})`,
-        spread: `per round: ${ratio.values.map(x).join(', ')}${atMax ? `; unthrottled: ${x(atMax.median)}` : ''}`,
+        spread: `per round: ${ratio.values.map(x).join(', ')}${atMax ? `; unthrottled: ${x(atMax.median)}` : ''}${keptUpNote(results, sweep, variant, BASELINE, paced)}`,
         target: '≤ 1.2×',
         met: ratio.median === undefined ? undefined : ratio.median <= 1.2,
       });
@@ -433,7 +453,7 @@ export function headline(results) {
           key: `cpu-otel:${variant}`,
           figure: `Server CPU per delivered token, ${paced.concurrency.toLocaleString('en')} streams paced, ${short(variant)} / bare+otel`,
           value: `${x(ratio.median)} (${us(medianOf(cellsOf(sweep, variant, paced), (c) => c.serverCpuPerTokenUs))} vs ${us(medianOf(cellsOf(sweep, OTEL_BASELINE, paced), (c) => c.serverCpuPerTokenUs))})`,
-          spread: `per round: ${ratio.values.map(x).join(', ')}${atMax ? `; unthrottled: ${x(atMax.median)}` : ''}`,
+          spread: `per round: ${ratio.values.map(x).join(', ')}${atMax ? `; unthrottled: ${x(atMax.median)}` : ''}${keptUpNote(results, sweep, variant, OTEL_BASELINE, paced)}`,
           target: '≤ 1.2×',
           met: ratio.median === undefined ? undefined : ratio.median <= 1.2,
         });

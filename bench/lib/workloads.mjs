@@ -452,7 +452,11 @@ export async function slowReaders(ctx) {
           await sleep(500);
         }
         const peak = polls.reduce(
-          (best, p) => (p.queued > (best?.queued ?? -1) ? p : best),
+          // Ties (nothing queued at all) go to the poll with the most clients connected.
+          (best, p) =>
+            p.queued > (best?.queued ?? -1) || (p.queued === best?.queued && p.open > best.open)
+              ? p
+              : best,
           undefined,
         );
         const result = await loading;
