@@ -90,7 +90,7 @@ export const PLANS = {
         variants: LATENCY,
         knobs: { tokens: 10 },
         warmupMs: 1_000,
-        measureMs: 30_000,
+        measureMs: 90_000,
       },
       // Closed loops of N clients, each opening the next stream when one ends. Answers are cut
       // by a random max_tokens (the fake honours it), and each client's first answer anywhere

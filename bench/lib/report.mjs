@@ -1206,7 +1206,7 @@ export function svg(results) {
       y0: H,
       width: W,
       height: H,
-      // Fresh processes only (the latency run's processes have served 30 s of traffic first).
+      // Fresh processes only (the latency run's processes have served its traffic first).
       title: 'Server peak RSS (paced load, fresh process)',
       xLabel: 'concurrent streams',
       yLabel: 'MB',
