@@ -5,7 +5,7 @@
  * variant in its own process on loopback, and writes the results (JSON), a Markdown
  * report and an SVG plot.
  *
- *   npm run bench                       standard set (~21 min on 2 cores) → bench/results/latest.*
+ *   npm run bench                       standard set (~22 min on 2 cores) → bench/results/latest.*
  *   npm run bench -- --quick            1-minute smoke run (CI)            → bench/results/quick/
  *   npm run bench -- --only=sweep,race  some workloads: sweep, slow, disconnect, race, idle, admission, money,
  *                                       gateway, sources, ledger

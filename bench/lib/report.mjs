@@ -85,26 +85,6 @@ const cpuRatio = (a, b) => a.serverCpuPerTokenUs / b.serverCpuPerTokenUs;
 const tputRatio = (a, b) => a.tokensPerSec / b.tokensPerSec;
 
 /**
- * How much of a paced level's offered load (streams × tokens/s each) `variant` and `base`
- * delivered, median over rounds, when either fell below 90 %: a server that cannot keep up
- * is saturated, and its CPU per token is no longer like for like (nor its baseline's).
- */
-function keptUpNote(results, sweep, variant, base, level) {
-  const planned = results.plan?.sweep?.levels.find(
-    (l) => l.load === level.load && l.concurrency === level.concurrency,
-  );
-  const offered = planned?.knobs?.tps ? level.concurrency * planned.knobs.tps : undefined;
-  if (!offered) return '';
-  const share = (v) => medianOf(cellsOf(sweep, v, level), (c) => c.tokensPerSec / offered);
-  const ours = share(variant);
-  const theirs = share(base);
-  if (!(ours < 0.9 || theirs < 0.9)) return '';
-  const pct = (f) => `${Math.round(f * 100)} %`;
-  const name = (v) => v.replace('tokenmeter-', '');
-  return `; delivered of the ${offered.toLocaleString('en')} tokens/s offered: ${name(variant)} ${pct(ours)}, ${name(base)} ${pct(theirs)} (below 90 % the server is saturated)`;
-}
-
-/**
  * TTFT of `variant` minus `baseline`'s in the interleaved latency run (every sample pooled),
  * with 95% bootstrap intervals, and the p99 difference per time segment (the spread).
  */
@@ -265,6 +245,25 @@ export function headline(results) {
   const rows = [];
   const has = (v) => sweep.some((c) => c.variant === v);
   const short = (v) => v.replace('tokenmeter-', '');
+  const planned = paced
+    ? results.plan.sweep.levels.find(
+        (l) => l.load === 'paced' && l.concurrency === paced.concurrency,
+      )
+    : undefined;
+  const offered = planned?.knobs.tps ? paced.concurrency * planned.knobs.tps : undefined;
+  /**
+   * How much of the paced level's offered load (streams × tokens/s each) `variant` and `base`
+   * delivered, median over rounds, when either fell below 90 %: a server that cannot keep up
+   * is saturated, and its CPU per token is no longer like for like (nor its baseline's).
+   */
+  const keptUp = (variant, base) => {
+    if (!offered) return '';
+    const share = (v) => medianOf(cellsOf(sweep, v, paced), (c) => c.tokensPerSec / offered);
+    const [ours, theirs] = [share(variant), share(base)];
+    if (!(ours < 0.9 || theirs < 0.9)) return '';
+    const pct = (f) => `${Math.round(f * 100)} %`;
+    return `; delivered of the ${offered.toLocaleString('en')} tokens/s offered: ${short(variant)} ${pct(ours)}, ${short(base)} ${pct(theirs)} (below 90 % the server is saturated)`;
+  };
 
   // Concurrency 1 comes from the interleaved latency run: every sample of every segment
   // pooled (the headline), and the difference per segment (the spread).
@@ -300,9 +299,6 @@ export function headline(results) {
     }
   }
   if (paced) {
-    const planned = results.plan.sweep.levels.find(
-      (l) => l.load === 'paced' && l.concurrency === paced.concurrency,
-    );
     const pacedAbout = planned
       ? `${planned.knobs.tps} tokens/s each, ${planned.knobs.chunk ?? 1} per delta`
       : 'paced';
@@ -318,7 +314,7 @@ export function headline(results) {
         key: `cpu:${variant}`,
         figure: `Server CPU per delivered token, ${paced.concurrency.toLocaleString('en')} streams paced (${pacedAbout}), ${short(variant)} / bare`,
         value: `${x(ratio.median)} (${us(medianOf(cellsOf(sweep, variant, paced), (c) => c.serverCpuPerTokenUs))} vs ${us(medianOf(cellsOf(sweep, BASELINE, paced), (c) => c.serverCpuPerTokenUs))}${redisNote})`,
-        spread: `per round: ${ratio.values.map(x).join(', ')}${atMax ? `; unthrottled: ${x(atMax.median)}` : ''}${keptUpNote(results, sweep, variant, BASELINE, paced)}`,
+        spread: `per round: ${ratio.values.map(x).join(', ')}${atMax ? `; unthrottled: ${x(atMax.median)}` : ''}${keptUp(variant, BASELINE)}`,
         target: '≤ 1.2×',
         met: ratio.median === undefined ? undefined : ratio.median <= 1.2,
       });
@@ -453,7 +449,7 @@ export function headline(results) {
           key: `cpu-otel:${variant}`,
           figure: `Server CPU per delivered token, ${paced.concurrency.toLocaleString('en')} streams paced, ${short(variant)} / bare+otel`,
           value: `${x(ratio.median)} (${us(medianOf(cellsOf(sweep, variant, paced), (c) => c.serverCpuPerTokenUs))} vs ${us(medianOf(cellsOf(sweep, OTEL_BASELINE, paced), (c) => c.serverCpuPerTokenUs))})`,
-          spread: `per round: ${ratio.values.map(x).join(', ')}${atMax ? `; unthrottled: ${x(atMax.median)}` : ''}${keptUpNote(results, sweep, variant, OTEL_BASELINE, paced)}`,
+          spread: `per round: ${ratio.values.map(x).join(', ')}${atMax ? `; unthrottled: ${x(atMax.median)}` : ''}${keptUp(variant, OTEL_BASELINE)}`,
           target: '≤ 1.2×',
           met: ratio.median === undefined ? undefined : ratio.median <= 1.2,
         });
