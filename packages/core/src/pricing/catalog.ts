@@ -36,6 +36,12 @@ export interface ModelPriceInput {
   fast?: string | number;
   /** Multipliers per `inference_geo` value (`{ us: "1.1" }`), where eligible. */
   dataResidency?: Record<string, string | number>;
+  /**
+   * The most output tokens one call may ask for (`max_tokens`), as the provider publishes
+   * it: the default per-request limit of the middleware and the gateways. Omit when not
+   * published.
+   */
+  maxOutputTokens?: number;
   /** Known conflicts, dates and caveats; shown, never used in maths. */
   notes?: string;
 }
@@ -73,6 +79,8 @@ export interface ModelPrice {
   promptTiers: Array<{ above: number; rates: CompiledRates }>;
   fast?: Ratio;
   dataResidency: Record<string, Ratio>;
+  /** The published largest `max_tokens`, when known. */
+  maxOutputTokens?: number;
   notes?: string;
   /** The original input, for display and re-export. */
   source: ModelPriceInput;
@@ -107,6 +115,8 @@ export class PricingCatalog {
   private readonly models = new Map<string, ModelPrice>();
   private readonly providers = new Map<string, ProviderPrice & { source: ProviderPriceInput }>();
   private readonly unpriced = new Map<string, string>();
+  /** Each family's price for its unlisted snapshots (null: no such family), found once. */
+  private readonly dearest = new Map<string, ModelPrice | null>();
 
   constructor(input: CatalogInput) {
     this.version = input.version;
@@ -153,12 +163,28 @@ export class PricingCatalog {
   }
 
   /**
-   * The price of a model id: exact id first, then the id without a date suffix
-   * (`claude-haiku-4-5-20251001` → `claude-haiku-4-5`, `gpt-4o-2024-08-06` → `gpt-4o`).
-   * No other fuzzy matching: a new model never silently takes an older model's price.
+   * The price of a model id: exact id first, then its family, the id without a date
+   * suffix (`claude-haiku-4-5-20251001` → `claude-haiku-4-5`, `gpt-4o-2024-08-06` →
+   * `gpt-4o`). Where the catalog lists dated snapshots of that family priced apart (say
+   * `gpt-4o-2024-05-13`), a snapshot it does not list is priced at the dearest of the
+   * family and those snapshots, rate by rate: never assumed cheaper than one of them. No
+   * other fuzzy matching: a new model never silently takes an older model's price.
    */
   find(model: string): ModelPrice | undefined {
-    return this.models.get(model) ?? this.models.get(model.replace(DATE_SUFFIX, ''));
+    const exact = this.models.get(model);
+    if (exact) return exact;
+    const family = model.replace(DATE_SUFFIX, '');
+    if (family === model) return undefined;
+    let dearest = this.dearest.get(family);
+    if (dearest === undefined) {
+      const base = this.models.get(family);
+      const snapshots = [...this.models.values()].filter(
+        (m) => m.id !== family && m.id.replace(DATE_SUFFIX, '') === family,
+      );
+      dearest = base && snapshots.length > 0 ? dearestOf(base, snapshots) : (base ?? null);
+      this.dearest.set(family, dearest);
+    }
+    return dearest ?? undefined;
   }
 
   /** Why a model is known but has no price, if the catalog says so. */
@@ -285,6 +311,13 @@ function compileModel(model: ModelPriceInput): ModelPrice {
   for (const [geo, m] of Object.entries(model.dataResidency ?? {})) {
     dataResidency[geo] = decimalToRatio(m, `${what}.dataResidency.${geo}`);
   }
+  const maxOutput = model.maxOutputTokens;
+  if (maxOutput !== undefined && (!Number.isSafeInteger(maxOutput) || maxOutput < 1)) {
+    throw new TokenmeterError(
+      'invalid_catalog',
+      `${what}.maxOutputTokens must be a whole number ≥ 1, got ${String(maxOutput)}.`,
+    );
+  }
   return {
     id: model.id,
     provider: model.provider ?? guessProvider(model.id),
@@ -292,8 +325,58 @@ function compileModel(model: ModelPriceInput): ModelPrice {
     promptTiers,
     ...(model.fast !== undefined ? { fast: decimalToRatio(model.fast, `${what}.fast`) } : {}),
     dataResidency,
+    ...(maxOutput !== undefined ? { maxOutputTokens: maxOutput } : {}),
     ...(model.notes ? { notes: model.notes } : {}),
     source: model,
+  };
+}
+
+/**
+ * A family's price for a snapshot the catalog does not list, when some of its snapshots
+ * are priced apart: at every prompt size, each rate is the dearest of the family's and the
+ * snapshots' (and so are the fast and residency multipliers).
+ */
+function dearestOf(base: ModelPrice, snapshots: readonly ModelPrice[]): ModelPrice {
+  const all = [base, ...snapshots];
+  const ratesAt = (m: ModelPrice, prompt: number): CompiledRates => {
+    let rates = m.rates;
+    for (const tier of m.promptTiers) if (prompt > tier.above) rates = tier.rates;
+    return rates;
+  };
+  const maxRates = (prompt: number): CompiledRates => {
+    const out = {} as CompiledRates;
+    for (const kind of TOKEN_KINDS) {
+      out[kind] = all.reduce((top, m) => {
+        const r = ratesAt(m, prompt)[kind];
+        return r > top ? r : top;
+      }, 0n);
+    }
+    return out;
+  };
+  const thresholds = [...new Set(all.flatMap((m) => m.promptTiers.map((t) => t.above)))].sort(
+    (a, b) => a - b,
+  );
+  const larger = (a: Ratio | undefined, b: Ratio | undefined) =>
+    !a ? b : !b ? a : a.num * b.den >= b.num * a.den ? a : b;
+  let fast: Ratio | undefined;
+  const dataResidency: Record<string, Ratio> = {};
+  for (const m of all) {
+    fast = larger(fast, m.fast);
+    for (const [geo, r] of Object.entries(m.dataResidency)) {
+      dataResidency[geo] = larger(dataResidency[geo], r) as Ratio;
+    }
+  }
+  const outputs = all.map((m) => m.maxOutputTokens).filter((n): n is number => n !== undefined);
+  return {
+    id: base.id,
+    provider: base.provider,
+    rates: maxRates(0),
+    promptTiers: thresholds.map((above) => ({ above, rates: maxRates(above + 1) })),
+    ...(fast ? { fast } : {}),
+    dataResidency,
+    ...(outputs.length > 0 ? { maxOutputTokens: Math.max(...outputs) } : {}),
+    notes: `An unlisted snapshot of ${base.id}: priced at the dearest of ${all.map((m) => m.id).join(', ')}.`,
+    source: base.source,
   };
 }
 

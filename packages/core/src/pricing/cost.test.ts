@@ -56,6 +56,10 @@ const OPENAI: Record<string, [string, string, string, string?]> = {
   'gpt-4.1-mini': ['0.40', '0.10', '1.60'],
   'gpt-4.1-nano': ['0.10', '0.025', '0.40'],
   'gpt-4o': ['2.50', '1.25', '10'],
+  // The first snapshot is priced apart, with no prompt caching (cached input billed as input).
+  'gpt-4o-2024-05-13': ['5', '5', '15'],
+  'gpt-4o-2024-08-06': ['2.50', '1.25', '10'],
+  'gpt-4o-2024-11-20': ['2.50', '1.25', '10'],
   'gpt-4o-mini': ['0.15', '0.075', '0.60'],
   o3: ['2', '0.50', '8'],
   'o4-mini': ['1.10', '0.275', '4.40'],
@@ -155,7 +159,56 @@ describe('costOf: worked examples', () => {
     expect(costOf(u, 'claude-haiku-4-5-20251001').nanos).toBe(costOf(u, 'claude-haiku-4-5').nanos);
     expect(costOf(u, 'claude-opus-4-5-20251101').pricedAs).toBe('claude-opus-4-5');
     expect(costOf(u, 'claude-sonnet-4-5-20250929').pricedAs).toBe('claude-sonnet-4-5');
-    expect(costOf(u, 'gpt-4o-2024-08-06').pricedAs).toBe('gpt-4o');
+    expect(costOf(u, 'gpt-4o-2024-08-06').nanos).toBe(costOf(u, 'gpt-4o').nanos);
+  });
+
+  it('a snapshot priced apart keeps its own price; an unlisted one of its family is priced at the dearest, never cheaper', () => {
+    const u = { ...emptyUsage(), inputTokens: 10_000, cacheReadTokens: 2_000, outputTokens: 1_000 };
+    // gpt-4o-2024-05-13: 12,000 × $5/M (no caching: cached input is input) + 1,000 × $15/M
+    expect(costOf(u, 'gpt-4o-2024-05-13').nanos).toBe(60_000_000 + 15_000_000);
+    // gpt-4o: 10,000 × $2.50/M + 2,000 × $1.25/M + 1,000 × $10/M
+    expect(costOf(u, 'gpt-4o').nanos).toBe(25_000_000 + 2_500_000 + 10_000_000);
+    // An unlisted snapshot: the dearest rate of each kind, $5 / $5 (cached) / $15.
+    const unlisted = costOf(u, 'gpt-4o-2026-01-15');
+    expect(unlisted.nanos).toBe(50_000_000 + 10_000_000 + 15_000_000);
+    expect(unlisted.pricedAs).toBe('gpt-4o');
+    // Families without snapshots priced apart are unchanged: the family's price.
+    expect(costOf(u, 'gpt-5-2025-08-07').nanos).toBe(costOf(u, 'gpt-5').nanos);
+  });
+
+  it('the dearest of a family and its snapshots holds at every prompt size (tiers)', () => {
+    const catalog = PricingCatalog.bundled().extend([
+      {
+        id: 'm',
+        provider: 'openai',
+        rates: { input: '1', output: '4' },
+        promptTiers: [{ above: 1000, rates: { input: '2', output: '8' } }],
+      },
+      {
+        id: 'm-2026-01-01',
+        provider: 'openai',
+        rates: { input: '1.5', output: '3' },
+        maxOutputTokens: 9,
+      },
+    ]);
+    const pricing = new Pricing({ catalog });
+    const at = (input: number) =>
+      pricing.costOf({ ...emptyUsage(), inputTokens: input, outputTokens: 1_000 }, 'm-2026-02-02')
+        .nanos;
+    expect(at(1_000)).toBe(1_500_000 + 4_000_000); // $1.5 input (snapshot), $4 output (family)
+    expect(at(1_001)).toBe(2_002_000 + 8_000_000); // the family's tier: $2 / $8
+    expect(catalog.find('m-2026-02-02')?.maxOutputTokens).toBe(9);
+  });
+
+  it('publishes the largest max_tokens where the provider does, and reads it from LiteLLM', () => {
+    const catalog = PricingCatalog.bundled();
+    expect(catalog.find('claude-opus-4-6')?.maxOutputTokens).toBe(128_000);
+    expect(catalog.find('claude-haiku-4-5-20251001')?.maxOutputTokens).toBe(64_000);
+    expect(catalog.find('gpt-4o')?.maxOutputTokens).toBe(16_384);
+    expect(catalog.find('claude-opus-5')?.maxOutputTokens).toBeUndefined(); // not published
+    expect(() =>
+      catalog.extend([{ id: 'x', rates: { input: '1', output: '1' }, maxOutputTokens: 0 }]),
+    ).toThrow(/maxOutputTokens/);
   });
 });
 

@@ -19,7 +19,7 @@ describe('LiteLLM model_prices_and_context_window.json import', () => {
     expect(perTokenToPerMillion(0)).toBe('0');
   });
 
-  it('imports rates, cache rates, the 1h write and the 200k tier; skips what it cannot price', () => {
+  it('imports rates, cache rates, the 1h write, the 200k tier and max_output_tokens; skips what it cannot price', () => {
     const { models, skipped } = fromLiteLLM(sample);
     expect(models.map((m) => m.id)).toEqual(['claude-sonnet-4-5', 'claude-acme-9', 'gpt-noisy']);
     expect(skipped.map((s) => s.key)).toEqual(['sample_spec', 'dall-e-3']);
@@ -40,6 +40,7 @@ describe('LiteLLM model_prices_and_context_window.json import', () => {
           rates: { input: '6', output: '22.5', cacheWrite5m: '7.5', cacheRead: '0.6' },
         },
       ],
+      maxOutputTokens: 64_000, // max_output_tokens
     });
   });
 

@@ -113,6 +113,10 @@ export function fromLiteLLM(
       if (tiers.size > 0) {
         model.promptTiers = [...tiers].map(([above, r]) => ({ above, rates: r }));
       }
+      const maxOutput = entry.max_output_tokens;
+      if (typeof maxOutput === 'number' && Number.isSafeInteger(maxOutput) && maxOutput > 0) {
+        model.maxOutputTokens = maxOutput;
+      }
       models.push(model);
       seen.add(id);
     } catch (error) {
