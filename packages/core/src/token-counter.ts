@@ -29,6 +29,17 @@ export interface InputTokenCount {
   upperBound: number;
   /** True when `tokens` is the provider's own count (then `upperBound` equals it). */
   exact: boolean;
+  /**
+   * A counter that cannot bound part of the request (a document by URL, a PDF whose pages
+   * it cannot count) says what: the middleware then counts it exactly where it can, or
+   * refuses it (400 `unbounded_request`). Never set on an exact count.
+   */
+  unbounded?: string;
+  /**
+   * True when part of the bound is an allowance (images, PDF pages) rather than a proof:
+   * where an exact count is free (a gateway to Anthropic), the middleware asks for it.
+   */
+  approximate?: boolean;
 }
 
 /**

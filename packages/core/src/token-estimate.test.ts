@@ -10,6 +10,7 @@ import {
   estimateImageTokens,
   estimateRequestTokens,
   estimateTextTokens,
+  measureRequestTokens,
   TEXT_ESTIMATE_ACCURACY,
 } from './token-estimate.js';
 
@@ -574,18 +575,21 @@ describe('estimateRequestTokens', () => {
     ).toBe(9000);
   });
 
-  it('counts unknown shapes by their JSON text, binary payloads as attachments', () => {
+  it('counts unknown shapes by their JSON text, a base64-looking blob too (judged whole)', () => {
     const block = { type: 'future_block', payload: { a: 'some words here', n: [1, 2, 3] } };
     const one = (b: object) =>
       estimateRequestTokens({ messages: [{ role: 'user', content: [b] }] }) - 3 - 4;
     expect(one(block)).toBe(estimateTextTokens(JSON.stringify(block)));
+    // Text to the provider, wherever it stands: never one flat attachment.
     const blob = Buffer.alloc(300_000, 1).toString('base64');
-    const withBlob = one({ type: 'future_block', data: blob });
-    expect(withBlob).toBeLessThan(3_100);
-    expect(withBlob).toBeGreaterThanOrEqual(3_000);
-    // a request without messages: its JSON
+    const withBlob = { type: 'future_block', data: blob };
+    expect(one(withBlob)).toBe(estimateTextTokens(JSON.stringify(withBlob)));
+    expect(one(withBlob)).toBeGreaterThan(100_000);
+    // a request without messages: its fields but the settings
     const odd = { model: 'x', query: 'find the nearest library' };
-    expect(estimateRequestTokens(odd)).toBe(3 + estimateTextTokens(JSON.stringify(odd)));
+    expect(estimateRequestTokens(odd)).toBe(
+      3 + estimateTextTokens(JSON.stringify({ query: odd.query })),
+    );
   });
 
   it('understands the OpenAI Responses shape (instructions, input)', () => {
@@ -638,5 +642,129 @@ describe('estimateRequestTokens', () => {
     expect(
       code(() => estimateRequestTokens({ messages: [{ role: 'user', content: [cyclic] }] })),
     ).toBe('invalid_argument');
+  });
+});
+
+describe('measureRequestTokens: an upper bound no text defeats', () => {
+  const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+  const pdf = (pages: number) =>
+    Buffer.from(
+      `%PDF-1.4\n${Array.from({ length: pages }, (_, i) => `${i + 3} 0 obj << /Type /Page >> endobj\n`).join('')}`,
+    ).toString('base64');
+
+  it('is at least one token per byte of every field, unknown ones included', () => {
+    const request = {
+      model: 'claude-haiku-4-5',
+      max_tokens: 100,
+      system: [{ type: 'text', text: 'Be brief.' }],
+      messages: [
+        { role: 'user', content: 'Hello' },
+        {
+          role: 'assistant',
+          content: [{ type: 'tool_use', id: 't1', name: 'f', input: { q: 'x'.repeat(5_000) } }],
+        },
+      ],
+      response_format: {
+        type: 'json_schema',
+        json_schema: { schema: { description: 'y'.repeat(3_000) } },
+      },
+      some_future_field: 'z'.repeat(2_000),
+    };
+    const count = measureRequestTokens(request, { provider: 'openai' });
+    expect(count.upperBound).toBeGreaterThanOrEqual(bytes(request));
+    expect(count.upperBound).toBeLessThanOrEqual(bytes(request) + 3);
+    // The estimate reads the schema and the unknown field too, not only messages.
+    expect(count.tokens).toBeGreaterThan(
+      estimateRequestTokens({ messages: request.messages }) + 1_000,
+    );
+    expect(count.approximate).toBe(false);
+    expect(count.unbounded).toBeUndefined();
+  });
+
+  it("adds what Anthropic puts around tools: its tool-use prompt and each tool type's allowance", () => {
+    const tools = [{ type: 'bash_20250124', name: 'bash' }];
+    const request = { messages: [{ role: 'user', content: 'ls' }], tools };
+    expect(measureRequestTokens(request, { provider: 'anthropic' }).upperBound).toBe(
+      bytes(request) + 3 + 346 + 245,
+    );
+  });
+
+  it('counts an attachment by its rule, leaving its payload out of the bytes', () => {
+    const image = Buffer.alloc(2_000_000, 7).toString('base64'); // not a readable image
+    const request = {
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: image } },
+            {
+              type: 'document',
+              source: { type: 'base64', media_type: 'application/pdf', data: pdf(4) },
+            },
+          ],
+        },
+      ],
+    };
+    const count = measureRequestTokens(request, { provider: 'anthropic' });
+    const shell = JSON.stringify(request).length - image.length - pdf(4).length;
+    // The image at the most Anthropic bills one (1,600, allowed 1.5×), the PDF at its pages.
+    expect(count.upperBound).toBeLessThanOrEqual(shell + 2_400 + 4 * 3_000 * 1.5 + 3);
+    expect(count.upperBound).toBeGreaterThanOrEqual(2_400 + 4 * 3_000 * 1.5);
+    expect(count.approximate).toBe(true);
+    // OpenAI's patch-based models bill an image up to ~3,800 tokens.
+    const openai = measureRequestTokens(
+      {
+        messages: [
+          {
+            role: 'user',
+            content: [{ type: 'image_url', image_url: { url: 'https://x.example/a.png' } }],
+          },
+        ],
+      },
+      { provider: 'openai' },
+    );
+    expect(openai.upperBound).toBeGreaterThanOrEqual(3_800);
+  });
+
+  it('says what it cannot bound: documents by URL or file id, PDFs it cannot count, audio', () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [
+        { type: 'document', source: { type: 'url', url: 'https://x.example/big.pdf' } },
+        /document by URL or file id/,
+      ],
+      [
+        { type: 'document', source: { type: 'file', file_id: 'file_123' } },
+        /document by URL or file id/,
+      ],
+      [{ type: 'file', file: { file_id: 'file-abc' } }, /file by id or URL/],
+      [{ type: 'input_file', file_url: 'https://x.example/a.pdf' }, /file by id or URL/],
+      [
+        {
+          type: 'document',
+          source: {
+            type: 'base64',
+            media_type: 'application/pdf',
+            data: Buffer.from('%PDF-1.7 /Encrypt').toString('base64'),
+          },
+        },
+        /PDF whose pages cannot be counted/,
+      ],
+      [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }, /audio input/],
+    ];
+    for (const [part, why] of cases) {
+      const count = measureRequestTokens({ messages: [{ role: 'user', content: [part] }] });
+      expect(count.unbounded).toMatch(why);
+    }
+    // An image by URL is bounded whatever it holds.
+    expect(
+      measureRequestTokens({
+        messages: [
+          {
+            role: 'user',
+            content: [{ type: 'image', source: { type: 'url', url: 'https://x.example/a.png' } }],
+          },
+        ],
+      }).unbounded,
+    ).toBeUndefined();
   });
 });

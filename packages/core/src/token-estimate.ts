@@ -83,6 +83,7 @@
  */
 
 import { TokenmeterError } from './errors.js';
+import { countPdfPages } from './pdf-pages.js';
 
 // ---------------------------------------------------------------------------------------
 // Text heuristic: a state machine over UTF-16 code units.
@@ -756,20 +757,21 @@ const DEFAULT_ATTACHMENT_TOKENS = 3_000;
 /** Anthropic: images are scaled down to a long edge of at most 1,568 px and ~1,600 tokens. */
 const ANTHROPIC_MAX_EDGE = 1_568;
 const ANTHROPIC_MAX_IMAGE_TOKENS = 1_600;
-/** PDFs the API accepts have at most 100 pages. */
-const MAX_PDF_PAGES = 100;
 
 interface Resolved {
   provider: TokenProvider | undefined;
   imageTokens: number;
   pdfPageTokens: number;
   attachmentTokens: number;
-  /** Margins of the upper bound, for the provider. */
-  margins: readonly number[];
-  /** Running totals of the walk: text estimates and their bounds, attachment tokens. */
+  /** Running totals of the walk: text estimates, attachment tokens. */
   textTokens: number;
-  textBound: number;
   attachmentTotal: number;
+  /** The attachments' share of the request's upper bound (their rule's allowance). */
+  attachmentBound: number;
+  /** Objects whose payload an attachment rule counted: left out of the bytes bound. */
+  ruled: Set<object>;
+  /** Content no rule can bound (a document by URL): why, for the first one met. */
+  unbounded: string | undefined;
 }
 
 type Json = Record<string, unknown>;
@@ -782,20 +784,48 @@ function text(value: unknown, o: Resolved): number {
   return typeof value === 'string' ? scan(value, o) : 0;
 }
 
-/** One string's estimate; its upper bound is added to the walk's text totals. */
+/** One string's estimate, added to the walk's text total. */
 function scan(value: string, o: Resolved): number {
   resetState(scratch);
   feed(scratch, value);
   const tokens = tokensOf(scratch);
   o.textTokens += tokens;
-  o.textBound += boundOf(scratch, o.margins);
   return tokens;
 }
 
-/** Tokens of an attachment (image, PDF, audio, file) counted by a fixed rule, not by text. */
-function attachment(tokens: number, o: Resolved): number {
+/**
+ * Tokens of an attachment (image, PDF, file) counted by a fixed rule, not by text, whose
+ * payload is in `holder` (left out of the bytes bound); `bound` is its share of the upper
+ * bound (by default the estimate raised by {@link ATTACHMENT_BOUND_MARGIN}).
+ */
+function attachment(
+  tokens: number,
+  o: Resolved,
+  holder: object | undefined,
+  bound = tokens * (1 + ATTACHMENT_BOUND_MARGIN),
+): number {
+  o.attachmentTotal += tokens;
+  o.attachmentBound += bound;
+  if (holder) o.ruled.add(holder);
+  return tokens;
+}
+
+/** Content whose size is not in the request: estimated as an attachment, not bounded. */
+function notBounded(tokens: number, o: Resolved, why: string): number {
+  o.unbounded ??= why;
   o.attachmentTotal += tokens;
   return tokens;
+}
+
+/**
+ * The most one image is billed, whatever its size: Anthropic scales every image down to
+ * about 1,600 tokens (allowed 1.5× here); OpenAI's patch-based models bill up to 1,536
+ * patches × 2.46 (gpt-4.1-nano), above its tile rule's 1,445.
+ */
+const IMAGE_BOUND: Readonly<Record<TokenProvider, number>> = { anthropic: 2_400, openai: 3_800 };
+
+function imageBound(provider: TokenProvider | undefined): number {
+  return provider === 'anthropic' ? IMAGE_BOUND.anthropic : IMAGE_BOUND.openai;
 }
 
 /** The pixel size of an image, when it is known. */
@@ -946,121 +976,105 @@ function parseDataUrl(url: string): { mediaType: string; data: string } | undefi
   return { mediaType: meta.slice(0, -7), data: url.slice(comma + 1) };
 }
 
-/** Counts `/Type /Page` objects; falls back on size when pages sit in compressed streams. */
-function pdfPages(b64: string): number {
-  const approxBytes = Math.floor((b64.length * 3) / 4);
-  const NodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer;
-  if (NodeBuffer !== undefined) {
-    const body = NodeBuffer.from(b64, 'base64').toString('latin1');
-    const pages = body.match(/\/Type\s*\/Page(?![A-Za-z])/g)?.length ?? 0;
-    if (pages > 0) return Math.min(pages, MAX_PDF_PAGES);
-  }
-  // ~50 KB per page is typical of text PDFs; scanned ones are larger (and so over-counted).
-  return Math.min(MAX_PDF_PAGES, Math.max(1, Math.ceil(approxBytes / 50_000)));
-}
-
 function base64Attachment(
   mediaType: string,
   data: string,
   o: Resolved,
+  holder: object,
   provider: TokenProvider | undefined,
   detail?: string,
 ): number {
   if (mediaType.startsWith('image/')) {
-    return attachment(
-      estimateImageTokens(imageSizeFromBase64(data), {
-        ...(provider === undefined ? {} : { provider }),
-        ...(detail === undefined ? {} : { detail }),
-        fallback: o.imageTokens,
-      }),
-      o,
-    );
+    const tokens = estimateImageTokens(imageSizeFromBase64(data), {
+      ...(provider === undefined ? {} : { provider }),
+      ...(detail === undefined ? {} : { detail }),
+      fallback: o.imageTokens,
+    });
+    return attachment(tokens, o, holder, Math.max(tokens, imageBound(provider)));
   }
-  if (mediaType === 'application/pdf') return attachment(pdfPages(data) * o.pdfPageTokens, o);
+  if (mediaType === 'application/pdf') {
+    const pages = countPdfPages(decodeBase64Prefix(data, Number.POSITIVE_INFINITY));
+    if (pages === undefined) {
+      o.ruled.add(holder);
+      return notBounded(
+        o.pdfPageTokens,
+        o,
+        'a PDF whose pages cannot be counted (compressed in a way tokenmeter does not read, or encrypted)',
+      );
+    }
+    return attachment(pages * o.pdfPageTokens, o, holder);
+  }
+  // Text is counted as text; its base64 (longer than the text) stays in the bytes bound.
   if (mediaType.startsWith('text/')) {
     const bytes = decodeBase64Prefix(data, Number.POSITIVE_INFINITY);
     return scan(new TextDecoder().decode(bytes), o);
   }
-  return attachment(o.attachmentTokens, o);
+  return attachment(o.attachmentTokens, o, holder);
 }
 
 /** An Anthropic `source` of an image or document block. */
-function anthropicSource(source: unknown, o: Resolved, isImage: boolean): number {
-  if (!isRecord(source)) return attachment(isImage ? o.imageTokens : o.attachmentTokens, o);
-  if (source.type === 'base64' && typeof source.data === 'string') {
+function anthropicSource(source: unknown, o: Resolved, isImage: boolean, holder: object): number {
+  if (isRecord(source) && source.type === 'base64' && typeof source.data === 'string') {
     const mediaType =
       typeof source.media_type === 'string'
         ? source.media_type
         : isImage
           ? 'image/*'
           : 'application/pdf';
-    return base64Attachment(mediaType, source.data, o, 'anthropic');
+    return base64Attachment(mediaType, source.data, o, source, 'anthropic');
   }
-  if (source.type === 'text') return text(source.data, o);
-  if (source.type === 'content') return content(source.content, o);
-  // url / file sources: the bytes are elsewhere
-  return attachment(isImage ? o.imageTokens : o.attachmentTokens, o);
-}
-
-/** An image referenced by URL (OpenAI `image_url`, Responses `input_image`). */
-function imageUrl(url: unknown, detail: unknown, o: Resolved): number {
-  const d = typeof detail === 'string' ? detail : undefined;
-  const dataUrl = typeof url === 'string' ? parseDataUrl(url) : undefined;
-  if (dataUrl !== undefined) {
-    return base64Attachment(dataUrl.mediaType, dataUrl.data, o, o.provider ?? 'openai', d);
-  }
-  return attachment(
-    estimateImageTokens(undefined, {
-      provider: o.provider ?? 'openai',
-      ...(d === undefined ? {} : { detail: d }),
-      fallback: o.imageTokens,
-    }),
+  if (isRecord(source) && source.type === 'text') return text(source.data, o);
+  if (isRecord(source) && source.type === 'content') return content(source.content, o);
+  // url / file sources: the bytes are elsewhere. An image is billed within its bound
+  // whatever it holds; a document is not.
+  if (isImage) return attachment(o.imageTokens, o, holder, imageBound('anthropic'));
+  o.ruled.add(holder);
+  return notBounded(
+    o.attachmentTokens,
     o,
+    'a document by URL or file id (its size is not in the request)',
   );
 }
 
-function fileData(fileDataValue: unknown, o: Resolved): number {
-  const dataUrl = typeof fileDataValue === 'string' ? parseDataUrl(fileDataValue) : undefined;
-  return dataUrl === undefined
-    ? attachment(o.attachmentTokens, o)
-    : base64Attachment(dataUrl.mediaType, dataUrl.data, o, o.provider);
-}
-
-/** A string is a binary payload when it is long, unbroken and in the base64 alphabet. */
-function looksLikeBlob(value: string): boolean {
-  if (value.length < 1_024) return false;
-  if (value.startsWith('data:')) return value.includes(';base64,');
-  const probe = Math.min(value.length, 256);
-  for (let i = 0; i < probe; i++) {
-    const c = value.charCodeAt(i);
-    if (c >= 128 || ((BASE64_VALUES[c] ?? -1) < 0 && c !== 0x3d)) return false;
+/** An image referenced by URL (OpenAI `image_url`, Responses `input_image`). */
+function imageUrl(url: unknown, detail: unknown, o: Resolved, holder: object): number {
+  const d = typeof detail === 'string' ? detail : undefined;
+  const provider = o.provider ?? 'openai';
+  const dataUrl = typeof url === 'string' ? parseDataUrl(url) : undefined;
+  if (dataUrl !== undefined) {
+    return base64Attachment(dataUrl.mediaType, dataUrl.data, o, holder, provider, d);
   }
-  return true;
+  const tokens = estimateImageTokens(undefined, {
+    provider,
+    ...(d === undefined ? {} : { detail: d }),
+    fallback: o.imageTokens,
+  });
+  return attachment(tokens, o, holder, Math.max(tokens, imageBound(provider)));
 }
 
-/** Tokens of a value's JSON text, with binary payloads counted as attachments instead. */
+/** An OpenAI file part: inline (`file_data`, a data URL) or by id / URL. */
+function fileData(fileDataValue: unknown, o: Resolved, holder: object): number {
+  const dataUrl = typeof fileDataValue === 'string' ? parseDataUrl(fileDataValue) : undefined;
+  if (dataUrl !== undefined) {
+    return base64Attachment(dataUrl.mediaType, dataUrl.data, o, holder, o.provider);
+  }
+  o.ruled.add(holder);
+  return notBounded(o.attachmentTokens, o, 'a file by id or URL (its size is not in the request)');
+}
+
+/** Tokens of a value's JSON text: every string in it is text to the provider. */
 function json(value: unknown, o: Resolved): number {
   if (value === undefined) return 0;
   if (typeof value === 'string') return scan(value, o);
-  let blobs = 0;
   let serialised: string | undefined;
   try {
-    serialised = JSON.stringify(value, (_key, v: unknown) => {
-      if (typeof v === 'string' && looksLikeBlob(v)) {
-        const dataUrl = parseDataUrl(v);
-        blobs += dataUrl
-          ? base64Attachment(dataUrl.mediaType, dataUrl.data, o, o.provider)
-          : attachment(o.attachmentTokens, o);
-        return '';
-      }
-      return v;
-    });
+    serialised = JSON.stringify(value);
   } catch (cause) {
     throw new TokenmeterError('invalid_argument', 'request is not JSON-serialisable', {
       cause,
     });
   }
-  return (serialised === undefined ? 0 : scan(serialised, o)) + blobs;
+  return serialised === undefined ? 0 : scan(serialised, o);
 }
 
 /** One content block of either provider (or of the OpenAI Responses API). */
@@ -1073,21 +1087,26 @@ function block(b: unknown, o: Resolved): number {
     case 'output_text':
       return text(b.text, o);
     case 'image':
-      return anthropicSource(b.source, o, true);
+      return anthropicSource(b.source, o, true, b);
     case 'document':
-      return anthropicSource(b.source, o, false) + text(b.title, o) + text(b.context, o);
+      return anthropicSource(b.source, o, false, b) + text(b.title, o) + text(b.context, o);
     case 'image_url':
       return isRecord(b.image_url)
-        ? imageUrl(b.image_url.url, b.image_url.detail, o)
-        : imageUrl(b.image_url, undefined, o);
+        ? imageUrl(b.image_url.url, b.image_url.detail, o, b.image_url)
+        : imageUrl(b.image_url, undefined, o, b);
     case 'input_image':
-      return imageUrl(b.image_url, b.detail, o);
+      return imageUrl(b.image_url, b.detail, o, b);
     case 'file':
-      return isRecord(b.file) ? fileData(b.file.file_data, o) : attachment(o.attachmentTokens, o);
+      return fileData(
+        isRecord(b.file) ? b.file.file_data : undefined,
+        o,
+        isRecord(b.file) ? b.file : b,
+      );
     case 'input_file':
-      return fileData(b.file_data, o);
+      return fileData(b.file_data, o, b);
     case 'input_audio':
-      return attachment(o.attachmentTokens, o);
+      o.ruled.add(b);
+      return notBounded(o.attachmentTokens, o, 'audio input (the catalog has no audio prices)');
     case 'tool_use':
     case 'server_tool_use':
       return TOOL_BLOCK_OVERHEAD + text(b.name, o) + json(b.input, o);
@@ -1231,25 +1250,97 @@ export interface RequestTokenCount {
   /** The estimate, as {@link estimateRequestTokens} gives it. */
   tokens: number;
   /**
-   * An upper bound for reservations: text raised by {@link TEXT_BOUND_MARGINS} per class,
-   * attachments (images, PDFs, files counted by fixed rules) by
-   * {@link ATTACHMENT_BOUND_MARGIN}, fixed overheads by the ASCII margin.
+   * An upper bound for reservations that no text defeats: every field of the request
+   * counted at one token per UTF-8 byte of its JSON (no tokenizer that works on bytes
+   * makes more tokens than the bytes it reads, whatever the text), attachments by their
+   * rule's allowance (images at the most a provider bills one, PDF pages at
+   * `pdfPageTokens` × 1.5), and the fixed prompts a provider adds (Anthropic's tool-use
+   * system prompt). Natural text is 3–4 bytes a token, so this is that much above the
+   * estimate: count exactly (`anthropicTokenCounter`) where the difference matters.
    */
   upperBound: number;
+  /**
+   * Set when part of the request has a size that is not in it — a document by URL or file
+   * id, a PDF whose pages cannot be counted, audio — so `upperBound` does not bound it:
+   * count it exactly (the provider's count) or refuse the request. Says what it is.
+   */
+  unbounded?: string;
+  /**
+   * True when attachments were counted by allowances (images, PDF pages) rather than
+   * bytes: the bound holds as far as those allowances do; an exact count is better where
+   * one is free.
+   */
+  approximate: boolean;
 }
 
 /**
- * How far above their fixed-rule estimate attachments (images, PDF pages, audio, files by
- * URL or id) may go in {@link RequestTokenCount.upperBound}. Not measured (no public
- * tokenizer counts images): an allowance. Prompts heavy with attachments are best counted
- * exactly (`anthropicTokenCounter`).
+ * How far above their fixed-rule estimate attachments (PDF pages, other files) may go in
+ * {@link RequestTokenCount.upperBound}. Not measured (no public tokenizer counts them): an
+ * allowance. Prompts with attachments are best counted exactly (`anthropicTokenCounter`).
  */
 export const ATTACHMENT_BOUND_MARGIN = 0.5;
 
 /**
+ * Top-level fields that set how the provider answers rather than what it reads: left out of
+ * the estimate (every field is in the upper bound).
+ */
+const SETTINGS = new Set([
+  'model',
+  'max_tokens',
+  'max_completion_tokens',
+  'max_output_tokens',
+  'stream',
+  'stream_options',
+  'temperature',
+  'top_p',
+  'top_k',
+  'n',
+  'seed',
+  'stop',
+  'stop_sequences',
+  'service_tier',
+  'metadata',
+  'user',
+  'store',
+  'logprobs',
+  'top_logprobs',
+  'logit_bias',
+  'frequency_penalty',
+  'presence_penalty',
+  'parallel_tool_calls',
+  'speed',
+  'inference_geo',
+  'thinking',
+  'reasoning_effort',
+  'reasoning',
+  'verbosity',
+  'container',
+  'context_management',
+  'modalities',
+  'safety_identifier',
+  'prompt_cache_key',
+  'prompt_cache_retention',
+  'background',
+  'include',
+  'truncation',
+  'previous_response_id',
+  'conversation',
+]);
+
+/** Fields of the request whose text the walk reads itself. */
+const READ = new Set([
+  'system',
+  'instructions',
+  'messages',
+  'input',
+  'prompt',
+  'tools',
+  'functions',
+]);
+
+/**
  * The estimate of {@link estimateRequestTokens} and an upper bound, in one walk over the
- * request. The bound uses the margins of `options.provider` (guessed from the request's
- * shape when absent; the larger margins when it cannot be told).
+ * request (see {@link RequestTokenCount} for what the bound counts).
  *
  * @example
  * ```ts
@@ -1284,55 +1375,94 @@ export function measureRequestTokens(
       'attachmentTokens',
       DEFAULT_ATTACHMENT_TOKENS,
     ),
-    margins: marginsFor(provider),
     textTokens: 0,
-    textBound: 0,
     attachmentTotal: 0,
+    attachmentBound: 0,
+    ruled: new Set(),
+    unbounded: undefined,
   };
   let total = REQUEST_OVERHEAD;
-  let understood = false;
+  // What the provider adds that is not in the request's bytes (its tool-use prompts).
+  let added = REQUEST_OVERHEAD;
   if (request.system !== undefined && request.system !== null) {
     total += MESSAGE_OVERHEAD + content(request.system, o);
-    understood = true;
   }
   if (typeof request.instructions === 'string') {
     total += MESSAGE_OVERHEAD + text(request.instructions, o);
-    understood = true;
   }
   for (const key of ['messages', 'input'] as const) {
     const list = request[key];
     if (Array.isArray(list)) {
       for (const m of list) total += message(m, o);
-      understood = true;
     } else if (typeof list === 'string') {
       total += MESSAGE_OVERHEAD + scan(list, o);
-      understood = true;
     }
   }
-  if (typeof request.prompt === 'string') {
-    total += scan(request.prompt, o);
-    understood = true;
-  }
+  if (typeof request.prompt === 'string') total += scan(request.prompt, o);
   if (Array.isArray(request.tools) && request.tools.length > 0) {
     for (const tool of request.tools) {
       total += json(tool, o);
-      if (o.provider === 'anthropic') total += anthropicDefinedToolTokens(tool);
+      if (o.provider === 'anthropic') {
+        const extra = anthropicDefinedToolTokens(tool);
+        total += extra;
+        added += extra;
+      }
     }
-    if (o.provider === 'anthropic') total += ANTHROPIC_TOOL_PROMPT;
-    understood = true;
+    if (o.provider === 'anthropic') {
+      total += ANTHROPIC_TOOL_PROMPT;
+      added += ANTHROPIC_TOOL_PROMPT;
+    }
   }
   if (Array.isArray(request.functions)) {
     for (const fn of request.functions) total += json(fn, o);
-    understood = true;
   }
-  if (!understood) total += json(request, o);
-  const fixed = total - o.textTokens - o.attachmentTotal;
-  const bound =
-    o.textBound +
-    o.attachmentTotal * (1 + ATTACHMENT_BOUND_MARGIN) +
-    fixed * (1 + (o.margins[CLS_ASCII] ?? 0));
+  // Any other field may be read too (a response_format schema, a tool_choice, a field
+  // added after this was written): its JSON text.
+  for (const [key, value] of Object.entries(request)) {
+    if (!READ.has(key) && !SETTINGS.has(key)) total += json({ [key]: value }, o);
+  }
   const tokens = Math.ceil(total * margin);
-  return { tokens, upperBound: Math.max(tokens, Math.ceil(bound * margin - 1e-9)) };
+  const bound = promptBytes(request, o.ruled) + o.attachmentBound + added;
+  const count: RequestTokenCount = {
+    tokens,
+    upperBound: Math.max(tokens, Math.ceil(bound * margin - 1e-9)),
+    approximate: o.attachmentBound > 0,
+  };
+  if (o.unbounded !== undefined) count.unbounded = o.unbounded;
+  return count;
+}
+
+/** UTF-8 bytes of the request's JSON, leaving out the payloads an attachment rule counted. */
+function promptBytes(request: Json, ruled: ReadonlySet<object>): number {
+  let serialised: string | undefined;
+  try {
+    serialised = JSON.stringify(request, (_key, value: unknown) =>
+      typeof value === 'object' && value !== null && ruled.has(value) ? null : value,
+    );
+  } catch (cause) {
+    throw new TokenmeterError('invalid_argument', 'request is not JSON-serialisable', { cause });
+  }
+  return serialised === undefined ? 0 : utf8Length(serialised);
+}
+
+/** The UTF-8 length of a string (a lone surrogate is 3 bytes, as the encoder writes it). */
+function utf8Length(text: string): number {
+  const NodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer;
+  if (NodeBuffer) return NodeBuffer.byteLength(text, 'utf8');
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next < 0xe000) {
+        bytes += 4;
+        i++;
+      } else bytes += 3;
+    } else bytes += 3;
+  }
+  return bytes;
 }
 
 /**
