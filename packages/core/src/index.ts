@@ -59,6 +59,14 @@ export {
   perTokenToPerMillion,
 } from './pricing/litellm.js';
 export {
+  outputWithin,
+  type PlanRequest,
+  planReservation,
+  type ReservationMode,
+  type ReservationPlan,
+  type ReservationPolicy,
+} from './pricing/reservation-plan.js';
+export {
   type RequestBound,
   type WorstCase,
   worstCaseCost,
@@ -67,6 +75,8 @@ export {
   type BoundRequestOptions,
   boundRequest,
   DEFAULT_SERVER_TOOL_LIMITS,
+  type ForwardTerms,
+  forwardedBody,
   type RequestTerms,
   readRequestTerms,
   type ServerToolLimit,

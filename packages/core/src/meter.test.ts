@@ -275,3 +275,57 @@ describe('StreamMeter counts server tools that ran', () => {
     expect(final.costNanos).toBe(100_000 + 2 * 10_000_000);
   });
 });
+
+describe('StreamMeter: an estimate carries everything the reservation priced', () => {
+  const searchStart = (index: number) => ({
+    type: 'content_block_start',
+    index,
+    content_block: {
+      type: 'server_tool_use',
+      id: `srvtoolu_${index}`,
+      name: 'web_search',
+      input: {},
+    },
+  });
+
+  it('a stream cut after web searches is charged their results, not only their fees', () => {
+    const meter = new StreamMeter({
+      model: 'claude-haiku-4-5',
+      inputTokensEstimate: 17,
+      inputTokensBound: 40,
+      estimates: 'bound',
+      requestBound: {
+        promptTokens: 40 + 5 * 20_000,
+        outputTokens: 1_000,
+        serverToolUses: { web_search: 5 },
+        serverToolInputTokens: { web_search: 20_000 },
+      },
+    });
+    const translate = createEventTranslator();
+    const start = {
+      type: 'message_start',
+      message: { id: 'm', usage: { input_tokens: 17, output_tokens: 1 } },
+    };
+    for (const raw of [start, searchStart(0), searchStart(2), searchStart(4)]) {
+      for (const e of translate(raw)) meter.observe(e);
+    }
+    const final = meter.finish('client_disconnected');
+    // message_start's prompt (17) + 3 searches × 20,000 result tokens, 3 search fees.
+    expect(final.usage.inputTokens).toBe(17 + 3 * 20_000);
+    expect(final.costNanos).toBe((17 + 60_000) * 1_000 + 3 * 10_000_000);
+  });
+
+  it('a prompt nothing was reported for is charged as reserved: cache writes, fast mode', () => {
+    const meter = new StreamMeter({
+      model: 'claude-opus-5',
+      inputTokensEstimate: 800,
+      inputTokensBound: 1_000,
+      estimates: 'bound',
+      requestBound: { promptTokens: 1_000, outputTokens: 500, cacheWrite: '1h', speed: 'fast' },
+    });
+    const final = meter.finish('client_disconnected');
+    // 1,000 prompt tokens as 1-hour cache writes ($10/M) in fast mode (2×); no output seen.
+    expect(final.usage).toMatchObject({ inputTokens: 0, cacheWrite1hTokens: 1_000, speed: 'fast' });
+    expect(final.costNanos).toBe(1_000 * 10_000 * 2);
+  });
+});

@@ -12,6 +12,7 @@ import { TokenmeterError } from './errors.js';
 import type { Nanos } from './money.js';
 import type { StreamOutcome } from './outcome.js';
 import { type Cost, costOf, defaultPricing, type Pricing } from './pricing/cost.js';
+import { type RequestBound, worstCaseCost } from './pricing/worst-case.js';
 import type { MeterEvent } from './stream-events.js';
 import { createOutputEstimator, type TokenProvider } from './token-estimate.js';
 import { addUsage, emptyUsage, type Usage } from './usage.js';
@@ -43,6 +44,14 @@ export interface StreamMeterOptions {
   estimates?: 'estimate' | 'bound';
   /** The prompt's upper bound, for `estimates: 'bound'`. Defaults to `inputTokensEstimate`. */
   inputTokensBound?: number;
+  /**
+   * What the reservation priced, for `estimates: 'bound'`: a call whose usage never arrived
+   * is then estimated on the same terms — a prompt nothing was reported for at its dearest
+   * kind (cache writes, fast mode, residency, as `worstCaseCost` prices it), and each server
+   * tool use that started adds the input its results may bring
+   * (`serverToolInputTokens`), which only the final usage reports.
+   */
+  requestBound?: RequestBound;
 }
 
 /** Where a side of the final usage came from. */
@@ -95,6 +104,10 @@ export class StreamMeter {
   readonly inputTokensEstimate: number;
   private readonly upper: boolean;
   private readonly inputBound: number;
+  /** The prompt at its bound, priced as the reservation priced it (first call only). */
+  private readonly boundPromptUsage: Usage | undefined;
+  /** Input one use of each server tool may add, as the reservation priced it. */
+  private readonly resultTokensPerUse: Readonly<Record<string, number>>;
   private readonly pricing: Pricing | undefined;
   private readonly now: () => number;
   private output;
@@ -154,6 +167,9 @@ export class StreamMeter {
     }
     this.inputBound = inputBound;
     this.pricing = options.pricing;
+    const bound = this.upper ? options.requestBound : undefined;
+    this.resultTokensPerUse = bound?.serverToolInputTokens ?? {};
+    this.boundPromptUsage = bound ? promptAtBound(bound, inputBound, options) : undefined;
     this.now = options.now ?? (() => performance.now());
     this.startedAt = this.now();
   }
@@ -352,7 +368,11 @@ export class StreamMeter {
     }
     const reported = this.providerUsage ?? this.startUsage;
     const input = this.callInput ?? (this.upper ? this.inputBound : this.inputTokensEstimate);
-    const usage: Usage = reported ? { ...reported } : { ...emptyUsage(), inputTokens: input };
+    const usage: Usage = reported
+      ? { ...reported }
+      : this.callInput === undefined && this.boundPromptUsage
+        ? { ...this.boundPromptUsage }
+        : { ...emptyUsage(), inputTokens: input };
     // message_start's output_tokens is a placeholder (1), not a count: only a cumulative
     // message_delta figure is, and otherwise what was received is the estimate (at most
     // max_tokens: the provider bills no more). A stream stopped before any text costs no
@@ -361,8 +381,13 @@ export class StreamMeter {
       this.providerUsage?.outputTokens ?? 0,
       this.upper ? this.outputTokensBound : this.outputTokensEstimate,
     );
-    // Server tools that started are billed (their results' input tokens only the final
-    // usage can tell).
+    // Server tools that started are billed; their results' input tokens only the final
+    // usage can tell, so each use is charged what the reservation priced for it.
+    if (!this.providerUsage && this.callInput === undefined) {
+      usage.inputTokens +=
+        this.webSearches * (this.resultTokensPerUse.web_search ?? 0) +
+        this.webFetches * (this.resultTokensPerUse.web_fetch ?? 0);
+    }
     usage.webSearchRequests = Math.max(usage.webSearchRequests, this.webSearches);
     usage.webFetchRequests = Math.max(usage.webFetchRequests, this.webFetches);
     return {
@@ -371,5 +396,28 @@ export class StreamMeter {
       inputSource: reported ? 'provider' : 'estimate',
       outputSource: 'estimate',
     };
+  }
+}
+
+/**
+ * The prompt's usage at its bound, priced at its dearest: the usage `worstCaseCost` finds
+ * for the prompt alone (no output, no server tool), with the bound's fast mode, residency
+ * and tier. Undefined when the model cannot be priced (the meter then counts plain input).
+ */
+function promptAtBound(
+  bound: RequestBound,
+  promptTokens: number,
+  options: StreamMeterOptions,
+): Usage | undefined {
+  try {
+    const { serverToolUses: _uses, serverToolInputTokens: _perUse, ...terms } = bound;
+    const { usage } = worstCaseCost(
+      { ...terms, promptTokens, outputTokens: 0 },
+      options.model,
+      options.pricing ?? defaultPricing(),
+    );
+    return { ...usage, outputTokens: 0 };
+  } catch {
+    return undefined;
   }
 }

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { boundRequest, DEFAULT_SERVER_TOOL_LIMITS, readRequestTerms } from './request-terms.js';
+import {
+  boundRequest,
+  DEFAULT_SERVER_TOOL_LIMITS,
+  forwardedBody,
+  readRequestTerms,
+} from './request-terms.js';
 
 const messages = [{ role: 'user', content: 'Find the latest figures.' }];
 const anthropic = (extra: Record<string, unknown>) =>
@@ -125,6 +130,8 @@ describe('boundRequest', () => {
       cacheWrite: '5m',
       speed: 'fast',
       serverToolUses: { web_search: 20 + search.defaultMaxUses, web_fetch: 2 },
+      // What one use may add, for an estimate of a call cut before its usage arrived.
+      serverToolInputTokens: { web_search: search.inputTokensPerUse, web_fetch: 5_000 },
     });
   });
 
@@ -140,6 +147,115 @@ describe('boundRequest', () => {
       promptTokens: 3_010,
       outputTokens: 10,
       serverToolUses: { code_execution: 3 },
+      serverToolInputTokens: { code_execution: 1_000 },
+    });
+  });
+});
+
+describe('readRequestTerms: fields are type-checked before they are read', () => {
+  it('refuses a stream, tools, tier or max_tokens of the wrong type', () => {
+    expect(anthropic({ stream: 'true' }).problem).toBe(
+      '"stream" must be true or false, got "true".',
+    );
+    expect(anthropic({ stream: 1 }).problem).toMatch(/"stream" must be true or false, got 1/);
+    expect(anthropic({ stream: false }).problem).toBeUndefined();
+    expect(anthropic({ tools: { name: 'x' } }).problem).toMatch(/"tools" must be an array/);
+    expect(anthropic({ tools: ['x'] }).problem).toMatch(/objects only/);
+    expect(anthropic({ max_tokens: '100' }).problem).toMatch(/"max_tokens" must be a whole number/);
+    expect(anthropic({ service_tier: 3 }).problem).toMatch(/service_tier/);
+    expect(anthropic({ service_tier: 'priority' }).problem).toMatch(/"auto" or "standard_only"/);
+    expect(anthropic({ service_tier: 'auto' }).problem).toBeUndefined();
+  });
+
+  it('refuses max_tokens and max_completion_tokens that differ (the provider may honour either)', () => {
+    const openai = (extra: Record<string, unknown>) =>
+      readRequestTerms({ model: 'gpt-5', messages, ...extra }, 'openai');
+    expect(openai({ max_tokens: 1, max_completion_tokens: 10_000 }).problem).toMatch(/Send one of/);
+    expect(openai({ max_tokens: 50, max_completion_tokens: 50 }).problem).toBeUndefined();
+    expect(openai({ service_tier: 'priority' }).serviceTier).toBe('priority');
+  });
+
+  it('reads a thinking budget, and refuses a thinking block it cannot read', () => {
+    expect(anthropic({ thinking: { type: 'enabled', budget_tokens: 2_048 } }).thinkingBudget).toBe(
+      2_048,
+    );
+    expect(anthropic({ thinking: { type: 'adaptive' } }).thinkingBudget).toBeUndefined();
+    expect(anthropic({ thinking: { type: 'enabled' } }).problem).toMatch(/budget_tokens/);
+    expect(anthropic({ thinking: 'on' }).problem).toMatch(/"thinking" must be an object/);
+  });
+});
+
+describe('forwardedBody: what is sent carries what was reserved', () => {
+  const body = {
+    model: 'claude-opus-4-6',
+    max_tokens: 64_000,
+    messages,
+    tools: [
+      { type: 'web_search_20250305', name: 'web_search' },
+      { type: 'web_fetch_20250910', name: 'web_fetch', max_uses: 2 },
+      { name: 'lookup', input_schema: { type: 'object' } },
+    ],
+  };
+
+  it('lowers max_tokens and writes the reserved limits into server tools that set none', () => {
+    const sent = forwardedBody(body, 'anthropic', { maxTokens: 20_000 });
+    expect(sent.max_tokens).toBe(20_000);
+    expect(sent.tools).toEqual([
+      { type: 'web_search_20250305', name: 'web_search', max_uses: 5 },
+      { type: 'web_fetch_20250910', name: 'web_fetch', max_uses: 2, max_content_tokens: 100_000 },
+      { name: 'lookup', input_schema: { type: 'object' } },
+    ]);
+    // The caller's body is never changed in place.
+    expect(body.max_tokens).toBe(64_000);
+    expect(body.tools[0]).toEqual({ type: 'web_search_20250305', name: 'web_search' });
+    const limits = { web_search: { defaultMaxUses: 2, inputTokensPerUse: 10 } };
+    expect(
+      (
+        forwardedBody(body, 'anthropic', { maxTokens: 64_000, serverTools: limits })
+          .tools as unknown[]
+      )[0],
+    ).toEqual({ type: 'web_search_20250305', name: 'web_search', max_uses: 2 });
+  });
+
+  it('returns the body itself when it already carries every bound', () => {
+    const bounded = { model: 'claude-haiku-4-5', max_tokens: 100, messages };
+    expect(forwardedBody(bounded, 'anthropic', { maxTokens: 100 })).toBe(bounded);
+  });
+
+  it('lowers a thinking budget under max_tokens, keeping the answer its share (at least 1,024 thinking)', () => {
+    const thinking = {
+      model: 'claude-sonnet-4-6',
+      max_tokens: 16_000,
+      messages,
+      thinking: { type: 'enabled', budget_tokens: 10_000 },
+    };
+    expect(forwardedBody(thinking, 'anthropic', { maxTokens: 8_000 }).thinking).toEqual({
+      type: 'enabled',
+      budget_tokens: 2_000,
+    });
+    expect(forwardedBody(thinking, 'anthropic', { maxTokens: 2_000 }).thinking).toEqual({
+      type: 'enabled',
+      budget_tokens: 1_024,
+    });
+    // A budget already under the new max_tokens is left alone.
+    expect(forwardedBody(thinking, 'anthropic', { maxTokens: 12_000 }).thinking).toEqual(
+      thinking.thinking,
+    );
+  });
+
+  it('OpenAI: writes the output field the caller used', () => {
+    const c = { model: 'gpt-5', messages, max_completion_tokens: 9_000 };
+    expect(forwardedBody(c, 'openai', { maxTokens: 4_000 })).toEqual({
+      ...c,
+      max_completion_tokens: 4_000,
+    });
+    const t = { model: 'gpt-4o', messages, max_tokens: 9_000 };
+    expect(forwardedBody(t, 'openai', { maxTokens: 4_000 })).toEqual({ ...t, max_tokens: 4_000 });
+    const both = { ...c, max_tokens: 9_000 };
+    expect(forwardedBody(both, 'openai', { maxTokens: 4_000 })).toEqual({
+      ...both,
+      max_tokens: 4_000,
+      max_completion_tokens: 4_000,
     });
   });
 });

@@ -52,6 +52,13 @@ export interface RequestTerms {
   cacheWrite?: '5m' | '1h';
   speed?: string;
   inferenceGeo?: string;
+  /**
+   * OpenAI `service_tier` as asked (`'priority'`, `'flex'`, …): a tier the catalog has no
+   * price for cannot be reserved; a cheaper one is never assumed.
+   */
+  serviceTier?: string;
+  /** Anthropic extended thinking with a budget (`thinking.budget_tokens`). */
+  thinkingBudget?: number;
   serverTools: ServerToolRequest[];
   /**
    * Content the provider cannot take: nesting deeper than any real request, lone UTF-16
@@ -83,7 +90,53 @@ export function readRequestTerms(body: unknown, provider: 'anthropic' | 'openai'
   if (problem) return { serverTools: [], problem };
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return terms;
   const b = body as Record<string, unknown>;
+  const shape = checkTypes(b);
+  if (shape) return { serverTools: [], problem: shape };
   return provider === 'openai' ? readOpenAI(b, terms) : readAnthropic(b, terms);
+}
+
+/**
+ * Fields whose type decides what is billed, checked before they are read: a `stream` of
+ * `"true"` must not be read as a whole-body call and forwarded as a stream.
+ */
+function checkTypes(b: Record<string, unknown>): string | undefined {
+  if (b.stream !== undefined && b.stream !== null && typeof b.stream !== 'boolean') {
+    return `"stream" must be true or false, got ${describe(b.stream)}.`;
+  }
+  if (b.tools !== undefined && b.tools !== null) {
+    if (!Array.isArray(b.tools)) return `"tools" must be an array, got ${describe(b.tools)}.`;
+    if (b.tools.some((t) => typeof t !== 'object' || t === null || Array.isArray(t))) {
+      return '"tools" must hold objects only.';
+    }
+  }
+  if (
+    b.service_tier !== undefined &&
+    b.service_tier !== null &&
+    typeof b.service_tier !== 'string'
+  ) {
+    return `"service_tier" must be a string, got ${describe(b.service_tier)}.`;
+  }
+  for (const field of ['max_tokens', 'max_completion_tokens'] as const) {
+    const value = b[field];
+    if (value !== undefined && value !== null && !Number.isSafeInteger(value)) {
+      return `"${field}" must be a whole number, got ${describe(value)}.`;
+    }
+  }
+  if (
+    b.max_tokens !== undefined &&
+    b.max_tokens !== null &&
+    b.max_completion_tokens !== undefined &&
+    b.max_completion_tokens !== null &&
+    b.max_tokens !== b.max_completion_tokens
+  ) {
+    return 'Send one of "max_tokens" and "max_completion_tokens" (they differ here, and the provider may honour either).';
+  }
+  return undefined;
+}
+
+function describe(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
 }
 
 function readAnthropic(b: Record<string, unknown>, terms: RequestTerms): RequestTerms {
@@ -101,6 +154,34 @@ function readAnthropic(b: Record<string, unknown>, terms: RequestTerms): Request
       return { ...terms, problem: '"inference_geo" must be a string ("global", "us").' };
     }
     terms.inferenceGeo = b.inference_geo;
+  }
+  // 'auto' (the default) may run on Priority Tier capacity an organisation committed to;
+  // that is a contract price, not a published one (see the README).
+  if (typeof b.service_tier === 'string' && !ANTHROPIC_TIERS.has(b.service_tier)) {
+    return {
+      ...terms,
+      problem: `"service_tier" must be "auto" or "standard_only", got ${describe(b.service_tier)}.`,
+    };
+  }
+  if (b.thinking !== undefined && b.thinking !== null) {
+    const thinking = b.thinking as { type?: unknown; budget_tokens?: unknown };
+    if (
+      typeof thinking !== 'object' ||
+      Array.isArray(thinking) ||
+      typeof thinking.type !== 'string'
+    ) {
+      return { ...terms, problem: '"thinking" must be an object with a "type".' };
+    }
+    if (thinking.type === 'enabled') {
+      const budget = thinking.budget_tokens;
+      if (!Number.isSafeInteger(budget) || (budget as number) < 1) {
+        return {
+          ...terms,
+          problem: '"thinking.budget_tokens" must be a whole number ≥ 1 when thinking is enabled.',
+        };
+      }
+      terms.thinkingBudget = budget as number;
+    }
   }
   if (Array.isArray(b.mcp_servers) && b.mcp_servers.length > 0) {
     return unbounded(
@@ -156,8 +237,11 @@ function readOpenAI(b: Record<string, unknown>, terms: RequestTerms): RequestTer
   if (b.web_search_options !== undefined && b.web_search_options !== null) {
     terms.serverTools.push({ name: 'web_search', type: 'web_search_options' });
   }
+  if (typeof b.service_tier === 'string') terms.serviceTier = b.service_tier;
   return terms;
 }
+
+const ANTHROPIC_TIERS = new Set(['auto', 'standard_only']);
 
 function unbounded(terms: RequestTerms, message: string): RequestTerms {
   return { ...terms, unbounded: message };
@@ -216,6 +300,7 @@ export function boundRequest(
   const limits = options.serverTools ?? DEFAULT_SERVER_TOOL_LIMITS;
   let promptTokens = options.promptTokens;
   const uses: Record<string, number> = {};
+  const perUse: Record<string, number> = {};
   for (const tool of terms.serverTools) {
     const limit = limits[tool.name];
     if (!limit) {
@@ -226,13 +311,101 @@ export function boundRequest(
       };
     }
     const n = tool.maxUses ?? limit.defaultMaxUses;
+    const tokens = tool.maxContentTokens ?? limit.inputTokensPerUse;
     uses[tool.name] = (uses[tool.name] ?? 0) + n;
-    promptTokens += n * (tool.maxContentTokens ?? limit.inputTokensPerUse);
+    perUse[tool.name] = Math.max(perUse[tool.name] ?? 0, tokens);
+    promptTokens += n * tokens;
   }
   const bound: RequestBound = { promptTokens, outputTokens: options.maxTokens };
   if (terms.cacheWrite) bound.cacheWrite = terms.cacheWrite;
   if (terms.speed) bound.speed = terms.speed;
   if (terms.inferenceGeo) bound.inferenceGeo = terms.inferenceGeo;
-  if (Object.keys(uses).length > 0) bound.serverToolUses = uses;
+  if (Object.keys(uses).length > 0) {
+    bound.serverToolUses = uses;
+    bound.serverToolInputTokens = perUse;
+  }
   return { bound };
+}
+
+/** What a forwarded request must carry: the bounds its reservation priced. */
+export interface ForwardTerms {
+  /** The `max_tokens` reserved for (lowered where the budget or a cap allows less). */
+  maxTokens: number;
+  /** What was reserved per server tool; written into tools that set no limit. */
+  serverTools?: Readonly<Record<string, ServerToolLimit>>;
+}
+
+/** Anthropic server tools that take `max_uses` (and, for web fetch, `max_content_tokens`). */
+const LIMITED_TOOLS = /^(web_search|web_fetch)_\d{8}$/;
+
+/**
+ * The request body to send, carrying what its reservation priced — forward what you
+ * reserved, reserve what you forward: `max_tokens` (or `max_completion_tokens`) as
+ * reserved, an Anthropic thinking budget lowered to fit under it (keeping the answer's
+ * share, at least 1,024), and `max_uses` / `max_content_tokens` written into Anthropic web
+ * search and web fetch tools that set none, at what was reserved for them. Returns `body`
+ * itself when nothing changes; never changes it in place.
+ *
+ * @example
+ * forwardedBody({ model, max_tokens: 64_000, messages, tools: [{ type: 'web_search_20250305', name: 'web_search' }] },
+ *   'anthropic', { maxTokens: 20_000 });
+ * // { …, max_tokens: 20_000, tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 5 }] }
+ */
+export function forwardedBody(
+  body: Record<string, unknown>,
+  provider: 'anthropic' | 'openai',
+  terms: ForwardTerms,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...body };
+  let changed = false;
+  const set = (key: string, value: unknown) => {
+    if (out[key] !== value) {
+      out[key] = value;
+      changed = true;
+    }
+  };
+  if (provider === 'openai') {
+    // The field the caller sent (both when both were sent; they were checked equal).
+    const completion =
+      body.max_completion_tokens !== undefined && body.max_completion_tokens !== null;
+    if (completion) set('max_completion_tokens', terms.maxTokens);
+    if (!completion || (body.max_tokens !== undefined && body.max_tokens !== null))
+      set('max_tokens', terms.maxTokens);
+    return changed ? out : body;
+  }
+  const asked = body.max_tokens;
+  set('max_tokens', terms.maxTokens);
+  const thinking = body.thinking as { type?: unknown; budget_tokens?: unknown } | undefined;
+  if (
+    thinking?.type === 'enabled' &&
+    typeof thinking.budget_tokens === 'number' &&
+    thinking.budget_tokens >= terms.maxTokens
+  ) {
+    const answer = typeof asked === 'number' ? Math.max(0, asked - thinking.budget_tokens) : 0;
+    const budget = Math.max(1_024, Math.min(terms.maxTokens - 1, terms.maxTokens - answer));
+    set('thinking', { ...thinking, budget_tokens: budget });
+  }
+  const limits = terms.serverTools ?? DEFAULT_SERVER_TOOL_LIMITS;
+  if (Array.isArray(body.tools)) {
+    let toolsChanged = false;
+    const tools = body.tools.map((tool: unknown) => {
+      const t = tool as Record<string, unknown>;
+      if (typeof t?.type !== 'string' || !LIMITED_TOOLS.test(t.type)) return tool;
+      const limit = limits[t.type.replace(DATED_TYPE, '')];
+      if (!limit) return tool;
+      const bounded: Record<string, unknown> = { ...t };
+      if (t.max_uses === undefined || t.max_uses === null) bounded.max_uses = limit.defaultMaxUses;
+      if (
+        t.type.startsWith('web_fetch_') &&
+        (t.max_content_tokens === undefined || t.max_content_tokens === null)
+      ) {
+        bounded.max_content_tokens = limit.inputTokensPerUse;
+      }
+      if (Object.keys(bounded).length === Object.keys(t).length) return tool;
+      toolsChanged = true;
+      return bounded;
+    });
+    if (toolsChanged) set('tools', tools);
+  }
+  return changed ? out : body;
 }

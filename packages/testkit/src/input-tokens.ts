@@ -1,28 +1,106 @@
 // The fake's input token count: a deterministic function of the request's text, so that
 // `count_tokens` and the usage of a message agree and tests can predict both.
 //
-// Definition: sum the UTF-8 byte length of every string value found (recursively) under the
-// prompt fields — Anthropic `system`, `messages`, `tools`; OpenAI `messages`, `tools` — and
-// divide by four, rounding up; at least 1. Object keys, numbers and booleans do not count.
+// Definition: sum the UTF-8 byte length of every string value found (recursively) in every
+// field a provider reads into the prompt — every top-level field but the settings (model,
+// max_tokens, stream, temperature, …) — and divide by four, rounding up (or, with the
+// `'bytes'` counting, take the bytes as they are); at least 1. Object keys, numbers and
+// booleans do not count. Attachments are billed by a rule, as the providers do, not by the
+// bytes of their payload: an image is IMAGE_TOKENS, a PDF document PDF_PAGE_TOKENS per
+// `/Type /Page` object written plainly in it (at least one page).
 
-import type { Provider } from './types.js';
+import type { InputCounting, Provider } from './types.js';
 
-const PROMPT_FIELDS: Readonly<Record<Provider, readonly string[]>> = {
-  anthropic: ['system', 'messages', 'tools'],
-  openai: ['messages', 'tools'],
-};
+/** Top-level fields that set how the provider answers, not what it reads. */
+const SETTINGS = new Set([
+  'model',
+  'max_tokens',
+  'max_completion_tokens',
+  'stream',
+  'stream_options',
+  'temperature',
+  'top_p',
+  'top_k',
+  'n',
+  'seed',
+  'stop',
+  'stop_sequences',
+  'service_tier',
+  'metadata',
+  'user',
+  'store',
+  'logprobs',
+  'top_logprobs',
+  'logit_bias',
+  'frequency_penalty',
+  'presence_penalty',
+  'parallel_tool_calls',
+  'speed',
+  'inference_geo',
+  'thinking',
+  'reasoning_effort',
+  'container',
+  'context_management',
+  'modalities',
+  'reasoning',
+  'verbosity',
+  'include',
+  'truncation',
+  'prompt_cache_key',
+  'safety_identifier',
+  'background',
+]);
 
-function stringBytes(value: unknown, depth: number): number {
-  if (typeof value === 'string') return Buffer.byteLength(value, 'utf8');
-  // A depth cap keeps a hostile, deeply nested body from overflowing the stack.
-  if (value === null || typeof value !== 'object' || depth > 64) return 0;
-  let total = 0;
-  if (Array.isArray(value)) {
-    for (const item of value) total += stringBytes(item, depth + 1);
-  } else {
-    for (const item of Object.values(value)) total += stringBytes(item, depth + 1);
+/** Tokens billed for one image, whatever its payload. */
+export const IMAGE_TOKENS = 1_600;
+/** Tokens billed per page of a PDF document. */
+export const PDF_PAGE_TOKENS = 1_500;
+
+interface Count {
+  bytes: number;
+  /** Tokens of attachments, counted by their rule. */
+  ruled: number;
+}
+
+function walk(value: unknown, depth: number, out: Count): void {
+  if (typeof value === 'string') {
+    out.bytes += Buffer.byteLength(value, 'utf8');
+    return;
   }
-  return total;
+  // A depth cap keeps a hostile, deeply nested body from overflowing the stack.
+  if (value === null || typeof value !== 'object' || depth > 64) return;
+  if (Array.isArray(value)) {
+    for (const item of value) walk(item, depth + 1, out);
+    return;
+  }
+  const block = value as Record<string, unknown>;
+  const ruled = attachmentTokens(block);
+  if (ruled !== undefined) {
+    out.ruled += ruled;
+    return;
+  }
+  for (const item of Object.values(block)) walk(item, depth + 1, out);
+}
+
+/** The tokens of an image or PDF block, by rule; undefined for anything else. */
+function attachmentTokens(block: Record<string, unknown>): number | undefined {
+  if (block.type === 'image' || block.type === 'image_url' || block.type === 'input_image') {
+    return IMAGE_TOKENS;
+  }
+  const source = block.source as
+    | { type?: unknown; media_type?: unknown; data?: unknown }
+    | undefined;
+  if (
+    block.type === 'document' &&
+    source?.type === 'base64' &&
+    source.media_type === 'application/pdf' &&
+    typeof source.data === 'string'
+  ) {
+    const text = Buffer.from(source.data, 'base64').toString('latin1');
+    const pages = text.match(/\/Type\s*\/Page(?![A-Za-z])/g)?.length ?? 0;
+    return Math.max(1, pages) * PDF_PAGE_TOKENS;
+  }
+  return undefined;
 }
 
 /**
@@ -31,11 +109,19 @@ function stringBytes(value: unknown, depth: number): number {
  * @example
  * countInputTokens({ messages: [{ role: 'user', content: 'Hello there' }] }, 'anthropic');
  * // 'user' (4 bytes) + 'Hello there' (11 bytes) = 15 bytes → 4 tokens
+ * countInputTokens({ messages: [{ role: 'user', content: 'Hello there' }] }, 'anthropic', 'bytes');
+ * // 15 tokens
  */
-export function countInputTokens(body: unknown, provider: Provider): number {
+export function countInputTokens(
+  body: unknown,
+  _provider: Provider,
+  counting: InputCounting = 'quarter',
+): number {
   if (body === null || typeof body !== 'object') return 1;
-  const record = body as Record<string, unknown>;
-  let bytes = 0;
-  for (const field of PROMPT_FIELDS[provider]) bytes += stringBytes(record[field], 0);
-  return Math.max(1, Math.ceil(bytes / 4));
+  const out: Count = { bytes: 0, ruled: 0 };
+  for (const [field, value] of Object.entries(body as Record<string, unknown>)) {
+    if (!SETTINGS.has(field)) walk(value, 0, out);
+  }
+  const text = counting === 'bytes' ? out.bytes : Math.ceil(out.bytes / 4);
+  return Math.max(1, text + out.ruled);
 }

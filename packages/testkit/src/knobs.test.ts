@@ -193,15 +193,51 @@ describe('planOutput', () => {
 });
 
 describe('countInputTokens', () => {
-  it('is ceil(UTF-8 bytes of the prompt strings / 4)', () => {
+  it('is ceil(UTF-8 bytes of the strings of every prompt field / 4)', () => {
     // 'user' (4) + 'Hello there' (11) = 15 bytes → 4 tokens.
     expect(
       countInputTokens({ messages: [{ role: 'user', content: 'Hello there' }] }, 'anthropic'),
     ).toBe(4);
-    // '🚀' is 4 UTF-8 bytes; 'system' is counted for Anthropic only as a top-level field.
-    const body = { system: '🚀🚀', messages: [{ role: 'user', content: 'hi' }], temperature: 1 };
+    // '🚀' is 4 UTF-8 bytes; settings (temperature, model) are not read into the prompt.
+    const body = {
+      model: 'claude-haiku-4-5',
+      system: '🚀🚀',
+      messages: [{ role: 'user', content: 'hi' }],
+      temperature: 1,
+    };
     expect(countInputTokens(body, 'anthropic')).toBe(Math.ceil((8 + 4 + 2) / 4));
-    expect(countInputTokens(body, 'openai')).toBe(Math.ceil((4 + 2) / 4));
+    // Any other field is read: a response_format schema, a field the fake does not know.
+    const more = { ...body, response_format: { schema: 'xxxx' }, extra: 'yyyy' };
+    expect(countInputTokens(more, 'openai')).toBe(Math.ceil((8 + 4 + 2 + 4 + 4) / 4));
     expect(countInputTokens({}, 'anthropic')).toBe(1);
+  });
+
+  it("counts a token per byte with inputCounting 'bytes' (a hostile caller's worst case)", () => {
+    const body = { messages: [{ role: 'user', content: 'Hello there' }] };
+    expect(countInputTokens(body, 'anthropic', 'bytes')).toBe(15);
+  });
+
+  it('bills an image and a PDF page by rule, not by the bytes of their payload', () => {
+    const image = Buffer.alloc(300_000, 9).toString('base64');
+    const pdf = Buffer.from(
+      '%PDF-1.4 1 0 obj << /Type /Page >> 2 0 obj << /Type /Page >>',
+    ).toString('base64');
+    const body = {
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: image } },
+            {
+              type: 'document',
+              source: { type: 'base64', media_type: 'application/pdf', data: pdf },
+            },
+            { type: 'image_url', image_url: { url: `data:image/png;base64,${image}` } },
+          ],
+        },
+      ],
+    };
+    // 'user' (4 bytes → 1) + two images + two pages.
+    expect(countInputTokens(body, 'anthropic')).toBe(1 + 2 * 1_600 + 2 * 1_500);
   });
 });

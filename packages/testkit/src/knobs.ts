@@ -2,7 +2,7 @@
 // request header, their CLI flag and their validation. Server options, CLI flags and request
 // headers all go through the same parsers, so a value means the same thing everywhere.
 
-import type { Fault, KnobOptions, Knobs, StreamFault, TextMode } from './types.js';
+import type { Fault, InputCounting, KnobOptions, Knobs, StreamFault, TextMode } from './types.js';
 
 /** Prefix of the request headers that override knobs per request. */
 export const KNOB_HEADER_PREFIX = 'x-fake-llm-';
@@ -16,6 +16,7 @@ export const DEFAULT_KNOBS: Readonly<Knobs> = Object.freeze({
   seed: 1,
   text: 'mixed',
   inputTokens: undefined,
+  inputCounting: 'quarter',
   cacheReadTokens: 0,
   cacheWrite5mTokens: 0,
   cacheWrite1hTokens: 0,
@@ -147,6 +148,11 @@ const textMode: Parser<TextMode> = (value, name) => {
   );
 };
 
+const inputCounting: Parser<InputCounting> = (value, name) => {
+  if (value === 'quarter' || value === 'bytes') return value;
+  throw new KnobError(`${name}: expected "quarter" or "bytes", got ${describe(value)}`);
+};
+
 const fault: Parser<Fault | undefined> = (value, name) => {
   if (value === undefined || value === 'none' || value === '') return undefined;
   if (typeof value === 'string' && (STREAM_FAULTS as readonly string[]).includes(value)) {
@@ -197,6 +203,12 @@ export const KNOB_SPECS: readonly KnobSpec[] = [
     'input-tokens',
     optionalCount,
     'input tokens to report (default: computed from the request text)',
+  ),
+  spec(
+    'inputCounting',
+    'input-counting',
+    inputCounting,
+    'input tokens per text: quarter (a token per 4 UTF-8 bytes) | bytes (a token per byte, the worst case) (default quarter)',
   ),
   spec('cacheReadTokens', 'cache-read', count, 'reported cache-read input tokens (default 0)'),
   spec(

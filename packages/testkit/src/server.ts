@@ -356,7 +356,8 @@ export class FakeLLM extends EventEmitter<FakeLLMEvents> {
       return;
     }
 
-    const inputTokens = knobs.inputTokens ?? countInputTokens(body, protocol.provider);
+    const inputTokens =
+      knobs.inputTokens ?? countInputTokens(body, protocol.provider, knobs.inputCounting);
     record.inputTokens = inputTokens;
     if (routed.route === 'count_tokens') {
       this.#sendJson(res, record, protocol, countTokensBody(inputTokens));

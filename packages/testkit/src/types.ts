@@ -61,6 +61,13 @@ export interface Knobs {
   text: TextMode;
   /** Overrides the input token count computed from the request body. Defaults to computed. */
   inputTokens: number | undefined;
+  /**
+   * How input tokens are computed from the request's text: `'quarter'`, a token per four
+   * UTF-8 bytes (about what real prose costs), or `'bytes'`, a token per byte (the most a
+   * byte-level tokenizer can make of any text: a hostile caller's worst case). Defaults to
+   * `'quarter'`.
+   */
+  inputCounting: InputCounting;
   /** Reported cache-read input tokens. Defaults to 0. */
   cacheReadTokens: number;
   /** Reported 5-minute cache-write input tokens (Anthropic only). Defaults to 0. */
@@ -95,6 +102,9 @@ export interface Knobs {
   /** Seconds in `retry-after` (and the rate-limit reset headers) of 429 answers. Defaults to 1. */
   retryAfterSec: number;
 }
+
+/** How the fake turns request text into input tokens (see `Knobs.inputCounting`). */
+export type InputCounting = 'quarter' | 'bytes';
 
 /** Knobs as given by a user: any subset; `fault: 'none'` clears a fault. */
 export type KnobOptions = Partial<Omit<Knobs, 'fault'>> & { fault?: Fault | 'none' | undefined };

@@ -348,6 +348,7 @@ function dearestOf(base: ModelPrice, snapshots: readonly ModelPrice[]): ModelPri
     for (const kind of TOKEN_KINDS) {
       out[kind] = all.reduce((top, m) => {
         const r = ratesAt(m, prompt)[kind];
+        // biome-ignore lint/complexity/useMathMinMax: BigInts (Math.max takes numbers only).
         return r > top ? r : top;
       }, 0n);
     }

@@ -30,6 +30,12 @@ export interface RequestBound {
   serviceTier?: string;
   /** The most uses of each server tool (`{ web_search: 20 }`), priced at the catalog's fee. */
   serverToolUses?: Readonly<Record<string, number>>;
+  /**
+   * The input tokens one use of each server tool may add (its results, read back into the
+   * context), already counted in `promptTokens`: for an estimate of a call cut before its
+   * usage arrived.
+   */
+  serverToolInputTokens?: Readonly<Record<string, number>>;
 }
 
 /** The worst case and the usage it was priced at. */
