@@ -71,19 +71,33 @@ describe('examples/existing-app', () => {
     expect(usage.team).toMatchObject({ spentNanos: cost, period: 'month' });
   });
 
-  it("applies each user's plan: the free plan cannot reserve a large answer, pro can", async () => {
-    // 4,096 output tokens at $5/M ≈ $0.02: more than the free plan's $0.01 a day.
+  it("applies each user's plan: the free plan's large request is fitted to its budget, pro's is not", async () => {
+    // 4,096 output tokens at $5/M ≈ $0.02: more than the free plan's $0.01 a day. The
+    // request is admitted with the max_tokens $0.01 covers (reservation: 'fit').
     const free = await post(`${app.url}/api/chat`, body(4_096), { 'x-api-key': 'key-linus' });
-    expect(free.status).toBe(402);
-    expect(free.json).toMatchObject({ error: { code: 'budget_exceeded', scope: 'user' } });
+    expect(free.status).toBe(200);
+    const freeMeta = eventOf(free.events, 'meta') as {
+      maxTokens: number;
+      fittedTo: string;
+      reservedInputTokens: number;
+    };
+    expect(freeMeta.fittedTo).toBe('budget');
+    expect(freeMeta.maxTokens).toBe(
+      Math.floor((10_000_000 - freeMeta.reservedInputTokens * 1_000) / 5_000),
+    );
+    expect((fake.requests.at(-1)!.body as { max_tokens?: number }).max_tokens).toBe(
+      freeMeta.maxTokens,
+    );
     const pro = await post(`${app.url}/api/chat`, body(4_096), { 'x-api-key': 'key-ada' });
     expect(pro.status).toBe(200);
     expect(pro.events.at(-1)!.event).toBe('done');
+    expect(eventOf(pro.events, 'meta')).toMatchObject({ maxTokens: 4_096 });
+    expect(eventOf(pro.events, 'meta')).not.toHaveProperty('fittedTo');
     // Both users share the team budget: Linus's usage shows Ada's team spend.
     const usage = (await (
       await fetch(`${app.url}/api/usage`, { headers: { 'x-api-key': 'key-linus' } })
     ).json()) as { user: { spentNanos: number }; team: { spentNanos: number } };
-    expect(usage.user.spentNanos).toBe(0);
-    expect(usage.team.spentNanos).toBeGreaterThan(0);
+    expect(usage.user.spentNanos).toBeGreaterThan(0);
+    expect(usage.team.spentNanos).toBeGreaterThan(usage.user.spentNanos);
   });
 });

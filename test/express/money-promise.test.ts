@@ -54,7 +54,6 @@ afterAll(() => fake.close());
 
 type Meta = { reservedUsd: number; inputTokens: number; reservedInputTokens: number };
 type Done = { costNanos: number; estimated: boolean; usage: { outputTokens: number } };
-type ErrorEvent = { code: string; limit?: string; costNanos: number };
 
 const nanos = (usdAmount: number) => Math.round(usdAmount * 1e9);
 const userHeaders = (user: string, knobs: Record<string, string> = {}) => ({
@@ -286,7 +285,7 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
       });
     }
 
-    it('an emoji answer cut off before its usage arrives is charged at most max_tokens of output', async () => {
+    it('an answer that completes without its usage is charged its reservation, never a guess below it', async () => {
       await start();
       const result = await postSSE(
         app.url,
@@ -303,16 +302,22 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
           }),
         },
       );
+      const meta = eventData<Meta>(result, 'meta');
       const done = eventData<Done>(result, 'done');
       const record = await recordOf(result);
       expect(done.estimated).toBe(true);
-      // The heuristic counts these 500 emoji as far more than 500 tokens; the provider
-      // can bill at most max_tokens, so that is the charge.
-      expect(done.usage.outputTokens).toBe(500);
-      expect(done.costNanos).toBe(record.inputTokens * HAIKU_4_5.input + 500 * HAIKU_4_5.output);
+      // The provider may have billed more than it showed (nothing says): what was reserved
+      // for it — the prompt's bound and max_tokens — which covers what it can bill.
+      expect(done.costNanos).toBe(nanos(meta.reservedUsd));
+      expect(done.costNanos).toBe(
+        meta.reservedInputTokens * HAIKU_4_5.input + 500 * HAIKU_4_5.output,
+      );
+      expect(done.costNanos).toBeGreaterThanOrEqual(
+        record.inputTokens * HAIKU_4_5.input + record.tokensGenerated * HAIKU_4_5.output,
+      );
     });
 
-    it('a per-request cap below the worst case cuts on the conservative bound, and says which limit fired', async () => {
+    it('a per-request cap below the worst case lowers max_tokens to what it covers, and says so', async () => {
       // Worst case of max_tokens 4,000 on haiku-4-5 is $0.02; the cap allows about 1,000.
       await start({ maxCostPerRequestUsd: '0.005' });
       const result = await postSSE(
@@ -324,17 +329,23 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
         },
         { headers: userHeaders('cap', { text: 'base64', tokens: '3000', tps: '3000' }) },
       );
-      const error = eventData<ErrorEvent>(result, 'error');
-      expect(error.code).toBe('budget_exceeded');
-      expect(error.limit).toBe('max_cost_per_request');
+      const meta = eventData<
+        Meta & { maxTokens: number; requestedMaxTokens: number; fittedTo: string }
+      >(result, 'meta');
+      expect(meta).toMatchObject({ requestedMaxTokens: 4_000, fittedTo: 'max_cost_per_request' });
+      // The most output the cap covers after the prompt's bound, by hand.
+      expect(meta.maxTokens).toBe(
+        Math.floor((usd('0.005') - meta.reservedInputTokens * HAIKU_4_5.input) / HAIKU_4_5.output),
+      );
+      const done = eventData<Done & { stopReason: string }>(result, 'done');
       const record = await recordOf(result);
-      // What the provider billed (generated, priced by hand) stays within the cap plus what
-      // was in flight when the cut reached it (one chunk of 1 token here).
+      // The provider stopped at it: exact, within the cap, and nothing generated past it.
+      expect(done).toMatchObject({ stopReason: 'max_tokens', estimated: false });
+      expect(record.tokensGenerated).toBe(meta.maxTokens);
       const billed =
         record.inputTokens * HAIKU_4_5.input + record.tokensGenerated * HAIKU_4_5.output;
-      expect(billed).toBeLessThanOrEqual(usd('0.005') + 8 * HAIKU_4_5.output);
-      const settle = (await app.waitForSettles(1))[0]!;
-      expect(settle.limit).toBe('max_cost_per_request');
+      expect(done.costNanos).toBe(billed);
+      expect(billed).toBeLessThanOrEqual(usd('0.005'));
     });
   });
 
@@ -347,30 +358,36 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
     };
 
     for (const text of ['plain', 'emoji', 'vietnamese', 'cjk', 'base64', 'repeat'] as const) {
-      it(`${text} text: a long answer is cut when the budget runs out; neither books nor bill pass it`, async () => {
+      it(`${text} text: a long answer ends at the max_tokens the budget covered; neither books nor bill pass it`, async () => {
         await start({ budgets: { user: { limitUsd: '0.01', period: 'day' } }, reservation: lease });
         const result = await postSSE(app.url, long, {
           headers: userHeaders(`lease-${text}`, { text, tokens: '6000', tps: '4000', chunk: '1' }),
         });
-        const error = eventData<ErrorEvent>(result, 'error');
-        expect(error.code).toBe('budget_exceeded');
-        expect(error.limit).toBe('lease_denied');
+        const meta = eventData<Meta & { maxTokens: number; fittedTo: string }>(result, 'meta');
+        expect(meta.fittedTo).toBe('budget');
+        // Sent with the most output $0.01 covers after the prompt's bound.
+        expect(meta.maxTokens).toBe(
+          Math.floor((usd('0.01') - meta.reservedInputTokens * HAIKU_4_5.input) / HAIKU_4_5.output),
+        );
+        // The lease grew with the answer (whatever the script does to the estimate) and
+        // never cut it: the provider stopped at max_tokens, and its figure is the charge.
+        const done = eventData<Done & { stopReason: string }>(result, 'done');
+        expect(done).toMatchObject({ stopReason: 'max_tokens', estimated: false });
         const record = await recordOf(result);
+        expect(record.tokensGenerated).toBe(meta.maxTokens);
         const bill =
           record.inputTokens * HAIKU_4_5.input + record.tokensGenerated * HAIKU_4_5.output;
         const books = (await spentBy(`lease-${text}`, '0.01')).spentNanos;
         expect(bill).toBeLessThanOrEqual(usd('0.01'));
-        expect(books).toBeLessThanOrEqual(usd('0.01'));
-        // The cut answer is charged an upper estimate: never below what the provider billed.
-        expect(books).toBeGreaterThanOrEqual(bill);
-        expect(books).toBe(error.costNanos);
-        const settle = (await app.waitForSettles(1))[0]!;
-        expect(settle.limit).toBe('lease_denied');
-        expect(settle.final.estimated).toBe(true);
+        expect(books).toBe(bill);
+        // The money was used: only the prompt's bound above its count was held back.
+        expect(bill).toBeGreaterThan(
+          usd('0.01') - (meta.reservedInputTokens + 1) * HAIKU_4_5.output,
+        );
       });
     }
 
-    it('output the provider bills without streaming it (hidden reasoning) passes a lease by at most max_tokens minus the lease', async () => {
+    it('output the provider bills without streaming it (hidden reasoning) cannot pass a budget one call at a time', async () => {
       const openai = new OpenAI({ baseURL: `${fake.url}/v1`, apiKey: 'test', maxRetries: 0 });
       const body = {
         model: 'o4-mini',
@@ -393,28 +410,33 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
             { signal: meter.signal, headers: knobHeaders(req as never) },
           ),
       };
-      const knobsOf = userHeaders('reasoner', { 'reasoning-tokens': '3000', tokens: '50' });
-      // Worst case (the default) reserves max_completion_tokens: the budget cannot cover it.
-      await start({ budgets: { user: { limitUsd: '0.01', period: 'day' } }, ...openaiUpstream });
-      expect((await postSSE(app.url, body, { headers: knobsOf })).status).toBe(402);
+      const knobsOf = (user: string) =>
+        userHeaders(user, { 'reasoning-tokens': '3000', tokens: '50' });
+      const budgets = { user: { limitUsd: '0.01', period: 'day' as const } };
+      // Strict reserves max_completion_tokens: the budget cannot cover it.
+      await start({ budgets, reservation: 'strict', ...openaiUpstream });
+      expect((await postSSE(app.url, body, { headers: knobsOf('strict') })).status).toBe(402);
       await app.close();
-      // A lease of 256 tokens admits it; the 3,000 reasoning tokens appear only in the
-      // final usage, and the provider's figure is what is charged.
-      await start({
-        budgets: { user: { limitUsd: '0.01', period: 'day' } },
-        reservation: lease,
-        ...openaiUpstream,
-      });
-      const result = await postSSE(app.url, body, { headers: knobsOf });
-      const done = eventData<Done>(result, 'done');
-      const record = await recordOf(result);
-      expect(done.usage.outputTokens).toBe(3_050);
-      expect(done.costNanos).toBe(
-        record.usage!.inputTokens * O4_MINI.input + 3_050 * O4_MINI.output,
-      );
-      const overspend = (await spentBy('reasoner', '0.01')).spentNanos - usd('0.01');
-      expect(overspend).toBeGreaterThan(0);
-      expect(overspend).toBeLessThanOrEqual((4_000 - 256) * O4_MINI.output);
+      for (const reservation of ['fit', lease] as const) {
+        const user = typeof reservation === 'string' ? 'fit' : 'lease';
+        await start({ budgets, reservation, ...openaiUpstream });
+        const result = await postSSE(app.url, body, { headers: knobsOf(user) });
+        const meta = eventData<Meta & { maxTokens: number }>(result, 'meta');
+        const record = await recordOf(result);
+        // Sent with the max_completion_tokens $0.01 covers: the 3,000 reasoning tokens the
+        // provider bills unseen stop there, and the provider's figure is the charge.
+        expect((record.body as { max_completion_tokens?: number }).max_completion_tokens).toBe(
+          meta.maxTokens,
+        );
+        expect(meta.maxTokens).toBeLessThan(3_050);
+        const done = eventData<Done>(result, 'done');
+        expect(done.usage.outputTokens).toBe(meta.maxTokens);
+        expect(done.costNanos).toBe(
+          record.usage!.inputTokens * O4_MINI.input + meta.maxTokens * O4_MINI.output,
+        );
+        expect((await spentBy(user, '0.01')).spentNanos).toBeLessThanOrEqual(usd('0.01'));
+        await app.close();
+      }
     });
   });
 

@@ -401,7 +401,7 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
       );
     });
 
-    it('a per-request cost cap stops the stream with budget_exceeded and aborts upstream', async () => {
+    it('a per-request cost cap lowers max_tokens to what it covers: the provider stops there, within the cap', async () => {
       // $0.0005 cap: input ~ tens of tokens at $1/M, so roughly 90+ output tokens at $5/M.
       await start(rawAnthropic, { maxCostPerRequestUsd: '0.0005' });
       const result = await postSSE(
@@ -409,8 +409,44 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
         { ...prompt, max_tokens: 3000 },
         { headers: { 'x-user': 'c1', 'x-fake-llm-tokens': '3000', 'x-fake-llm-tps': '2000' } },
       );
-      const error = eventData<{ code: string; costNanos: number }>(result, 'error');
-      expect(error.code).toBe('budget_exceeded');
+      const meta = eventData<{
+        maxTokens: number;
+        requestedMaxTokens: number;
+        fittedTo: string;
+        reservedUsd: number;
+      }>(result, 'meta');
+      expect(meta).toMatchObject({ requestedMaxTokens: 3000, fittedTo: 'max_cost_per_request' });
+      const done = eventData<{ stopReason: string; costNanos: number; estimated: boolean }>(
+        result,
+        'done',
+      );
+      const record = await fake.waitForRequest(fake.lastRequest!.id);
+      // Sent with the lowered max_tokens: the provider stopped at it, billed exactly.
+      expect((record.body as { max_tokens?: number }).max_tokens).toBe(meta.maxTokens);
+      expect(record.tokensGenerated).toBe(meta.maxTokens);
+      expect(done).toMatchObject({ stopReason: 'max_tokens', estimated: false });
+      expect(done.costNanos).toBe(handCost(record.inputTokens, meta.maxTokens));
+      expect(done.costNanos).toBeLessThanOrEqual(500_000);
+      expect(Math.round(meta.reservedUsd * 1e9)).toBeLessThanOrEqual(500_000);
+    });
+
+    it('a route whose own request() sends more than meter.maxTokens: the stream stops at the cap itself', async () => {
+      const ignoring: Upstream = (req, meter) =>
+        anthropicClient(fake.url).messages.create(
+          { model: meter.model, max_tokens: 3000, messages: prompt.messages, stream: true },
+          { signal: meter.signal, headers: knobHeaders(req) },
+        );
+      await start(ignoring, {
+        maxCostPerRequestUsd: '0.0005',
+        request: () => ({ model: MODEL, maxTokens: 3000, input: { messages: prompt.messages } }),
+      });
+      const result = await postSSE(
+        app.url,
+        { ...prompt, max_tokens: 3000 },
+        { headers: { 'x-user': 'c2', 'x-fake-llm-tokens': '3000', 'x-fake-llm-tps': '2000' } },
+      );
+      const error = eventData<{ code: string; limit: string; costNanos: number }>(result, 'error');
+      expect(error).toMatchObject({ code: 'budget_exceeded', limit: 'max_cost_per_request' });
       expect(error.costNanos).toBeLessThanOrEqual(500_000 + 5_000 * 3);
       const record = await fake.waitForRequest(fake.lastRequest!.id);
       expect(record.stopCause).toBe('client-closed');
@@ -444,18 +480,28 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
       expect(state.budget!.reservedNanos).toBe(0);
     });
 
-    it('a lease that cannot grow ends the stream with budget_exceeded', async () => {
+    it('a lease one stream cannot grow, because another took the budget, ends it with budget_exceeded', async () => {
       await start(rawAnthropic, {
         budgets: { user: { limitUsd: '0.0008', period: 'day' } },
         reservation: { incremental: { initialOutputTokens: 50, stepOutputTokens: 50 } },
       });
-      const result = await postSSE(
-        app.url,
-        { ...prompt, max_tokens: 4000 },
-        { headers: { 'x-user': 'l2', 'x-fake-llm-tokens': '2000', 'x-fake-llm-tps': '2000' } },
+      // Each is sent with the most output the budget had left when it was admitted (about
+      // 150 tokens, $0.0008 at $5/M); together they cannot have it all.
+      const results = await Promise.all(
+        [0, 1].map(() =>
+          postSSE(
+            app.url,
+            { ...prompt, max_tokens: 4000 },
+            { headers: { 'x-user': 'l2', 'x-fake-llm-tokens': '2000', 'x-fake-llm-tps': '2000' } },
+          ),
+        ),
       );
-      expect(eventData<{ code: string }>(result, 'error').code).toBe('budget_exceeded');
-      await app.waitForSettles(1);
+      const ends = results.map((r) => r.events.at(-1)!);
+      const cut = ends.filter((e) => e.event === 'error');
+      expect(cut.length).toBeGreaterThanOrEqual(1);
+      for (const e of cut)
+        expect(e.json).toMatchObject({ code: 'budget_exceeded', limit: 'lease_denied' });
+      await app.waitForSettles(2);
       const { spent: s, reserved } = await spent('l2');
       expect(reserved).toBe(0);
       // Bounded overspend: at most one step's estimation error beyond the limit.

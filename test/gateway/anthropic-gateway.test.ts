@@ -286,24 +286,61 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
     it('a budget that runs out mid-stream ends it with an error event the SDK raises', async () => {
       gateway = await start(express, {
         budgets: { user: { limitUsd: '0.0008', period: 'day' } },
-        reservation: { incremental: { initialOutputTokens: 50, stepOutputTokens: 50 } },
+        reservation: { mode: 'lease', initialOutputTokens: 50, stepOutputTokens: 50 },
       });
-      const stream = sdk(gateway, 'tm-carol').messages.stream(
-        { ...params, max_tokens: 4_000 },
-        {
-          headers: {
-            'x-fake-llm-tokens': '2000',
-            'x-fake-llm-tps': '2000',
-            'x-fake-llm-chunk': '1',
-          },
-        },
+      // Each call is sent with the most output the budget had left when it was admitted;
+      // two at once cannot both have it: the lease of one cannot grow.
+      const streams = [0, 1].map(() =>
+        sdk(gateway, 'tm-carol')
+          .messages.stream(
+            { ...params, max_tokens: 4_000 },
+            {
+              headers: {
+                'x-fake-llm-tokens': '2000',
+                'x-fake-llm-tps': '2000',
+                'x-fake-llm-chunk': '1',
+              },
+            },
+          )
+          .finalMessage()
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          ),
       );
-      const error = await stream.finalMessage().catch((e) => e);
-      expect(error).toBeInstanceOf(Anthropic.APIError);
-      expect(String(error.message)).toMatch(/billing_error|budget/);
+      const errors = (await Promise.all(streams)).filter((e) => e !== undefined);
+      expect(errors.length).toBeGreaterThanOrEqual(1);
+      for (const error of errors) {
+        expect(error).toBeInstanceOf(Anthropic.APIError);
+        expect(String((error as Error).message)).toMatch(/billing_error|budget/);
+      }
+      const settles = await waitForSettles(gateway, 2);
+      const cut = settles.filter((s) => s.outcome === 'budget_exceeded');
+      expect(cut.length).toBe(errors.length);
+      for (const settle of cut) expect(settle.limit).toBe('lease_denied');
+    });
+
+    it('a whole-body call is sent with the most output the budget has left, its prompt counted exactly', async () => {
+      gateway = await start(express, { budgets: { user: { limitUsd: '0.002', period: 'day' } } });
+      const message = await sdk(gateway, 'tm-carol').messages.create(
+        { ...params, max_tokens: 4_000 },
+        { headers: { 'x-fake-llm-tokens': '2000' } },
+      );
+      // Its worst case did not fit: the gateway asked count_tokens (free) before trimming it.
+      const counted = fake.requests.filter((r) => r.path.endsWith('/count_tokens'));
+      expect(counted).toHaveLength(1);
+      const record = fake.requests.at(-1)!;
+      // $0.002 less the exact prompt at $1/M, at $5/M of output.
+      expect((record.body as { max_tokens?: number }).max_tokens).toBe(
+        Math.floor((2_000_000 - message.usage.input_tokens * 1_000) / 5_000),
+      );
+      expect(message.stop_reason).toBe('max_tokens');
+      expect(message.usage.output_tokens).toBe((record.body as { max_tokens?: number }).max_tokens);
       const [settle] = await waitForSettles(gateway, 1);
-      expect(settle!.outcome).toBe('budget_exceeded');
-      expect(settle!.limit).toBe('lease_denied');
+      expect(settle!.final.costNanos).toBe(
+        hand(message.usage.input_tokens, message.usage.output_tokens),
+      );
+      expect(settle!.final.costNanos).toBeLessThanOrEqual(2_000_000);
     });
   });
 

@@ -531,7 +531,19 @@ describe('budgets and rate limits', () => {
   });
 
   it('the cost cap stops a stream mid-way: budget_exceeded, an abort event, the error event cost', async () => {
-    await start({ middleware: { maxCostPerRequestUsd: '0.0002' } });
+    // A route whose own request() sends max_tokens 300 whatever was admitted: the stream
+    // itself stops at what the cap covers.
+    await start({
+      middleware: {
+        maxCostPerRequestUsd: '0.0002',
+        request: () => ({ model: MODEL, maxTokens: 300, input: { messages: prompt.messages } }),
+        upstream: (req, meter) =>
+          anthropicClient(fake.url).messages.create(
+            { model: meter.model, max_tokens: 300, messages: prompt.messages, stream: true },
+            { signal: meter.signal, headers: knobHeaders(req) },
+          ),
+      },
+    });
     const result = await postSSE(app.url, prompt, { headers: { 'x-user': 'fay' } });
     const error = eventData<ErrorEvent>(result, 'error');
     expect(error.code).toBe('budget_exceeded');

@@ -7,32 +7,39 @@
 import { randomUUID } from 'node:crypto';
 import {
   type AdmitAllResult,
+  type AdmitRejected,
   type AdmitRequest,
   admitAll,
+  type BudgetRejection,
+  type BudgetRule,
   type BudgetState,
   boundRequest,
+  extendAll,
+  forwardedBody,
   guessProvider,
   heuristicTokenCounter,
   type InputTokenCount,
   isThenable,
   measureInputTokens,
   measureInputTokensNow,
+  planReservation,
+  type RateLimitRule,
   type RejectionInfo,
+  type RequestBound,
   type RequestFacts,
+  type ReservationPlan,
   readRequestTerms,
   releaseAll,
   releaseLostAdmission,
   type ScopeRef,
   type TelemetryStart,
   TokenmeterError,
-  worstCaseCost,
 } from '@tokenmeter/core';
 import {
   type Admission,
   budgetJson,
   describe,
   MeteredStreamImpl,
-  maxOutputWithin,
   StreamRegistry,
   scopeKeyOf,
 } from './metered-stream.js';
@@ -138,6 +145,12 @@ export function meteredHandler(config: Config) {
   return middleware as typeof middleware & { readonly activeStreams: number };
 }
 
+/** Admission tries at most this many times: a budget refusal tells what remains, to fit it. */
+const ADMISSION_TRIES = 4;
+
+/** max_tokens allowed for a model whose largest output the catalog does not publish. */
+const DEFAULT_MAX_TOKENS_LIMIT = 128_000;
+
 /** Everything before the stream. Answers and returns undefined when the request is not admitted. */
 async function admit(
   config: Config,
@@ -184,24 +197,18 @@ async function admit(
     reject(400, 'invalid_request', message);
     return undefined;
   }
-  const { model, maxTokens } = params;
+  const { model, maxTokens: askedMaxTokens } = params;
   facts.model = model;
-  facts.maxTokens = maxTokens;
+  facts.maxTokens = askedMaxTokens;
   if (typeof model !== 'string' || model === '' || model.length > 256) {
     reject(400, 'invalid_request', '"model" must be a model id string.');
     return undefined;
   }
-  if (!Number.isSafeInteger(maxTokens) || maxTokens < 1 || maxTokens > config.maxTokensLimit) {
-    reject(
-      400,
-      'invalid_request',
-      `max_tokens must be a whole number from 1 to ${config.maxTokensLimit}, got ${JSON.stringify(maxTokens) ?? 'nothing'}.`,
-      { maxTokensLimit: config.maxTokensLimit },
-    );
-    return undefined;
-  }
+  let published: number | undefined;
   try {
-    facts.modelPriced = !config.pricing.priceFor(model).fallback;
+    const priced = config.pricing.priceFor(model);
+    facts.modelPriced = !priced.fallback;
+    published = priced.price.maxOutputTokens;
     facts.provider = params.provider ?? guessProvider(model);
   } catch (error) {
     if (TokenmeterError.isInstance(error) && error.code === 'unknown_model') {
@@ -210,10 +217,31 @@ async function admit(
     }
     throw error;
   }
+  const maxTokensLimit = config.maxTokensLimit ?? published ?? DEFAULT_MAX_TOKENS_LIMIT;
+  if (
+    !Number.isSafeInteger(askedMaxTokens) ||
+    askedMaxTokens < 1 ||
+    askedMaxTokens > maxTokensLimit
+  ) {
+    const whose =
+      config.maxTokensLimit !== undefined
+        ? "this route's limit"
+        : published !== undefined
+          ? `the most ${model} writes`
+          : 'the default limit for a model with no published maximum';
+    reject(
+      400,
+      'invalid_request',
+      `max_tokens must be a whole number from 1 to ${maxTokensLimit} (${whose}), got ${JSON.stringify(askedMaxTokens) ?? 'nothing'}.`,
+      { maxTokensLimit },
+    );
+    return undefined;
+  }
 
   const provider = params.provider ?? guessProvider(model);
   const tokenProvider = provider === 'openai' ? ('openai' as const) : ('anthropic' as const);
-  const terms = readRequestTerms(params.input ?? {}, tokenProvider);
+  const input = (params.input ?? {}) as Record<string, unknown>;
+  const terms = readRequestTerms(input, tokenProvider);
   if (terms.problem) {
     reject(400, 'invalid_request', terms.problem);
     return undefined;
@@ -222,24 +250,51 @@ async function admit(
     reject(400, 'unbounded_request', terms.unbounded);
     return undefined;
   }
+  // A service tier is priced as the catalog says, or refused: never assumed cheaper.
+  let serviceTier: string | undefined;
+  if (terms.serviceTier !== undefined) {
+    const tier = config.pricing.catalog.provider(provider).serviceTiers[terms.serviceTier];
+    if (!tier) {
+      reject(
+        400,
+        'unbounded_request',
+        `"service_tier": ${JSON.stringify(terms.serviceTier)} has no price in the pricing catalog: send "auto" or "default", or give its multiplier with PricingCatalog.extend().`,
+      );
+      return undefined;
+    }
+    if (tier.num > tier.den) serviceTier = terms.serviceTier;
+  }
+
+  const context = { model, provider: tokenProvider };
   let count: InputTokenCount;
   if (params.inputTokens !== undefined) {
     count = { tokens: params.inputTokens, upperBound: params.inputTokens, exact: true };
   } else {
-    const request = (params.input ?? {}) as object;
-    const context = { model, provider: tokenProvider };
     try {
-      const measured = measureInputTokensNow(config.tokenCounter, request, context);
+      const measured = measureInputTokensNow(config.tokenCounter, input, context);
       count = isThenable(measured) ? await measured : measured;
     } catch (error) {
       // An exact counter (a provider call) failed: reserve on the heuristic's bound rather than fail.
       config.logger.warn('tokenmeter: the token counter failed; using the heuristic bound', {
         error: describe(error),
       });
-      count = await measureInputTokens(heuristicTokenCounter, request, context);
+      count = await measureInputTokens(heuristicTokenCounter, input, context);
+    }
+    // A part no rule bounds (a document by URL), or one an allowance bounds (images, PDF
+    // pages): counted exactly where that is free.
+    if (!count.exact && (count.unbounded !== undefined || count.approximate)) {
+      count = (await countExactly(config, req, input, model)) ?? count;
     }
   }
-  const inputTokens = count.tokens;
+  if (count.unbounded !== undefined && !count.exact) {
+    reject(
+      400,
+      'unbounded_request',
+      `The request holds ${count.unbounded}: its cost cannot be bounded before the call. Send the content inline${config.countExactly ? '' : ', or count prompts exactly (tokenCounter: anthropicTokenCounter(client))'}.`,
+    );
+    return undefined;
+  }
+  let inputTokens = count.tokens;
   if (!Number.isSafeInteger(inputTokens) || inputTokens < 0) {
     reject(400, 'invalid_request', 'inputTokens must be a whole number ≥ 0.');
     return undefined;
@@ -253,57 +308,92 @@ async function admit(
     );
     return undefined;
   }
-  const bounded = boundRequest(terms, {
-    promptTokens: count.upperBound,
-    maxTokens,
-    serverTools: config.serverTools,
-  });
+  const boundFor = (c: InputTokenCount) => {
+    const bounded = boundRequest(terms, {
+      promptTokens: c.upperBound,
+      maxTokens: askedMaxTokens,
+      serverTools: config.serverTools,
+    });
+    if (bounded.bound && serviceTier) bounded.bound.serviceTier = serviceTier;
+    return bounded;
+  };
+  let bounded = boundFor(count);
   if (bounded.unbounded !== undefined) {
     reject(400, 'unbounded_request', bounded.unbounded);
     return undefined;
   }
-  const bound = bounded.bound;
+  let bound = bounded.bound;
 
-  // The worst case of the request with `output` output tokens, priced like settlement.
-  const costFor = (output: number) =>
-    worstCaseCost({ ...bound, outputTokens: output }, model, config.pricing).nanos;
-  let capOutputTokens = Number.POSITIVE_INFINITY;
-  if (config.maxCostNanos !== undefined) {
-    if (costFor(0) > config.maxCostNanos) {
+  const relay = config.wire.relay?.(req);
+  const planFor = (available: number | null) =>
+    planReservation({
+      bound,
+      model,
+      pricing: config.pricing,
+      policy: config.reservation,
+      availableNanos: available,
+      // A whole-body answer cannot be watched as it comes: no lease for it.
+      watchable: relay !== 'json',
+      // Anthropic's least thinking budget is 1,024 tokens, and max_tokens must exceed it.
+      minMaxTokens: terms.thinkingBudget !== undefined ? 1_025 : 1,
+    });
+  /** Whether a smaller prompt could change the plan: not when a prompt of nothing is refused. */
+  const countCouldHelp = (b: RequestBound, c: InputTokenCount, within: number) => {
+    const least = planReservation({
+      bound: { ...b, promptTokens: b.promptTokens - c.upperBound },
+      model,
+      pricing: config.pricing,
+      policy: config.reservation,
+      availableNanos: within,
+      watchable: relay !== 'json',
+      minMaxTokens: terms.thinkingBudget !== undefined ? 1_025 : 1,
+    });
+    return least.ok;
+  };
+  const refuse = (
+    plan: Extract<ReservationPlan, { ok: false }>,
+    rejection: BudgetRejection | undefined,
+    headers: Record<string, string> = {},
+  ) => {
+    if (plan.limit === 'max_cost_per_request') {
       reject(
         config.budgetExceededStatus,
         'budget_exceeded',
-        'The prompt alone costs more than the per-request cost cap.',
-        {
-          limit: 'max_cost_per_request',
-        },
-        {},
-        { reservedNanos: costFor(0) },
+        `This route's cost cap per request cannot cover this request: it needs ${formatUsd(plan.needNanos)} (${needs(bound.promptTokens, plan.outputTokens, model, config.reservation.mode)}).`,
+        { limit: 'max_cost_per_request', requiredUsd: plan.needNanos / 1e9 },
+        headers,
+        { reservedNanos: plan.needNanos },
       );
-      return undefined;
+      return;
     }
-    // A cap the worst case stays under never stops the stream.
-    if (costFor(maxTokens) > config.maxCostNanos) {
-      capOutputTokens = maxOutputWithin(costFor, config.maxCostNanos, maxTokens);
-    }
-  }
-  const incremental = config.leaseStepTokens > 0;
-  const reservedOutput = Math.min(
-    maxTokens,
-    capOutputTokens,
-    incremental ? config.leaseInitialTokens : maxTokens,
-  );
-  const reserveNanos = costFor(reservedOutput);
-  // Output the reservation covers before the stream must grow it (incremental) or stop
-  // (the cost cap). A worst-case reservation without a lower cap covers max_tokens, which
-  // the provider never passes: nothing to watch.
-  const leasedOutputTokens = reservedOutput < maxTokens ? reservedOutput : Number.POSITIVE_INFINITY;
+    const budget = rejection?.budget;
+    reject(
+      config.budgetExceededStatus,
+      'budget_exceeded',
+      `The ${rejection?.scope.kind ?? 'budget'} budget cannot cover this request: ${budget ? `${formatUsd(budget.remainingNanos)} is left of ${formatUsd(budget.limitNanos)}, and it` : 'it'} needs ${formatUsd(plan.needNanos)} (${needs(bound.promptTokens, plan.outputTokens, model, config.reservation.mode)}).`,
+      {
+        ...(rejection ? { scope: rejection.scope.kind } : {}),
+        requiredUsd: plan.needNanos / 1e9,
+        ...(budget ? { budget: budgetJson(budget) } : {}),
+      },
+      headers,
+      {
+        ...(rejection ? { scope: rejection.scope.kind, retryAfterMs: rejection.retryAfterMs } : {}),
+        reservedNanos: plan.needNanos,
+        ...(budget ? { budgetRemainingNanos: budget.remainingNanos } : {}),
+      },
+    );
+  };
 
   // Made before admission: it is also each scope's admission key, so an admission whose
   // reply is lost (a dropped store connection) can still be released by it.
   const requestId = randomUUID();
-  const requests: AdmitRequest[] = [];
   let alerts: Map<string, readonly number[]> | undefined;
+  const policies: Array<{
+    scope: ScopeRef;
+    budget?: BudgetRule;
+    rateLimits?: readonly RateLimitRule[];
+  }> = [];
   for (const scope of scopes) {
     const budgetOf = config.budgets[scope.kind];
     const budgetFor = budgetOf?.(scope.id, req);
@@ -315,21 +405,43 @@ async function admit(
     }
     const rateLimits = config.rateLimits[scope.kind];
     if (!budget && !rateLimits?.length) continue;
-    // Built field by field: no intermediate objects for the optional parts.
-    const request: { -readonly [K in keyof AdmitRequest]: AdmitRequest[K] } = {
+    policies.push({
       scope,
-      reserveNanos,
-      estimatedTokens: inputTokens + reservedOutput,
-      ttlMs: config.reservationTtlMs,
-      requestKey: requestId,
-    };
-    if (budget) request.budget = budget;
-    if (rateLimits?.length) request.rateLimits = rateLimits;
-    requests.push(request);
+      ...(budget ? { budget } : {}),
+      ...(rateLimits?.length ? { rateLimits } : {}),
+    });
   }
 
+  // Planned as if the budget covers it; a budget's refusal says what is left, and the
+  // request is planned again within it (fit, lease) or refused (strict). Before it is given
+  // less than it asked, its prompt is counted exactly where that is free.
+  let available: number | null = null;
+  let lastRejection: BudgetRejection | undefined;
+  let plan: Extract<ReservationPlan, { ok: true }> | undefined;
   let result: AdmitAllResult | undefined;
-  if (requests.length > 0) {
+  let requests: AdmitRequest[] = [];
+  for (let attempt = 0; ; attempt++) {
+    const planned = planFor(available);
+    if (!planned.ok) {
+      refuse(planned, lastRejection, lastRejection ? rejectionHeaders(lastRejection) : {});
+      return undefined;
+    }
+    plan = planned;
+    const requestKey = attempt === 0 ? requestId : `${requestId}.${attempt}`;
+    requests = policies.map((policy) => {
+      // Built field by field: no intermediate objects for the optional parts.
+      const request: { -readonly [K in keyof AdmitRequest]: AdmitRequest[K] } = {
+        scope: policy.scope,
+        reserveNanos: planned.reserveNanos,
+        estimatedTokens: inputTokens + planned.coveredOutputTokens,
+        ttlMs: config.reservationTtlMs,
+        requestKey,
+      };
+      if (policy.budget) request.budget = policy.budget;
+      if (policy.rateLimits) request.rateLimits = policy.rateLimits;
+      return request;
+    });
+    if (requests.length === 0) break;
     try {
       result = await admitAll(config.store, requests);
     } catch (error) {
@@ -338,7 +450,7 @@ async function admit(
       // (the store may be down right now), never delaying the answer. Past the last try,
       // the reservation's TTL still bounds it.
       for (const request of requests) {
-        void releaseLostAdmission(config.store, request.scope, requestId, {
+        void releaseLostAdmission(config.store, request.scope, requestKey, {
           delaysMs: LOST_ADMISSION_RETRY_MS,
         });
       }
@@ -359,19 +471,13 @@ async function admit(
         'tokenmeter: store unavailable, request let through unmetered (fail open); nothing is reserved for it',
         { error: describe(error) },
       );
+      result = undefined;
+      break;
     }
-  }
-
-  if (result && !result.admitted) {
+    if (result.admitted) break;
     const rejection = result.rejection;
-    const limits: ScopedRateLimit[] = rejection.rateLimits.map((state) => ({
-      scope: rejection.scope,
-      state,
-    }));
-    const headers = rateLimitHeaders(limits);
-    if (rejection.retryAfterMs !== null)
-      headers['Retry-After'] = retryAfterSeconds(rejection.retryAfterMs);
     if (rejection.reason === 'rate_limit') {
+      const headers = rejectionHeaders(rejection);
       reject(
         429,
         'rate_limited',
@@ -385,26 +491,32 @@ async function admit(
         headers,
         { scope: rejection.scope.kind, retryAfterMs: rejection.retryAfterMs },
       );
-    } else {
-      reject(
-        config.budgetExceededStatus,
-        'budget_exceeded',
-        `The ${rejection.scope.kind} budget cannot cover this request (up to ${formatUsd(reserveNanos)} reserved for max_tokens ${maxTokens}).`,
-        {
-          scope: rejection.scope.kind,
-          requiredUsd: reserveNanos / 1e9,
-          budget: budgetJson(rejection.budget),
-        },
-        headers,
-        {
-          scope: rejection.scope.kind,
-          reservedNanos: reserveNanos,
-          budgetRemainingNanos: rejection.budget.remainingNanos,
-          retryAfterMs: rejection.retryAfterMs,
-        },
-      );
+      return undefined;
     }
-    return undefined;
+    lastRejection = rejection;
+    available = Math.min(available ?? Number.POSITIVE_INFINITY, rejection.budget.remainingNanos);
+    if (!count.exact && countCouldHelp(bound, count, available)) {
+      const exact = await countExactly(config, req, input, model);
+      if (exact) {
+        count = exact;
+        inputTokens = exact.tokens;
+        bounded = boundFor(count);
+        if (bounded.bound) bound = bounded.bound;
+      }
+    }
+    if (attempt + 1 >= ADMISSION_TRIES) {
+      refuse(
+        {
+          ok: false,
+          limit: 'budget',
+          needNanos: plan.reserveNanos,
+          outputTokens: plan.coveredOutputTokens,
+        },
+        rejection,
+        rejectionHeaders(rejection),
+      );
+      return undefined;
+    }
   }
 
   const reservationIds = result?.admitted ? result.reservationIds : [];
@@ -430,30 +542,68 @@ async function admit(
     }
     for (const state of accepted.rateLimits) limits.push({ scope: accepted.scope, state });
   }
+  // A lease is sent with the most output the budget has left, so that no one call can be
+  // billed past it (its answer is watched and the lease grown below that).
+  let reservedNanos = plan.reserveNanos;
+  if (config.reservation.mode === 'lease' && relay !== 'json' && tightest) {
+    const total = plan.reserveNanos + tightest.remainingNanos;
+    let fitted = planFor(total);
+    if (fitted.ok && fitted.maxTokens < askedMaxTokens && !count.exact) {
+      // Trimmed on the prompt's bound: count exactly, and give back what that frees.
+      const exact = await countExactly(config, req, input, model);
+      if (exact) {
+        count = exact;
+        inputTokens = exact.tokens;
+        bounded = boundFor(count);
+        if (bounded.bound) bound = bounded.bound;
+        const recounted = planFor(total);
+        const freed = recounted.ok ? plan.reserveNanos - recounted.reserveNanos : 0;
+        if (recounted.ok && freed > 0 && (await shrink(config, reservationIds, freed))) {
+          fitted = recounted;
+          reservedNanos = recounted.reserveNanos;
+        }
+      }
+    }
+    if (fitted.ok) plan = { ...fitted, reserveNanos: reservedNanos };
+  }
+
+  // Forward what was reserved: the body sent carries the bounds the reservation priced.
+  const forwarded = forwardedBody(input, tokenProvider, {
+    maxTokens: plan.maxTokens,
+    serverTools: config.serverTools,
+  });
+  if (config.rewritesBody && params.input !== undefined) req.body = forwarded;
+  // Where the body sent is not known to carry max_tokens as planned (a route's own
+  // request()), the stream itself stops at it.
+  const stopAt = !config.rewritesBody && plan.maxTokens < askedMaxTokens ? plan.maxTokens : null;
+  const covered = plan.coveredOutputTokens;
   const headers = { ...rateLimitHeaders(limits), 'X-Request-Id': requestId };
   const admission: Admission = {
     requestId,
     scopes,
     reservationIds,
     metered: requests.length > 0,
-    reservedNanos: reserveNanos,
+    reservedNanos,
     model,
-    maxTokens,
+    maxTokens: plan.maxTokens,
+    requestedMaxTokens: askedMaxTokens,
+    fittedTo: plan.fittedTo,
+    forwarded: forwarded === input ? {} : changedFields(input, forwarded),
     inputTokens,
     inputTokensBound: count.upperBound,
     budget: tightest,
-    leasedOutputTokens,
-    capOutputTokens,
+    leasedOutputTokens: covered < plan.maxTokens ? covered : (stopAt ?? Number.POSITIVE_INFINITY),
+    capOutputTokens: stopAt ?? Number.POSITIVE_INFINITY,
+    stopLimit: plan.fittedTo === 'budget' ? 'budget_fit' : 'max_cost_per_request',
     bound,
-    reservedOutputTokens: reservedOutput,
+    reservedOutputTokens: covered,
     provider,
     alerts: alerts ?? NO_ALERTS,
     modelPriced: facts.modelPriced !== false,
-    input: params.input,
+    input: forwarded,
     telemetry: begun,
     headers,
   };
-  const relay = config.wire.relay?.(req);
   if (relay) admission.relay = relay;
   let stream: MeteredStreamImpl;
   try {
@@ -471,6 +621,65 @@ async function admit(
     return undefined;
   }
   return stream;
+}
+
+/** The exact prompt count, where the route can get one for free; undefined when it cannot. */
+async function countExactly(
+  config: Config,
+  req: MeteredRequest,
+  input: Record<string, unknown>,
+  model: string,
+): Promise<InputTokenCount | undefined> {
+  if (!config.countExactly) return undefined;
+  try {
+    const tokens = await config.countExactly(req, input, model);
+    if (!Number.isSafeInteger(tokens) || tokens < 0) return undefined;
+    return { tokens, upperBound: tokens, exact: true };
+  } catch (error) {
+    config.logger.warn('tokenmeter: the exact token count failed; using the bound', {
+      error: describe(error),
+    });
+    return undefined;
+  }
+}
+
+/** Gives back part of every reservation (an exact count freed it); false if the store failed. */
+async function shrink(config: Config, ids: readonly string[], nanos: number): Promise<boolean> {
+  if (ids.length === 0) return true;
+  try {
+    return (await extendAll(config.store, ids, { addNanos: -nanos })).extended;
+  } catch {
+    return false;
+  }
+}
+
+/** The top-level fields `forwarded` changed or added, for `meter.params`. */
+function changedFields(
+  input: Record<string, unknown>,
+  forwarded: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(forwarded)) if (input[key] !== value) out[key] = value;
+  return out;
+}
+
+/** What a refused reservation would have covered, in words. */
+function needs(promptTokens: number, output: number, model: string, mode: string): string {
+  const outputText =
+    mode === 'strict' ? `max_tokens ${output}` : `at least ${output} output tokens`;
+  return `the prompt up to ${promptTokens} tokens and ${outputText} on ${model}`;
+}
+
+/** RateLimit headers (and Retry-After) of a refused admission. */
+function rejectionHeaders(rejection: AdmitRejected): Record<string, string> {
+  const limits: ScopedRateLimit[] = rejection.rateLimits.map((state) => ({
+    scope: rejection.scope,
+    state,
+  }));
+  const headers = rateLimitHeaders(limits);
+  if (rejection.retryAfterMs !== null)
+    headers['Retry-After'] = retryAfterSeconds(rejection.retryAfterMs);
+  return headers;
 }
 
 /** Apps whose error chain ends in our handler (added once, after everything the app has). */

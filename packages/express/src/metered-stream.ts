@@ -17,7 +17,9 @@ import {
   jsonSseEncoder,
   type MeterEvent,
   nanosToUsd,
+  outputWithin,
   periodId,
+  planReservation,
   promptTokens,
   type RequestBound,
   type ReservationEnd,
@@ -77,7 +79,14 @@ export interface Admission {
   metered: boolean;
   reservedNanos: number;
   model: string;
+  /** The max_tokens to send (lowered where the reservation covers less than asked). */
   maxTokens: number;
+  /** The max_tokens the request asked for. */
+  requestedMaxTokens: number;
+  /** What lowered max_tokens, if anything. */
+  fittedTo: 'budget' | 'max_cost_per_request' | null;
+  /** The fields admission wrote into the body sent (max_tokens, bounded tools…). */
+  forwarded: Record<string, unknown>;
   inputTokens: number;
   /** The prompt's upper bound (equal to `inputTokens` when counted exactly). */
   inputTokensBound: number;
@@ -88,8 +97,13 @@ export interface Admission {
    * stream must stop (the cost cap). Infinity when it covers `max_tokens`.
    */
   leasedOutputTokens: number;
-  /** Output tokens after which the cost cap stops the stream (Infinity: no cap). */
+  /**
+   * Output tokens after which the stream is stopped, where the body sent is not known to
+   * carry the lowered max_tokens (Infinity: the provider stops itself).
+   */
   capOutputTokens: number;
+  /** The limit named when the stream stops there. */
+  stopLimit: StreamLimit;
   /** What the reservation priced: the worst case of the request, for pricing lease steps. */
   bound: RequestBound;
   /** Output tokens the reservation covers at admission. */
@@ -120,6 +134,7 @@ const LIMIT_MESSAGES: Record<StreamLimit, string> = {
   max_cost_per_request: "The answer reached this route's cost cap per request; it was cut short.",
   lease_denied: 'The budget cannot cover more of this answer; it was cut short.',
   lease_unavailable: 'The budget store could not extend this answer; it was cut short.',
+  budget_fit: 'The answer reached the output the budget covered when it started; it was cut short.',
 };
 
 const CODE_MESSAGES: Record<StreamOutcome, string> = {
@@ -268,6 +283,8 @@ export class MeteredStreamImpl implements MeteredStream {
   private callMaxTokens: number;
   /** Output of the current call the per-request cost cap allows (Infinity: no cap below max). */
   private capOutputTokens: number;
+  /** The limit named when the stream stops at `capOutputTokens`. */
+  private stopLimit: StreamLimit;
   /** Output of the current call the reservation covers so far. */
   private coveredOutputTokens: number;
   /** The current call's terms, for the worst case of its lease steps. */
@@ -304,6 +321,7 @@ export class MeteredStreamImpl implements MeteredStream {
     this.leasedOutputTokens = admission.leasedOutputTokens;
     this.callMaxTokens = admission.maxTokens;
     this.capOutputTokens = admission.capOutputTokens;
+    this.stopLimit = admission.stopLimit;
     this.coveredOutputTokens = admission.reservedOutputTokens;
     this.callBound = admission.bound;
     this.trace = config.telemetry.startStream(admission.telemetry, {
@@ -330,6 +348,7 @@ export class MeteredStreamImpl implements MeteredStream {
       // what the provider billed beyond a guess cannot overrun the budget later.
       estimates: 'bound',
       inputTokensBound: admission.inputTokensBound,
+      requestBound: admission.bound,
     });
     res.on('close', this.onClose);
     registry.add(this);
@@ -355,9 +374,10 @@ export class MeteredStreamImpl implements MeteredStream {
     return this.req;
   }
 
-  /** Parameters for the upstream call: model and max_tokens as admitted. */
-  get params(): { model: string; max_tokens: number } {
-    return { model: this.model, max_tokens: this.maxTokens };
+  /** Parameters for the upstream call as admitted: model, max_tokens, bounded fields. */
+  get params(): { model: string; max_tokens: number } & Record<string, unknown> {
+    const { max_completion_tokens: _c, ...bounded } = this.admission.forwarded;
+    return { ...bounded, model: this.model, max_tokens: this.maxTokens };
   }
 
   /**
@@ -396,6 +416,13 @@ export class MeteredStreamImpl implements MeteredStream {
         // and the output it covers, so a client can check reservedUsd by hand.
         reservedInputTokens: this.admission.bound.promptTokens,
         reservedOutputTokens: this.admission.reservedOutputTokens,
+        // max_tokens was lowered to what the budget (or the cost cap) covers.
+        ...(this.admission.fittedTo
+          ? {
+              requestedMaxTokens: this.admission.requestedMaxTokens,
+              fittedTo: this.admission.fittedTo,
+            }
+          : {}),
         budget: budget ? budgetJson(budget) : null,
       }),
     );
@@ -759,7 +786,7 @@ export class MeteredStreamImpl implements MeteredStream {
   private async growLease(): Promise<boolean> {
     const { config } = this;
     if (this.meter.outputTokensBound >= this.capOutputTokens) {
-      this.limit = 'max_cost_per_request';
+      this.limit = this.stopLimit;
       this.abort('budget_exceeded');
       return false;
     }
@@ -841,8 +868,9 @@ export class MeteredStreamImpl implements MeteredStream {
               .nanos;
           this.capOutputTokens =
             costFor(max) > config.maxCostNanos
-              ? maxOutputWithin(costFor, config.maxCostNanos, max)
+              ? outputWithin(costFor, config.maxCostNanos, max)
               : Number.POSITIVE_INFINITY;
+          this.stopLimit = 'max_cost_per_request';
         }
         if (this.leasedOutputTokens === Number.POSITIVE_INFINITY) {
           this.leasedOutputTokens = Math.min(this.coveredOutputTokens, this.capOutputTokens);
@@ -855,26 +883,31 @@ export class MeteredStreamImpl implements MeteredStream {
         promptTokens: event.inputTokens ?? admission.bound.promptTokens,
         outputTokens: max,
       };
-      const costFor = (output: number) =>
-        spentNanos +
-        worstCaseCost({ ...bound, outputTokens: output }, this.model, config.pricing).nanos;
-      let cap = Number.POSITIVE_INFINITY;
-      if (config.maxCostNanos !== undefined) {
-        if (costFor(0) > config.maxCostNanos) {
-          this.limit = 'max_cost_per_request';
-          this.abort('budget_exceeded');
-          return false;
-        }
-        if (costFor(max) > config.maxCostNanos) {
-          cap = maxOutputWithin(costFor, config.maxCostNanos, max);
-        }
+      // Planned like an admission, within what the cap leaves after the calls before it.
+      const plan = planReservation({
+        bound,
+        model: this.model,
+        pricing: config.pricing,
+        policy: {
+          ...config.reservation,
+          minOutputTokens: 1,
+          capNanos:
+            config.maxCostNanos === undefined
+              ? null
+              : Math.max(0, config.maxCostNanos - spentNanos),
+        },
+        availableNanos: null,
+        watchable: true,
+      });
+      if (!plan.ok) {
+        this.limit = 'max_cost_per_request';
+        this.abort('budget_exceeded');
+        return false;
       }
-      const covered = Math.min(
-        max,
-        cap,
-        config.leaseStepTokens > 0 ? config.leaseInitialTokens : max,
-      );
-      const addNanos = costFor(covered) - spentNanos;
+      // The call was sent with `max` already: a lower plan is watched, not forwarded.
+      const cap = plan.maxTokens < max ? plan.maxTokens : Number.POSITIVE_INFINITY;
+      const covered = plan.coveredOutputTokens;
+      const addNanos = plan.reserveNanos;
       if (this.reservationIds.length > 0 && addNanos > 0) {
         const extended = await this.extendReservations(addNanos);
         if (extended === undefined) return false;
@@ -888,8 +921,9 @@ export class MeteredStreamImpl implements MeteredStream {
       this.callBound = bound;
       this.callMaxTokens = max;
       this.capOutputTokens = cap;
+      this.stopLimit = 'max_cost_per_request';
       this.coveredOutputTokens = covered;
-      this.leasedOutputTokens = covered < max ? covered : Number.POSITIVE_INFINITY;
+      this.leasedOutputTokens = covered < max ? covered : cap;
     }
     return true;
   }
@@ -968,6 +1002,24 @@ export class MeteredStreamImpl implements MeteredStream {
         this.meter.eventCount === 0
           ? this.reservationCharge(outcome, 'the answer was cut before it arrived')
           : this.meter.finish(outcome, { refused: options.refused === true });
+      // An answer that completed without the provider's usage (a whole body without one, a
+      // stream that never sent its last usage) may have been billed for more than it
+      // showed: what was reserved for it, never an estimate below that.
+      if (outcome === 'completed' && final.estimated && final.costNanos < this.reservedNanos) {
+        this.config.logger.warn(
+          "tokenmeter: an answer completed without the provider's usage; charged its reservation",
+          {
+            requestId: this.requestId,
+            estimatedNanos: final.costNanos,
+            reservedNanos: this.reservedNanos,
+          },
+        );
+        final = this.reservationCharge(
+          outcome,
+          "the answer completed without the provider's usage",
+          final,
+        );
+      }
     } catch (error) {
       this.config.logger.error(
         'tokenmeter: the final usage could not be priced; charging the reservation',
@@ -1156,10 +1208,11 @@ export class MeteredStreamImpl implements MeteredStream {
   }
 
   /** The final usage when the provider's cannot be priced or was never seen: the reservation, estimated. */
-  private reservationCharge(outcome: StreamOutcome, why: string): FinalUsage {
+  private reservationCharge(outcome: StreamOutcome, why: string, seen?: FinalUsage): FinalUsage {
     const nanos = this.reservedNanos;
     return {
-      usage: emptyUsage(),
+      ...(seen ?? {}),
+      usage: seen?.usage ?? emptyUsage(),
       cost: {
         nanos,
         usd: nanosToUsd(nanos),
@@ -1309,24 +1362,4 @@ export function describe(error: unknown): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * The most output tokens whose worst case (`costFor`) stays within `capNanos`, up to
- * `maxTokens` (binary search: the cost grows with the output). @internal
- */
-export function maxOutputWithin(
-  costFor: (output: number) => number,
-  capNanos: number,
-  maxTokens: number,
-): number {
-  let lo = 0;
-  let hi = maxTokens;
-  if (costFor(hi) <= capNanos) return hi;
-  while (lo < hi) {
-    const mid = Math.ceil((lo + hi) / 2);
-    if (costFor(mid) <= capNanos) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
 }

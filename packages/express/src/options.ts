@@ -14,6 +14,8 @@ import {
   jsonSseEncoder,
   Pricing,
   type RateLimitRule,
+  type ReservationMode,
+  type ReservationPolicy,
   type ServerToolLimit,
   type SseEncoder,
   type Store,
@@ -33,6 +35,7 @@ import type {
   MeteredResponse,
   MeteredStream,
   RequestParams,
+  ReservationStrategy,
   SettleInfo,
 } from './types.js';
 import type { UpstreamFailure } from './upstream-errors.js';
@@ -52,12 +55,28 @@ export interface Config {
   onBudgetAlert: ((alert: BudgetAlert) => void | Promise<void>) | undefined;
   rateLimits: Record<string, readonly RateLimitRule[]>;
   request: (req: MeteredRequest) => RequestParams | Promise<RequestParams>;
-  maxTokensLimit: number;
+  /**
+   * True when `request()` reads the provider body from `req.body` (the default, and the
+   * gateways): admission then writes the bounds it reserved into `req.body`.
+   */
+  rewritesBody: boolean;
+  /** The route's own max_tokens limit; undefined: each model's published maximum. */
+  maxTokensLimit: number | undefined;
   maxInputTokens: number;
   pricing: Pricing;
   tokenCounter: TokenCounter;
+  /**
+   * An exact prompt count that is free where the route calls a provider itself (a gateway
+   * to Anthropic: count_tokens), used where the bound cannot decide: before a request is
+   * refused or given less than it asked, and for content no rule bounds.
+   */
+  countExactly:
+    | ((req: MeteredRequest, input: Record<string, unknown>, model: string) => Promise<number>)
+    | undefined;
   serverTools: Readonly<Record<string, ServerToolLimit>>;
-  /** 0 for worst-case reservations. */
+  /** How much is reserved, and the cost cap. */
+  reservation: ReservationPolicy;
+  /** Lease steps (`'lease'` only; 0 otherwise). */
   leaseStepTokens: number;
   leaseInitialTokens: number;
   maxCostNanos: number | undefined;
@@ -129,7 +148,16 @@ const consoleLogger: Logger = {
   error: (message, fields) => console.error(message, fields ?? ''),
 };
 
-export function parseOptions(options: CostTrackedSSEOptions): Config {
+/** What differs between `costTrackedSSE()` and a gateway when an option is left out. */
+export interface ParseDefaults {
+  /** `'fit'` for `costTrackedSSE()`, `'lease'` for the gateways. */
+  reservation: ReservationMode;
+}
+
+export function parseOptions(
+  options: CostTrackedSSEOptions,
+  defaults: ParseDefaults = { reservation: 'fit' },
+): Config {
   if (typeof options !== 'object' || options === null) {
     throw new TokenmeterError(
       'invalid_config',
@@ -219,25 +247,7 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
     for (const [i, rule] of rules.entries()) checkRateLimit(rule, `rateLimits.${kind}[${i}]`);
     rateLimits[kind] = rules;
   }
-  let leaseStepTokens = 0;
-  let leaseInitialTokens = 0;
-  const strategy = options.reservation ?? 'worst-case';
-  if (strategy !== 'worst-case') {
-    if (typeof strategy !== 'object' || !strategy.incremental) {
-      throw new TokenmeterError(
-        'invalid_config',
-        "reservation must be 'worst-case' or { incremental: { initialOutputTokens, stepOutputTokens } }.",
-      );
-    }
-    leaseInitialTokens = positiveInt(
-      strategy.incremental.initialOutputTokens ?? 256,
-      'reservation.incremental.initialOutputTokens',
-    );
-    leaseStepTokens = positiveInt(
-      strategy.incremental.stepOutputTokens ?? 256,
-      'reservation.incremental.stepOutputTokens',
-    );
-  }
+  const strategy = parseReservation(options.reservation ?? defaults.reservation);
   const maxCostNanos =
     options.maxCostPerRequestUsd === undefined
       ? undefined
@@ -263,6 +273,12 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
     return undefined;
   };
   const telemetry = new Telemetry(options.telemetry ?? {});
+  const reservation: ReservationPolicy = {
+    mode: strategy.mode,
+    minOutputTokens: strategy.minOutputTokens,
+    leaseInitialTokens: strategy.initialOutputTokens,
+    capNanos: maxCostNanos ?? null,
+  };
   return {
     // Timed outside the guard: a timeout counts as a failure at the guard's limit.
     store: telemetry.instrumentStore(guardStore(rawStore, { timeoutMs: storeTimeoutMs })),
@@ -270,13 +286,19 @@ export function parseOptions(options: CostTrackedSSEOptions): Config {
     budgets,
     rateLimits,
     request: options.request ?? defaultRequest,
-    maxTokensLimit: positiveInt(options.maxTokensLimit ?? 32_768, 'maxTokensLimit'),
+    rewritesBody: options.request === undefined,
+    maxTokensLimit:
+      options.maxTokensLimit === undefined
+        ? undefined
+        : positiveInt(options.maxTokensLimit, 'maxTokensLimit'),
     maxInputTokens: positiveInt(options.maxInputTokens ?? 200_000, 'maxInputTokens'),
     pricing,
     tokenCounter: checkTokenCounter(options.tokenCounter ?? heuristicTokenCounter),
+    countExactly: undefined,
     serverTools: parseServerTools(options.serverTools),
-    leaseStepTokens,
-    leaseInitialTokens,
+    reservation,
+    leaseStepTokens: strategy.mode === 'lease' ? strategy.stepOutputTokens : 0,
+    leaseInitialTokens: strategy.initialOutputTokens,
     maxCostNanos,
     storeFailure,
     storeTimeoutMs,
@@ -354,6 +376,49 @@ export function defaultRequest(req: MeteredRequest): RequestParams {
   }
   const maxTokens = body.max_tokens ?? body.max_completion_tokens;
   return { model, maxTokens: maxTokens as number, input: body };
+}
+
+/** A reservation strategy, as given, with its defaults. */
+function parseReservation(input: ReservationStrategy): {
+  mode: ReservationMode;
+  minOutputTokens: number;
+  initialOutputTokens: number;
+  stepOutputTokens: number;
+} {
+  const fail = () =>
+    new TokenmeterError(
+      'invalid_config',
+      "reservation must be 'strict', 'fit' or 'lease', or { mode, minOutputTokens?, initialOutputTokens?, stepOutputTokens? }.",
+    );
+  let mode: ReservationMode;
+  let given: {
+    minOutputTokens?: number;
+    initialOutputTokens?: number;
+    stepOutputTokens?: number;
+  } = {};
+  if (typeof input === 'string') {
+    // 'worst-case' is the earlier name of 'strict'.
+    mode = input === 'worst-case' ? 'strict' : (input as ReservationMode);
+  } else if (typeof input === 'object' && input !== null && 'incremental' in input) {
+    // { incremental } is the earlier way to ask for leases.
+    mode = 'lease';
+    given = input.incremental ?? {};
+  } else if (typeof input === 'object' && input !== null) {
+    mode = input.mode;
+    given = input;
+  } else {
+    throw fail();
+  }
+  if (mode !== 'strict' && mode !== 'fit' && mode !== 'lease') throw fail();
+  return {
+    mode,
+    minOutputTokens: positiveInt(given.minOutputTokens ?? 1_024, 'reservation.minOutputTokens'),
+    initialOutputTokens: positiveInt(
+      given.initialOutputTokens ?? 256,
+      'reservation.initialOutputTokens',
+    ),
+    stepOutputTokens: positiveInt(given.stepOutputTokens ?? 256, 'reservation.stepOutputTokens'),
+  };
 }
 
 function checkTokenCounter(counter: TokenCounter): TokenCounter {

@@ -9,6 +9,7 @@ import type {
   Nanos,
   Pricing,
   RateLimitRule,
+  ReservationMode,
   ScopeRef,
   ServerToolLimit,
   SseEncoder,
@@ -75,29 +76,50 @@ export interface RequestParams {
   inputTokens?: number;
 }
 
-/** How much to reserve at admission. */
+/**
+ * How much is reserved at admission, by name (see the README's "What a budget promises"):
+ * - `'strict'`: the request's worst case — the prompt's upper bound plus `max_tokens` of
+ *   output, on the request's own terms — or a refusal (402) when the budget cannot cover
+ *   it all. Never overspends (within the prompt's bound).
+ * - `'fit'`: the worst case when it fits; otherwise the request is sent with the largest
+ *   `max_tokens` the budget covers (at least `minOutputTokens`, default 1,024), and that is
+ *   reserved. Never overspends either; an answer is shorter only when the money is short.
+ *   The default of `costTrackedSSE()`.
+ * - `'lease'`: the prompt's bound and `initialOutputTokens` of output (default 256), grown
+ *   by `stepOutputTokens` (default 256) as the answer streams; the request is sent with the
+ *   most output the budget had left. Many requests fit one budget at once (agents'
+ *   parallel calls); output the provider bills without streaming it (hidden reasoning) can
+ *   pass the budget when several run at once. The default of the gateways.
+ *
+ * `'worst-case'` and `{ incremental: { … } }` are the earlier names of `'strict'` and
+ * `{ mode: 'lease', … }`.
+ */
 export type ReservationStrategy =
-  /**
-   * Default: the worst case of the request — the prompt's upper bound plus `max_tokens` of
-   * output, on the request's own terms (prompt-size tier, fast mode, data residency, cache
-   * writes, server-tool fees and results). Within the bound it can never overspend.
-   */
+  | ReservationMode
   | 'worst-case'
-  /**
-   * Incremental leases: reserve the worst case with `initialOutputTokens` of output, and
-   * grow it by `stepOutputTokens` as the answer's conservative output bound reaches what is
-   * reserved. More concurrent streams fit a tight budget; the overspend is bounded by the
-   * output estimator's error over the whole answer plus one step (see the README). A
-   * refused extension ends the stream with `budget_exceeded`, `limit: 'lease_denied'`.
-   */
+  | {
+      mode: ReservationMode;
+      /** `'fit'`: the least output a request is admitted for. Defaults to 1,024. */
+      minOutputTokens?: number;
+      /** `'lease'`: output reserved at admission. Defaults to 256. */
+      initialOutputTokens?: number;
+      /** `'lease'`: output added at each step. Defaults to 256. */
+      stepOutputTokens?: number;
+    }
   | { incremental: { initialOutputTokens?: number; stepOutputTokens?: number } };
 
 /**
  * Which limit stopped a stream before the provider finished, said in the final `error`
  * event (`limit`) and in `SettleInfo`: the per-request cost cap, a refused lease
- * extension (the budget ran out), or a store that could not extend the lease.
+ * extension (the budget ran out), a store that could not extend the lease, or the output
+ * a `'fit'` reservation covered (when the route's own `request()` sends the body, which
+ * may not carry the lowered `max_tokens`).
  */
-export type StreamLimit = 'max_cost_per_request' | 'lease_denied' | 'lease_unavailable';
+export type StreamLimit =
+  | 'max_cost_per_request'
+  | 'lease_denied'
+  | 'lease_unavailable'
+  | 'budget_fit';
 
 /** One settled stream, for `onSettle`. */
 export interface SettleInfo {
@@ -185,7 +207,11 @@ export interface CostTrackedSSEOptions {
    * Throw a `TokenmeterError('invalid_argument', …)` (or any error) to answer 400.
    */
   request?: (req: MeteredRequest) => RequestParams | Promise<RequestParams>;
-  /** Upper bound on `max_tokens` for this route (OWASP API4). Defaults to 32,768. */
+  /**
+   * Upper bound on `max_tokens` for this route (OWASP API4). Defaults to each model's
+   * published maximum output (`maxOutputTokens` in the catalog: 64,000 for
+   * claude-haiku-4-5, 128,000 for claude-opus-4-6), or 128,000 where none is published.
+   */
   maxTokensLimit?: number;
   /**
    * Upper bound on the prompt's (estimated or counted) input tokens for this route; larger
@@ -218,9 +244,13 @@ export interface CostTrackedSSEOptions {
    * serverTools: { web_search: { defaultMaxUses: 3, inputTokensPerUse: 15_000 } }
    */
   serverTools?: Readonly<Record<string, ServerToolLimit>>;
-  /** Defaults to `'worst-case'`. */
+  /** How much is reserved at admission. Defaults to `'fit'` (`'lease'` for the gateways). */
   reservation?: ReservationStrategy;
-  /** Stop any one stream at this cost (USD). Defaults to none. */
+  /**
+   * The most one request may cost (USD): its `max_tokens` is lowered to what the cap
+   * covers after the prompt's bound (a request whose prompt alone passes it gets 402).
+   * Defaults to none.
+   */
   maxCostPerRequestUsd?: string | number;
   /**
    * When the store fails or times out: `'closed'` answers 503 (default); `'open'` lets the
@@ -307,7 +337,21 @@ export interface MeteredStream {
   /** Aborts when the client leaves, a cap is reached or a timeout fires. Pass it to the SDK. */
   readonly signal: AbortSignal;
   readonly model: string;
+  /**
+   * The `max_tokens` to send: as asked, or lowered to what the reservation covers (the
+   * budget's remainder under `'fit'` and `'lease'`, the cost cap). Send this, never more.
+   */
   readonly maxTokens: number;
+  /**
+   * The request's parameters as admitted, to spread over the body you send: `model`,
+   * `max_tokens` and any field admission bounded — Anthropic server tools given the
+   * `max_uses` that was reserved for them, a thinking budget lowered under `max_tokens`.
+   * With the default `request()`, `req.body` already carries them.
+   *
+   * @example
+   * anthropic.messages.create({ ...req.body, ...meter.params, stream: true }, { signal: meter.signal })
+   */
+  readonly params: { model: string; max_tokens: number } & Record<string, unknown>;
   /** Input tokens estimated (or counted) at admission. */
   readonly inputTokens: number;
   /** The scopes that pay. */

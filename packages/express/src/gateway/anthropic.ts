@@ -41,6 +41,19 @@ const TYPE_OF_CODE: Record<string, string> = {
   internal_error: 'api_error',
 };
 
+/** What count_tokens reads of a Messages request: everything that makes up the prompt. */
+const COUNTED_FIELDS = [
+  'model',
+  'system',
+  'messages',
+  'tools',
+  'tool_choice',
+  'thinking',
+  'output_format',
+  'output_config',
+  'context_management',
+] as const;
+
 function errorJson(type: string, message: string): string {
   return JSON.stringify({ type: 'error', error: { type, message } });
 }
@@ -74,6 +87,31 @@ const ANTHROPIC: ProviderAdapter = {
       signal,
       passHeaders: ['request-id'],
     });
+  },
+  async countTokens(body, headers, apiKey, baseURL, fetchImpl, signal) {
+    const counted: Record<string, unknown> = {};
+    for (const field of COUNTED_FIELDS) {
+      if (body[field] !== undefined && body[field] !== null) counted[field] = body[field];
+    }
+    const response = await fetchImpl(`${baseURL}/v1/messages/count_tokens`, {
+      method: 'POST',
+      headers: {
+        'anthropic-version': '2023-06-01',
+        ...headers,
+        'x-api-key': apiKey,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify(counted),
+      signal,
+    });
+    const text = await response.text();
+    if (!response.ok)
+      throw new Error(`count_tokens answered ${response.status}: ${text.slice(0, 200)}`);
+    const tokens = (JSON.parse(text) as { input_tokens?: unknown }).input_tokens;
+    if (typeof tokens !== 'number' || !Number.isSafeInteger(tokens) || tokens < 0) {
+      throw new Error('count_tokens answered without a valid input_tokens');
+    }
+    return tokens;
   },
   errorBody(status, code, message) {
     const finalStatus = status || CODE_STATUS[code] || 500;

@@ -331,11 +331,26 @@ export interface ProviderAdapter {
     fetchImpl: typeof fetch,
     signal: AbortSignal,
   ): Promise<RelaySource>;
+  /**
+   * The provider's own count of a request's input tokens, where it is free (Anthropic's
+   * count_tokens): asked where the bound cannot decide (see `Config.countExactly`).
+   */
+  countTokens?(
+    body: Record<string, unknown>,
+    forwardedHeaders: Record<string, string>,
+    apiKey: string,
+    baseURL: string,
+    fetchImpl: typeof fetch,
+    signal: AbortSignal,
+  ): Promise<number>;
   /** A JSON error answer in the provider's own shape. */
   errorBody(status: number, code: string, message: string): { status: number; body: string };
   /** In-stream events in the provider's shape (an error; keep-alive comments). */
   encoder: SseEncoder;
 }
+
+/** How long an exact count may take before admission goes on with the prompt's bound. */
+const COUNT_TIMEOUT_MS = 5_000;
 
 /** Statuses of our rejection codes, where the code alone decides it. */
 export const CODE_STATUS: Record<string, number> = {
@@ -457,7 +472,6 @@ export function createGateway(
   );
   const maxBodyBytes = options.maxBodyBytes ?? 20 * 1024 * 1024;
   const streams = new WeakMap<object, boolean>();
-  const bodies = new WeakMap<object, Record<string, unknown>>();
   const identify = options.identify;
   const passOn = options.unknownRoutes === 'next';
   if (options.unknownRoutes !== undefined && options.unknownRoutes !== 'reject' && !passOn) {
@@ -472,23 +486,42 @@ export function createGateway(
     unknownRoutes: _u,
     ...rest
   } = options;
-  const config: Config = parseOptions({
-    ...rest,
-    identify: (req) => identify(callerKey(req), req),
-    request: (req) => adapter.params(bodies.get(req) ?? {}),
-    upstream: (req: MeteredRequest, meter: MeteredStream) =>
-      adapter.call(
-        'messages',
-        bodies.get(req) ?? {},
+  const bodyOf = (req: MeteredRequest) => (req.body ?? {}) as Record<string, unknown>;
+  const config: Config = parseOptions(
+    {
+      ...rest,
+      identify: (req) => identify(callerKey(req), req),
+      request: (req) => adapter.params(bodyOf(req)),
+      // The body admission wrote its bounds into (max_tokens, server tools' max_uses).
+      upstream: (req: MeteredRequest, meter: MeteredStream) =>
+        adapter.call(
+          'messages',
+          bodyOf(req),
+          forwarded(req, allow),
+          options.apiKey,
+          baseURL,
+          fetchImpl,
+          meter.signal,
+        ),
+      encoder: adapter.encoder,
+    },
+    { reservation: 'lease' },
+  );
+  config.wire = gatewayWire(adapter, streams);
+  // The gateway forwards the body it read: admission writes its bounds into it.
+  config.rewritesBody = true;
+  const count = adapter.countTokens;
+  if (count) {
+    config.countExactly = (req, input, model) =>
+      count(
+        { ...input, model },
         forwarded(req, allow),
         options.apiKey,
         baseURL,
         fetchImpl,
-        meter.signal,
-      ),
-    encoder: adapter.encoder,
-  });
-  config.wire = gatewayWire(adapter, streams);
+        AbortSignal.timeout(COUNT_TIMEOUT_MS),
+      );
+  }
   const metered = meteredHandler(config);
 
   const handler = async function gateway(
@@ -545,7 +578,7 @@ export function createGateway(
       await countTokens(req, res, b);
       return;
     }
-    bodies.set(req, b);
+    req.body = b;
     streams.set(req, adapter.isStream(b));
     await metered(req, res, next);
   };
