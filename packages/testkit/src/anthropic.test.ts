@@ -126,6 +126,42 @@ describe('streaming with client.messages.stream()', () => {
     expect(record.tokensSent).toBe(16 + 40 + 12);
   });
 
+  it('bills omitted thinking (display: "omitted") without sending its text', async () => {
+    const stream = client.messages.stream(
+      {
+        model: 'claude-opus-4-6',
+        max_tokens: 4096,
+        thinking: {
+          type: 'adaptive',
+          display: 'omitted',
+        } as unknown as Anthropic.ThinkingConfigParam,
+        messages,
+      },
+      { headers: { 'x-fake-llm-thinking-tokens': '300' } },
+    );
+    const thinkingDeltas: string[] = [];
+    stream.on('thinking', (delta) => thinkingDeltas.push(delta));
+    const message = await stream.finalMessage();
+    // The block and its signature arrive; not one thinking token of text.
+    expect(thinkingDeltas).toEqual([]);
+    expect(message.content[0]).toMatchObject({ type: 'thinking', thinking: '' });
+    expect(message.usage.output_tokens).toBe(300 + 40);
+    const whole = await client.messages.create(
+      {
+        model: 'claude-opus-4-6',
+        max_tokens: 4096,
+        thinking: {
+          type: 'adaptive',
+          display: 'omitted',
+        } as unknown as Anthropic.ThinkingConfigParam,
+        messages,
+      },
+      { headers: { 'x-fake-llm-thinking-tokens': '300' } },
+    );
+    expect(whole.content[0]).toMatchObject({ type: 'thinking', thinking: '' });
+    expect(whole.usage.output_tokens).toBe(340);
+  });
+
   it('honours max_tokens: stops at the cap with stop_reason max_tokens', async () => {
     const stream = client.messages.stream(
       { model: 'claude-sonnet-4-6', max_tokens: 9, messages },

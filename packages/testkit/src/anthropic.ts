@@ -175,6 +175,8 @@ class AnthropicStreamEncoder implements StreamEncoder {
   readonly #search: number[];
   /** Delta prefixes are built once per block, so a delta costs one JSON string escape. */
   readonly #prefixes: string[];
+  /** Blocks whose text is not sent (thinking with `display: "omitted"`). */
+  readonly #omitted: boolean[];
 
   constructor(ctx: ResponseContext) {
     this.#ctx = ctx;
@@ -182,6 +184,9 @@ class AnthropicStreamEncoder implements StreamEncoder {
     this.#search = searchNumbers(ctx.plan);
     this.#prefixes = ctx.plan.blocks.map((block, index) =>
       deltaPrefix(block.kind, this.#wire[index]!),
+    );
+    this.#omitted = ctx.plan.blocks.map(
+      (block) => block.kind === 'thinking' && ctx.plan.thinkingOmitted,
     );
   }
 
@@ -206,6 +211,8 @@ class AnthropicStreamEncoder implements StreamEncoder {
   }
 
   delta(index: number, text: string): string {
+    // Omitted thinking is billed, never sent.
+    if (this.#omitted[index]) return '';
     return `${this.#prefixes[index]}${JSON.stringify(text)}}}\n\n`;
   }
 
@@ -296,7 +303,11 @@ function contentJson(ctx: ResponseContext, texts: readonly string[]): unknown[] 
     const text = texts[index] ?? '';
     switch (block.kind) {
       case 'thinking':
-        content.push({ type: 'thinking', thinking: text, signature: signature(ctx.stem) });
+        content.push({
+          type: 'thinking',
+          thinking: ctx.plan.thinkingOmitted ? '' : text,
+          signature: signature(ctx.stem),
+        });
         return;
       case 'web_search': {
         const search = searches[index]!;

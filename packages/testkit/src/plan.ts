@@ -29,6 +29,11 @@ export interface OutputPlan {
   truncated: boolean;
   /** The answer ends in a (complete) tool call. */
   toolCall: boolean;
+  /**
+   * The request asked `thinking.display: "omitted"`: the thinking tokens are billed but
+   * their text is never sent (only the block and its signature), as the real API does.
+   */
+  thinkingOmitted: boolean;
 }
 
 /** Thinking tokens when the request enables thinking and no knob says otherwise. */
@@ -145,6 +150,7 @@ export function planOutput(
     totalTokens,
     truncated,
     toolCall: tool > 0 && !truncated,
+    thinkingOmitted: provider === 'anthropic' && asRecord(body.thinking)?.display === 'omitted',
   };
 }
 
