@@ -7,7 +7,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Anthropic from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
 import { usd } from '@tokenmeter/core';
 import {
   anthropicGateway,
@@ -18,12 +18,11 @@ import {
 import { createMemoryStore, type MemoryStore } from '@tokenmeter/store-memory';
 import { type FakeLLM, type RequestRecord, startFakeLLM } from '@tokenmeter/testkit';
 import express5 from 'express';
-import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { anthropicClient, identifyByHeader, startApp, type TestApp } from '../helpers/app.js';
 import { billedNanos } from '../helpers/billing.js';
 import { type Gateway, startGateway, waitForSettles } from '../helpers/gateway.js';
-import { eventData, postSSE } from '../helpers/sse-client.js';
+import { postSSE } from '../helpers/sse-client.js';
 import { knobHeaders } from '../helpers/upstream.js';
 
 const HAIKU = 'claude-haiku-4-5'; // $1 / $5 per million tokens
