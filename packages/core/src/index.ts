@@ -160,6 +160,7 @@ export {
   TEXT_ESTIMATE_ACCURACY,
   type TextClass,
   type TokenProvider,
+  uncountedFieldTokens,
 } from './token-estimate.js';
 export {
   TOKENMETER_DATA_PART_ID,

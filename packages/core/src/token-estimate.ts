@@ -1432,6 +1432,27 @@ export function measureRequestTokens(
   return count;
 }
 
+/**
+ * The upper bound, at a token per UTF-8 byte of their JSON, of the request's fields outside
+ * `counted` that a provider may read into the prompt (every top-level field but the
+ * settings): for an exact count made of some fields only (a provider's count endpoint takes
+ * `messages`, `system`, `tools`…), so that a field it did not see is still bounded.
+ *
+ * @example
+ * uncountedFieldTokens({ model, max_tokens: 10, messages, safeguards: 'xyz' }, ['model', 'messages']);
+ * // 17: the bytes of {"safeguards":"xyz"}
+ */
+export function uncountedFieldTokens(request: object, counted: readonly string[]): number {
+  const rest: Json = {};
+  let any = false;
+  for (const [key, value] of Object.entries(request)) {
+    if (SETTINGS.has(key) || counted.includes(key) || value === undefined) continue;
+    rest[key] = value;
+    any = true;
+  }
+  return any ? promptBytes(rest, new Set()) : 0;
+}
+
 /** UTF-8 bytes of the request's JSON, leaving out the payloads an attachment rule counted. */
 function promptBytes(request: Json, ruled: ReadonlySet<object>): number {
   let serialised: string | undefined;

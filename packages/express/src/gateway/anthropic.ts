@@ -3,6 +3,7 @@
  * not, and `POST /v1/messages/count_tokens`) behind budgets and rate limits, for the
  * official SDK, coding agents (`ANTHROPIC_BASE_URL`) and anything else that speaks it.
  */
+import { uncountedFieldTokens } from '@tokenmeter/core';
 import type { RequestParams } from '../types.js';
 import {
   CODE_STATUS,
@@ -111,7 +112,8 @@ const ANTHROPIC: ProviderAdapter = {
     if (typeof tokens !== 'number' || !Number.isSafeInteger(tokens) || tokens < 0) {
       throw new Error('count_tokens answered without a valid input_tokens');
     }
-    return tokens;
+    // Fields count_tokens does not take may still be read into the prompt: their bytes.
+    return tokens + uncountedFieldTokens(body, COUNTED_FIELDS);
   },
   errorBody(status, code, message) {
     const finalStatus = status || CODE_STATUS[code] || 500;
