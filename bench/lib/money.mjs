@@ -12,7 +12,9 @@
  *   spare, must all complete;
  * - incremental leases: one long answer against a budget too small for it, per text kind:
  *   how far the provider's bill and the store's books go past the budget;
- * - per-request cap: the bill of a long answer against the cap.
+ * - per-request cap: the bill of a long answer against the cap;
+ * - callers the app does not control (`money-callers.mjs`): hostile bodies through the
+ *   gateways, and a coding agent's day on a $2 key in each reservation mode.
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { emptyUsage, Pricing, usd } from '@tokenmeter/core';
@@ -21,6 +23,7 @@ import { createMemoryStore } from '@tokenmeter/store-memory';
 import { countInputTokens, startFakeLLM } from '@tokenmeter/testkit';
 import { createParser } from 'eventsource-parser';
 import express from 'express';
+import { moneyCallers } from './money-callers.mjs';
 
 const pricing = new Pricing();
 const TEXTS = ['plain', 'mixed', 'emoji', 'vietnamese', 'cjk', 'base64', 'repeat'];
@@ -187,7 +190,10 @@ export async function money(ctx) {
   try {
     // (1) Worst case: reserved vs billed.
     {
-      const app = await startApp(fake, { budgets: { user: { limitUsd: '100', period: 'day' } } });
+      const app = await startApp(fake, {
+        budgets: { user: { limitUsd: '100', period: 'day' } },
+        reservation: 'strict',
+      });
       try {
         for (const kind of KINDS) {
           let worstRatio = 0;
@@ -269,7 +275,8 @@ export async function money(ctx) {
     }
 
     // (3) Incremental leases: a 6,000-token answer against a $0.01 budget (2,000 output
-    // tokens at $5/M), leases of 256 tokens.
+    // tokens at $5/M), leases of 256 tokens. The request is sent with the max_tokens the
+    // budget covers; the lease grows with the answer.
     {
       const budget = usd('0.01');
       const step = 256;
@@ -369,5 +376,6 @@ export async function money(ctx) {
   } finally {
     await fake.close();
   }
+  Object.assign(out, await moneyCallers(ctx));
   return out;
 }

@@ -959,7 +959,7 @@ export function markdown(results) {
       '',
       `Not timed. Every request goes through the README's mount pattern (\`{ ...req.body, model, max_tokens, stream: true }\`) to the fake, which bills fast mode, data residency, web searches (fee and result tokens) and cache writes as published; "billed" is what its records cost at the catalog's prices. ${results.plan.money.seeds.length} seed(s) of each text kind.`,
       '',
-      '### Worst-case reservation: the bill never passes the reservation',
+      "### Worst-case reservation (`'strict'`): the bill never passes the reservation",
       '',
       table(
         ['request', 'requests', 'largest bill ÷ reserved', 'largest overspend'],
@@ -983,9 +983,9 @@ export function markdown(results) {
         ]),
       ),
       '',
-      '### Incremental leases: a 6,000-token answer against a $0.01 budget (steps of 256 tokens)',
+      '### Incremental leases: a 6,000-token answer against a $0.01 budget (steps of 256 tokens), sent with the max_tokens the budget covers',
       '',
-      'Worst seed per text kind. "Books" is the store\'s spend: what tokenmeter charged, an upper estimate of the cut answer; "bill" what the provider generated, priced; "billed ÷ budget" the smallest share of the budget the provider billed before the cut (leases grow on the conservative output bound, so text the bound over-counts is cut early); "after the cut" the most tokens the provider generated after the middleware stopped reading.',
+      'Worst seed per text kind. The request is sent with the max_tokens $0.01 covers after the prompt\'s bound, and the lease grows with the answer up to it, so the answer ends at max_tokens with the provider\'s own usage (a lease refused mid-way, when other streams took the budget, ends with `lease_denied`). "Books" is the store\'s spend, what tokenmeter charged; "bill" what the provider generated, priced; "billed ÷ budget" the smallest share of the budget used; "after the cut" the most tokens the provider generated after the middleware stopped reading (0 where nothing was cut).',
       '',
       table(
         [
@@ -1012,6 +1012,8 @@ export function markdown(results) {
       '',
       '### Per-request cap of $0.005 against a 4,000-token answer',
       '',
+      "The request is sent with the max_tokens the cap covers after the prompt's bound: the provider stops there.",
+      '',
       table(
         ['text', 'cap', 'smallest bill', 'largest bill'],
         moneyResults.cap.map((r) => [
@@ -1023,6 +1025,68 @@ export function markdown(results) {
       ),
       '',
     );
+    if (moneyResults.hostile) {
+      out.push(
+        "### Callers we don't control: hostile bodies through the gateways (their defaults)",
+        '',
+        'Raw HTTP calls to `anthropicGateway()` / `openaiGateway()`. "Billed" is what the fake generated (sent or not) and counted, priced; "limit" is the budget, or the cap where the case has one. The byte-billed cases make the fake count a token per UTF-8 byte of every string it reads: the most any byte-level tokenizer can.',
+        '',
+        table(
+          [
+            'case',
+            'answers',
+            'reserved',
+            'charged',
+            'billed',
+            'limit',
+            'billed past the limit',
+            'billed past the reservation',
+          ],
+          moneyResults.hostile.map((r) => [
+            r.case,
+            r.statuses,
+            usd(r.reservedNanos),
+            usd(r.chargedNanos),
+            usd(r.billedNanos),
+            usd(r.limitNanos),
+            usd(r.pastLimitNanos),
+            usd(r.pastReservationNanos),
+          ]),
+        ),
+        '',
+      );
+    }
+    if (moneyResults.agentDay) {
+      out.push(
+        "### A coding agent's day: Claude Code's recorded call on a $2 a day key (one row $1.50), by reservation mode",
+        '',
+        'claude-opus-5-5, max_tokens 128,000, adaptive thinking billed unseen (600 tokens a call here) and 1,600 tokens of text: about $0.09 a call. Replayed in rounds until the round\'s last main call is refused: alone; with Claude Code\'s title request (the same model and max_tokens) sent at the same moment; or two sessions\' main calls at once. "Refused while money remained": calls refused in a round whose last main call was still admitted. "Past the budget": what the provider billed beyond it.',
+        '',
+        table(
+          [
+            'mode',
+            'calls',
+            'main calls',
+            'refused while money remained',
+            'a main call',
+            'billed',
+            'past the budget',
+            'left at the end',
+          ],
+          moneyResults.agentDay.map((r) => [
+            `${r.mode}, ${r.variant}`,
+            String(r.calls),
+            String(r.mainCalls),
+            String(r.refusedEarly),
+            usd(r.meanMainNanos),
+            usd(r.billedNanos),
+            usd(r.pastBudgetNanos),
+            usd(r.leftNanos),
+          ]),
+        ),
+        '',
+      );
+    }
   }
   const adm = results.admission ?? {};
   for (const [store, run] of Object.entries(adm)) {
