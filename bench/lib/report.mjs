@@ -1060,7 +1060,7 @@ export function markdown(results) {
       out.push(
         "### A coding agent's day: Claude Code's recorded call on a $2 a day key (one row $1.50), by reservation mode",
         '',
-        'claude-opus-5-5, max_tokens 128,000, adaptive thinking billed unseen (600 tokens a call here) and 1,600 tokens of text: about $0.09 a call. Replayed in rounds until the round\'s last main call is refused: alone; with Claude Code\'s title request (the same model and max_tokens) sent at the same moment; or two sessions\' main calls at once. "Refused while money remained": calls refused in a round whose last main call was still admitted. "Past the budget": what the provider billed beyond it.',
+        'claude-opus-5-5, max_tokens 128,000, adaptive thinking billed unseen (600 tokens a call here) and 1,600 tokens of text: about $0.09 a call. Replayed in rounds until every call of a round is refused: alone; with Claude Code\'s title request (the same model and max_tokens) sent at the same moment; or two sessions\' main calls at once. "Refused while money remained": calls refused in a round where another call was admitted. "Past the budget": what the provider billed beyond it.',
         '',
         table(
           [
