@@ -460,6 +460,43 @@ describe('5. text shaped to tokenize badly cannot shrink the bound', () => {
   }
 });
 
+describe("5'. the same text through costTrackedSSE() with the README's pattern", () => {
+  it('one call and 4 at once on $0.10, the prompt bounded by its bytes (no exact counter)', async () => {
+    const route = await readmeRoute({
+      budgets: { user: { limitUsd: '0.10', period: 'day' } },
+      maxInputTokens: 50_000,
+    });
+    const blob =
+      'Zq9+'.repeat(500) +
+      String.fromCodePoint(
+        ...Array.from({ length: 3_000 }, (_, i) => 0x3400 + ((i * 7919) % 6_000)),
+      );
+    const body = (i: number) => ({
+      model: HAIKU,
+      max_tokens: 200,
+      system: `${i} ${blob}`,
+      messages: [{ role: 'user', content: blob }],
+    });
+    const headers = {
+      'x-user': 'mallory',
+      'x-fake-llm-input-counting': 'bytes',
+      'x-fake-llm-tokens': '50',
+    };
+    const results = await Promise.all(
+      [0, 1, 2, 3, 4].map((i) => postSSE(route.url, body(i), { headers })),
+    );
+    for (const r of results) expect([200, 402]).toContain(r.status);
+    const admitted = results.filter((r) => r.status === 200).length;
+    expect(admitted).toBeGreaterThanOrEqual(1);
+    const settles = await route.waitForSettles(admitted);
+    for (const settle of settles)
+      expect(settle.final.costNanos).toBeLessThanOrEqual(settle.reservedNanos);
+    const billed = fake.requests.reduce((sum, r) => sum + billedNanos(r), 0);
+    expect(billed).toBeLessThanOrEqual(usd('0.10'));
+    expect((await spent('mallory', '0.10')).spentNanos).toBeLessThanOrEqual(usd('0.10'));
+  });
+});
+
 describe('6. type-confused fields are refused; an answer without usage is charged its reservation', () => {
   for (const stream of ['true', 1, 'yes'] as const) {
     it(`"stream": ${JSON.stringify(stream)} — 400 through both gateways and costTrackedSSE()`, async () => {

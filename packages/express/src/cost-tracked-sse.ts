@@ -325,9 +325,9 @@ async function admit(
   let bound = bounded.bound;
 
   const relay = config.wire.relay?.(req);
-  const planFor = (available: number | null) =>
+  const planWith = (b: RequestBound, available: number | null) =>
     planReservation({
-      bound,
+      bound: b,
       model,
       pricing: config.pricing,
       policy: config.reservation,
@@ -337,19 +337,10 @@ async function admit(
       // Anthropic's least thinking budget is 1,024 tokens, and max_tokens must exceed it.
       minMaxTokens: terms.thinkingBudget !== undefined ? 1_025 : 1,
     });
+  const planFor = (available: number | null) => planWith(bound, available);
   /** Whether a smaller prompt could change the plan: not when a prompt of nothing is refused. */
-  const countCouldHelp = (b: RequestBound, c: InputTokenCount, within: number) => {
-    const least = planReservation({
-      bound: { ...b, promptTokens: b.promptTokens - c.upperBound },
-      model,
-      pricing: config.pricing,
-      policy: config.reservation,
-      availableNanos: within,
-      watchable: relay !== 'json',
-      minMaxTokens: terms.thinkingBudget !== undefined ? 1_025 : 1,
-    });
-    return least.ok;
-  };
+  const countCouldHelp = (b: RequestBound, c: InputTokenCount, within: number) =>
+    planWith({ ...b, promptTokens: b.promptTokens - c.upperBound }, within).ok;
   const refuse = (
     plan: Extract<ReservationPlan, { ok: false }>,
     rejection: BudgetRejection | undefined,
