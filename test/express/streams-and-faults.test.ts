@@ -430,6 +430,31 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
       expect(Math.round(meta.reservedUsd * 1e9)).toBeLessThanOrEqual(500_000);
     });
 
+    it('a route whose own request() forwards meter.maxTokens: the provider stops there, no early cut on the bound', async () => {
+      // Emoji: the estimator's conservative bound counts far more than the provider does, so
+      // a stream watched on it would be cut well before the money ran out.
+      await start(rawAnthropic, {
+        budgets: { user: { limitUsd: '0.008', period: 'day' } },
+        request: () => ({ model: MODEL, maxTokens: 3000, input: { messages: prompt.messages } }),
+      });
+      const result = await postSSE(
+        app.url,
+        { ...prompt, max_tokens: 3000 },
+        { headers: { 'x-user': 'c3', 'x-fake-llm-tokens': '3000', 'x-fake-llm-text': 'emoji' } },
+      );
+      const meta = eventData<{ maxTokens: number; fittedTo: string }>(result, 'meta');
+      expect(meta.fittedTo).toBe('budget');
+      const done = eventData<{ stopReason: string; costNanos: number; estimated: boolean }>(
+        result,
+        'done',
+      );
+      const record = await fake.waitForRequest(fake.lastRequest!.id);
+      expect(done).toMatchObject({ stopReason: 'max_tokens', estimated: false });
+      expect(record.tokensGenerated).toBe(meta.maxTokens);
+      expect(done.costNanos).toBe(handCost(record.inputTokens, meta.maxTokens));
+      expect(done.costNanos).toBeLessThanOrEqual(8_000_000);
+    });
+
     it('a route whose own request() sends more than meter.maxTokens: the stream stops at the cap itself', async () => {
       const ignoring: Upstream = (req, meter) =>
         anthropicClient(fake.url).messages.create(

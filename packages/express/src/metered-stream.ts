@@ -244,7 +244,6 @@ export class StreamRegistry {
 export class MeteredStreamImpl implements MeteredStream {
   readonly requestId: string;
   readonly model: string;
-  readonly maxTokens: number;
   readonly inputTokens: number;
   readonly scopes: readonly ScopeRef[];
   /** Nano-dollars reserved so far (incremental leases grow it). */
@@ -273,6 +272,11 @@ export class MeteredStreamImpl implements MeteredStream {
   private handedOver = false;
   private failedByHandler = false;
   private signalTouched = false;
+  /**
+   * The route read `maxTokens` or `params`: the body it sends is taken to carry the planned
+   * max_tokens, so the provider stops there and the stream need not stop itself.
+   */
+  private termsRead = false;
   private reading = false;
   /** The one end of this stream, once it began: every caller gets the same promise. */
   private ending: Promise<FinalUsage> | undefined;
@@ -313,7 +317,6 @@ export class MeteredStreamImpl implements MeteredStream {
   ) {
     this.requestId = admission.requestId;
     this.model = admission.model;
-    this.maxTokens = admission.maxTokens;
     this.inputTokens = admission.inputTokens;
     this.scopes = admission.scopes;
     this.reservedNanos = admission.reservedNanos;
@@ -374,10 +377,17 @@ export class MeteredStreamImpl implements MeteredStream {
     return this.req;
   }
 
+  /** The max_tokens to send, as planned. */
+  get maxTokens(): number {
+    this.termsRead = true;
+    return this.admission.maxTokens;
+  }
+
   /** Parameters for the upstream call as admitted: model, max_tokens, bounded fields. */
   get params(): { model: string; max_tokens: number } & Record<string, unknown> {
+    this.termsRead = true;
     const { max_completion_tokens: _c, ...bounded } = this.admission.forwarded;
-    return { ...bounded, model: this.model, max_tokens: this.maxTokens };
+    return { ...bounded, model: this.model, max_tokens: this.admission.maxTokens };
   }
 
   /**
@@ -409,7 +419,7 @@ export class MeteredStreamImpl implements MeteredStream {
       encoder.meta({
         requestId: this.requestId,
         model: this.model,
-        maxTokens: this.maxTokens,
+        maxTokens: this.admission.maxTokens,
         inputTokens: this.inputTokens,
         reservedUsd: nanosToUsd(this.reservedNanos),
         // What the reservation priced: the prompt's upper bound (with server-tool results)
@@ -785,6 +795,19 @@ export class MeteredStreamImpl implements MeteredStream {
    */
   private async growLease(): Promise<boolean> {
     const { config } = this;
+    if (
+      this.termsRead &&
+      this.capOutputTokens === this.admission.capOutputTokens &&
+      this.requestsSeen === 0
+    ) {
+      // The stop the admission set for a body it could not write: the route read the
+      // planned max_tokens, so the provider stops there itself (no early cut on the bound).
+      this.capOutputTokens = Number.POSITIVE_INFINITY;
+      if (this.leasedOutputTokens >= this.callMaxTokens || config.leaseStepTokens === 0) {
+        this.leasedOutputTokens = Number.POSITIVE_INFINITY;
+        return true;
+      }
+    }
     if (this.meter.outputTokensBound >= this.capOutputTokens) {
       this.limit = this.stopLimit;
       this.abort('budget_exceeded');
