@@ -47,7 +47,8 @@ const metering = {
   identify: (key) => (key ? KEYS.get(key) : undefined),
   budgets: { key: KEY_BUDGET, team: TEAM_BUDGET },
   rateLimits: { key: [{ kind: 'requests', limit: 60, windowMs: 60_000 }] },
-  maxTokensLimit: 64_000,
+  // No maxTokensLimit: each model's published maximum output (Claude Code asks for 128,000
+  // on Opus). The default 'lease' reservation sends what the budget covers.
   onSettle: ({ scopes, model, outcome, final }) =>
     console.log(
       `gateway: ${scopes.map((s) => `${s.kind}=${s.id}`).join(' ')} ${model} ${outcome} $${final.cost.usd}`,
