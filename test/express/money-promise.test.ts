@@ -27,7 +27,7 @@ import {
   type TestApp,
 } from '../helpers/app.js';
 import { eventData, postSSE, type SseResult } from '../helpers/sse-client.js';
-import { knobHeaders } from '../helpers/upstream.js';
+import { knobHeaders, readmeUpstream } from '../helpers/upstream.js';
 
 /** Published rates in nano-dollars per token (USD per million ÷ 1,000), typed by hand. */
 const OPUS_5 = { input: 5_000, output: 25_000, fast: 2, us: 1.1 };
@@ -89,16 +89,7 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
         identify: identifyByHeader,
         budgets: { user: { limitUsd: '5.00', period: 'day' } },
         maxTokensLimit: 64_000,
-        upstream: (req, meter) =>
-          client.messages.create(
-            {
-              ...(req.body as Anthropic.MessageCreateParams),
-              model: meter.model,
-              max_tokens: meter.maxTokens,
-              stream: true,
-            },
-            { signal: meter.signal, headers: knobHeaders(req) },
-          ),
+        upstream: readmeUpstream(client),
         ...extra,
       },
     });

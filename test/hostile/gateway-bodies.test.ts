@@ -7,7 +7,6 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type Anthropic from '@anthropic-ai/sdk';
 import { usd } from '@tokenmeter/core';
 import {
   anthropicGateway,
@@ -23,7 +22,7 @@ import { anthropicClient, identifyByHeader, startApp, type TestApp } from '../he
 import { billedNanos } from '../helpers/billing.js';
 import { type Gateway, startGateway, waitForSettles } from '../helpers/gateway.js';
 import { postSSE } from '../helpers/sse-client.js';
-import { knobHeaders } from '../helpers/upstream.js';
+import { readmeUpstream } from '../helpers/upstream.js';
 
 const HAIKU = 'claude-haiku-4-5'; // $1 / $5 per million tokens
 const MINI = 'gpt-4.1-mini'; // $0.40 / $1.60
@@ -77,16 +76,7 @@ async function readmeRoute(extra: Record<string, unknown> = {}) {
       store,
       identify: identifyByHeader,
       budgets: { user: { limitUsd: '10', period: 'day' } },
-      upstream: (req, meter) =>
-        client.messages.create(
-          {
-            ...(req.body as Anthropic.MessageCreateParams),
-            model: meter.model,
-            max_tokens: meter.maxTokens,
-            stream: true,
-          },
-          { signal: meter.signal, headers: knobHeaders(req) },
-        ),
+      upstream: readmeUpstream(client),
       ...extra,
     },
   });
