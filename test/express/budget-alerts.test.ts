@@ -139,3 +139,49 @@ it('a claim the store could not make is tried again at the next settlement, and 
   await new Promise((r) => setTimeout(r, 50));
   expect(alerts.map((a) => a.percent)).toEqual([10]);
 });
+
+it('streams admitted in one period and settled after it ended tell each threshold once', async () => {
+  // A 3 s window period; four streams admitted early in one window answer after it ended.
+  // Each settles into the period it was admitted in: the mark of the first alert must
+  // outlive the period, or each later settlement would fire it again.
+  const windowMs = 3_000;
+  store = createMemoryStore();
+  const alerts: Array<BudgetAlert & { firedAt: number }> = [];
+  const client = anthropicClient(fake.url);
+  app = await startApp({
+    express,
+    middleware: {
+      store,
+      identify: identifyByHeader,
+      budgets: { user: { limitUsd: '0.002', period: { windowMs }, alerts: [5, 15] } },
+      upstream: (_req, meter) =>
+        client.messages.create(
+          {
+            model: meter.model,
+            max_tokens: meter.maxTokens,
+            messages: body.messages,
+            stream: true,
+          },
+          { signal: meter.signal, headers: { 'x-fake-llm-ttft-ms': String(windowMs + 500) } },
+        ),
+      onBudgetAlert: (alert) => {
+        alerts.push({ ...alert, firedAt: Date.now() });
+      },
+    },
+  });
+  await new Promise((r) => setTimeout(r, windowMs - (Date.now() % windowMs) + 100));
+  const results = await Promise.all(
+    Array.from({ length: 4 }, () => postSSE(app.url, body, { headers: { 'x-user': 'eve' } })),
+  );
+  expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+  await app.waitForSettles(4);
+  await new Promise((r) => setTimeout(r, 200)); // alerts run after the settlement
+  // Every alert belongs to a period that had ended when it fired (the case under test).
+  expect(alerts.length).toBeGreaterThan(0);
+  for (const a of alerts) expect(a.firedAt).toBeGreaterThan(a.periodEnd!);
+  const told = alerts.map((a) => `${a.periodStart}:${a.percent}`);
+  expect(told.length).toBe(new Set(told).size);
+  // All four were admitted in one window (each ~10 % of the limit): 5 % and 15 % once each.
+  expect(new Set(alerts.map((a) => a.periodStart)).size).toBe(1);
+  expect(alerts.map((a) => a.percent).sort((x, y) => x - y)).toEqual([5, 15]);
+});

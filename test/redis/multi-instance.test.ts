@@ -174,4 +174,48 @@ describe('one budget across three instances on one Redis', () => {
       await Promise.all(apps.map((a) => a.stop()));
     }
   });
+
+  it('streams admitted in one period and settled after it ended: each alert once across instances', async () => {
+    // A 4 s window period; six streams admitted early in one window (two per instance)
+    // answer after it ended and settle into the period they were admitted in.
+    const windowMs = 4_000;
+    const apps: AppProcess[] = [];
+    try {
+      await startInstances(apps, {
+        BUDGET_NANOS: String(6 * reserve + Math.floor(reserve / 2)),
+        STORE: 'real',
+        PREFIX: 'mi-alerts-end:',
+        TTFT_MS: String(windowMs + 500),
+        ALERTS: '10,20',
+        PERIOD_WINDOW_MS: String(windowMs),
+      });
+      await new Promise((r) => setTimeout(r, windowMs - (Date.now() % windowMs) + 100));
+      const results = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          postSSE(`http://127.0.0.1:${apps[i % 3]!.port}/chat`, body, {
+            headers: { 'x-user': 'cal' },
+          }),
+        ),
+      );
+      expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+      await new Promise((r) => setTimeout(r, 300)); // alerts run after the streams end
+      const alerts = (
+        await Promise.all(
+          apps.map(async (a) => (await fetch(`http://127.0.0.1:${a.port}/alerts`)).json()),
+        )
+      ).flat() as Array<{
+        percent: number;
+        periodStart: number;
+        periodEnd: number;
+        firedAt: number;
+      }>;
+      // Each fired after its period ended (the case under test), and each threshold once.
+      expect(alerts.length).toBeGreaterThan(0);
+      for (const a of alerts) expect(a.firedAt).toBeGreaterThan(a.periodEnd);
+      expect(new Set(alerts.map((a) => a.periodStart)).size).toBe(1);
+      expect(alerts.map((a) => a.percent).sort((x, y) => x - y)).toEqual([10, 20]);
+    } finally {
+      await Promise.all(apps.map((a) => a.stop()));
+    }
+  });
 });

@@ -1124,8 +1124,13 @@ export class MeteredStreamImpl implements MeteredStream {
       const thresholds = this.admission.alerts.get(scopeKeyOf(scope));
       if (!thresholds) continue;
       const now = Date.now();
-      // 'lifetime' has no end: its marks are kept for ten years.
-      const until = budget.periodEnd ?? now + 10 * 365 * 86_400_000;
+      // A mark lives until no settlement can land in its period any more: a stream admitted
+      // at the period's last instant settles within its reservation's lifetime (and this
+      // one may settle after the period ended). 'lifetime' has no end: ten years.
+      const until =
+        budget.periodEnd === null
+          ? now + 10 * 365 * 86_400_000
+          : Math.max(budget.periodEnd, now) + config.reservationTtlMs;
       for (const percent of thresholds) {
         // spent / limit ≥ percent / 100, in integers (the product may pass 2^53).
         if (
