@@ -43,8 +43,14 @@ import {
   StreamRegistry,
   scopeKeyOf,
 } from './metered-stream.js';
-import { type Config, parseOptions } from './options.js';
-import { rateLimitHeaders, retryAfterSeconds, type ScopedRateLimit } from './rate-limit-headers.js';
+import { type Config, parseOptions, rulesFor } from './options.js';
+import {
+  rateLimitHeaders,
+  rateLimitMessage,
+  retryAfterMsOf,
+  retryAfterSeconds,
+  type ScopedRateLimit,
+} from './rate-limit-headers.js';
 import type {
   CostTrackedSSEOptions,
   MeteredRequest,
@@ -133,9 +139,15 @@ export function meteredHandler(config: Config) {
         error: describe(error),
       });
       if (stream) await stream.fail(error);
-      else if (!res.headersSent) {
-        config.wire.reject(res, 500, 'internal_error', 'Internal error.');
-        config.telemetry.rejected(begun, { reason: 'internal_error', status: 500 });
+      else {
+        // Admitted, then failed before a stream took the reservations over: give them
+        // (and their concurrency slots) back now rather than at their expiry.
+        const held = ACQUIRED.get(res);
+        if (held) await releaseAll(config.store, held).catch(() => {});
+        if (!res.headersSent) {
+          config.wire.reject(res, 500, 'internal_error', 'Internal error.');
+          config.telemetry.rejected(begun, { reason: 'internal_error', status: 500 });
+        }
       }
     }
   };
@@ -144,6 +156,9 @@ export function meteredHandler(config: Config) {
   Object.defineProperty(middleware, 'activeStreams', { get: () => registry.size });
   return middleware as typeof middleware & { readonly activeStreams: number };
 }
+
+/** Reservations a request was admitted with, until a stream owns them (released if admit() throws). */
+const ACQUIRED = new WeakMap<object, readonly string[]>();
 
 /** Admission tries at most this many times: a budget refusal tells what remains, to fit it. */
 const ADMISSION_TRIES = 4;
@@ -385,7 +400,7 @@ async function admit(
     budget?: BudgetRule;
     rateLimits?: readonly RateLimitRule[];
   }> = [];
-  for (const scope of scopes) {
+  for (const [index, scope] of scopes.entries()) {
     const budgetOf = config.budgets[scope.kind];
     const budgetFor = budgetOf?.(scope.id, req);
     const withAlerts = isThenable(budgetFor) ? await budgetFor : budgetFor;
@@ -394,7 +409,7 @@ async function admit(
       alerts ??= new Map();
       alerts.set(scopeKeyOf(scope), withAlerts.alerts);
     }
-    const rateLimits = config.rateLimits[scope.kind];
+    const rateLimits = rulesFor(config, scope.kind, index === 0);
     if (!budget && !rateLimits?.length) continue;
     policies.push({
       scope,
@@ -469,18 +484,18 @@ async function admit(
     const rejection = result.rejection;
     if (rejection.reason === 'rate_limit') {
       const headers = rejectionHeaders(rejection);
+      const retryAfterMs = retryAfterMsOf(rejection);
       reject(
         429,
         'rate_limited',
-        `Too many ${rejection.rateLimit.kind} for this ${rejection.scope.kind}: the limit is ${rejection.rateLimit.limit} per ${Math.round(rejection.rateLimit.windowMs / 1000)} s.`,
+        rateLimitMessage(rejection),
         {
           scope: rejection.scope.kind,
           limit: rejection.rateLimit.kind,
-          retryAfterSeconds:
-            rejection.retryAfterMs === null ? null : Math.ceil(rejection.retryAfterMs / 1000),
+          retryAfterSeconds: retryAfterMs === null ? null : Math.ceil(retryAfterMs / 1000),
         },
         headers,
-        { scope: rejection.scope.kind, retryAfterMs: rejection.retryAfterMs },
+        { scope: rejection.scope.kind, retryAfterMs },
       );
       return undefined;
     }
@@ -511,6 +526,7 @@ async function admit(
   }
 
   const reservationIds = result?.admitted ? result.reservationIds : [];
+  if (reservationIds.length > 0) ACQUIRED.set(res, reservationIds);
   if (res.destroyed || res.closed) {
     // The client left while we were admitting: nothing reached the provider.
     if (reservationIds.length > 0) await releaseAll(config.store, reservationIds).catch(() => {});
@@ -668,8 +684,8 @@ function rejectionHeaders(rejection: AdmitRejected): Record<string, string> {
     state,
   }));
   const headers = rateLimitHeaders(limits);
-  if (rejection.retryAfterMs !== null)
-    headers['Retry-After'] = retryAfterSeconds(rejection.retryAfterMs);
+  const retryAfterMs = retryAfterMsOf(rejection);
+  if (retryAfterMs !== null) headers['Retry-After'] = retryAfterSeconds(retryAfterMs);
   return headers;
 }
 

@@ -26,7 +26,26 @@ describe('options are checked at creation, with messages that say what to do', (
     ],
     [
       { rateLimits: { user: [{ kind: 'hits', limit: 5, windowMs: 1000 }] } },
-      /'requests' or 'tokens'/,
+      /'requests', 'tokens' or 'concurrency'/,
+    ],
+    [
+      { rateLimits: { user: [{ kind: 'concurrency', limit: 5, windowMs: 1000 }] } },
+      /concurrency limit .* has no window/,
+    ],
+    [
+      { rateLimits: { user: [{ kind: 'concurrency', limit: -1 }] } },
+      /limit must be a whole number ≥ 0/,
+    ],
+    [
+      {
+        rateLimits: {
+          user: [
+            { kind: 'concurrency', limit: 5 },
+            { kind: 'concurrency', limit: 6 },
+          ],
+        },
+      },
+      /more than one concurrency limit/,
     ],
     [{ rateLimits: { user: { kind: 'requests', limit: 5, windowMs: 1000 } } }, /must be an array/],
     [{ storeFailure: 'maybe' }, /'closed'.*'open'/],

@@ -7,6 +7,7 @@
 import {
   assertStore,
   type BudgetRule,
+  type ConcurrencyLimitRule,
   DEFAULT_SERVER_TOOL_LIMITS,
   guardStore,
   heuristicTokenCounter,
@@ -54,6 +55,11 @@ export interface Config {
   >;
   onBudgetAlert: ((alert: BudgetAlert) => void | Promise<void>) | undefined;
   rateLimits: Record<string, readonly RateLimitRule[]>;
+  /**
+   * A concurrency limit for the first scope `identify` returns (the caller's own), where
+   * `rateLimits` gives that kind none: the gateways' default; `null` for `costTrackedSSE()`.
+   */
+  callerConcurrency: ConcurrencyLimitRule | null;
   request: (req: MeteredRequest) => RequestParams | Promise<RequestParams>;
   /**
    * True when `request()` reads the provider body from `req.body` (the default, and the
@@ -241,10 +247,16 @@ export function parseOptions(
     if (!Array.isArray(rules)) {
       throw new TokenmeterError(
         'invalid_config',
-        `rateLimits.${kind} must be an array of { kind: 'requests' | 'tokens', limit, windowMs }.`,
+        `rateLimits.${kind} must be an array of { kind: 'requests' | 'tokens', limit, windowMs } or { kind: 'concurrency', limit }.`,
       );
     }
     for (const [i, rule] of rules.entries()) checkRateLimit(rule, `rateLimits.${kind}[${i}]`);
+    if (rules.filter((rule) => rule.kind === 'concurrency').length > 1) {
+      throw new TokenmeterError(
+        'invalid_config',
+        `rateLimits.${kind} has more than one concurrency limit; keep one (the smaller).`,
+      );
+    }
     rateLimits[kind] = rules;
   }
   const strategy = parseReservation(options.reservation ?? defaults.reservation);
@@ -285,6 +297,7 @@ export function parseOptions(
     identify: options.identify,
     budgets,
     rateLimits,
+    callerConcurrency: null,
     request: options.request ?? defaultRequest,
     rewritesBody: options.request === undefined,
     maxTokensLimit:
@@ -493,8 +506,21 @@ function toBudgetRule(input: BudgetInput, what: string): BudgetWithAlerts {
 }
 
 function checkRateLimit(rule: RateLimitRule, what: string): void {
+  if (rule?.kind === 'concurrency') {
+    nonNegativeInt(rule.limit, `${what}.limit`);
+    if (rule.windowMs !== undefined) {
+      throw new TokenmeterError(
+        'invalid_config',
+        `${what} is a concurrency limit (open streams at once), which has no window: drop windowMs.`,
+      );
+    }
+    return;
+  }
   if (!rule || (rule.kind !== 'requests' && rule.kind !== 'tokens')) {
-    throw new TokenmeterError('invalid_config', `${what}.kind must be 'requests' or 'tokens'.`);
+    throw new TokenmeterError(
+      'invalid_config',
+      `${what}.kind must be 'requests', 'tokens' or 'concurrency'.`,
+    );
   }
   nonNegativeInt(rule.limit, `${what}.limit`);
   positiveInt(rule.windowMs, `${what}.windowMs`);
@@ -529,3 +555,31 @@ function httpStatus(value: number): number {
   }
   return value;
 }
+
+/**
+ * The rate limits of one scope of a request: the route's rules for its kind, plus the
+ * caller concurrency default for the first scope when its kind has no concurrency rule.
+ * Memoised per kind, so a request allocates nothing for it.
+ */
+export function rulesFor(
+  config: Config,
+  kind: string,
+  first: boolean,
+): readonly RateLimitRule[] | undefined {
+  const own = config.rateLimits[kind];
+  const caller = config.callerConcurrency;
+  if (!first || caller === null) return own;
+  let memo = CALLER_RULES.get(config);
+  if (!memo) {
+    memo = new Map();
+    CALLER_RULES.set(config, memo);
+  }
+  let rules = memo.get(kind);
+  if (!rules) {
+    rules = own?.some((rule) => rule.kind === 'concurrency') ? own : [...(own ?? []), caller];
+    if (memo.size < 256) memo.set(kind, rules);
+  }
+  return rules;
+}
+
+const CALLER_RULES = new WeakMap<Config, Map<string, readonly RateLimitRule[]>>();

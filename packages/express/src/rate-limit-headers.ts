@@ -1,9 +1,11 @@
 /**
  * IETF RateLimit headers (draft-ietf-httpapi-ratelimit-headers, structured-field form):
  * `RateLimit-Policy: "user-requests";q=20;w=60` and `RateLimit: "user-requests";r=3;t=41`,
- * one item per policy, plus `Retry-After` (seconds) on rejections.
+ * one item per policy, plus `Retry-After` (seconds) on rejections. A concurrency limit has
+ * no window: its policy carries no `w` (`"key-concurrency";q=16`), and its `t` is 0 while
+ * a slot is free, else the same short hint as its `Retry-After`.
  */
-import type { RateLimitState, ScopeRef } from '@tokenmeter/core';
+import type { AdmitRejected, RateLimitRejection, RateLimitState, ScopeRef } from '@tokenmeter/core';
 
 export interface ScopedRateLimit {
   scope: ScopeRef;
@@ -21,7 +23,31 @@ export function policyName(scope: ScopeRef, state: RateLimitState): string {
     if (KIND_NAMES.size >= 256) KIND_NAMES.clear();
     KIND_NAMES.set(scope.kind, kind);
   }
+  if (state.kind === 'concurrency') return `${kind}-concurrency`;
   return `${kind}-${state.kind}-${Math.round(state.windowMs / 1000)}s`;
+}
+
+/**
+ * When a slot frees is not knowable (a stream ends when it ends); the store's figure is
+ * when the soonest lease expires, a bound for a crashed holder, often minutes away. A
+ * caller refused for concurrency is told to try again this soon instead, at most.
+ */
+const SLOT_RETRY_MS = 1_000;
+
+/** The wait to send as `Retry-After` for a rejection: the store's, or the slot hint. */
+export function retryAfterMsOf(rejection: AdmitRejected): number | null {
+  const wait = rejection.retryAfterMs;
+  if (wait === null || rejection.reason !== 'rate_limit') return wait;
+  return rejection.rateLimit.kind === 'concurrency' ? Math.min(wait, SLOT_RETRY_MS) : wait;
+}
+
+/** The message of a 429: which limit, of which scope kind (never the scope's id). */
+export function rateLimitMessage(rejection: RateLimitRejection): string {
+  const { rateLimit, scope } = rejection;
+  if (rateLimit.kind === 'concurrency') {
+    return `Too many open streams for this ${scope.kind}: the limit is ${rateLimit.limit} at once. Try again when one has ended.`;
+  }
+  return `Too many ${rateLimit.kind} for this ${scope.kind}: the limit is ${rateLimit.limit} per ${Math.round(rateLimit.windowMs / 1000)} s.`;
 }
 
 /** Header values for the given limit states; empty when there are none. */
@@ -31,6 +57,12 @@ export function rateLimitHeaders(limits: readonly ScopedRateLimit[]): Record<str
   const current: string[] = [];
   for (const { scope, state } of limits) {
     const name = policyName(scope, state);
+    if (state.kind === 'concurrency') {
+      const wait = state.remaining > 0 ? 0 : Math.min(state.resetMs, SLOT_RETRY_MS);
+      policies.push(`"${name}";q=${state.limit}`);
+      current.push(`"${name}";r=${state.remaining};t=${Math.ceil(wait / 1000)}`);
+      continue;
+    }
     const windowSeconds = Math.max(1, Math.ceil(state.windowMs / 1000));
     policies.push(`"${name}";q=${state.limit};w=${windowSeconds}`);
     current.push(`"${name}";r=${state.remaining};t=${Math.ceil(state.resetMs / 1000)}`);

@@ -194,11 +194,14 @@ export interface CostTrackedSSEOptions {
       ) => BudgetInput | undefined | Promise<BudgetInput | undefined>)
   >;
   /**
-   * Sliding-window rate limits per scope kind: requests, and tokens (estimate at
-   * admission, corrected to the actual at settlement). Defaults to none.
+   * Rate limits per scope kind: sliding windows of requests, and of tokens (estimate at
+   * admission, corrected to the actual at settlement); and at most one concurrency limit,
+   * the streams a scope may have open at once (a slot is held by the stream's reservation
+   * and given back when it ends, or when it expires after `reservationTtlMs`). Defaults to
+   * none (the gateways add 16 open streams per caller: see `callerConcurrency`).
    *
    * @example
-   * rateLimits: { user: [{ kind: 'requests', limit: 20, windowMs: 60_000 }, { kind: 'tokens', limit: 200_000, windowMs: 60_000 }] }
+   * rateLimits: { user: [{ kind: 'requests', limit: 20, windowMs: 60_000 }, { kind: 'tokens', limit: 200_000, windowMs: 60_000 }, { kind: 'concurrency', limit: 4 }] }
    */
   rateLimits?: Record<string, readonly RateLimitRule[]>;
   /**

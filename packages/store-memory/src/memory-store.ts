@@ -47,6 +47,7 @@ import {
   rateLimitState,
   type ScopeEntry,
   scopeMatters,
+  slotFreesIn,
   toReservation,
 } from './scope-entry.js';
 import { scopeKey } from './scope-key.js';
@@ -156,7 +157,14 @@ class InMemoryStore implements MemoryStore {
 
     // Check everything before writing anything: a rejection records nothing.
     let failing: { rule: RateLimitRule; retryAfterMs: number | null } | undefined;
+    let slotsFull: { rule: RateLimitRule; retryAfterMs: number | null } | undefined;
     for (const rule of rules) {
+      if (rule.kind === 'concurrency') {
+        // Open reservations are the open streams: expireDue() above ended the overdue ones.
+        if (entry.open.size < rule.limit) continue;
+        slotsFull = { rule, retryAfterMs: slotFreesIn(entry, rule.limit, now) };
+        continue;
+      }
       const log = entry.logs.get(`${rule.kind}/${rule.windowMs}`);
       const need = rule.kind === 'requests' ? 1 : request.estimatedTokens;
       const used = log ? log.used(now) : 0;
@@ -171,6 +179,9 @@ class InMemoryStore implements MemoryStore {
         failing = { rule, retryAfterMs };
       }
     }
+    // A window's wait is known; a slot's is not (streams end when they end): a failing
+    // window rule names the rejection, the concurrency rule only when it fails alone.
+    failing ??= slotsFull;
     const bucket = budget ? currentBucket(entry, budget, now) : null;
     const states = () => rules.map((rule) => rateLimitState(entry, rule, now));
     if (failing) {
@@ -218,6 +229,8 @@ class InMemoryStore implements MemoryStore {
     };
     if (bucket) bucket.reserved += request.reserveNanos;
     for (const rule of rules) {
+      // A concurrency slot is the reservation itself: nothing else to record.
+      if (rule.kind === 'concurrency') continue;
       const log = logFor(entry, rule);
       if (rule.kind === 'requests') {
         open.requestEntries.push({ log, entry: log.add(now, 1) });

@@ -13,6 +13,7 @@ import {
   type RateLimitState,
   type Reservation,
   type ScopeRef,
+  type WindowRateLimitRule,
 } from '@tokenmeter/core';
 import { type LogEntry, SlidingLog } from './sliding-log.js';
 
@@ -98,7 +99,7 @@ export function budgetState(bucket: Bucket, budget: BudgetRule): BudgetState {
   };
 }
 
-export function logFor(entry: ScopeEntry, rule: RateLimitRule): SlidingLog {
+export function logFor(entry: ScopeEntry, rule: WindowRateLimitRule): SlidingLog {
   const key = `${rule.kind}/${rule.windowMs}`;
   let log = entry.logs.get(key);
   if (!log) {
@@ -113,6 +114,18 @@ export function rateLimitState(
   rule: RateLimitRule,
   now: number,
 ): RateLimitState {
+  if (rule.kind === 'concurrency') {
+    const used = entry?.open.size ?? 0;
+    let last = now;
+    for (const open of entry?.open.values() ?? []) last = Math.max(last, open.expiresAt);
+    return {
+      kind: 'concurrency',
+      limit: rule.limit,
+      used,
+      remaining: Math.max(0, rule.limit - used),
+      resetMs: last - now,
+    };
+  }
   const log = entry?.logs.get(`${rule.kind}/${rule.windowMs}`);
   if (log) return log.state(rule, now);
   return {
@@ -123,6 +136,19 @@ export function rateLimitState(
     remaining: rule.limit,
     resetMs: 0,
   };
+}
+
+/**
+ * Ms until enough open leases expire for one more reservation to fit under `limit` (the
+ * bound if no holder ends its stream sooner), or `null` when none ever can (limit 0).
+ * Call after expiring overdue reservations.
+ */
+export function slotFreesIn(entry: ScopeEntry, limit: number, now: number): number | null {
+  if (limit <= 0) return null;
+  const must = entry.open.size - limit + 1;
+  if (must <= 0) return 0;
+  const expiries = [...entry.open.values()].map((open) => open.expiresAt).sort((a, b) => a - b);
+  return (expiries[must - 1] as number) - now;
 }
 
 export function toReservation(open: OpenReservation): Reservation {

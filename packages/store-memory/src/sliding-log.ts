@@ -5,7 +5,7 @@
  * replace a token estimate with the actual at the admission's timestamp, and release can
  * zero an entry.
  */
-import type { RateLimitRule, RateLimitState } from '@tokenmeter/core';
+import type { WindowRateLimitRule, WindowRateLimitState } from '@tokenmeter/core';
 
 /** One amount in a log; `live` turns false when it leaves the window. */
 export interface LogEntry {
@@ -72,7 +72,7 @@ export class SlidingLog {
     return 0;
   }
 
-  state(rule: RateLimitRule, now: number): RateLimitState {
+  state(rule: WindowRateLimitRule, now: number): WindowRateLimitState {
     const used = this.used(now);
     return {
       kind: rule.kind,

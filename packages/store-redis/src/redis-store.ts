@@ -364,20 +364,34 @@ class RedisBackedStore implements RedisStore {
   }
 }
 
-/** KEYS[3..] for a policy's rules: requests → its log; tokens → its log and weights. */
+/**
+ * KEYS[3..] for a policy's rules: requests → its log; tokens → its log and weights;
+ * concurrency → none (the scripts count the expiry index).
+ */
 function ruleKeys(base: string, rules: readonly RateLimitRule[]): string[] {
-  return rules.flatMap((rule) =>
-    rule.kind === 'requests'
-      ? [requestWindowKey(base, rule.windowMs)]
-      : [...tokenWindowKeys(base, rule.windowMs)],
-  );
+  return rules.flatMap((rule) => {
+    switch (rule.kind) {
+      case 'requests':
+        return [requestWindowKey(base, rule.windowMs)];
+      case 'tokens':
+        return [...tokenWindowKeys(base, rule.windowMs)];
+      case 'concurrency':
+        return [];
+      default:
+        return rule satisfies never;
+    }
+  });
 }
 
-/** Rule count, then (kind 'q' | 't', windowMs, limit) per rule. */
+/** Rule count, then (kind 'q' | 't' | 'c', windowMs (0 for 'c'), limit) per rule. */
 function ruleArgs(rules: readonly RateLimitRule[]): (string | number)[] {
   return [
     rules.length,
-    ...rules.flatMap((rule) => [rule.kind === 'requests' ? 'q' : 't', rule.windowMs, rule.limit]),
+    ...rules.flatMap((rule) =>
+      rule.kind === 'concurrency'
+        ? ['c', 0, rule.limit]
+        : [rule.kind === 'requests' ? 'q' : 't', rule.windowMs, rule.limit],
+    ),
   ];
 }
 

@@ -110,15 +110,20 @@ function rateStates(
       `${reply.length} values for ${rules.length} rules`,
     );
   }
-  return rules.map((rule, index) => {
+  return rules.map((rule, index): RateLimitState => {
     const used = reply.int(offset + index * 2);
+    const remaining = Math.max(0, rule.limit - used);
+    const resetMs = reply.int(offset + index * 2 + 1);
+    if (rule.kind === 'concurrency') {
+      return { kind: rule.kind, limit: rule.limit, used, remaining, resetMs };
+    }
     return {
       kind: rule.kind,
       limit: rule.limit,
       windowMs: rule.windowMs,
       used,
-      remaining: Math.max(0, rule.limit - used),
-      resetMs: reply.int(offset + index * 2 + 1),
+      remaining,
+      resetMs,
     };
   });
 }

@@ -26,6 +26,10 @@
  *                            (`sha`: SHA-256 hex of the caller's requestKey, made in JS, so
  *                            no caller text reaches a key name); lives ttl + grace + retention
  *
+ * A concurrency limit (rule kind 'c') has no key of its own: the open reservations are the
+ * open streams, so it counts the expiry index (KEYS[2]) after the sweep, and a slot is
+ * given back by whatever ends the reservation (settle, release, expiry).
+ *
  * Time to live is only garbage collection, always relative (`PEXPIRE`), never a rule: every
  * decision is made from the scores and counters, so an injected test clock far from Redis's
  * own time cannot make a key vanish early. Expiry of reservations is lazy: every script first
@@ -212,19 +216,19 @@ local function read_budget(i, now)
   return b
 end
 
--- The rules named by ARGV[i] (count) and then (kind 'q' or 't', window ms, limit) per
--- rule; their keys are KEYS[k..]: one ZSET per requests rule, ZSET + weights HASH per
--- tokens rule, in rule order.
+-- The rules named by ARGV[i] (count) and then (kind 'q', 't' or 'c', window ms (0 for
+-- 'c'), limit) per rule; their keys are KEYS[k..]: one ZSET per requests rule, ZSET +
+-- weights HASH per tokens rule, none for a concurrency rule, in rule order.
 local function read_rules(i, k)
   local rules = {}
   for r = 1, tonumber(ARGV[i]) do
     local a = i + 1 + (r - 1) * 3
-    local rule = { kind = ARGV[a], window = tonumber(ARGV[a + 1]), limit = tonumber(ARGV[a + 2]),
-      zkey = KEYS[k] }
+    local rule = { kind = ARGV[a], window = tonumber(ARGV[a + 1]), limit = tonumber(ARGV[a + 2]) }
     if rule.kind == 't' then
-      rule.wkey = KEYS[k + 1]
+      rule.zkey, rule.wkey = KEYS[k], KEYS[k + 1]
       k = k + 2
-    else
+    elseif rule.kind == 'q' then
+      rule.zkey = KEYS[k]
       k = k + 1
     end
     rules[r] = rule
@@ -233,8 +237,13 @@ local function read_rules(i, k)
 end
 
 -- Drops entries that left the window (one made at t counts while now - t < window), then
--- fills rule.used: requests, or tokens, counted now.
+-- fills rule.used: requests, or tokens, counted now; for a concurrency rule, the open
+-- reservations (call after sweep, so none past its expiry is counted).
 local function measure(rule, now)
+  if rule.kind == 'c' then
+    rule.used = redis.call('ZCARD', index)
+    return
+  end
   local cutoff = now - rule.window
   if rule.kind == 'q' then
     redis.call('ZREMRANGEBYSCORE', rule.zkey, '-inf', int(cutoff))
@@ -262,9 +271,15 @@ local function weights_of(rule, entries)
   return redis.call('HMGET', rule.wkey, unpack(members))
 end
 
--- Ms until the newest entry that counts leaves the window; 0 when nothing counts.
+-- Ms until the newest entry that counts leaves the window; 0 when nothing counts. For a
+-- concurrency rule: until the last open lease expires.
 local function reset_of(rule, now)
   if rule.used <= 0 then return 0 end
+  if rule.kind == 'c' then
+    local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+    if #last == 0 then return 0 end
+    return math.max(0, tonumber(last[2]) - now)
+  end
   if rule.kind == 'q' then
     local newest = redis.call('ZRANGE', rule.zkey, -1, -1, 'WITHSCORES')
     return tonumber(newest[2]) + rule.window - now
@@ -282,11 +297,17 @@ local function reset_of(rule, now)
 end
 
 -- Ms until a rule that refuses need would admit it, if nothing else is admitted
--- meanwhile: until enough of the oldest entries have left. -1 when waiting cannot help.
+-- meanwhile: until enough of the oldest entries have left (for a concurrency rule: enough
+-- of the soonest leases have expired). -1 when waiting cannot help.
 local function retry_after(rule, need, now)
   local target = rule.limit - math.max(need, 1)
   if target < 0 then return -1 end
   if rule.used <= target then return 0 end
+  if rule.kind == 'c' then
+    local gone = rule.used - target
+    local entry = redis.call('ZRANGE', index, int(gone - 1), int(gone - 1), 'WITHSCORES')
+    return tonumber(entry[2]) - now
+  end
   if rule.kind == 'q' then
     local gone = rule.used - target
     local entry = redis.call('ZRANGE', rule.zkey, int(gone - 1), int(gone - 1), 'WITHSCORES')
@@ -383,7 +404,8 @@ end
  * admit: rate limits, then budget, for one scope; records everything or nothing.
  *
  * KEYS[1] scope hash, KEYS[2] expiry index (see above)
- * KEYS[3..] per rule, in rule order: requests → its ZSET; tokens → its ZSET, its weights HASH
+ * KEYS[3..] per rule, in rule order: requests → its ZSET; tokens → its ZSET, its weights
+ *   HASH; concurrency → none (it counts KEYS[2])
  * ARGV[1..4] clock, expiry policy, tombstone retention, grace (see above)
  * ARGV[5]  scope as JSON [kind, id], kept in the scope hash for results
  * ARGV[6]  reserveNanos
@@ -393,7 +415,8 @@ end
  * ARGV[14] the budget's period as JSON, kept in the reservation for results
  * ARGV[15] the admission key: SHA-256 hex of the caller's requestKey ('' = none); when
  *          admitted, `<base>:k:<it>` records the reservation number for releaseByKey
- * ARGV[16] number of rate-limit rules; then (kind 'q'|'t', windowMs, limit) per rule
+ * ARGV[16] number of rate-limit rules; then (kind 'q'|'t'|'c', windowMs (0 for 'c'), limit)
+ *          per rule
  *
  * Reply: { status (1 admitted, 2 rate limit, 3 budget), now, reservation number (0 if
  *   rejected), expiresAt, spent, reserved, periodStart, periodEnd, retryAfterMs,
@@ -412,11 +435,14 @@ local rules = read_rules(16, 3)
 
 -- Rate limits first: a request refused by one records nothing anywhere.
 local failing, wait = 0, 0
+local full, full_wait = 0, 0
 for i, rule in ipairs(rules) do
   measure(rule, now)
   local need = tokens
-  if rule.kind == 'q' then need = 1 end
-  if rule.used >= rule.limit or rule.used + need > rule.limit then
+  if rule.kind ~= 't' then need = 1 end
+  if rule.kind == 'c' then
+    if rule.used >= rule.limit then full, full_wait = i, retry_after(rule, 1, now) end
+  elseif rule.used >= rule.limit or rule.used + need > rule.limit then
     local this = retry_after(rule, need, now)
     -- The failing rule that clears last names the rejection; one that never clears wins.
     if failing == 0 or (wait ~= -1 and (this == -1 or this > wait)) then
@@ -442,6 +468,9 @@ local function rejected(status, retry)
   return reply(status, 0, 0, retry)
 end
 
+-- A window's wait is known, a slot's is not (streams end when they end): the concurrency
+-- rule names the rejection only when no window rule fails.
+if failing == 0 and full > 0 then failing, wait = full, full_wait end
 if failing > 0 then return rejected(2, wait) end
 
 -- An exhausted budget admits nothing, not even a zero reservation.
@@ -466,9 +495,12 @@ local expires = now + ttl
 local rkey = base .. ':r:' .. int(n)
 local requests, weighted = {}, {}
 for _, rule in ipairs(rules) do
-  redis.call('ZADD', rule.zkey, int(now), int(n))
-  redis.call('PEXPIRE', rule.zkey, int(rule.window + GRACE))
-  if rule.kind == 't' then
+  if rule.kind == 'c' then
+    -- The slot is the reservation's place in the index, added below.
+    rule.used = rule.used + 1
+  elseif rule.kind == 't' then
+    redis.call('ZADD', rule.zkey, int(now), int(n))
+    redis.call('PEXPIRE', rule.zkey, int(rule.window + GRACE))
     redis.call('HSET', rule.wkey, int(n), int(tokens))
     redis.call('HINCRBY', rule.wkey, '#', int(tokens))
     redis.call('PEXPIRE', rule.wkey, int(rule.window + GRACE))
@@ -476,6 +508,8 @@ for _, rule in ipairs(rules) do
     if tokens > 0 then rule.reset = rule.window else rule.reset = reset_of(rule, now) end
     weighted[#weighted + 1] = int(rule.window)
   else
+    redis.call('ZADD', rule.zkey, int(now), int(n))
+    redis.call('PEXPIRE', rule.zkey, int(rule.window + GRACE))
     rule.used = rule.used + 1
     rule.reset = rule.window
     requests[#requests + 1] = int(rule.window)
@@ -490,6 +524,9 @@ if budget then
 end
 redis.call('HSET', rkey, unpack(fields))
 redis.call('ZADD', index, int(expires), int(n))
+for _, rule in ipairs(rules) do
+  if rule.kind == 'c' then rule.reset = reset_of(rule, now) end
+end
 if ARGV[15] ~= '' then
   -- Found by releaseByKey while the reservation can be open, and while its tombstone can
   -- still say how it ended (a caller that lost this reply holds no id to extend it with).
@@ -662,7 +699,7 @@ return reservation_reply(1, now, scope, r, b)
  * KEYS[1] scope hash, KEYS[2] expiry index, KEYS[3..] rule keys as for admit
  * ARGV[1..4] clock, expiry policy, tombstone retention, grace
  * ARGV[5..9] budget as for admit's ARGV[9..13]
- * ARGV[10] number of rules; then (kind, windowMs, limit) per rule
+ * ARGV[10] number of rules; then (kind, windowMs, limit) per rule, as for admit
  *
  * Reply: { now, open, openNanos, expired, expiredNanos, spent, reserved, periodStart,
  *   periodEnd, then used, resetMs per rule } — budget figures -1 without a budget.

@@ -29,6 +29,8 @@ export type {
   BudgetRule,
   BudgetState,
   Clock,
+  ConcurrencyLimitRule,
+  ConcurrencyLimitState,
   CustomPeriod,
   Ended,
   EndOutcome,
@@ -50,6 +52,8 @@ export type {
   ScopeState,
   SettleRequest,
   Store,
+  WindowRateLimitRule,
+  WindowRateLimitState,
 } from './types.js';
 export {
   assertAdmitRequest,

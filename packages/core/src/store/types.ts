@@ -5,7 +5,7 @@
  * types are written here once and checked by the conformance suite in
  * `@tokenmeter/core/testing` against every store.
  *
- * What is atomic: one `admit()` for one scope (all its rate limits and its budget are
+ * What is atomic: one `admit()` for one scope (all its rate limits, its concurrency limit and its budget are
  * checked and recorded as one step, or nothing is recorded), one `settle()`, one
  * `extend()`, one `release()` and one `releaseByKey()`. Concurrent calls behave as if they ran one after the
  * other in some order. What is not atomic: admission across several scopes — that is
@@ -63,7 +63,7 @@ export interface BudgetRule {
  * span. Windows are exact sliding logs: an entry made at time t counts while
  * `now - t < windowMs`, so a request at t leaves the window at exactly `t + windowMs`.
  */
-export interface RateLimitRule {
+export interface WindowRateLimitRule {
   /** Count requests (each admission counts 1) or tokens (estimate, corrected on settle). */
   readonly kind: 'requests' | 'tokens';
   /** Allowed amount per window; a non-negative integer (0 blocks everything). */
@@ -73,6 +73,24 @@ export interface RateLimitRule {
 }
 
 /**
+ * A concurrency limit: at most `limit` reservations of the scope open at once — one per
+ * stream in flight, so "open streams per scope". It has no window: a slot is taken by
+ * admission and given back when the reservation ends, whichever way (settled, released,
+ * or expired after its TTL, which is the lease that frees the slot of a crashed process).
+ * Every open reservation of the scope holds a slot, whichever rules it was admitted under.
+ */
+export interface ConcurrencyLimitRule {
+  readonly kind: 'concurrency';
+  /** Open reservations allowed at once; a non-negative integer (0 blocks everything). */
+  readonly limit: number;
+  /** A concurrency limit has no window; giving one is refused as a mistake. */
+  readonly windowMs?: undefined;
+}
+
+/** A rate limit of one scope: a sliding window of requests or tokens, or a concurrency limit. */
+export type RateLimitRule = WindowRateLimitRule | ConcurrencyLimitRule;
+
+/**
  * The limits that apply to one scope. Stores do not keep policies: the caller passes the
  * policy with every call, so changing a limit takes effect on the next request.
  */
@@ -80,8 +98,9 @@ export interface ScopePolicy {
   /** No budget: spend is not capped (and not tracked). */
   readonly budget?: BudgetRule;
   /**
-   * At most one rule per (kind, windowMs). Checked before the budget; when several fail,
-   * the rejection names the one that clears last.
+   * At most one rule per (kind, windowMs), and one concurrency rule. Checked before the
+   * budget; when several fail, the rejection names the window rule that clears last, or
+   * the concurrency rule when no window rule fails (when a slot frees is not knowable).
    */
   readonly rateLimits?: readonly RateLimitRule[];
 }
@@ -133,8 +152,8 @@ export interface BudgetState {
   readonly periodEnd: number | null;
 }
 
-/** One rate limit at one moment: enough for `RateLimit` / `RateLimit-Policy` headers. */
-export interface RateLimitState {
+/** One window rate limit at one moment: enough for `RateLimit` / `RateLimit-Policy` headers. */
+export interface WindowRateLimitState {
   readonly kind: 'requests' | 'tokens';
   readonly limit: number;
   readonly windowMs: number;
@@ -145,6 +164,26 @@ export interface RateLimitState {
   /** Ms until everything counted now has left the window (0 when nothing is counted). */
   readonly resetMs: number;
 }
+
+/** One concurrency limit at one moment. */
+export interface ConcurrencyLimitState {
+  readonly kind: 'concurrency';
+  readonly limit: number;
+  readonly windowMs?: undefined;
+  /** Reservations of the scope open now (after expiring those past their TTL). */
+  readonly used: number;
+  /** `max(0, limit - used)`. */
+  readonly remaining: number;
+  /**
+   * Ms until the last lease open now expires (0 when none is open): when every slot is
+   * free at the latest, should no holder end its stream sooner. Streams usually end far
+   * sooner; this is a bound, not a forecast.
+   */
+  readonly resetMs: number;
+}
+
+/** One rate limit at one moment. */
+export type RateLimitState = WindowRateLimitState | ConcurrencyLimitState;
 
 /** An open hold on a scope's budget and rate limits, as returned by admit and extend. */
 export interface Reservation {
@@ -184,7 +223,9 @@ interface RejectionBase {
   /**
    * Ms until retrying can succeed (assuming nothing else is admitted meanwhile), for
    * `Retry-After`. `null` when waiting cannot help: the request needs more than the limit,
-   * or a lifetime budget is exhausted.
+   * or a lifetime budget is exhausted. For a concurrency limit: until enough open leases
+   * expire to free a slot — a bound that holds even if their holders crashed; a stream
+   * that ends frees its slot sooner.
    */
   readonly retryAfterMs: number | null;
   /** Unchanged by the rejection; `null` without a budget. */
@@ -197,7 +238,10 @@ interface RejectionBase {
 /** A rate limit rejected the request; nothing was recorded. */
 export interface RateLimitRejection extends RejectionBase {
   readonly reason: 'rate_limit';
-  /** The failing rule whose window clears last (it decides `retryAfterMs`). */
+  /**
+   * The failing rule that names the rejection (it decides `retryAfterMs`): the window rule
+   * that clears last, else the concurrency rule.
+   */
   readonly rateLimit: RateLimitState;
 }
 

@@ -84,8 +84,28 @@ export function assertScopePolicy(policy: ScopePolicy | undefined): void {
   const seen = new Set<string>();
   policy.rateLimits.forEach((rule: RateLimitRule, index: number) => {
     const what = `rateLimits[${index}]`;
+    if (rule?.kind === 'concurrency') {
+      nonNegativeInteger(rule.limit, `${what}.limit`);
+      if (rule.windowMs !== undefined) {
+        throw new TokenmeterError(
+          'invalid_argument',
+          `${what} is a concurrency limit (open streams at once), which has no window: drop windowMs, or use kind 'requests' to count requests per window.`,
+        );
+      }
+      if (seen.has('concurrency')) {
+        throw new TokenmeterError(
+          'invalid_argument',
+          `${what} repeats a concurrency limit; keep one per scope (the smaller limit).`,
+        );
+      }
+      seen.add('concurrency');
+      return;
+    }
     if (rule?.kind !== 'requests' && rule?.kind !== 'tokens') {
-      throw new TokenmeterError('invalid_argument', `${what}.kind must be 'requests' or 'tokens'.`);
+      throw new TokenmeterError(
+        'invalid_argument',
+        `${what}.kind must be 'requests', 'tokens' or 'concurrency'.`,
+      );
     }
     nonNegativeInteger(rule.limit, `${what}.limit`);
     positiveInteger(rule.windowMs, `${what}.windowMs`);

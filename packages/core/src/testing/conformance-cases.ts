@@ -7,6 +7,7 @@ import { admissionKeyCases } from './cases/admission-keys.js';
 import { amountCases } from './cases/amounts.js';
 import { clockCases } from './cases/clock.js';
 import { concurrencyCases } from './cases/concurrency.js';
+import { concurrencyLimitCases } from './cases/concurrency-limits.js';
 import { expiryCases } from './cases/expiry.js';
 import { multiScopeCases } from './cases/multi-scope.js';
 import { onceCases } from './cases/once.js';
@@ -23,6 +24,7 @@ export const storeConformanceCases: readonly ConformanceCase[] = [
   ...periodCases,
   ...rateLimitCases,
   ...concurrencyCases,
+  ...concurrencyLimitCases,
   ...multiScopeCases,
   ...admissionKeyCases,
   ...scopeIdCases,

@@ -27,6 +27,7 @@ import type {
   ScopeState,
   SettleRequest,
   Store,
+  WindowRateLimitRule,
 } from '../store/types.js';
 import {
   assertAdmitRequest,
@@ -52,6 +53,7 @@ interface LogEntry {
   id: string;
 }
 interface Subject {
+  key: string;
   buckets: Map<string, Bucket>;
   log: LogEntry[];
   expired: number;
@@ -88,16 +90,23 @@ class NaiveStore implements Store {
     const subject = this.subject(key);
     const rules = request.rateLimits ?? [];
     // Read…
-    const used = rules.map((rule) => this.used(subject, rule, now));
+    const used = rules.map((rule) =>
+      rule.kind === 'concurrency' ? this.openOf(key).length : this.used(subject, rule, now),
+    );
     const bucket = request.budget ? this.bucket(subject, request.budget, now) : null;
     const held = bucket ? bucket.spent + bucket.reserved : 0;
     if (this.racy) await pause();
     // …then decide and write on what was read.
     const base = { admitted: false as const, scope: request.scope, now };
     let failing: { rule: RateLimitRule; retry: number | null } | undefined;
+    let full: { rule: RateLimitRule; retry: number | null } | undefined;
     for (const [index, rule] of rules.entries()) {
-      const need = rule.kind === 'requests' ? 1 : request.estimatedTokens;
       const u = used[index] as number;
+      if (rule.kind === 'concurrency') {
+        if (u >= rule.limit) full = { rule, retry: this.slotRetry(key, rule.limit, now) };
+        continue;
+      }
+      const need = rule.kind === 'requests' ? 1 : request.estimatedTokens;
       if (u < rule.limit && u + need <= rule.limit) continue;
       const retry = this.retryAfter(subject, rule, need, now);
       // Report the rule that clears last; "never" (null) beats any wait.
@@ -105,6 +114,7 @@ class NaiveStore implements Store {
         failing = { rule, retry };
       }
     }
+    failing ??= full;
     if (failing) {
       return {
         ...base,
@@ -132,6 +142,7 @@ class NaiveStore implements Store {
     this.nextId += 1;
     const id = `naive-${this.nextId}`;
     for (const rule of rules) {
+      if (rule.kind === 'concurrency') continue;
       const n = rule.kind === 'requests' ? 1 : request.estimatedTokens;
       subject.log.push({ t: now, key: `${rule.kind}/${rule.windowMs}`, n, id });
     }
@@ -297,7 +308,7 @@ class NaiveStore implements Store {
   private subject(key: string): Subject {
     let subject = this.subjects.get(key);
     if (!subject) {
-      subject = { buckets: new Map(), log: [], expired: 0, expiredNanos: 0 };
+      subject = { key, buckets: new Map(), log: [], expired: 0, expiredNanos: 0 };
       this.subjects.set(key, subject);
     }
     return subject;
@@ -330,16 +341,41 @@ class NaiveStore implements Store {
     };
   }
 
-  private entries(subject: Subject, rule: RateLimitRule, now: number): LogEntry[] {
+  private openOf(key: string): Held[] {
+    return [...this.open.values()].filter((held) => held.key === key);
+  }
+
+  /** Ms until enough leases expire to fit one more under `limit`; null for limit 0. */
+  private slotRetry(key: string, limit: number, now: number): number | null {
+    if (limit <= 0) return null;
+    const expiries = this.openOf(key)
+      .map((held) => held.reservation.expiresAt)
+      .sort((a, b) => a - b);
+    const must = expiries.length - limit + 1;
+    return must <= 0 ? 0 : (expiries[must - 1] as number) - now;
+  }
+
+  private entries(subject: Subject, rule: WindowRateLimitRule, now: number): LogEntry[] {
     const key = `${rule.kind}/${rule.windowMs}`;
     return subject.log.filter((e) => e.key === key && now - e.t < rule.windowMs);
   }
 
-  private used(subject: Subject, rule: RateLimitRule, now: number): number {
+  private used(subject: Subject, rule: WindowRateLimitRule, now: number): number {
     return this.entries(subject, rule, now).reduce((sum, e) => sum + e.n, 0);
   }
 
   private rateState(subject: Subject, rule: RateLimitRule, now: number): RateLimitState {
+    if (rule.kind === 'concurrency') {
+      const open = this.openOf(subject.key);
+      const last = Math.max(now, ...open.map((held) => held.reservation.expiresAt));
+      return {
+        kind: rule.kind,
+        limit: rule.limit,
+        used: open.length,
+        remaining: Math.max(0, rule.limit - open.length),
+        resetMs: last - now,
+      };
+    }
     const entries = this.entries(subject, rule, now).filter((e) => e.n > 0);
     const used = entries.reduce((sum, e) => sum + e.n, 0);
     const last = entries.at(-1);
@@ -353,7 +389,7 @@ class NaiveStore implements Store {
     };
   }
 
-  private retryAfter(subject: Subject, rule: RateLimitRule, need: number, now: number) {
+  private retryAfter(subject: Subject, rule: WindowRateLimitRule, need: number, now: number) {
     const target = rule.limit - Math.max(need, 1);
     if (target < 0) return null;
     let left = this.used(subject, rule, now);

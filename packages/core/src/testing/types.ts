@@ -38,6 +38,7 @@ export type ConformanceGroup =
   | 'periods'
   | 'rate-limits'
   | 'concurrency'
+  | 'concurrency-limits'
   | 'multi-scope'
   | 'admission-keys'
   | 'scopes'

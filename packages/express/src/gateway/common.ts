@@ -67,9 +67,25 @@ export interface GatewayOptions
    * under one prefix (or keep your own routes there). Defaults to `'reject'`.
    */
   unknownRoutes?: 'reject' | 'next';
+  /**
+   * Open streams (and non-streaming calls in flight) allowed at once to each caller: the
+   * first scope `identify` returns (`key` in `{ key, user, team }`), unless `rateLimits`
+   * gives that scope kind a `concurrency` rule of its own, which replaces it. More get 429
+   * with `Retry-After`. `false` turns it off. Defaults to 16.
+   *
+   * @example
+   * callerConcurrency: 4 // or rateLimits: { key: [{ kind: 'concurrency', limit: 4 }] }
+   */
+  callerConcurrency?: number | false;
   /** The fetch used for provider calls. Defaults to `globalThis.fetch`. */
   fetch?: typeof fetch;
 }
+
+/**
+ * Open streams per caller when the app set none: an agent session with its parallel side
+ * requests and subagents stays well inside it, one key cannot hold a hundred provider calls.
+ */
+export const DEFAULT_CALLER_CONCURRENCY = 16;
 
 /** Never forwarded, whatever the options say. */
 const NEVER_FORWARD = new Set([
@@ -477,6 +493,16 @@ export function createGateway(
   if (options.unknownRoutes !== undefined && options.unknownRoutes !== 'reject' && !passOn) {
     throw new TokenmeterError('invalid_config', "unknownRoutes must be 'reject' or 'next'.");
   }
+  const callerConcurrency = options.callerConcurrency ?? DEFAULT_CALLER_CONCURRENCY;
+  if (
+    callerConcurrency !== false &&
+    (!Number.isSafeInteger(callerConcurrency) || callerConcurrency <= 0)
+  ) {
+    throw new TokenmeterError(
+      'invalid_config',
+      `callerConcurrency must be a positive whole number of open streams per caller, or false for no limit; got ${String(callerConcurrency)}.`,
+    );
+  }
   const {
     apiKey: _apiKey,
     baseURL: _b,
@@ -484,6 +510,7 @@ export function createGateway(
     maxBodyBytes: _m,
     fetch: _x,
     unknownRoutes: _u,
+    callerConcurrency: _c,
     ...rest
   } = options;
   const bodyOf = (req: MeteredRequest) => (req.body ?? {}) as Record<string, unknown>;
@@ -510,6 +537,9 @@ export function createGateway(
   config.wire = gatewayWire(adapter, streams);
   // The gateway forwards the body it read: admission writes its bounds into it.
   config.rewritesBody = true;
+  if (callerConcurrency !== false) {
+    config.callerConcurrency = { kind: 'concurrency', limit: callerConcurrency };
+  }
   const count = adapter.countTokens;
   if (count) {
     config.countExactly = (req, input, model) =>

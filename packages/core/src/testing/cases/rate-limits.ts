@@ -5,7 +5,7 @@
  * for requests and for tokens (estimate at admission, replaced by the actual on settle at
  * the admission's timestamp).
  */
-import type { RateLimitRule } from '../../store/types.js';
+import type { WindowRateLimitRule } from '../../store/types.js';
 import {
   assert,
   defineCase,
@@ -21,7 +21,7 @@ import type { ConformanceCase } from '../types.js';
 /** The reference: an exact sliding log of (time, amount) entries. */
 class ReferenceLog {
   private readonly entries: Array<{ t: number; n: number; id: string }> = [];
-  constructor(private readonly rule: RateLimitRule) {}
+  constructor(private readonly rule: WindowRateLimitRule) {}
 
   used(now: number): number {
     return this.inWindow(now).reduce((sum, entry) => sum + entry.n, 0);

@@ -45,6 +45,25 @@ export const validationCases: readonly ConformanceCase[] = [
           'a zero window',
           request(user, { rateLimits: [{ kind: 'tokens', limit: 1, windowMs: 0 }] }),
         ],
+        [
+          'two concurrency limits',
+          request(user, {
+            rateLimits: [
+              { kind: 'concurrency', limit: 1 },
+              { kind: 'concurrency', limit: 2 },
+            ],
+          }),
+        ],
+        [
+          'a concurrency limit with a window',
+          request(user, {
+            rateLimits: [{ kind: 'concurrency', limit: 1, windowMs: MINUTE_MS } as never],
+          }),
+        ],
+        [
+          'a fractional concurrency limit',
+          request(user, { rateLimits: [{ kind: 'concurrency', limit: 1.5 }] }),
+        ],
       ];
       for (const [what, req] of bad) {
         await expectErrorCode(store.admit(req), 'invalid_argument', `admit with ${what}`);
