@@ -1,11 +1,5 @@
-export {
-  createPostgresLedger,
-  type LedgerEntry,
-  type LedgerLogger,
-  type LedgerStats,
-  type PostgresLedger,
-  type PostgresLedgerOptions,
-} from './ledger.js';
+export { escapeText, unescapeText } from './escape.js';
+export { createPostgresLedger } from './ledger.js';
 export {
   type ModelSpend,
   type PeriodSpend,
@@ -21,3 +15,10 @@ export {
   topSpenders,
 } from './queries.js';
 export { MIGRATIONS, type Migration, migrate } from './schema.js';
+export type {
+  LedgerEntry,
+  LedgerLogger,
+  LedgerStats,
+  PostgresLedger,
+  PostgresLedgerOptions,
+} from './types.js';

@@ -1,10 +1,11 @@
 import { emptyUsage } from '@tokenmeter/core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPostgresLedger, type LedgerEntry } from './ledger.js';
+import { createPostgresLedger } from './ledger.js';
 import { spendByModel, spendByPeriod, streamRecord, topSpenders } from './queries.js';
 import { migrate } from './schema.js';
 import { type PrivatePostgres, startPostgres } from './testing.js';
+import type { LedgerEntry } from './types.js';
 
 let db: PrivatePostgres;
 let pool: pg.Pool;
@@ -52,9 +53,9 @@ describe('migrations', () => {
     const pools = [1, 2, 3].map(() => new pg.Pool({ connectionString: db.url, max: 1 }));
     const applied = await Promise.all(pools.map((p) => migrate(p)));
     await Promise.all(pools.map((p) => p.end()));
-    expect(applied.flat()).toEqual([1]);
+    expect(applied.flat()).toEqual([1, 2]);
     expect(await migrate(pool)).toEqual([]);
-    expect(await count('SELECT count(*) AS n FROM tokenmeter_ledger_migrations')).toBe(1);
+    expect(await count('SELECT count(*) AS n FROM tokenmeter_ledger_migrations')).toBe(2);
   });
 });
 
@@ -111,6 +112,8 @@ describe('writing', () => {
     expect(record!.endedAt.getTime()).toBe(end);
     expect(record!.startedAt.getTime()).toBe(end - 1_200);
     expect(record!.firstTokenAt!.getTime()).toBe(end - 1_200 + 150);
+    // Without the store's admission time, the stream is dated by its start.
+    expect(record!.admittedAt.getTime()).toBe(end - 1_200);
     expect(
       await count('SELECT count(*) AS n FROM tokenmeter_stream_scopes WHERE request_id = $1', [
         e.requestId,
@@ -249,13 +252,39 @@ describe('Postgres down', () => {
   });
 });
 
+describe('dating', () => {
+  it('a stream belongs to the period the store charged: its admission, not its end', async () => {
+    const end = Date.UTC(2026, 11, 1, 0, 0, 5);
+    const ledger = createPostgresLedger({ pool, logger: quiet, now: () => end });
+    const scope = { kind: 'user', id: `dating-${seq}` };
+    // Admitted by the store 10 ms before midnight, started here 10 ms after it (the
+    // process's clock, read after admission), ended 5 s into the next day.
+    const admittedAt = Date.UTC(2026, 10, 30, 23, 59, 59, 990);
+    const e = entry({ scopes: [scope], admittedAt, startedAt: admittedAt + 20, durationMs: 5_000 });
+    const plain = entry({ scopes: [scope], startedAt: admittedAt - 1_000, durationMs: 6_000 });
+    ledger.onSettle(e);
+    ledger.onSettle(plain);
+    expect(await ledger.flush()).toBe(true);
+    const winter = { from: new Date(Date.UTC(2026, 10, 1)), to: new Date(Date.UTC(2027, 0, 1)) };
+    expect(await spendByPeriod(pool, scope, 'day', winter)).toEqual([
+      { period: new Date(Date.UTC(2026, 10, 30)), costNanos: 700_000, streams: 2 },
+    ]);
+    const record = await streamRecord(pool, e.requestId);
+    expect(record!.admittedAt.getTime()).toBe(admittedAt);
+    expect(record!.startedAt.getTime()).toBe(admittedAt + 20);
+    expect(record!.endedAt.getTime()).toBe(end);
+    await ledger.close();
+  });
+});
+
 describe('queries', () => {
   it('spend by day and month, by model, and the top spenders, to the nano-dollar', async () => {
     let clock = 0;
     const ledger = createPostgresLedger({ pool, logger: quiet, now: () => clock });
     const kind = `q${seq}`;
+    // Admitted at `at`, ended 1.2 s later: a stream belongs to the period of its admission.
     const put = (at: number, id: string, model: string, cost: number) => {
-      clock = at;
+      clock = at + 1_200;
       ledger.onSettle({
         ...entry({ scopes: [{ kind, id }], model }),
         final: { usage: emptyUsage(), costNanos: cost, estimated: false },
@@ -264,7 +293,7 @@ describe('queries', () => {
     const nov30 = Date.UTC(2026, 10, 30, 23, 59, 59);
     const dec1 = Date.UTC(2026, 11, 1, 0, 0, 0);
     const dec2 = Date.UTC(2026, 11, 2, 13, 0, 0);
-    put(nov30, 'ada', 'claude-haiku-4-5', 1_111);
+    put(nov30, 'ada', 'claude-haiku-4-5', 1_111); // ends on Dec 1: counted on Nov 30
     put(dec1, 'ada', 'claude-haiku-4-5', 2_000);
     put(dec1 + 1, 'ada', 'claude-sonnet-4-6', 30_000);
     put(dec2, 'ada', 'claude-haiku-4-5', 5);

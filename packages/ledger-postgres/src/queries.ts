@@ -1,7 +1,10 @@
 /**
- * Spend queries over the ledger. Periods are UTC days and months, like the budgets'.
+ * Spend queries over the ledger. Periods are UTC days and months, like the budgets', and a
+ * stream belongs to the period of its admission (`admitted_at`), the one the store charged.
  * Sums are exact: `bigint` in Postgres, `numeric` sums returned as text, read as numbers
  * only while they are safe integers (a sum above 2^53 nano-dollars, $9 million, throws).
+ * Scope ids and request ids are passed and returned as the app knows them: the escaping of
+ * what Postgres cannot store (escape.ts) is applied and undone here.
  */
 import {
   type BudgetPeriod,
@@ -11,6 +14,7 @@ import {
   type Usage,
 } from '@tokenmeter/core';
 import type pg from 'pg';
+import { escapeText, unescapeText } from './escape.js';
 
 export interface ScopeRef {
   kind: string;
@@ -24,7 +28,7 @@ export interface Range {
 }
 
 export interface PeriodSpend {
-  /** Start of the UTC day or month. */
+  /** Start of the UTC day or month (of the streams' admission). */
   period: Date;
   costNanos: number;
   streams: number;
@@ -50,7 +54,7 @@ function exact(value: string | number | null | undefined): number {
   return n;
 }
 
-/** Spend of one scope per UTC day or month within `range`, oldest first. */
+/** Spend of one scope per UTC day or month of admission within `range`, oldest first. */
 export async function spendByPeriod(
   pool: pg.Pool,
   scope: ScopeRef,
@@ -58,11 +62,11 @@ export async function spendByPeriod(
   range: Range,
 ): Promise<PeriodSpend[]> {
   const { rows } = await pool.query<{ period: Date; cost: string; streams: string }>(
-    `SELECT date_trunc($1, ended_at, 'UTC') AS period, sum(cost_nanos) AS cost, count(*) AS streams
+    `SELECT date_trunc($1, admitted_at, 'UTC') AS period, sum(cost_nanos) AS cost, count(*) AS streams
        FROM tokenmeter_stream_scopes
-      WHERE scope_kind = $2 AND scope_id = $3 AND ended_at >= $4 AND ended_at < $5
+      WHERE scope_kind = $2 AND scope_id = $3 AND admitted_at >= $4 AND admitted_at < $5
       GROUP BY 1 ORDER BY 1`,
-    [period, scope.kind, scope.id, range.from, range.to],
+    [period, escapeText(scope.kind), escapeText(scope.id), range.from, range.to],
   );
   return rows.map((r) => ({
     period: r.period,
@@ -71,7 +75,7 @@ export async function spendByPeriod(
   }));
 }
 
-/** Spend of one scope by model within `range`, largest first. */
+/** Spend of one scope by model, of streams admitted within `range`, largest first. */
 export async function spendByModel(
   pool: pg.Pool,
   scope: ScopeRef,
@@ -80,14 +84,18 @@ export async function spendByModel(
   const { rows } = await pool.query<{ model: string; cost: string; streams: string }>(
     `SELECT model, sum(cost_nanos) AS cost, count(*) AS streams
        FROM tokenmeter_stream_scopes
-      WHERE scope_kind = $1 AND scope_id = $2 AND ended_at >= $3 AND ended_at < $4
+      WHERE scope_kind = $1 AND scope_id = $2 AND admitted_at >= $3 AND admitted_at < $4
       GROUP BY model ORDER BY cost DESC, model`,
-    [scope.kind, scope.id, range.from, range.to],
+    [escapeText(scope.kind), escapeText(scope.id), range.from, range.to],
   );
-  return rows.map((r) => ({ model: r.model, costNanos: exact(r.cost), streams: exact(r.streams) }));
+  return rows.map((r) => ({
+    model: unescapeText(r.model),
+    costNanos: exact(r.cost),
+    streams: exact(r.streams),
+  }));
 }
 
-/** The scopes of one kind that spent the most within `range`. */
+/** The scopes of one kind that spent the most, on streams admitted within `range`. */
 export async function topSpenders(
   pool: pg.Pool,
   kind: string,
@@ -97,12 +105,12 @@ export async function topSpenders(
   const { rows } = await pool.query<{ id: string; cost: string; streams: string }>(
     `SELECT scope_id AS id, sum(cost_nanos) AS cost, count(*) AS streams
        FROM tokenmeter_stream_scopes
-      WHERE scope_kind = $1 AND ended_at >= $2 AND ended_at < $3
+      WHERE scope_kind = $1 AND admitted_at >= $2 AND admitted_at < $3
       GROUP BY scope_id ORDER BY cost DESC, scope_id LIMIT $4`,
-    [kind, range.from, range.to, limit],
+    [escapeText(kind), range.from, range.to, limit],
   );
   return rows.map((r) => ({
-    scope: { kind, id: r.id },
+    scope: { kind, id: unescapeText(r.id) },
     costNanos: exact(r.cost),
     streams: exact(r.streams),
   }));
@@ -125,6 +133,8 @@ export interface StreamRecord {
   startedAt: Date;
   firstTokenAt: Date | null;
   endedAt: Date;
+  /** The store's admission: the instant that dates the stream's spend. */
+  admittedAt: Date;
 }
 
 export async function streamRecord(
@@ -133,18 +143,22 @@ export async function streamRecord(
 ): Promise<StreamRecord | undefined> {
   const { rows } = await pool.query<Record<string, unknown>>(
     'SELECT * FROM tokenmeter_streams WHERE request_id = $1',
-    [requestId],
+    [escapeText(requestId)],
   );
   const r = rows[0];
   if (!r) return undefined;
   const n = (v: unknown) => exact(v as string);
+  const text = (v: unknown) => (v == null ? null : unescapeText(v as string));
   return {
-    requestId: r.request_id as string,
-    scopes: r.scopes as ScopeRef[],
-    model: r.model as string,
-    provider: (r.provider as string | null) ?? null,
-    outcome: r.outcome as string,
-    limit: (r.stream_limit as string | null) ?? null,
+    requestId,
+    scopes: (r.scopes as ScopeRef[]).map((s) => ({
+      kind: unescapeText(s.kind),
+      id: unescapeText(s.id),
+    })),
+    model: unescapeText(r.model as string),
+    provider: text(r.provider),
+    outcome: unescapeText(r.outcome as string),
+    limit: text(r.stream_limit),
     usage: {
       inputTokens: n(r.input_tokens),
       outputTokens: n(r.output_tokens),
@@ -154,9 +168,9 @@ export async function streamRecord(
       reasoningTokens: n(r.reasoning_tokens),
       webSearchRequests: n(r.web_search_requests),
       webFetchRequests: n(r.web_fetch_requests),
-      ...(r.service_tier != null ? { serviceTier: r.service_tier as string } : {}),
-      ...(r.speed != null ? { speed: r.speed as string } : {}),
-      ...(r.inference_geo != null ? { inferenceGeo: r.inference_geo as string } : {}),
+      ...(r.service_tier != null ? { serviceTier: unescapeText(r.service_tier as string) } : {}),
+      ...(r.speed != null ? { speed: unescapeText(r.speed as string) } : {}),
+      ...(r.inference_geo != null ? { inferenceGeo: unescapeText(r.inference_geo as string) } : {}),
     },
     costNanos: n(r.cost_nanos),
     estimated: r.estimated as boolean,
@@ -165,6 +179,7 @@ export async function streamRecord(
     startedAt: r.started_at as Date,
     firstTokenAt: (r.first_token_at as Date | null) ?? null,
     endedAt: r.ended_at as Date,
+    admittedAt: r.admitted_at as Date,
   };
 }
 
@@ -181,10 +196,11 @@ export interface Reconciliation {
 /**
  * Compares each scope's spend in the ledger with the store's budget counter for the period
  * holding `nowMs` (the store's own clock by default). A difference means a settlement the
- * ledger lost (a crash with a full queue, a dropped write) or one the store could not record
- * (`recorded: false`), or, within a second of a period's end, a stream the two dated on
- * either side of it; expired reservations charged by the store (`'charge-reserved'`) show
- * as store spend with no ledger row.
+ * ledger lost (a crash with a full queue, a dropped or refused write) or one the store could
+ * not record (`recorded: false`); expired reservations charged by the store
+ * (`'charge-reserved'`) show as store spend with no ledger row. Both date a stream by its
+ * admission, so a stream running across the period's end is counted in the same period by
+ * both (to the millisecond when the entry carries the store's `admittedAt`; see the README).
  */
 export async function reconcile(
   pool: pg.Pool,
@@ -199,11 +215,11 @@ export async function reconcile(
   for (const scope of scopes) {
     const { rows } = await pool.query<{ cost: string | null }>(
       `SELECT sum(cost_nanos) AS cost FROM tokenmeter_stream_scopes
-        WHERE scope_kind = $1 AND scope_id = $2 AND ended_at >= $3
-          AND ($4::timestamptz IS NULL OR ended_at < $4)`,
+        WHERE scope_kind = $1 AND scope_id = $2 AND admitted_at >= $3
+          AND ($4::timestamptz IS NULL OR admitted_at < $4)`,
       [
-        scope.kind,
-        scope.id,
+        escapeText(scope.kind),
+        escapeText(scope.id),
         new Date(bounds.start),
         bounds.end === null ? null : new Date(bounds.end),
       ],

@@ -9,6 +9,10 @@
  * - `tokenmeter_stream_scopes`: one row per stream and paying scope (user, team, …), with
  *   the stream's end time, cost and model copied in: spend by scope and period, by model,
  *   and top spenders read this table through its indexes alone.
+ * - `admitted_at` (migration 2) dates a stream for every spend query: the instant the store
+ *   charged, its admission, so a stream that runs across a period's end lands in the period
+ *   the budget counted it in (the store settles a reservation into the period it was made
+ *   in). Rows written before it are dated by their `started_at`.
  */
 import type { Pool, PoolClient } from 'pg';
 
@@ -65,6 +69,26 @@ CREATE TABLE tokenmeter_stream_scopes (
 -- Top spenders of a kind over a period:
 CREATE INDEX tokenmeter_stream_scopes_kind_time ON tokenmeter_stream_scopes (scope_kind, ended_at);
 CREATE INDEX tokenmeter_stream_scopes_request ON tokenmeter_stream_scopes (request_id);
+`,
+  },
+  {
+    version: 2,
+    name: 'date streams by their admission',
+    sql: `
+ALTER TABLE tokenmeter_streams ADD COLUMN admitted_at timestamptz;
+UPDATE tokenmeter_streams SET admitted_at = started_at;
+ALTER TABLE tokenmeter_streams ALTER COLUMN admitted_at SET NOT NULL;
+
+ALTER TABLE tokenmeter_stream_scopes ADD COLUMN admitted_at timestamptz;
+UPDATE tokenmeter_stream_scopes s SET admitted_at = t.started_at
+  FROM tokenmeter_streams t WHERE t.request_id = s.request_id;
+ALTER TABLE tokenmeter_stream_scopes ALTER COLUMN admitted_at SET NOT NULL;
+-- Spend of one scope over a period, and by model: the primary key's prefix, by admission.
+ALTER TABLE tokenmeter_stream_scopes DROP CONSTRAINT tokenmeter_stream_scopes_pkey;
+ALTER TABLE tokenmeter_stream_scopes ADD PRIMARY KEY (scope_kind, scope_id, admitted_at, request_id);
+-- Top spenders of a kind over a period:
+DROP INDEX tokenmeter_stream_scopes_kind_time;
+CREATE INDEX tokenmeter_stream_scopes_kind_time ON tokenmeter_stream_scopes (scope_kind, admitted_at);
 `,
   },
 ];
