@@ -4,9 +4,11 @@
  * budget at `GET /api/budget`, the budget alerts fired at `GET /api/alerts`, the spend
  * history from the PostgreSQL ledger at `GET /api/spend` (with DATABASE_URL), what a
  * stopped stream was charged at `GET /api/requests/:id`, and Prometheus metrics at
- * `GET /metrics`. "Auth" is a bearer key from TOKENMETER_DEMO_USERS; everything else is
- * what a production app would write.
+ * `GET /metrics` (loopback only, or behind TOKENMETER_DEMO_METRICS_TOKEN). "Auth" is a bearer
+ * key per demo user (random at every start, or set in TOKENMETER_DEMO_USERS), never listed
+ * by any route; everything else is what a production app would write.
  */
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import {
   formatUsd,
@@ -18,6 +20,7 @@ import {
 } from '@tokenmeter/core';
 import { costTrackedSSE } from '@tokenmeter/express';
 import express from 'express';
+import { metricsAccess } from './metrics-access.mjs';
 
 const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
 const MAX_PROMPT_CHARS = 8_000;
@@ -27,6 +30,7 @@ const ALERTS_KEPT_PER_USER = 50;
 const DAY_MS = 86_400_000;
 const HISTORY_DAYS_DEFAULT = 14;
 const HISTORY_DAYS_MAX = 90;
+const RATE_WINDOW_MS = 60_000;
 
 /**
  * @typedef {object} DemoAppOptions
@@ -55,9 +59,16 @@ const HISTORY_DAYS_MAX = 90;
 export function createDemoApp(options) {
   const { config, upstream, metricsHandler } = options;
   const log = options.log ?? ((line) => console.log(line));
-  const usersByKey = new Map(config.users.map((u) => [u.key, u]));
+  // Keys are looked up by their digest: a lookup's timing then says nothing about the keys.
+  const usersByKeyDigest = new Map(config.users.map((u) => [keyDigest(u.key), u]));
+  const usersById = new Map(config.users.map((u) => [u.id, u]));
+  const metricsCheck = metricsAccess({ token: config.metricsToken });
   const rateLimits = [
-    { kind: /** @type {const} */ ('requests'), limit: config.requestsPerMinute, windowMs: 60_000 },
+    {
+      kind: /** @type {const} */ ('requests'),
+      limit: config.requestsPerMinute,
+      windowMs: RATE_WINDOW_MS,
+    },
   ];
   // The same bound on store calls as the middleware's: never a hang on a dead Redis.
   const store = guardStore(options.store, { timeoutMs: 1_000 });
@@ -67,26 +78,27 @@ export function createDemoApp(options) {
   const ledger = options.ledger;
 
   /**
-   * The demo's "auth": `Authorization: Bearer <key>`, a key from TOKENMETER_DEMO_USERS.
-   * A real app verifies a session or a hashed API key here and sets req.user.
+   * The demo's "auth": `Authorization: Bearer <key>`, one of the demo users' keys (the
+   * startup log prints the random ones). A real app verifies a session or a hashed API key
+   * here and sets req.user.
    * @type {express.RequestHandler}
    */
   function authenticate(req, res, next) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
-    const user = match ? usersByKey.get(match[1] ?? '') : undefined;
+    const user = match ? usersByKeyDigest.get(keyDigest(match[1] ?? '')) : undefined;
     if (!user) {
       sendError(
         res,
         401,
         'unauthenticated',
         match
-          ? 'Unknown API key: use one of the demo keys (GET /api/demo lists them).'
-          : 'Send the demo key as Authorization: Bearer <key>.',
+          ? 'Unknown API key: use a key the demo printed when it started (they change at every start unless TOKENMETER_DEMO_USERS sets them).'
+          : 'Send a demo key as Authorization: Bearer <key>; the demo prints its keys when it starts.',
         { 'WWW-Authenticate': 'Bearer' },
       );
       return;
     }
-    req.user = { id: user.key, dailyBudgetUsd: user.dailyBudgetUsd };
+    req.user = { id: user.id, dailyBudgetUsd: user.dailyBudgetUsd };
     next();
   }
 
@@ -107,7 +119,7 @@ export function createDemoApp(options) {
   /** @param {string} id */
   const policyOf = (id) => ({
     budget: {
-      limitNanos: usd(usersByKey.get(id)?.dailyBudgetUsd ?? '0'),
+      limitNanos: usd(usersById.get(id)?.dailyBudgetUsd ?? '0'),
       period: /** @type {const} */ ('day'),
     },
     rateLimits,
@@ -121,7 +133,7 @@ export function createDemoApp(options) {
     },
     budgets: {
       user: (id) => ({
-        limitUsd: usersByKey.get(id)?.dailyBudgetUsd ?? '0',
+        limitUsd: usersById.get(id)?.dailyBudgetUsd ?? '0',
         period: 'day',
         alerts: config.alerts,
       }),
@@ -195,11 +207,11 @@ export function createDemoApp(options) {
   app.disable('x-powered-by');
   app.use(express.static(PUBLIC_DIR, { index: 'index.html' }));
 
+  // What the page needs to draw itself; never the users or their keys.
   app.get('/api/demo', (_req, res) => {
     res.json({
       upstream: upstream.kind,
       store: config.redisUrl ? 'redis' : 'memory',
-      users: config.users,
       models: config.models,
       model: config.model,
       maxTokens: config.maxTokens,
@@ -218,6 +230,12 @@ export function createDemoApp(options) {
     /** @type {express.RequestHandler} */ (/** @type {unknown} */ (chat)),
   );
 
+  // Who a key belongs to: the page asks for every key it was given.
+  app.get('/api/me', authenticate, (req, res) => {
+    const { id, dailyBudgetUsd } = /** @type {{ id: string, dailyBudgetUsd: string }} */ (req.user);
+    res.set('Cache-Control', 'no-store').json({ user: id, dailyBudgetUsd });
+  });
+
   app.get('/api/budget', authenticate, async (req, res) => {
     const id = /** @type {{ id: string }} */ (req.user).id;
     let state;
@@ -233,7 +251,7 @@ export function createDemoApp(options) {
       throw error;
     }
     const budget = state.budget;
-    const window = state.rateLimits[0];
+    const window = state.rateLimits.find((r) => r.kind === 'requests');
     res.set('Cache-Control', 'no-store').json({
       user: id,
       budget: budget && {
@@ -251,7 +269,7 @@ export function createDemoApp(options) {
       rateLimit: window && {
         limit: window.limit,
         remaining: window.remaining,
-        windowSeconds: window.windowMs / 1000,
+        windowSeconds: RATE_WINDOW_MS / 1000,
         resetSeconds: Math.ceil(window.resetMs / 1000),
       },
       openReservations: state.reservations.open,
@@ -337,7 +355,19 @@ export function createDemoApp(options) {
     res.set('Cache-Control', 'no-store').json(settlement);
   });
 
-  app.get('/metrics', (req, res) => metricsHandler(req, res));
+  app.get('/metrics', (req, res) => {
+    const refusal = metricsCheck({
+      remoteAddress: req.socket.remoteAddress,
+      authorization: req.get('authorization'),
+      forwarded: req.get('forwarded') !== undefined || req.get('x-forwarded-for') !== undefined,
+    });
+    if (refusal) {
+      const headers = refusal.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : undefined;
+      sendError(res, refusal.status, refusal.code, refusal.message, headers);
+      return;
+    }
+    metricsHandler(req, res);
+  });
 
   app.use('/api', (_req, res) => {
     sendError(res, 404, 'not_found', 'No such endpoint: see examples/demo/README.md.');
@@ -463,6 +493,11 @@ class SettlementLog {
       waiters.add(wake);
     });
   }
+}
+
+/** @param {string} key */
+function keyDigest(key) {
+  return createHash('sha256').update(key).digest('base64');
 }
 
 /**

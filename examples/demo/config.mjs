@@ -4,12 +4,16 @@
  * `npm run demo` works with none set; a bad value stops the demo at start with a message
  * that says what to write instead.
  */
+import { randomBytes } from 'node:crypto';
 import { Pricing } from '@tokenmeter/core';
 
 /**
  * @typedef {object} DemoUser
- * @property {string} key The bearer key (`Authorization: Bearer <key>`); also the user id.
+ * @property {string} id The user id: what budgets, the ledger and the logs name. Never a secret.
  * @property {string} dailyBudgetUsd The budget per UTC day, as a decimal string.
+ * @property {string} key The bearer key (`Authorization: Bearer <key>`): given in
+ *   TOKENMETER_DEMO_USERS, or drawn at random at every start.
+ * @property {boolean} generated The key was drawn at start (so the startup log prints it).
  */
 
 /**
@@ -25,6 +29,8 @@ import { Pricing } from '@tokenmeter/core';
  * @property {string | undefined} anthropicApiKey Set: the real API (honours ANTHROPIC_BASE_URL).
  * @property {string | undefined} redisUrl Set: the Redis store instead of memory.
  * @property {string | undefined} databaseUrl Set: every stream is recorded in the PostgreSQL ledger.
+ * @property {string | undefined} metricsToken Set: `GET /metrics` answers anyone sending it as a
+ *   bearer token; unset: loopback callers only.
  * @property {number[]} alerts Budget alert thresholds, percent of the daily limit.
  * @property {{ tps: number, ttftMs: number, tokens: number }} fake Pace of the in-process fake.
  */
@@ -60,6 +66,7 @@ export function readConfig(env) {
     anthropicApiKey: env.ANTHROPIC_API_KEY || undefined,
     redisUrl: env.REDIS_URL || undefined,
     databaseUrl: env.DATABASE_URL || undefined,
+    metricsToken: secret(env, 'TOKENMETER_DEMO_METRICS_TOKEN'),
     alerts: parseAlerts(env.TOKENMETER_DEMO_ALERTS ?? DEFAULT_ALERTS),
     fake: {
       tps: int(env, 'TOKENMETER_DEMO_FAKE_TPS', 40, 1, 1_000_000),
@@ -69,8 +76,12 @@ export function readConfig(env) {
   };
 }
 
+/** The shortest key accepted: a short one is guessed, and anyone who guesses it spends that budget. */
+const MIN_KEY_LENGTH = 16;
+
 /**
- * `"alice:1.00,bob:0.0025"` → users. Keys are letters, digits, `-`, `_` and `.`.
+ * `"alice:1.00,bob:0.0025"` → users with random keys; `"alice:1.00:<key>"` sets alice's key.
+ * Ids are letters, digits, `-`, `_` and `.`; keys the same, 16 to 128 of them.
  * @param {string} text
  * @returns {DemoUser[]}
  */
@@ -80,17 +91,30 @@ export function parseUsers(text) {
   for (const item of text.split(',')) {
     const entry = item.trim();
     if (entry === '') continue;
-    const match = /^([\w.-]{1,64}):(\d{1,6}(?:\.\d{1,9})?)$/.exec(entry);
+    const match = /^([\w.-]{1,64}):(\d{1,6}(?:\.\d{1,9})?)(?::([\w.-]+))?$/.exec(entry);
     if (!match) {
       throw new Error(
-        `TOKENMETER_DEMO_USERS: "${entry}" is not key:dailyBudgetUsd (e.g. "alice:1.00,bob:0.0025").`,
+        `TOKENMETER_DEMO_USERS: "${entry}" is not id:dailyBudgetUsd or id:dailyBudgetUsd:key (e.g. "alice:1.00,bob:0.0025").`,
       );
     }
-    const [, key = '', dailyBudgetUsd = ''] = match;
-    if (users.some((u) => u.key === key)) {
-      throw new Error(`TOKENMETER_DEMO_USERS: the key "${key}" appears twice.`);
+    const [, id = '', dailyBudgetUsd = '', given] = match;
+    if (given !== undefined && (given.length < MIN_KEY_LENGTH || given.length > 128)) {
+      throw new Error(
+        `TOKENMETER_DEMO_USERS: the key of "${id}" must be ${MIN_KEY_LENGTH} to 128 characters (letters, digits, "-", "_", "."); leave it out to get a random one.`,
+      );
     }
-    users.push({ key, dailyBudgetUsd });
+    if (users.some((u) => u.id === id)) {
+      throw new Error(`TOKENMETER_DEMO_USERS: the user "${id}" appears twice.`);
+    }
+    if (given !== undefined && users.some((u) => u.key === given)) {
+      throw new Error(`TOKENMETER_DEMO_USERS: two users have the same key.`);
+    }
+    users.push({
+      id,
+      dailyBudgetUsd,
+      key: given ?? `tmdemo_${randomBytes(18).toString('base64url')}`,
+      generated: given === undefined,
+    });
   }
   if (users.length === 0) throw new Error('TOKENMETER_DEMO_USERS names no user.');
   return users;
@@ -130,6 +154,22 @@ function int(env, name, fallback, min, max) {
   const value = Number(raw);
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new Error(`${name} must be a whole number from ${min} to ${max}, got "${raw}".`);
+  }
+  return value;
+}
+
+/**
+ * A secret from the environment (unset or empty: none), at least MIN_KEY_LENGTH characters.
+ * @param {Record<string, string | undefined>} env
+ * @param {string} name
+ */
+function secret(env, name) {
+  const value = env[name];
+  if (value === undefined || value === '') return undefined;
+  if (value.length < MIN_KEY_LENGTH || /\s/.test(value)) {
+    throw new Error(
+      `${name} must be at least ${MIN_KEY_LENGTH} characters without spaces (e.g. the output of \`openssl rand -hex 16\`).`,
+    );
   }
   return value;
 }

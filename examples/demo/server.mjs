@@ -1,6 +1,7 @@
 // @ts-check
 /**
- * `npm run demo`: starts the demo app on PORT (default 3000) and prints its URL.
+ * `npm run demo`: starts the demo app on PORT (default 3000) and prints its URL and the
+ * link that hands the page the demo keys.
  * Settings come from the environment; see examples/demo/README.md.
  */
 import { startMetrics } from './metrics.mjs';
@@ -46,10 +47,35 @@ const server = app.listen(config.port, config.host, () => {
     `tokenmeter demo: spend ${spend?.description ?? 'not recorded (set DATABASE_URL to keep a spend ledger in PostgreSQL)'}`,
   );
   console.log(
-    `tokenmeter demo: users ${config.users.map((u) => `${u.key} ($${u.dailyBudgetUsd}/day)`).join(', ')}; ` +
+    `tokenmeter demo: users ${config.users.map((u) => `${u.id} ($${u.dailyBudgetUsd}/day)`).join(', ')}; ` +
       `${config.requestsPerMinute} requests/min each; model ${config.model}, max_tokens ${config.maxTokens}`,
   );
-  console.log(`tokenmeter demo: listening on http://${urlHost}:${port}`);
+  // Random keys are printed here and nowhere else: no route lists them. Keys set in
+  // TOKENMETER_DEMO_USERS are the operator's own and stay out of the log.
+  const generated = config.users.filter((u) => u.generated);
+  const given = config.users.filter((u) => !u.generated);
+  if (generated.length > 0) {
+    console.log(
+      `tokenmeter demo: keys ${generated.map((u) => `${u.id}=${u.key}`).join(', ')} ` +
+        '(new at every start; TOKENMETER_DEMO_USERS=id:dailyBudgetUsd:key sets one)',
+    );
+  }
+  if (given.length > 0) {
+    console.log(
+      `tokenmeter demo: keys of ${given.map((u) => u.id).join(', ')} from TOKENMETER_DEMO_USERS (not printed)`,
+    );
+  }
+  console.log(
+    `tokenmeter demo: /metrics ${config.metricsToken ? 'needs the bearer token TOKENMETER_DEMO_METRICS_TOKEN' : 'answers callers on this machine only (set TOKENMETER_DEMO_METRICS_TOKEN to scrape it from elsewhere)'}`,
+  );
+  const url = `http://${urlHost}:${port}`;
+  console.log(`tokenmeter demo: listening on ${url}`);
+  // The keys ride in the fragment: the browser never sends it, so no server or proxy logs them.
+  console.log(
+    generated.length > 0
+      ? `tokenmeter demo: open ${url}/#keys=${generated.map((u) => u.key).join(',')} (the page keeps the keys)`
+      : `tokenmeter demo: open ${url} and paste a key`,
+  );
 });
 server.on('error', (error) => {
   console.error(

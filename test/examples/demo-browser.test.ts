@@ -1,6 +1,7 @@
 /**
  * The demo as a user meets it: `npm run demo` from the repository root (build included),
- * then the page in a real headless Chromium. One answer streams with a live token count
+ * then the page in a real headless Chromium: opened bare it asks for a key, a pasted key is
+ * checked, the printed link hands it every key. One answer streams with a live token count
  * and cost that match the `done` event; Stop aborts a second answer and the page shows
  * the estimated partial charge the server settled; the tiny budget runs out and the page
  * says so. A screenshot goes to test-output/demo.png.
@@ -11,7 +12,7 @@ import { formatUsd } from '@tokenmeter/core';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Browser, launchChromium } from './helpers/browser.js';
-import { sendAndWait } from './helpers/demo-page.js';
+import { demoKeys, demoLink, sendAndWait } from './helpers/demo-page.js';
 import { freePort, REPO_ROOT, type Running, start, stopAll } from './helpers/process.js';
 import { eventOf, parseSse, textOf } from './helpers/sse.js';
 
@@ -37,6 +38,7 @@ interface Settlement {
  */
 interface PageGlobals {
   tokenmeterDemo: { finished: number; settlement: Settlement | null; text: string };
+  localStorage: { getItem(name: string): string | null };
   document: {
     querySelector(selector: string): {
       dataset: Record<string, string | undefined>;
@@ -51,6 +53,9 @@ let page: Page;
 /** Bodies of the page's POST /api/chat responses, in order. */
 const chatBodies: Promise<string>[] = [];
 let firstDone: Done;
+/** The keys `npm run demo` drew and printed, by user id, and the link it printed. */
+let keys: Record<string, string>;
+let link: string;
 
 beforeAll(async () => {
   // `npm run demo` reinstalls (npm ci) when node_modules is older than the lock file: that
@@ -75,6 +80,8 @@ beforeAll(async () => {
     },
     timeoutMs: 120_000,
   });
+  keys = demoKeys(demo.output());
+  link = await demoLink(demo);
   browser = await launchChromium();
   page = await browser.context.newPage();
   page.on('response', (response) => {
@@ -91,9 +98,9 @@ afterAll(async () => {
   await stopAll();
 });
 
-async function budgetOf(key: string) {
+async function budgetOf(user: string) {
   const response = await fetch(`${demo.url}/api/budget`, {
-    headers: { authorization: `Bearer ${key}` },
+    headers: { authorization: `Bearer ${keys[user]}` },
   });
   return (await response.json()) as { budget: { spentNanos: number; remainingNanos: number } };
 }
@@ -103,6 +110,46 @@ describe('npm run demo, in Chromium', () => {
     expect(demo.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(demo.output()).toMatch(/answers from the testkit's fake Claude in this process/);
     expect(demo.output()).toMatch(/set ANTHROPIC_API_KEY to use the real API/);
+  });
+
+  it('opened without a key, asks for one; a pasted key is checked, kept, and its user chosen', async () => {
+    expect(Object.keys(keys)).toEqual(['alice', 'bob']);
+    expect(await page.getAttribute('body', 'data-keys')).toBe('0');
+    expect(await page.isDisabled('#send')).toBe(true);
+    expect(await page.textContent('#key-hint')).toContain('No key yet');
+    expect(await page.$$eval('#user option', (els) => els.length)).toBe(0);
+    // A user id is not a key.
+    await page.fill('#key', 'alice');
+    await page.click('#key-add');
+    await page.waitForSelector('#notice:not([hidden])');
+    expect(await page.textContent('#notice')).toContain('Unknown key.');
+    expect(await page.getAttribute('body', 'data-keys')).toBe('0');
+    await page.fill('#key', keys.alice!);
+    await page.click('#key-add');
+    await page.waitForSelector('body[data-keys="1"]');
+    expect(await page.isHidden('#notice')).toBe(true);
+    expect(await page.inputValue('#user')).toBe('alice');
+    expect(await page.inputValue('#key')).toBe('');
+    expect(await page.isEnabled('#send')).toBe(true);
+    expect(await page.textContent('#curl')).toContain(`Bearer ${keys.alice}`);
+  });
+
+  it('the printed link hands the page every key, which it keeps, and leaves the address bar', async () => {
+    expect(link).toBe(`${demo.url}/#keys=${keys.alice},${keys.bob}`);
+    await page.goto(link);
+    await page.waitForSelector('body[data-ready="true"][data-keys="2"]');
+    expect(await page.$$eval('#user option', (els) => els.map((el) => el.textContent))).toEqual([
+      'alice · $1.00 a day',
+      'bob · $0.0025 a day',
+    ]);
+    expect(page.url()).toBe(`${demo.url}/`);
+    // Kept for the next visit: the bare URL knows both users now.
+    const stored = await page.evaluate(() =>
+      (globalThis as unknown as PageGlobals).localStorage.getItem('tokenmeter-demo-keys'),
+    );
+    expect(JSON.parse(stored ?? '[]')).toEqual([keys.alice, keys.bob]);
+    await page.goto(demo.url);
+    await page.waitForSelector('body[data-ready="true"][data-keys="2"]');
   });
 
   it('runs without a database: the spend history says how to turn it on', async () => {

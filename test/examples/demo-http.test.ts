@@ -1,17 +1,29 @@
 /**
  * The demo's HTTP contract, as curl would see it: POST /api/chat (SSE or a JSON error),
- * GET /api/budget, GET /api/requests/:id, GET /metrics. The demo runs as a child process
- * (node examples/demo/server.mjs). A second instance is pointed at a fake started here
- * through ANTHROPIC_API_KEY + ANTHROPIC_BASE_URL, which covers the real-SDK path.
+ * GET /api/me, GET /api/budget, GET /api/requests/:id, GET /metrics; no route lists a key,
+ * and /metrics answers loopback callers or the bearer of its token. The demo runs as a child
+ * process (node examples/demo/server.mjs). A second instance is pointed at a fake started
+ * here through ANTHROPIC_API_KEY + ANTHROPIC_BASE_URL, which covers the real-SDK path.
  */
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { crossedAlerts } from './helpers/demo-page.js';
-import { type Running, startExample, stopAll } from './helpers/process.js';
+import { crossedAlerts, demoKeys, demoLink } from './helpers/demo-page.js';
+import { EXAMPLES_DIR, type Running, startExample, stopAll } from './helpers/process.js';
 import { eventOf, post, textOf } from './helpers/sse.js';
 
 const haikuNanos = (input: number, output: number) => input * 1_000 + output * 5_000;
-const auth = (key: string) => ({ authorization: `Bearer ${key}` });
+/** Keys set in TOKENMETER_DEMO_USERS; dave's is drawn at start and read from the log. */
+const GIVEN_KEYS: Record<string, string> = {
+  alice: 'key-alice-0123456789',
+  bob: 'key-bob-0123456789ab',
+  carol: 'key-carol-0123456789',
+};
+const keys: Record<string, string> = { ...GIVEN_KEYS };
+/** The bearer header of a demo user; an unknown name is sent as it is. */
+const auth = (user: string) => ({ authorization: `Bearer ${keys[user] ?? user}` });
+const { isLoopback } = (await import(`${EXAMPLES_DIR}demo/metrics-access.mjs`)) as {
+  isLoopback(address: string | undefined): boolean;
+};
 
 interface Done {
   stopReason: string;
@@ -33,7 +45,7 @@ describe('demo HTTP contract (in-process fake)', () => {
   let chat: string;
   beforeAll(async () => {
     demo = await startExample('demo/server.mjs', {
-      TOKENMETER_DEMO_USERS: 'alice:1.00,bob:0.0025,carol:5,dave:5',
+      TOKENMETER_DEMO_USERS: `alice:1.00:${GIVEN_KEYS.alice},bob:0.0025:${GIVEN_KEYS.bob},carol:5:${GIVEN_KEYS.carol},dave:5`,
       TOKENMETER_DEMO_RPM: '3',
       // bob's one answer spends about 40 % of his $0.0025.
       TOKENMETER_DEMO_ALERTS: '100,25,40',
@@ -41,6 +53,7 @@ describe('demo HTTP contract (in-process fake)', () => {
       TOKENMETER_DEMO_FAKE_TTFT_MS: '0',
     });
     chat = `${demo.url}/api/chat`;
+    Object.assign(keys, demoKeys(demo.output()));
   });
 
   it('describes itself at GET /api/demo and logs that it uses the fake', async () => {
@@ -53,16 +66,50 @@ describe('demo HTTP contract (in-process fake)', () => {
       requestsPerMinute: 3,
       alerts: [25, 40, 100],
       ledger: false,
-      users: [
-        { key: 'alice', dailyBudgetUsd: '1.00' },
-        { key: 'bob', dailyBudgetUsd: '0.0025' },
-        { key: 'carol', dailyBudgetUsd: '5' },
-        { key: 'dave', dailyBudgetUsd: '5' },
-      ],
     });
+    expect(info).not.toHaveProperty('users');
     expect(demo.output()).toContain("answers from the testkit's fake Claude in this process");
     expect(demo.output()).toContain('budgets and rate limits in memory');
     expect(demo.output()).toContain('spend not recorded (set DATABASE_URL');
+  });
+
+  it('lists no key anywhere: the log prints only the keys it drew, the routes and the page none', async () => {
+    // dave's key was drawn at start and printed once; the keys given in the settings never are.
+    expect(keys.dave).toMatch(/^tmdemo_[\w-]{24}$/);
+    expect(demo.output()).toContain(
+      'keys of alice, bob, carol from TOKENMETER_DEMO_USERS (not printed)',
+    );
+    for (const key of Object.values(GIVEN_KEYS)) expect(demo.output()).not.toContain(key);
+    // The link after the URL carries dave's key in its fragment, which no request sends.
+    expect(await demoLink(demo)).toBe(`${demo.url}/#keys=${keys.dave}`);
+    for (const path of ['/api/demo', '/', '/app.js', '/index.html', '/api/nothing-here']) {
+      const text = await (await fetch(`${demo.url}${path}`)).text();
+      for (const key of Object.values(keys)) expect(text).not.toContain(key);
+    }
+    // A user id is not a key, and an unknown key learns nothing about the others.
+    for (const path of ['/api/me', '/api/budget', '/api/alerts']) {
+      const response = await fetch(`${demo.url}${path}`, {
+        headers: { authorization: 'Bearer alice' },
+      });
+      expect(response.status).toBe(401);
+      expect(response.headers.get('www-authenticate')).toBe('Bearer');
+      const body = (await response.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('unauthenticated');
+      expect(body.error.message).toContain('printed when it started');
+    }
+    expect((await post(chat, { prompt: 'hi' }, { authorization: 'Bearer bob' })).status).toBe(401);
+  });
+
+  it('says whose a key is at GET /api/me', async () => {
+    for (const [user, dailyBudgetUsd] of [
+      ['alice', '1.00'],
+      ['dave', '5'],
+    ] as const) {
+      const response = await fetch(`${demo.url}/api/me`, { headers: auth(user) });
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({ user, dailyBudgetUsd });
+    }
+    expect((await fetch(`${demo.url}/api/me`)).status).toBe(401);
   });
 
   it('without DATABASE_URL there is no spend history: 404 no_ledger, the rest works', async () => {
@@ -269,7 +316,35 @@ describe('demo HTTP contract (in-process fake)', () => {
     expect(limited.headers.get('ratelimit-policy')).toBe('"user-requests-60s";q=3;w=60');
   });
 
-  it('serves Prometheus text at GET /metrics', async () => {
+  it('serves Prometheus text at GET /metrics to callers on this machine only', async () => {
+    // Relayed by a proxy (even one on loopback): not a caller on this machine.
+    for (const header of <Record<string, string>[]>[
+      { 'x-forwarded-for': '203.0.113.7' },
+      { forwarded: 'for=203.0.113.7' },
+    ]) {
+      const relayed = await fetch(`${demo.url}/metrics`, { headers: header });
+      expect(relayed.status).toBe(403);
+      const body = (await relayed.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('forbidden');
+      expect(body.error.message).toContain('TOKENMETER_DEMO_METRICS_TOKEN');
+    }
+    expect(demo.output()).toContain('/metrics answers callers on this machine only');
+    // The rule the route applies to the socket's peer address.
+    for (const address of ['127.0.0.1', '127.10.0.2', '::1', '::ffff:127.0.0.1']) {
+      expect({ address, loopback: isLoopback(address) }).toEqual({ address, loopback: true });
+    }
+    for (const address of [
+      undefined,
+      '',
+      '10.0.0.1',
+      '::ffff:10.0.0.1',
+      '192.168.1.20',
+      'fe80::1',
+      '::',
+      '0.0.0.0',
+    ]) {
+      expect({ address, loopback: isLoopback(address) }).toEqual({ address, loopback: false });
+    }
     const response = await fetch(`${demo.url}/metrics`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
@@ -288,6 +363,13 @@ describe('demo HTTP contract (in-process fake)', () => {
     ).rejects.toThrow(
       /TOKENMETER_DEMO_ALERTS: "50,fifty" is not a list of whole percentages from 1 to 1000/,
     );
+    // A key short enough to guess, or a metrics token, is refused.
+    await expect(
+      startExample('demo/server.mjs', { TOKENMETER_DEMO_USERS: 'alice:1.00:alice' }),
+    ).rejects.toThrow(/the key of "alice" must be 16 to 128 characters/);
+    await expect(
+      startExample('demo/server.mjs', { TOKENMETER_DEMO_METRICS_TOKEN: 'secret' }),
+    ).rejects.toThrow(/TOKENMETER_DEMO_METRICS_TOKEN must be at least 16 characters/);
   });
 
   it('serves the page at /', async () => {
@@ -300,20 +382,62 @@ describe('demo HTTP contract (in-process fake)', () => {
 });
 
 describe('demo with ANTHROPIC_API_KEY: the real SDK path, pointed at a fake by ANTHROPIC_BASE_URL', () => {
+  const METRICS_TOKEN = 'metrics-token-0123456789';
   let fake: FakeLLM;
   let demo: Running;
+  let drawn: Record<string, string>;
   beforeAll(async () => {
     fake = await startFakeLLM({ apiKey: 'sk-demo-test', tokens: 80, seed: 11, text: 'plain' });
     demo = await startExample('demo/server.mjs', {
       ANTHROPIC_API_KEY: 'sk-demo-test',
       ANTHROPIC_BASE_URL: fake.url,
+      TOKENMETER_DEMO_METRICS_TOKEN: METRICS_TOKEN,
     });
+    drawn = demoKeys(demo.output());
   });
   afterAll(() => fake?.close());
 
+  it('draws new keys for the default users at every start and prints the link that carries them', async () => {
+    expect(Object.keys(drawn)).toEqual(['alice', 'bob']);
+    // Not the first instance's key for the same id: drawn at this start.
+    expect(drawn.alice).not.toBe(keys.alice);
+    expect(drawn.alice).not.toBe(drawn.bob);
+    expect(await demoLink(demo)).toBe(`${demo.url}/#keys=${drawn.alice},${drawn.bob}`);
+    const me = await fetch(`${demo.url}/api/me`, { headers: auth(drawn.bob!) });
+    expect(await me.json()).toEqual({ user: 'bob', dailyBudgetUsd: '0.0025' });
+  });
+
+  it('with TOKENMETER_DEMO_METRICS_TOKEN, /metrics answers its bearer only, wherever it calls from', async () => {
+    expect(demo.output()).toContain(
+      '/metrics needs the bearer token TOKENMETER_DEMO_METRICS_TOKEN',
+    );
+    for (const headers of <Record<string, string>[]>[
+      {},
+      { authorization: 'Bearer metrics-token-0123456780' },
+      { authorization: `Bearer ${drawn.alice}` },
+    ]) {
+      const refused = await fetch(`${demo.url}/metrics`, { headers });
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('www-authenticate')).toBe('Bearer');
+      expect(await refused.json()).toMatchObject({ error: { code: 'unauthenticated' } });
+    }
+    for (const headers of <Record<string, string>[]>[
+      { authorization: `Bearer ${METRICS_TOKEN}` },
+      { authorization: `Bearer ${METRICS_TOKEN}`, 'x-forwarded-for': '203.0.113.7' },
+    ]) {
+      const scraped = await fetch(`${demo.url}/metrics`, { headers });
+      expect(scraped.status).toBe(200);
+      expect(await scraped.text()).toMatch(/^# HELP target_info Target metadata$/m);
+    }
+  });
+
   it('streams exactly what the upstream generated and charges its reported usage', async () => {
     expect(demo.output()).toContain(`answers from the Anthropic API at ${fake.url}`);
-    const result = await post(`${demo.url}/api/chat`, { prompt: 'Hello there' }, auth('alice'));
+    const result = await post(
+      `${demo.url}/api/chat`,
+      { prompt: 'Hello there' },
+      auth(drawn.alice!),
+    );
     expect(result.status).toBe(200);
     const record = await fake.waitForRequest(fake.lastRequest!.id);
     expect(record.stream).toBe(true);

@@ -12,7 +12,7 @@ import { type PrivatePostgres, startPostgres } from '@tokenmeter/ledger-postgres
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Browser, launchChromium } from './helpers/browser.js';
-import { crossedAlerts, sendAndWait } from './helpers/demo-page.js';
+import { crossedAlerts, demoKeys, demoLink, sendAndWait } from './helpers/demo-page.js';
 import { REPO_ROOT, type Running, startExample, stopAll } from './helpers/process.js';
 
 const DAY = 86_400_000;
@@ -62,6 +62,8 @@ let db: PrivatePostgres;
 let demo: Running;
 let browser: Browser;
 let page: Page;
+/** alice's key, drawn by the demo at start and printed once. */
+let aliceAuth: { authorization: string };
 
 beforeAll(async () => {
   await mkdir(`${REPO_ROOT}test-output`, { recursive: true });
@@ -97,8 +99,10 @@ beforeAll(async () => {
   });
   browser = await launchChromium();
   page = await browser.context.newPage();
-  await page.goto(demo.url);
-  await page.waitForSelector('body[data-ready="true"]');
+  aliceAuth = { authorization: `Bearer ${demoKeys(demo.output()).alice}` };
+  // The link the demo prints hands the page its keys.
+  await page.goto(await demoLink(demo));
+  await page.waitForSelector('body[data-ready="true"][data-keys="2"]');
 }, 120_000);
 
 afterAll(async () => {
@@ -229,12 +233,12 @@ describe('the demo with DATABASE_URL, in Chromium', () => {
     expect(Math.max(...heights)).toBe(136);
     // The same figures over HTTP, and the ledger agrees with the store's budget counter.
     const spend = (await (
-      await fetch(`${demo.url}/api/spend?days=14`, { headers: { authorization: 'Bearer alice' } })
+      await fetch(`${demo.url}/api/spend?days=14`, { headers: aliceAuth })
     ).json()) as SpendBody;
     expect(spend.totalNanos).toBe(expected.totalNanos);
     expect(spend.unwritten).toBe(0);
     const budget = (await (
-      await fetch(`${demo.url}/api/budget`, { headers: { authorization: 'Bearer alice' } })
+      await fetch(`${demo.url}/api/budget`, { headers: aliceAuth })
     ).json()) as { budget: { spentNanos: number } };
     expect(budget.budget.spentNanos).toBe(spend.days.at(-1)!.costNanos);
     await page.screenshot({ path: `${REPO_ROOT}test-output/demo-spend.png`, fullPage: true });
@@ -278,7 +282,7 @@ describe('the demo with DATABASE_URL, in Chromium', () => {
   });
 
   it('answers 400 for a bad range and 503 while Postgres is down, then recovers', async () => {
-    const headers = { authorization: 'Bearer alice' };
+    const headers = aliceAuth;
     const bad = await fetch(`${demo.url}/api/spend?days=0`, { headers });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ error: { code: 'invalid_request' } });

@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoKeys } from './helpers/demo-page.js';
 import { freePort, REPO_ROOT, type Running, start, stopAll } from './helpers/process.js';
 import { eventOf, post, textOf } from './helpers/sse.js';
 
@@ -74,7 +75,8 @@ describe('a fresh clone, following the README', () => {
     const result = await post(
       `${demo.url}/api/chat`,
       { prompt: 'Hello from a fresh clone' },
-      { authorization: 'Bearer alice' },
+      // alice's key, as the demo printed it when it started.
+      { authorization: `Bearer ${demoKeys(demo.output()).alice}` },
     );
     expect(result.status).toBe(200);
     expect(textOf(result.events).length).toBeGreaterThan(50);

@@ -6,6 +6,7 @@
  */
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoKeys } from './helpers/demo-page.js';
 import { freePort, type Running, start, startExample, stopAll } from './helpers/process.js';
 import { eventOf, post, textOf } from './helpers/sse.js';
 
@@ -153,16 +154,14 @@ describe('examples/redis: two instances, one Redis', () => {
     expect(demo.output()).toMatch(/budgets and rate limits Redis at redis:\/\/127\.0\.0\.1:\d+\/1/);
     const info = (await (await fetch(`${demo.url}/api/demo`)).json()) as { store: string };
     expect(info.store).toBe('redis');
-    const result = await post(
-      `${demo.url}/api/chat`,
-      { prompt: 'hi' },
-      { authorization: 'Bearer alice' },
-    );
+    // The demo's keys are drawn at start and printed; its user ids are not keys.
+    const demoAuth = { authorization: `Bearer ${demoKeys(demo.output()).alice}` };
+    const result = await post(`${demo.url}/api/chat`, { prompt: 'hi' }, demoAuth);
     expect(result.status).toBe(200);
     const done = eventOf(result.events, 'done') as unknown as Done;
-    const state = (await (
-      await fetch(`${demo.url}/api/budget`, { headers: { authorization: 'Bearer alice' } })
-    ).json()) as { budget: { spentNanos: number } };
+    const state = (await (await fetch(`${demo.url}/api/budget`, { headers: demoAuth })).json()) as {
+      budget: { spentNanos: number };
+    };
     expect(state.budget.spentNanos).toBe(done.costNanos);
     // And the example's alice (database 0) did not see it.
     expect((await budget(a, 'alice')).spentNanos).toBe(aliceSpent);

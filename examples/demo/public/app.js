@@ -1,6 +1,9 @@
 // @ts-check
 /**
- * The demo page: sends a prompt to POST /api/chat with the chosen demo key, renders the
+ * The demo page: knows the demo keys it was given (the link the demo prints carries them in
+ * its fragment, `#keys=…`, which no request sends; or the user pastes one), kept in
+ * localStorage and checked against GET /api/me; sends a prompt to POST /api/chat with the
+ * chosen user's key, renders the
  * SSE stream (text, live token count and running cost), the final exact cost and the
  * remaining budget; Stop aborts the request and shows what the server charged for the
  * partial answer; budget and rate-limit rejections are shown as what they are.
@@ -14,8 +17,8 @@ import { formatCount, formatNanos, formatUntil, usdToNanos } from './format.js';
 import { readSse } from './sse.js';
 
 /**
- * @typedef {{ key: string, dailyBudgetUsd: string }} DemoUser
- * @typedef {{ upstream: 'fake' | 'anthropic', store: string, users: DemoUser[], models: string[],
+ * @typedef {{ user: string, dailyBudgetUsd: string, key: string }} Account A key and whose it is.
+ * @typedef {{ upstream: 'fake' | 'anthropic', store: string, models: string[],
  *   model: string, maxTokens: number, maxTokensLimit: number, requestsPerMinute: number,
  *   alerts: number[], ledger: boolean }} DemoInfo
  * @typedef {{ inputTokens: number, outputTokens: number }} Tokens
@@ -62,6 +65,9 @@ function $(id) {
 
 const ui = {
   user: /** @type {HTMLSelectElement} */ ($('user')),
+  keyForm: /** @type {HTMLFormElement} */ ($('key-form')),
+  key: /** @type {HTMLInputElement} */ ($('key')),
+  keyHint: $('key-hint'),
   model: /** @type {HTMLSelectElement} */ ($('model')),
   maxTokens: /** @type {HTMLInputElement} */ ($('max-tokens')),
   form: /** @type {HTMLFormElement} */ ($('form')),
@@ -101,27 +107,43 @@ const ui = {
 let info;
 /** @type {AbortController | null} */
 let running = null;
+/** The keys this page knows, by user id, in the order they were given. */
+/** @type {Map<string, Account>} */
+const accounts = new Map();
+const KEYS_ITEM = 'tokenmeter-demo-keys';
+const USER_ITEM = 'tokenmeter-demo-user';
 
-const authHeader = () => ({ authorization: `Bearer ${ui.user.value}` });
+const currentKey = () => accounts.get(ui.user.value)?.key ?? '';
+const authHeader = () => ({ authorization: `Bearer ${currentKey()}` });
 
 async function init() {
   info = await (await fetch('/api/demo')).json();
   ui.upstreamBadge.textContent =
     info.upstream === 'fake' ? 'fake Claude (no API key needed)' : 'Anthropic API';
   ui.storeBadge.textContent = `${info.store} store · ${info.requestsPerMinute} requests/min`;
-  for (const user of info.users) {
-    const option = new Option(`${user.key} · $${user.dailyBudgetUsd} a day`, user.key);
-    ui.user.add(option);
-  }
-  const saved = localStorage.getItem('tokenmeter-demo-user');
-  if (saved && info.users.some((u) => u.key === saved)) ui.user.value = saved;
+  // Keys from an earlier visit first, then the link's, so the link's win for the same user.
+  await addKeys([...new Set([...storedKeys(), ...keysFromLink()])]);
+  showAccounts(localStorage.getItem(USER_ITEM));
+  ui.keyForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    void addKey(ui.key.value.trim());
+  });
+  // The link opened in a tab that already shows the page changes only the fragment.
+  window.addEventListener('hashchange', () => {
+    const keys = keysFromLink();
+    if (keys.length === 0) return;
+    void addKeys(keys).then(() => {
+      showAccounts(ui.user.value);
+      return refreshAccount();
+    });
+  });
   for (const model of info.models) ui.model.add(new Option(model, model));
   ui.model.value = info.model;
   ui.maxTokens.value = String(info.maxTokens);
   ui.maxTokens.max = String(info.maxTokensLimit);
   showCurl();
   ui.user.addEventListener('change', () => {
-    localStorage.setItem('tokenmeter-demo-user', ui.user.value);
+    localStorage.setItem(USER_ITEM, ui.user.value);
     showCurl();
     hideNotice();
     void refreshAccount();
@@ -145,12 +167,119 @@ async function init() {
   document.body.dataset.ready = 'true';
 }
 
+/** Keys from the link the demo prints (`/#keys=k1,k2`); the fragment leaves the address bar. */
+function keysFromLink() {
+  const match = /^#keys=([^&]*)/.exec(location.hash);
+  if (!match) return [];
+  history.replaceState(null, '', location.pathname + location.search);
+  return decodeURIComponent(match[1] ?? '')
+    .split(',')
+    .map((key) => key.trim())
+    .filter((key) => key !== '');
+}
+
+/** @returns {string[]} */
+function storedKeys() {
+  try {
+    const keys = JSON.parse(localStorage.getItem(KEYS_ITEM) ?? '[]');
+    return Array.isArray(keys) ? keys.filter((key) => typeof key === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Whose `key` is, from GET /api/me: the account, 'unknown' (401) or 'failed'.
+ * @param {string} key
+ * @returns {Promise<Account | 'unknown' | 'failed'>}
+ */
+async function whoIs(key) {
+  try {
+    const response = await fetch('/api/me', {
+      headers: { authorization: `Bearer ${key}` },
+      cache: 'no-store',
+    });
+    if (response.status === 401) return 'unknown';
+    if (!response.ok) return 'failed';
+    /** @type {{ user: string, dailyBudgetUsd: string }} */
+    const me = await response.json();
+    return { user: me.user, dailyBudgetUsd: me.dailyBudgetUsd, key };
+  } catch {
+    return 'failed';
+  }
+}
+
+/**
+ * Checks `keys` with the server and adds the accounts of those it knows. Keys it knows are
+ * remembered; a remembered key it no longer knows (the demo draws new ones at every start)
+ * is forgotten; one that could not be checked is left as it was.
+ * @param {string[]} keys
+ */
+async function addKeys(keys) {
+  const found = await Promise.all(keys.map((key) => whoIs(key)));
+  const unknown = new Set(keys.filter((_, i) => found[i] === 'unknown'));
+  const known = keys.filter((_, i) => typeof found[i] === 'object');
+  const kept = storedKeys().filter((key) => !unknown.has(key));
+  localStorage.setItem(KEYS_ITEM, JSON.stringify([...new Set([...kept, ...known])]));
+  for (const account of found) {
+    if (typeof account === 'object') accounts.set(account.user, account);
+  }
+  return found;
+}
+
+/**
+ * The "Add a key" form: checks the key, remembers it and switches to its user.
+ * @param {string} key
+ */
+async function addKey(key) {
+  if (key === '') return;
+  const [account = 'failed'] = await addKeys([key]);
+  if (account === 'unknown' || account === 'failed') {
+    showNotice(
+      'error',
+      account === 'unknown' ? 'Unknown key.' : 'The key could not be checked.',
+      account === 'unknown'
+        ? 'It is not one of the keys this demo printed when it started (they change at every start).'
+        : 'Try again.',
+    );
+    return;
+  }
+  ui.key.value = '';
+  hideNotice();
+  localStorage.setItem(USER_ITEM, account.user);
+  showAccounts(account.user);
+  await refreshAccount();
+}
+
+/**
+ * Fills the user list from the known keys and selects `preferred` when it is one of them.
+ * @param {string | null} preferred
+ */
+function showAccounts(preferred) {
+  ui.user.replaceChildren(
+    ...[...accounts.values()].map(
+      (a) => new Option(`${a.user} · $${a.dailyBudgetUsd} a day`, a.user),
+    ),
+  );
+  if (preferred && accounts.has(preferred)) ui.user.value = preferred;
+  const none = accounts.size === 0;
+  ui.user.disabled = none;
+  ui.send.disabled = none || running !== null;
+  ui.keyHint.textContent = none
+    ? 'No key yet: paste one the demo printed when it started, or open the link it printed.'
+    : 'The demo prints its keys, and a link that brings them here, when it starts.';
+  document.body.dataset.keys = String(accounts.size);
+  showCurl();
+}
+
 function showCurl() {
-  ui.curl.textContent = `curl -N ${location.origin}/api/chat -H 'Authorization: Bearer ${ui.user.value}' -H 'Content-Type: application/json' -d '{"prompt":"Hello"}'`;
+  const key = currentKey() || '<key>';
+  ui.curl.textContent = `curl -N ${location.origin}/api/chat -H 'Authorization: Bearer ${key}' -H 'Content-Type: application/json' -d '{"prompt":"Hello"}'`;
 }
 
 /** The budget panel, the alerts and the spend history of the chosen user. */
 async function refreshAccount() {
+  if (accounts.size === 0) return;
   await Promise.all([refreshBudget(), refreshAlerts(), refreshSpend()]);
 }
 
@@ -222,6 +351,10 @@ async function refreshBudget() {
 
 async function send() {
   if (running) return;
+  if (accounts.size === 0) {
+    showNotice('error', 'No key yet.', 'Paste a demo key first.');
+    return;
+  }
   const prompt = ui.prompt.value.trim();
   if (!prompt) {
     showNotice('error', 'Type a prompt first.', '');
@@ -230,6 +363,7 @@ async function send() {
   const controller = new AbortController();
   running = controller;
   const user = ui.user.value;
+  const key = currentKey();
   const model = ui.model.value;
   resetResult();
   setState('streaming', 'Waiting for the first token…');
@@ -239,7 +373,7 @@ async function send() {
   try {
     const response = await fetch('/api/chat', {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...authHeader() },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
       body: JSON.stringify({ prompt, model, maxTokens: Number(ui.maxTokens.value) }),
       signal: controller.signal,
     });
@@ -264,7 +398,7 @@ async function send() {
     }
   } catch (error) {
     if (controller.signal.aborted) {
-      await showStopped(user, model);
+      await showStopped(user, key, model);
     } else {
       setState('error', 'Connection lost');
       showNotice('error', 'The connection was lost.', String(error));
@@ -349,9 +483,10 @@ function onEvent(event, data) {
 
 /**
  * @param {string} user
+ * @param {string} key
  * @param {string} model
  */
-async function showStopped(user, model) {
+async function showStopped(user, key, model) {
   const requestId = seen.meta?.requestId;
   if (!requestId) {
     setState('stopped', 'Stopped');
@@ -360,7 +495,7 @@ async function showStopped(user, model) {
   }
   // The server settles the moment it sees the connection close; ask it what it charged.
   const response = await fetch(`/api/requests/${encodeURIComponent(requestId)}`, {
-    headers: { authorization: `Bearer ${user}` },
+    headers: { authorization: `Bearer ${key}` },
     cache: 'no-store',
   });
   if (!response.ok) {

@@ -1,5 +1,21 @@
-/** Test helpers for the demo: driving its page, and the budget alerts a run of costs crosses. */
+/**
+ * Test helpers for the demo: its keys and link from the startup log, driving its page, and
+ * the budget alerts a run of costs crosses.
+ */
 import type { Page } from 'playwright-core';
+import type { Running } from './process.js';
+
+/** The random keys the demo printed when it started (`keys alice=…, bob=…`), by user id. */
+export function demoKeys(output: string): Record<string, string> {
+  const line = /demo: keys (\S+=.*) \(new at every start/.exec(output)?.[1];
+  if (!line) throw new Error(`the demo printed no keys:\n${output}`);
+  return Object.fromEntries(line.split(', ').map((pair) => pair.split('=') as [string, string]));
+}
+
+/** The link the demo prints after its URL, which hands the page its keys. */
+export async function demoLink(demo: Running): Promise<string> {
+  return (await demo.waitFor(/demo: open (http:\/\/\S+)/, 5_000))[1]!;
+}
 
 /** The page's `window.tokenmeterDemo`, typed just enough for callbacks run in the browser. */
 interface DemoGlobals {
