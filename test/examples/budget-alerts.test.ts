@@ -75,8 +75,10 @@ it('posts the 50 % alert once (retried through failures), never delaying an answ
     0,
   );
   expect(costs.reduce((a, b) => a + b, 0)).toBe(byHand);
-  // The webhook's failures and backoff (0.5 s, 1 s) never held an answer.
-  expect(Math.max(...times)).toBeLessThan(1_000);
+  // The webhook's failures and backoff (0.5 s, then 1 s) never held an answer: an answer
+  // that waited for them would take 1.5 s longer than the others (one alert, so at most one
+  // answer could). Measured against the fastest answer, so a busy machine does not fail it.
+  expect(Math.max(...times)).toBeLessThan(Math.min(...times) + 1_400);
   const deadline = Date.now() + 10_000;
   while (received.filter((r) => r.status === 204).length < 1 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));

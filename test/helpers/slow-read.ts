@@ -4,8 +4,9 @@ import type { FakeLLM, RequestRecord } from '@tokenmeter/testkit';
 
 /**
  * Opens a stream for `planned` tokens (one per delta) and reads 1 KB every 100 ms until the
- * fake's generation stops moving for a second — every socket buffer between the reader and
- * the fake is full, or the answer is complete — or `deadlineMs` (15 s) pass.
+ * fake's generation stops moving for a second with a write blocked (every socket buffer
+ * between the reader and the fake is full) or the answer complete, or `deadlineMs` (15 s)
+ * pass. A pause alone is not enough: on a busy machine the process may just be starved.
  */
 export async function slowRead(
   fake: FakeLLM,
@@ -45,11 +46,16 @@ export async function slowRead(
   while (performance.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
     received += (res.read(1024) as Buffer | null)?.length ?? 0;
-    const generated = fake.lastRequest?.tokensGenerated ?? 0;
+    const record = fake.lastRequest;
+    const generated = record?.tokensGenerated ?? 0;
     if (generated !== last) {
       last = generated;
       stableSince = performance.now();
-    } else if (performance.now() - stableSince > 1_000) {
+    } else if (
+      performance.now() - stableSince > 1_000 &&
+      // Held back (a write blocked) or done: a pause of a starved process is neither.
+      ((record?.writesBlocked ?? 0) > 0 || generated >= planned || record?.endedAt !== undefined)
+    ) {
       break;
     }
   }
