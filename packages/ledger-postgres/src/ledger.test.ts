@@ -2,10 +2,10 @@ import { emptyUsage } from '@tokenmeter/core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresLedger } from './ledger.js';
+import { entry } from './ledger.test-helper.js';
 import { spendByModel, spendByPeriod, streamRecord, topSpenders } from './queries.js';
 import { migrate } from './schema.js';
 import { type PrivatePostgres, startPostgres } from './testing.js';
-import type { LedgerEntry } from './types.js';
 
 let db: PrivatePostgres;
 let pool: pg.Pool;
@@ -22,26 +22,6 @@ afterAll(async () => {
 
 const quiet = { warn: () => {}, error: () => {} };
 let seq = 0;
-
-function entry(overrides: Partial<LedgerEntry> = {}): LedgerEntry {
-  return {
-    requestId: `req-${++seq}`,
-    scopes: [{ kind: 'user', id: 'ada' }],
-    model: 'claude-haiku-4-5',
-    provider: 'anthropic',
-    outcome: 'completed',
-    final: {
-      usage: { ...emptyUsage(), inputTokens: 100, outputTokens: 50 },
-      costNanos: 350_000,
-      estimated: false,
-    },
-    reservedNanos: 5_220_000,
-    durationMs: 1_200,
-    timeToFirstTokenMs: 150,
-    recorded: true,
-    ...overrides,
-  };
-}
 
 async function count(sql: string, params: unknown[] = []): Promise<number> {
   const { rows } = await pool.query<{ n: string }>(sql, params);
@@ -125,7 +105,7 @@ describe('writing', () => {
 
   it('1,000 concurrent settlements land as exactly 1,000 rows; a duplicate delivery is ignored', async () => {
     const ledger = createPostgresLedger({ pool, logger: quiet });
-    const scope = { kind: 'user', id: `bulk-${seq}` };
+    const scope = { kind: 'user', id: `bulk-${++seq}` };
     const entries = Array.from({ length: 1_000 }, (_, i) => {
       const e = entry({ scopes: [scope] });
       return { ...e, final: { ...e.final, costNanos: 1_000 + i, estimated: i % 2 === 0 } };
@@ -165,7 +145,7 @@ describe('Postgres down', () => {
       retry: { minMs: 50, maxMs: 400 },
     });
     await ledger.ready;
-    const scope = { kind: 'user', id: `outage-${seq}` };
+    const scope = { kind: 'user', id: `outage-${++seq}` };
     const before = Array.from({ length: 50 }, () => entry({ scopes: [scope] }));
     for (const e of before) ledger.onSettle(e);
     expect(await ledger.flush()).toBe(true);
@@ -256,7 +236,7 @@ describe('dating', () => {
   it('a stream belongs to the period the store charged: its admission, not its end', async () => {
     const end = Date.UTC(2026, 11, 1, 0, 0, 5);
     const ledger = createPostgresLedger({ pool, logger: quiet, now: () => end });
-    const scope = { kind: 'user', id: `dating-${seq}` };
+    const scope = { kind: 'user', id: `dating-${++seq}` };
     // Admitted by the store 10 ms before midnight, started here 10 ms after it (the
     // process's clock, read after admission), ended 5 s into the next day.
     const admittedAt = Date.UTC(2026, 10, 30, 23, 59, 59, 990);
@@ -281,7 +261,7 @@ describe('queries', () => {
   it('spend by day and month, by model, and the top spenders, to the nano-dollar', async () => {
     let clock = 0;
     const ledger = createPostgresLedger({ pool, logger: quiet, now: () => clock });
-    const kind = `q${seq}`;
+    const kind = `q${++seq}`;
     // Admitted at `at`, ended 1.2 s later: a stream belongs to the period of its admission.
     const put = (at: number, id: string, model: string, cost: number) => {
       clock = at + 1_200;
