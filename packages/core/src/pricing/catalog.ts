@@ -115,8 +115,8 @@ export class PricingCatalog {
   private readonly models = new Map<string, ModelPrice>();
   private readonly providers = new Map<string, ProviderPrice & { source: ProviderPriceInput }>();
   private readonly unpriced = new Map<string, string>();
-  /** Each family's price for its unlisted snapshots (null: no such family), found once. */
-  private readonly dearest = new Map<string, ModelPrice | null>();
+  /** Each catalogued family's price for its unlisted snapshots, found once. */
+  private readonly dearest = new Map<string, ModelPrice>();
 
   constructor(input: CatalogInput) {
     this.version = input.version;
@@ -178,13 +178,25 @@ export class PricingCatalog {
     let dearest = this.dearest.get(family);
     if (dearest === undefined) {
       const base = this.models.get(family);
+      // Not remembered when absent: callers choose the name, so misses are unbounded.
+      if (!base) return undefined;
       const snapshots = [...this.models.values()].filter(
         (m) => m.id !== family && m.id.replace(DATE_SUFFIX, '') === family,
       );
-      dearest = base && snapshots.length > 0 ? dearestOf(base, snapshots) : (base ?? null);
+      dearest = snapshots.length > 0 ? dearestOf(base, snapshots) : base;
       this.dearest.set(family, dearest);
     }
-    return dearest ?? undefined;
+    return dearest;
+  }
+
+  /**
+   * The catalog's own id for a model name, as `find()` resolves it
+   * (`claude-haiku-4-5-20251001` → `claude-haiku-4-5`), or undefined when it has no price
+   * here. Bounded by the catalog's size whatever names callers make up: for metric
+   * attributes and other places a caller-chosen string must not reach.
+   */
+  canonicalId(model: string): string | undefined {
+    return this.find(model)?.id;
   }
 
   /** Why a model is known but has no price, if the catalog says so. */

@@ -37,6 +37,7 @@ import { TokenmeterError } from '../errors.js';
 import type { FinalUsage } from '../meter.js';
 import { nanosToUsd } from '../money.js';
 import { OUTCOMES, type StreamOutcome } from '../outcome.js';
+import { PricingCatalog } from '../pricing/catalog.js';
 import type { ScopeRef, Store } from '../store/types.js';
 import { totalInputTokens } from '../usage.js';
 import { finishReason, inputContent, outputContent } from './content.js';
@@ -207,6 +208,32 @@ interface Instruments {
 }
 
 const NOOP_METER = createNoopMeter();
+/**
+ * `gen_ai.request.model` / `gen_ai.response.model` on metrics for a model the pricing
+ * catalog does not list (the OTel conventions' catch-all value). Spans keep the real name.
+ */
+const OTHER_MODEL = '_OTHER';
+/**
+ * Provider error types that may be `error.type` on metrics: those Anthropic and OpenAI
+ * publish. Any other string the upstream sends stays on the span only.
+ */
+const PROVIDER_ERROR_TYPES: ReadonlySet<string> = new Set([
+  'invalid_request_error',
+  'authentication_error',
+  'billing_error',
+  'permission_error',
+  'not_found_error',
+  'request_too_large',
+  'rate_limit_error',
+  'timeout_error',
+  'api_error',
+  'overloaded_error',
+  'server_error',
+  'insufficient_quota',
+  'rate_limit_exceeded',
+  'tokens',
+  'requests',
+]);
 /** Outcomes that are a failure of the service (span status ERROR); the others are policy or the client's choice. */
 const ERROR_OUTCOMES: ReadonlySet<string> = new Set([
   'upstream_error',
@@ -222,6 +249,10 @@ type StoreOperation = (typeof STORE_OPERATIONS)[number];
 /**
  * The telemetry of one middleware. Created by `costTrackedSSE()` from its `telemetry`
  * option; usable on its own by other integrations.
+ *
+ * No metric attribute carries a string the caller chose, since each distinct value is a
+ * series: model names are catalog ids or `_OTHER`, `error.type` a published provider type,
+ * an HTTP status or an outcome. Spans keep the exact strings.
  *
  * @example
  * const telemetry = new Telemetry({ recordSubjects: ['team'] });
@@ -248,8 +279,14 @@ export class Telemetry {
    */
   private readonly attrSets = new Map<string, Attributes>();
   private readonly storeAttrs: Record<StoreOperation, Attributes>;
+  private readonly catalog: PricingCatalog;
 
-  constructor(options: TelemetryOptions = {}) {
+  /**
+   * @param catalog The catalog pricing uses (the middleware passes its `pricing.catalog`):
+   * model names on metrics are its ids, so callers cannot mint new series with made-up
+   * names. Defaults to the bundled catalog.
+   */
+  constructor(options: TelemetryOptions = {}, catalog: PricingCatalog = PricingCatalog.bundled()) {
     if (typeof options !== 'object' || options === null) {
       throw new TokenmeterError(
         'invalid_config',
@@ -287,6 +324,7 @@ export class Telemetry {
         }
       : {};
     this.observeScopes = options.observeScopes ?? [];
+    this.catalog = catalog;
     this.storeAttrs = Object.fromEntries(
       STORE_OPERATIONS.map((op) => [op, { [sc.ATTR_TOKENMETER_STORE_OPERATION]: op }]),
     ) as unknown as Record<StoreOperation, Attributes>;
@@ -347,7 +385,7 @@ export class Telemetry {
     };
     // Before pricing accepted it, the model name is whatever the client sent: keep it off metrics.
     if (model && info.modelPriced === true) {
-      attrs[sc.ATTR_GEN_AI_REQUEST_MODEL] = model;
+      attrs[sc.ATTR_GEN_AI_REQUEST_MODEL] = this.metricModel(model);
       if (info.provider) attrs[sc.ATTR_GEN_AI_PROVIDER_NAME] = info.provider;
     }
     inst.rejections.add(1, attrs);
@@ -429,7 +467,7 @@ export class Telemetry {
     }
     const inst = this.instruments();
     // Active streams go up and down with the same attributes and the same instruments.
-    const model = info.modelPriced === false ? '_OTHER' : info.model;
+    const model = info.modelPriced === false ? OTHER_MODEL : this.metricModel(info.model);
     const activeAttrs = this.attributeSet(`a\u0000${info.provider}\u0000${model}`, () => ({
       [sc.ATTR_GEN_AI_OPERATION_NAME]: sc.GEN_AI_OPERATION_CHAT,
       [sc.ATTR_GEN_AI_PROVIDER_NAME]: info.provider,
@@ -522,6 +560,15 @@ export class Telemetry {
       this.attrSets.set(key, set);
     }
     return set;
+  }
+
+  /**
+   * @internal A model name as a metric attribute: the catalog id it resolves to, else
+   * `_OTHER`. Never the caller's spelling (a dated alias, a made-up name): every distinct
+   * value is a metric series, so they are bounded by the catalog's size + 1.
+   */
+  metricModel(model: string): string {
+    return this.catalog.canonicalId(model) ?? OTHER_MODEL;
   }
 
   /** @internal Subject attributes allowed by `recordSubjects`. */
@@ -724,7 +771,9 @@ class ActiveStreamTrace implements StreamTrace {
     // Every set below is built once per combination and shared (see attributeSet).
     const telemetry = this.telemetry;
     const responseModel =
-      final.responseModel && this.info.modelPriced !== false ? final.responseModel : undefined;
+      final.responseModel && this.info.modelPriced !== false
+        ? telemetry.metricModel(final.responseModel)
+        : undefined;
     const baseKey = `b\u0000${this.info.provider}\u0000${String(this.activeAttrs[sc.ATTR_GEN_AI_REQUEST_MODEL])}\u0000${responseModel ?? ''}`;
     const base = telemetry.attributeSet(baseKey, () => {
       const attrs: Attributes = { ...this.activeAttrs, ...telemetry.serverAttributes };
@@ -768,13 +817,14 @@ class ActiveStreamTrace implements StreamTrace {
         })),
       );
     }
+    const metricError = errorType === undefined ? undefined : metricErrorType(outcome, failure);
     inst.duration.record(
       end.durationMs / 1000,
-      errorType === undefined
+      metricError === undefined
         ? base
-        : telemetry.attributeSet(`${baseKey}\u0000e\u0000${errorType}`, () => ({
+        : telemetry.attributeSet(`${baseKey}\u0000e\u0000${metricError}`, () => ({
             ...base,
-            [sc.ATTR_ERROR_TYPE]: errorType,
+            [sc.ATTR_ERROR_TYPE]: metricError,
           })),
     );
     if (end.timeToFirstTokenMs !== undefined)
@@ -883,6 +933,19 @@ function storeErrorType(error: unknown): string {
     return error.details.timeoutMs !== undefined ? 'timeout' : error.code;
   }
   return error instanceof Error ? error.name : '_OTHER';
+}
+
+/**
+ * `error.type` on metrics, from a fixed set: a published provider error type, else the
+ * HTTP status, else the outcome. The span keeps whatever type the upstream sent.
+ */
+function metricErrorType(outcome: StreamOutcome, failure: StreamEndInfo['failure']): string {
+  if (failure?.type !== undefined && PROVIDER_ERROR_TYPES.has(failure.type)) return failure.type;
+  const status = failure?.status;
+  if (status !== undefined && Number.isInteger(status) && status >= 100 && status <= 599) {
+    return String(status);
+  }
+  return outcome;
 }
 
 function isOutcome(value: string): value is StreamOutcome {
