@@ -96,7 +96,10 @@ it('a stream across a period end is counted in the period it was admitted in, by
   expect(end.chargedNanos).toBeGreaterThan(0);
   const record = await streamRecord(ledger.pool, settled!.requestId);
   expect(record!.endedAt.getTime()).toBeGreaterThanOrEqual(periodEnd!);
-  // The ledger dates it in that same window.
+  // The ledger dates it in that same window: by the store's own time of admission, which
+  // the middleware hands over (SettleInfo.admittedAt), to the millisecond.
+  expect(settled!.admittedAt).toBe(end.reservation.createdAt);
+  expect(record!.admittedAt.getTime()).toBe(end.reservation.createdAt);
   expect(record!.admittedAt.getTime()).toBeGreaterThanOrEqual(periodStart!);
   expect(record!.admittedAt.getTime()).toBeLessThan(periodEnd!);
   const { rows } = await ledger.pool.query<{ cost: string }>(

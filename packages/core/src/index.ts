@@ -77,6 +77,7 @@ export {
   DEFAULT_SERVER_TOOL_LIMITS,
   type ForwardTerms,
   forwardedBody,
+  REQUEST_SHAPE_LIMITS,
   type RequestTerms,
   readRequestTerms,
   type ServerToolLimit,

@@ -69,8 +69,13 @@ export interface RequestTerms {
   unbounded?: string;
 }
 
-const MAX_DEPTH = 32;
-const MAX_NODES = 100_000;
+/**
+ * The most a request body may hold: nesting levels and values. Real requests stay far
+ * below both; a body past them is refused (and a reader can refuse it before parsing).
+ */
+export const REQUEST_SHAPE_LIMITS = { depth: 32, values: 100_000 } as const;
+const MAX_DEPTH = REQUEST_SHAPE_LIMITS.depth;
+const MAX_NODES = REQUEST_SHAPE_LIMITS.values;
 /** Anthropic-defined tool types that the client runs (no fee; their tokens are input). */
 const CLIENT_TOOLS =
   /^(bash|text_editor|str_replace_editor|str_replace_based_edit_tool|computer|memory)(_|$)/;

@@ -35,6 +35,7 @@ import {
   type TelemetryStart,
   TokenmeterError,
 } from '@tokenmeter/core';
+import { bodyToRead, closeIfUnread, readJsonBody, UploadGate } from './body.js';
 import {
   type Admission,
   budgetJson,
@@ -87,7 +88,10 @@ export function costTrackedSSE(options: CostTrackedSSEOptions) {
  * its one end — the same machinery whatever the wire protocol (`config.wire`).
  * @internal
  */
-export function meteredHandler(config: Config) {
+export function meteredHandler(
+  config: Config,
+  uploads = new UploadGate(config.body.uploadsPerAddress),
+) {
   const tickMs = Math.max(
     5,
     Math.min(
@@ -111,7 +115,7 @@ export function meteredHandler(config: Config) {
     const begun = config.telemetry.begin();
     let stream: MeteredStreamImpl | undefined;
     try {
-      stream = await admit(config, registry, req, res, begun);
+      stream = await admit(config, registry, uploads, req, res, begun);
       if (!stream) return;
       const admitted = stream;
       if (config.upstream) {
@@ -170,6 +174,7 @@ const DEFAULT_MAX_TOKENS_LIMIT = 128_000;
 async function admit(
   config: Config,
   registry: StreamRegistry,
+  uploads: UploadGate,
   req: MeteredRequest,
   res: MeteredResponse,
   begun: TelemetryStart,
@@ -184,6 +189,7 @@ async function admit(
     headers: Record<string, string> = {},
     extra: Partial<RejectionInfo> = {},
   ) => {
+    closeIfUnread(req, res);
     config.wire.reject(res, status, code, message, details, headers);
     config.telemetry.rejected(begun, { ...facts, ...extra, reason: code, status });
   };
@@ -200,6 +206,15 @@ async function admit(
     return undefined;
   }
   facts.scopes = scopes;
+  // The body comes second, read here when no parser did: an unknown caller sent none of it.
+  if (bodyToRead(req, config.body)) {
+    const read = await readJsonBody(req, config.body, uploads);
+    if (!read.ok) {
+      reject(read.status, read.code, read.message, {}, read.headers);
+      return undefined;
+    }
+    req.body = read.body;
+  }
 
   let params: RequestParams;
   try {
@@ -589,6 +604,9 @@ async function admit(
     requestId,
     scopes,
     reservationIds,
+    ...(result?.admitted && result.results[0]
+      ? { admittedAt: result.results[0].reservation.createdAt }
+      : {}),
     metered: requests.length > 0,
     reservedNanos,
     model,

@@ -75,6 +75,8 @@ export interface Admission {
    * the store failed and the policy let it through unmetered.
    */
   reservationIds: readonly string[];
+  /** The store's time of admission (the first reservation's), when one was made. */
+  admittedAt?: number;
   /** True when some budget or rate limit applies: a settlement is owed to the store. */
   metered: boolean;
   reservedNanos: number;
@@ -738,6 +740,8 @@ export class MeteredStreamImpl implements MeteredStream {
         refused: false,
         message: `The model provider reported ${upstreamEvent.type} mid-stream.`,
         type: upstreamEvent.type,
+        // A relayed stream passed the provider's error event on already: it ends there.
+        ...(this.admission.relay === 'sse' ? { relayed: true } : {}),
       };
     }
     const outcome = this.abortReason ?? failure?.outcome ?? 'completed';
@@ -1070,6 +1074,7 @@ export class MeteredStreamImpl implements MeteredStream {
       final,
       reservedNanos: this.reservedNanos,
       startedAt: Math.round(performance.timeOrigin + this.startedAt),
+      ...(this.admission.admittedAt !== undefined ? { admittedAt: this.admission.admittedAt } : {}),
       durationMs: performance.now() - this.startedAt,
       recorded: recorded.recorded,
       ...(this.limit !== undefined ? { limit: this.limit } : {}),
@@ -1192,6 +1197,10 @@ export class MeteredStreamImpl implements MeteredStream {
       return;
     }
     if (this.writer.closed) return;
+    if (options.failure?.relayed) {
+      this.endWith('');
+      return;
+    }
     const body = {
       usage: usageJson(final.usage),
       costUsd: final.cost.usd,
@@ -1228,10 +1237,15 @@ export class MeteredStreamImpl implements MeteredStream {
         ...body,
       });
     }
+    this.endWith(chunk);
+  }
+
+  /** Writes the last chunk and ends the response. */
+  private endWith(chunk: string): void {
     this.writer.end(chunk);
     // A client that reads nothing more would hold the finished response open forever.
-    if (!res.writableFinished) {
-      this.registry.destroyUnlessFinished(res, performance.now() + this.config.stallTimeoutMs);
+    if (!this.res.writableFinished) {
+      this.registry.destroyUnlessFinished(this.res, performance.now() + this.config.stallTimeoutMs);
     }
   }
 

@@ -26,6 +26,7 @@ import {
   TokenmeterError,
   usdToNanos,
 } from '@tokenmeter/core';
+import type { BodyLimits } from './body.js';
 import { sendJsonError } from './http-errors.js';
 import type {
   BudgetAlert,
@@ -61,6 +62,8 @@ export interface Config {
    */
   callerConcurrency: ConcurrencyLimitRule | null;
   request: (req: MeteredRequest) => RequestParams | Promise<RequestParams>;
+  /** A body no parser read is read at admission, after `identify`, within these limits. */
+  body: BodyLimits;
   /**
    * True when `request()` reads the provider body from `req.body` (the default, and the
    * gateways): admission then writes the bounds it reserved into `req.body`.
@@ -158,11 +161,22 @@ const consoleLogger: Logger = {
 export interface ParseDefaults {
   /** `'fit'` for `costTrackedSSE()`, `'lease'` for the gateways. */
   reservation: ReservationMode;
+  /** 1 MiB for `costTrackedSSE()`, 20 MB for the gateways. */
+  maxBodyBytes: number;
+  /** Whether a body of any content type is read (a gateway's routes take JSON only). */
+  readAnyBody: boolean;
 }
+
+/** What `costTrackedSSE()` assumes when an option is left out. */
+const SSE_DEFAULTS: ParseDefaults = {
+  reservation: 'fit',
+  maxBodyBytes: 1024 * 1024,
+  readAnyBody: false,
+};
 
 export function parseOptions(
   options: CostTrackedSSEOptions,
-  defaults: ParseDefaults = { reservation: 'fit' },
+  defaults: ParseDefaults = SSE_DEFAULTS,
 ): Config {
   if (typeof options !== 'object' || options === null) {
     throw new TokenmeterError(
@@ -284,7 +298,8 @@ export function parseOptions(
     }
     return undefined;
   };
-  const telemetry = new Telemetry(options.telemetry ?? {});
+  // Model names on metrics are this catalog's ids: what pricing accepts, bounded.
+  const telemetry = new Telemetry(options.telemetry ?? {}, pricing.catalog);
   const reservation: ReservationPolicy = {
     mode: strategy.mode,
     minOutputTokens: strategy.minOutputTokens,
@@ -299,6 +314,14 @@ export function parseOptions(
     rateLimits,
     callerConcurrency: null,
     request: options.request ?? defaultRequest,
+    body: {
+      maxBytes: positiveInt(options.maxBodyBytes ?? defaults.maxBodyBytes, 'maxBodyBytes'),
+      uploadsPerAddress:
+        options.uploadsPerAddress === false
+          ? null
+          : positiveInt(options.uploadsPerAddress ?? 16, 'uploadsPerAddress'),
+      always: defaults.readAnyBody,
+    },
     rewritesBody: options.request === undefined,
     maxTokensLimit:
       options.maxTokensLimit === undefined

@@ -134,6 +134,11 @@ export interface SettleInfo {
   reservedNanos: Nanos;
   /** When the stream was admitted (ms since the epoch). */
   startedAt: number;
+  /**
+   * The store's time of admission (ms since the epoch): the instant whose budget period
+   * the store charged. Set when a reservation was made; a ledger dates the stream by it.
+   */
+  admittedAt?: number;
   /** Milliseconds from admission to settlement. */
   durationMs: number;
   /** Time to the first text chunk, if any arrived. */
@@ -221,6 +226,19 @@ export interface CostTrackedSSEOptions {
    * requests get 413 `input_too_large` before anything is reserved or sent. Defaults to 200,000.
    */
   maxInputTokens?: number;
+  /**
+   * Largest request body read, in bytes; a larger one gets 413 `body_too_large`, checked
+   * while reading. Applies where the body is read here: always in a gateway, and in
+   * `costTrackedSSE()` when no body parser ran before it (it then reads a JSON body itself,
+   * after `identify`, so an unknown caller is refused before a byte of it is read).
+   * Defaults to 1 MiB (`costTrackedSSE()`) and 20 MB (the gateways).
+   */
+  maxBodyBytes?: number;
+  /**
+   * Request bodies read at once from one client address (Express's `req.ip`, which honours
+   * `trust proxy`); more get 429 with `Retry-After: 1`. `false` turns it off. Defaults to 16.
+   */
+  uploadsPerAddress?: number | false;
   /**
    * How long a reservation lives before the store expires it (and charges it, by default)
    * if this process dies mid-stream. Must be longer than `totalTimeoutMs`.

@@ -46,6 +46,8 @@ export interface UpstreamFailure {
   type?: string;
   /** The provider's whole HTTP error answer (gateways pass it on). */
   response?: ProviderResponse;
+  /** The provider's own error event already reached the client (a relayed stream). */
+  relayed?: boolean;
 }
 
 interface ErrorLike {

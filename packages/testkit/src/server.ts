@@ -346,7 +346,12 @@ export class FakeLLM extends EventEmitter<FakeLLMEvents> {
     if (this.#apiKey !== undefined) {
       const key = req.headers['x-api-key'] ?? bearer(req.headers.authorization);
       if (key !== this.#apiKey) {
-        reject(protocol.statusError(401, record.model));
+        const refused = protocol.statusError(401, record.model);
+        // OpenAI quotes the refused key, masked (`sk-proj-****9999`); Anthropic does not.
+        if (protocol === openaiProtocol && typeof key === 'string' && key.length > 8) {
+          refused.message = `Incorrect API key provided: ${key.slice(0, 8)}****${key.slice(-4)}. You can find your API key at https://platform.openai.com/account/api-keys.`;
+        }
+        reject(refused);
         return;
       }
     }

@@ -15,18 +15,24 @@ import {
   settleAll,
   TokenmeterError,
 } from '@tokenmeter/core';
+import { type BodyRead, bodyToRead, closeIfUnread, readJsonBody, UploadGate } from '../body.js';
 import { meteredHandler, toScopes } from '../cost-tracked-sse.js';
 import type { RelayItem } from '../metered-stream.js';
 import { type Config, parseOptions, type WireProtocol } from '../options.js';
 import type {
   CostTrackedSSEOptions,
+  Logger,
   MeteredRequest,
   MeteredResponse,
   MeteredStream,
   RequestParams,
   Subject,
 } from '../types.js';
-import { ProviderHttpError, type UpstreamFailure } from '../upstream-errors.js';
+import {
+  ProviderHttpError,
+  type ProviderResponse,
+  type UpstreamFailure,
+} from '../upstream-errors.js';
 
 /** The options of `anthropicGateway()` and `openaiGateway()`. */
 export interface GatewayOptions
@@ -59,8 +65,6 @@ export interface GatewayOptions
    * forwardHeaders: ['x-trace-*']
    */
   forwardHeaders?: readonly string[];
-  /** Largest request body read, in bytes (413 past it). Defaults to 20 MB. */
-  maxBodyBytes?: number;
   /**
    * A request for a path the gateway does not serve: `'reject'` answers the provider's
    * 404 (405 for another method on its path); `'next'` passes it on, to mount two gateways
@@ -132,43 +136,14 @@ function forwarded(req: MeteredRequest, allow: readonly string[]): Record<string
   return out;
 }
 
-/** Reads the JSON body (unless a body parser already did), within `limit` bytes. */
-export async function readJsonBody(
-  req: MeteredRequest,
-  limit: number,
-): Promise<{ ok: true; body: unknown } | { ok: false; status: number; message: string }> {
-  if (req.body !== undefined && !(Buffer.isBuffer(req.body) || typeof req.body === 'string')) {
-    // An app-level express.json() parsed it already ({} when the type was not JSON).
-    return { ok: true, body: req.body };
+/** The named headers a response has, as a plain record. */
+function copied(headers: Headers, names: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of names) {
+    const value = headers.get(name);
+    if (value !== null) out[name] = value;
   }
-  let text: string;
-  if (Buffer.isBuffer(req.body) || typeof req.body === 'string') {
-    text = req.body.toString();
-  } else {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    try {
-      for await (const chunk of req as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > limit) {
-          return {
-            ok: false,
-            status: 413,
-            message: `The request body is larger than ${limit} bytes.`,
-          };
-        }
-        chunks.push(chunk);
-      }
-    } catch {
-      return { ok: false, status: 400, message: 'The request body could not be read.' };
-    }
-    text = Buffer.concat(chunks).toString('utf8');
-  }
-  try {
-    return { ok: true, body: JSON.parse(text) };
-  } catch {
-    return { ok: false, status: 400, message: 'The request body is not valid JSON.' };
-  }
+  return out;
 }
 
 /** One parsed SSE event as it came: its bytes, its `event:` name and its JSON data. */
@@ -245,11 +220,7 @@ export async function callProvider(options: {
     body: JSON.stringify(options.body),
     signal: options.signal,
   });
-  const headers: Record<string, string> = {};
-  for (const name of options.passHeaders) {
-    const value = response.headers.get(name);
-    if (value !== null) headers[name] = value;
-  }
+  const headers = copied(response.headers, options.passHeaders);
   if (!response.ok) {
     const text = await response.text();
     throw new ProviderHttpError({
@@ -257,9 +228,7 @@ export async function callProvider(options: {
       headers: {
         ...headers,
         'content-type': response.headers.get('content-type') ?? 'application/json',
-        ...(response.headers.get('retry-after')
-          ? { 'retry-after': response.headers.get('retry-after') as string }
-          : {}),
+        ...copied(response.headers, ['retry-after', 'x-should-retry']),
       },
       body: text,
     });
@@ -383,6 +352,7 @@ export const CODE_STATUS: Record<string, number> = {
   not_found: 404,
   method_not_allowed: 405,
   upstream_error: 502,
+  upstream_auth_failed: 502,
   upstream_idle: 504,
   timeout: 504,
   handler_error: 500,
@@ -401,31 +371,69 @@ function sendRaw(
   res.end(body);
 }
 
+/**
+ * `x-should-retry`, which the official SDKs read before their own rule (retry 408, 409,
+ * 429 and 5xx): said for every answer, so a client neither retries what cannot succeed (an
+ * unknown key, a spent budget) nor gives up on what will.
+ */
+function shouldRetry(status: number, code: string): 'true' | 'false' {
+  if (code === 'budget_exceeded' || code === 'upstream_auth_failed') return 'false';
+  return status === 408 || status === 409 || status === 429 || status >= 500 ? 'true' : 'false';
+}
+
 /** The wire protocol of a gateway: provider-shaped errors, the provider's answer relayed. */
-function gatewayWire(adapter: ProviderAdapter, streams: WeakMap<object, boolean>): WireProtocol {
+function gatewayWire(adapter: ProviderAdapter, logger: Logger): WireProtocol {
   const reject: WireProtocol['reject'] = (res, status, code, message, _details, headers = {}) => {
     const shaped = adapter.errorBody(status, code, message);
     sendRaw(res, shaped.status, shaped.body, {
       'Content-Type': 'application/json',
+      'x-should-retry': shouldRetry(shaped.status, code),
       ...headers,
-      // A refused budget is not worth retrying: the official SDKs honour this header.
-      ...(code === 'budget_exceeded' ? { 'x-should-retry': 'false' } : {}),
     });
   };
   return {
     reject,
-    relay: (req) => (streams.get(req) ? 'sse' : 'json'),
+    relay: (req) => (adapter.isStream(bodyOf(req)) ? 'sse' : 'json'),
     endBeforeHeaders(res, outcome, failure?: UpstreamFailure) {
       if (failure?.response) {
-        // The provider's own HTTP error, as it came (the SDKs raise their typed error).
-        const r = failure.response;
-        sendRaw(res, r.status, r.body, r.headers);
+        relayProviderError(res, failure.response, reject, logger);
         return;
       }
       if (outcome === 'client_disconnected' || outcome === 'client_stalled') return;
       reject(res, CODE_STATUS[outcome] ?? 500, outcome, failure?.message ?? messageOf(outcome));
     },
   };
+}
+
+/**
+ * The provider's own HTTP error, passed on as it came (the SDKs raise their typed error) —
+ * except a refusal of the server's key (401, 403): that is the operator's to fix, and its
+ * text may quote part of the key, so the caller gets a fixed 502 and the log gets it whole.
+ */
+function relayProviderError(
+  res: MeteredResponse,
+  response: ProviderResponse,
+  reject: WireProtocol['reject'],
+  logger: Logger,
+): void {
+  if (response.status === 401 || response.status === 403) {
+    logger.error("tokenmeter: the provider refused the gateway's API key; check apiKey", {
+      status: response.status,
+      body: response.body,
+    });
+    reject(
+      res,
+      502,
+      'upstream_auth_failed',
+      "The model provider refused this gateway's credentials. The operator has been told; retrying will not help.",
+    );
+    return;
+  }
+  const headers = { ...response.headers };
+  if (headers['x-should-retry'] === undefined) {
+    headers['x-should-retry'] = shouldRetry(response.status, '');
+  }
+  sendRaw(res, response.status, response.body, headers);
 }
 
 function messageOf(outcome: string): string {
@@ -486,8 +494,6 @@ export function createGateway(
   const allow = [...adapter.allowHeaders, ...(options.forwardHeaders ?? [])].map((h) =>
     h.toLowerCase(),
   );
-  const maxBodyBytes = options.maxBodyBytes ?? 20 * 1024 * 1024;
-  const streams = new WeakMap<object, boolean>();
   const identify = options.identify;
   const passOn = options.unknownRoutes === 'next';
   if (options.unknownRoutes !== undefined && options.unknownRoutes !== 'reject' && !passOn) {
@@ -507,18 +513,16 @@ export function createGateway(
     apiKey: _apiKey,
     baseURL: _b,
     forwardHeaders: _f,
-    maxBodyBytes: _m,
     fetch: _x,
     unknownRoutes: _u,
     callerConcurrency: _c,
     ...rest
   } = options;
-  const bodyOf = (req: MeteredRequest) => (req.body ?? {}) as Record<string, unknown>;
   const config: Config = parseOptions(
     {
       ...rest,
       identify: (req) => identify(callerKey(req), req),
-      request: (req) => adapter.params(bodyOf(req)),
+      request: (req) => adapter.params(objectBody(req)),
       // The body admission wrote its bounds into (max_tokens, server tools' max_uses).
       upstream: (req: MeteredRequest, meter: MeteredStream) =>
         adapter.call(
@@ -532,9 +536,9 @@ export function createGateway(
         ),
       encoder: adapter.encoder,
     },
-    { reservation: 'lease' },
+    { reservation: 'lease', maxBodyBytes: 20 * 1024 * 1024, readAnyBody: true },
   );
-  config.wire = gatewayWire(adapter, streams);
+  config.wire = gatewayWire(adapter, config.logger);
   // The gateway forwards the body it read: admission writes its bounds into it.
   config.rewritesBody = true;
   if (callerConcurrency !== false) {
@@ -552,7 +556,9 @@ export function createGateway(
         AbortSignal.timeout(COUNT_TIMEOUT_MS),
       );
   }
-  const metered = meteredHandler(config);
+  // One bound on uploads per address for both routes.
+  const uploads = new UploadGate(config.body.uploadsPerAddress);
+  const metered = meteredHandler(config, uploads);
 
   const handler = async function gateway(
     req: MeteredRequest,
@@ -567,6 +573,7 @@ export function createGateway(
         next();
         return;
       }
+      closeIfUnread(req, res);
       config.wire.reject(
         res,
         404,
@@ -576,6 +583,7 @@ export function createGateway(
       return;
     }
     if (req.method !== 'POST') {
+      closeIfUnread(req, res);
       config.wire.reject(
         res,
         405,
@@ -588,42 +596,30 @@ export function createGateway(
       );
       return;
     }
-    const read = await readJsonBody(req, maxBodyBytes);
-    if (!read.ok) {
-      config.wire.reject(
-        res,
-        read.status,
-        read.status === 413 ? 'body_too_large' : 'invalid_json',
-        read.message,
-      );
-      return;
-    }
-    const body = read.body;
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      config.wire.reject(res, 400, 'invalid_request', 'The request body must be a JSON object.');
-      return;
-    }
-    const b = body as Record<string, unknown>;
     if (isCount) {
-      await countTokens(req, res, b);
+      await countTokens(req, res);
       return;
     }
-    req.body = b;
-    streams.set(req, adapter.isStream(b));
     await metered(req, res, next);
   };
 
   /** count_tokens: identified and rate-limited like any call, charged nothing (it is free). */
-  async function countTokens(
-    req: MeteredRequest,
-    res: MeteredResponse,
-    body: Record<string, unknown>,
-  ) {
+  async function countTokens(req: MeteredRequest, res: MeteredResponse) {
     const scopes = toScopes(await identify(callerKey(req), req));
     if (!scopes) {
+      closeIfUnread(req, res);
       config.wire.reject(res, 401, 'unauthenticated', 'Unknown or missing API key.');
       return;
     }
+    const read = bodyToRead(req, config.body)
+      ? await readJsonBody(req, config.body, uploads)
+      : parsedBody(req);
+    if (!read.ok) {
+      closeIfUnread(req, res);
+      config.wire.reject(res, read.status, read.code, read.message, {}, read.headers);
+      return;
+    }
+    const body = read.body;
     const requests = scopes.flatMap((scope) => {
       const rules: readonly RateLimitRule[] = (config.rateLimits[scope.kind] ?? []).filter(
         (rule) => rule.kind === 'requests',
@@ -701,7 +697,7 @@ export function createGateway(
     } catch (error) {
       if (ids.length > 0) await releaseAll(config.store, ids).catch(() => {});
       if (error instanceof ProviderHttpError) {
-        sendRaw(res, error.response.status, error.response.body, error.response.headers);
+        relayProviderError(res, error.response, config.wire.reject, config.logger);
       } else if (!controller.signal.aborted) {
         config.wire.reject(res, 502, 'upstream_error', 'The model provider could not be reached.');
       }
@@ -712,6 +708,30 @@ export function createGateway(
 
   Object.defineProperty(handler, 'activeStreams', { get: () => metered.activeStreams });
   return handler as Handler;
+}
+
+/** The body admission read (or an app's parser did). */
+function bodyOf(req: MeteredRequest): Record<string, unknown> {
+  return (req.body ?? {}) as Record<string, unknown>;
+}
+
+/** The body, which must be a JSON object (an app's parser may have read something else). */
+function objectBody(req: MeteredRequest): Record<string, unknown> {
+  const read = parsedBody(req);
+  if (!read.ok) throw new TokenmeterError('invalid_argument', read.message);
+  return read.body;
+}
+
+function parsedBody(req: MeteredRequest): BodyRead {
+  const body = req.body;
+  return typeof body === 'object' && body !== null && !Array.isArray(body)
+    ? { ok: true, body: body as Record<string, unknown> }
+    : {
+        ok: false,
+        status: 400,
+        code: 'invalid_request',
+        message: 'The request body must be a JSON object.',
+      };
 }
 
 /** The request's path below the mount point, without its query string. */

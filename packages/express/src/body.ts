@@ -1,0 +1,235 @@
+/**
+ * Reading a JSON request body ourselves, after the caller is identified: within a byte
+ * limit checked while reading, a nesting depth checked before parsing, and a bound on
+ * uploads in progress per client address — so an unknown or abusive caller cannot make
+ * the server hold or parse megabytes it never agreed to.
+ */
+import { REQUEST_SHAPE_LIMITS } from '@tokenmeter/core';
+import type { MeteredRequest, MeteredResponse } from './types.js';
+
+export interface BodyLimits {
+  /** Largest body read, in bytes (413 past it). */
+  maxBytes: number;
+  /** Bodies being read at once from one client address; null: no bound. */
+  uploadsPerAddress: number | null;
+  /**
+   * Read whatever the content type (a gateway: its routes take JSON only); otherwise
+   * only a JSON body nobody parsed yet.
+   */
+  always: boolean;
+}
+
+export type BodyRead =
+  | { ok: true; body: Record<string, unknown> }
+  | { ok: false; status: number; code: string; message: string; headers?: Record<string, string> };
+
+/** Uploads in progress per client address, for one handler. */
+export class UploadGate {
+  private readonly open = new Map<string, number>();
+
+  constructor(private readonly limit: number | null) {}
+
+  /** Takes a slot for the request's address; false when the address has none left. */
+  enter(address: string): boolean {
+    if (this.limit === null) return true;
+    const n = this.open.get(address) ?? 0;
+    if (n >= this.limit) return false;
+    this.open.set(address, n + 1);
+    return true;
+  }
+
+  leave(address: string): void {
+    if (this.limit === null) return;
+    const n = (this.open.get(address) ?? 1) - 1;
+    if (n <= 0) this.open.delete(address);
+    else this.open.set(address, n);
+  }
+
+  /** Addresses with an upload in progress (0 when idle). */
+  get size(): number {
+    return this.open.size;
+  }
+}
+
+/**
+ * Whether admission has a body to read: none was parsed (`req.body` unset, or raw bytes),
+ * and there is one — JSON, or anything where `limits.always`.
+ */
+export function bodyToRead(req: MeteredRequest, limits: BodyLimits): boolean {
+  const body = req.body;
+  if (Buffer.isBuffer(body) || typeof body === 'string') return true;
+  if (body !== undefined || req.readableEnded) return false;
+  if (limits.always) return true;
+  const type = req.headers['content-type'];
+  const length = req.headers['content-length'];
+  const hasBody =
+    req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  return hasBody && typeof type === 'string' && /^application\/(?:[\w.+-]+\+)?json\b/i.test(type);
+}
+
+/** The client's address: Express's `req.ip` (which honours `trust proxy`), else the socket's. */
+export function clientAddress(req: MeteredRequest): string {
+  const ip = (req as { ip?: unknown }).ip;
+  if (typeof ip === 'string' && ip !== '') return ip;
+  return req.socket?.remoteAddress ?? '';
+}
+
+/** Reads and parses the body as a JSON object, within the limits. */
+export async function readJsonBody(
+  req: MeteredRequest,
+  limits: BodyLimits,
+  gate: UploadGate,
+): Promise<BodyRead> {
+  const given = req.body;
+  if (Buffer.isBuffer(given) || typeof given === 'string') {
+    const bytes = Buffer.isBuffer(given) ? given : Buffer.from(given);
+    if (bytes.length > limits.maxBytes) return tooLarge(limits.maxBytes);
+    return parse(bytes);
+  }
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limits.maxBytes) return tooLarge(limits.maxBytes);
+  const address = clientAddress(req);
+  if (!gate.enter(address)) {
+    return {
+      ok: false,
+      status: 429,
+      code: 'rate_limited',
+      message: `Too many uploads in progress from ${address || 'this address'}; send fewer requests at once.`,
+      headers: { 'Retry-After': '1' },
+    };
+  }
+  try {
+    const chunks: Buffer[] = [];
+    const shape = new ShapeScan();
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limits.maxBytes) return tooLarge(limits.maxBytes);
+      const problem = shape.scan(chunk);
+      if (problem) return badShape(problem);
+      chunks.push(chunk);
+    }
+    return parse(Buffer.concat(chunks), true);
+  } catch {
+    return {
+      ok: false,
+      status: 400,
+      code: 'invalid_json',
+      message: 'The request body could not be read.',
+    };
+  } finally {
+    gate.leave(address);
+  }
+}
+
+/**
+ * Sends `Connection: close` with an answer given before the request's body was read to its
+ * end: the rest is not worth reading, and the socket is not reused.
+ */
+export function closeIfUnread(req: MeteredRequest, res: MeteredResponse): void {
+  if (!req.complete && !res.headersSent) res.setHeader('Connection', 'close');
+}
+
+function parse(bytes: Buffer, scanned = false): BodyRead {
+  const problem = scanned ? undefined : new ShapeScan().scan(bytes);
+  if (problem) return badShape(problem);
+  let body: unknown;
+  try {
+    body = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return {
+      ok: false,
+      status: 400,
+      code: 'invalid_json',
+      message: 'The request body is not valid JSON.',
+    };
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return {
+      ok: false,
+      status: 400,
+      code: 'invalid_request',
+      message: 'The request body must be a JSON object.',
+    };
+  }
+  return { ok: true, body: body as Record<string, unknown> };
+}
+
+function tooLarge(limit: number): BodyRead {
+  return {
+    ok: false,
+    status: 413,
+    code: 'body_too_large',
+    message: `The request body is larger than ${limit} bytes.`,
+  };
+}
+
+const tooMany = (max: number) => `The request has more than ${max} values.`;
+
+function badShape(message: string): BodyRead {
+  return { ok: false, status: 400, code: 'invalid_request', message };
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * The shape of JSON text read in chunks, checked without parsing it against the limits
+ * admission holds a parsed body to (`REQUEST_SHAPE_LIMITS`): nesting depth, and values
+ * (the body and every element, counted as admission counts them). Strings are skipped
+ * with `indexOf`; a backslash run of odd length escapes the quote after it.
+ */
+export class ShapeScan {
+  private depth = 0;
+  /** The values so far: the body itself, and each element of an array or object. */
+  private values = 1;
+  /** The last structural byte opened a container. */
+  private opened = false;
+  private inString = false;
+  /** A chunk ended inside a string on a backslash run of odd length. */
+  private escaped = false;
+
+  /** Scans the next chunk: what is wrong with the body so far, if anything. */
+  scan(chunk: Uint8Array): string | undefined {
+    const { depth: maxDepth, values: maxValues } = REQUEST_SHAPE_LIMITS;
+    let i = 0;
+    const n = chunk.length;
+    while (i < n) {
+      if (this.inString) {
+        if (this.escaped) {
+          this.escaped = false;
+          i++;
+          continue;
+        }
+        const q = chunk.indexOf(QUOTE, i);
+        const end = q < 0 ? n : q;
+        // Backslashes right before the quote (or the chunk's end) decide what comes next.
+        let run = 0;
+        for (let j = end - 1; j >= i && chunk[j] === BACKSLASH; j--) run++;
+        if (q < 0) {
+          this.escaped = run % 2 === 1;
+          return undefined;
+        }
+        if (run % 2 === 0) this.inString = false;
+        i = q + 1;
+        continue;
+      }
+      const c = chunk[i] as number;
+      i++;
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+      // The first element of a container: later ones follow a comma.
+      if (this.opened) {
+        this.opened = false;
+        if (c !== 0x7d && c !== 0x5d && ++this.values > maxValues) return tooMany(maxValues);
+      }
+      if (c === QUOTE) this.inString = true;
+      else if (c === 0x7b || c === 0x5b) {
+        if (++this.depth > maxDepth)
+          return `The request is nested more than ${maxDepth} levels deep.`;
+        this.opened = true;
+      } else if (c === 0x7d || c === 0x5d) this.depth--;
+      else if (c === 0x2c && ++this.values > maxValues) return tooMany(maxValues);
+    }
+    return undefined;
+  }
+}
