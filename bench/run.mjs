@@ -20,6 +20,7 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { money } from './lib/money.mjs';
@@ -78,6 +79,7 @@ const resultsDir = fileURLToPath(
 );
 const outPath = args.out ?? `${resultsDir}${args.profile ? 'profile' : 'latest'}.json`;
 mkdirSync(resultsDir, { recursive: true });
+mkdirSync(dirname(outPath), { recursive: true });
 
 // Watchdogs: whatever hangs, every child dies and the run fails. The quick run (CI) must
 // not fail because the machine is busy (a 150 s bound on the whole run failed CI beside

@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { delimiter, join } from 'node:path';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -23,8 +24,13 @@ export interface RedisServer {
 
 /** Starts a private, non-persistent redis-server. Fails loudly when it is not installed. */
 export async function startRedisServer(extraArgs: string[] = []): Promise<RedisServer> {
-  const binary = '/usr/bin/redis-server';
-  if (!existsSync(binary)) {
+  // On PATH, as the preflight (scripts/preflight.mjs) looks for it.
+  const binary = (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter((dir) => dir !== '')
+    .map((dir) => join(dir, 'redis-server'))
+    .find((path) => existsSync(path));
+  if (!binary) {
     throw new Error(
       'redis-server is not installed: apt-get install -y redis-server (CI installs it)',
     );
