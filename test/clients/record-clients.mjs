@@ -707,10 +707,15 @@ async function main() {
   }
 }
 
-const overall = setTimeout(() => {
-  console.error('[record] overall timeout (30 min): giving up');
-  process.exit(1);
-}, 30 * 60_000);
-overall.unref();
-await main();
-clearTimeout(overall);
+// Run as a script; imported (by claude-code-errors.mjs), it only lends its helpers.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const overall = setTimeout(() => {
+    console.error('[record] overall timeout (30 min): giving up');
+    process.exit(1);
+  }, 30 * 60_000);
+  overall.unref();
+  await main();
+  clearTimeout(overall);
+}
+
+export { CLIENTS, claudeEnv, freshScratch, install, run };
