@@ -5,7 +5,8 @@
  * the server hold or parse megabytes it never agreed to.
  */
 import { REQUEST_SHAPE_LIMITS } from '@tokenmeter/core';
-import type { MeteredRequest, MeteredResponse } from './types.js';
+import type { Transport } from './transport.js';
+import type { MeteredRequest } from './types.js';
 
 export interface BodyLimits {
   /** Largest body read, in bytes (413 past it). */
@@ -126,8 +127,8 @@ export async function readJsonBody(
  * Sends `Connection: close` with an answer given before the request's body was read to its
  * end: the rest is not worth reading, and the socket is not reused.
  */
-export function closeIfUnread(req: MeteredRequest, res: MeteredResponse): void {
-  if (!req.complete && !res.headersSent) res.setHeader('Connection', 'close');
+export function closeIfUnread(req: MeteredRequest, transport: Transport): void {
+  if (!req.complete) transport.closeAfterAnswer();
 }
 
 function parse(bytes: Buffer, scanned = false): BodyRead {

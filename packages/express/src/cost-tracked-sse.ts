@@ -44,6 +44,7 @@ import {
   StreamRegistry,
   scopeKeyOf,
 } from './metered-stream.js';
+import { NodeTransport } from './node-transport.js';
 import { type Config, parseOptions, rulesFor } from './options.js';
 import {
   rateLimitHeaders,
@@ -52,6 +53,7 @@ import {
   retryAfterSeconds,
   type ScopedRateLimit,
 } from './rate-limit-headers.js';
+import type { Transport } from './transport.js';
 import type {
   CostTrackedSSEOptions,
   MeteredRequest,
@@ -113,10 +115,12 @@ export function meteredHandler(
   ): Promise<void> {
     // The active context now is the HTTP server span's, if the app has one: our parent.
     const begun = config.telemetry.begin();
+    const transport = new NodeTransport(res);
     let stream: MeteredStreamImpl | undefined;
     try {
-      stream = await admit(config, registry, uploads, req, res, begun);
+      stream = await admit(config, registry, uploads, req, transport, begun);
       if (!stream) return;
+      if (res.locals) res.locals.tokenmeter = stream satisfies MeteredStream;
       const admitted = stream;
       if (config.upstream) {
         const upstream = config.upstream;
@@ -146,10 +150,10 @@ export function meteredHandler(
       else {
         // Admitted, then failed before a stream took the reservations over: give them
         // (and their concurrency slots) back now rather than at their expiry.
-        const held = ACQUIRED.get(res);
+        const held = ACQUIRED.get(transport);
         if (held) await releaseAll(config.store, held).catch(() => {});
-        if (!res.headersSent) {
-          config.wire.reject(res, 500, 'internal_error', 'Internal error.');
+        if (!transport.headersSent) {
+          config.wire.reject(transport, 500, 'internal_error', 'Internal error.');
           config.telemetry.rejected(begun, { reason: 'internal_error', status: 500 });
         }
       }
@@ -176,7 +180,7 @@ async function admit(
   registry: StreamRegistry,
   uploads: UploadGate,
   req: MeteredRequest,
-  res: MeteredResponse,
+  transport: Transport,
   begun: TelemetryStart,
 ): Promise<MeteredStreamImpl | undefined> {
   // What is known so far, for the rejection span and metric.
@@ -189,8 +193,8 @@ async function admit(
     headers: Record<string, string> = {},
     extra: Partial<RejectionInfo> = {},
   ) => {
-    closeIfUnread(req, res);
-    config.wire.reject(res, status, code, message, details, headers);
+    closeIfUnread(req, transport);
+    config.wire.reject(transport, status, code, message, details, headers);
     config.telemetry.rejected(begun, { ...facts, ...extra, reason: code, status });
   };
   // Who pays comes first: an unidentified caller learns nothing about the request format.
@@ -541,8 +545,8 @@ async function admit(
   }
 
   const reservationIds = result?.admitted ? result.reservationIds : [];
-  if (reservationIds.length > 0) ACQUIRED.set(res, reservationIds);
-  if (res.destroyed || res.closed) {
+  if (reservationIds.length > 0) ACQUIRED.set(transport, reservationIds);
+  if (transport.closed) {
     // The client left while we were admitting: nothing reached the provider.
     if (reservationIds.length > 0) await releaseAll(config.store, reservationIds).catch(() => {});
     config.telemetry.rejected(begun, {
@@ -632,15 +636,14 @@ async function admit(
   if (relay) admission.relay = relay;
   let stream: MeteredStreamImpl;
   try {
-    stream = new MeteredStreamImpl(config, registry, req, res, admission);
+    stream = new MeteredStreamImpl(config, registry, req, transport, admission);
   } catch (error) {
     // Our bug (or a tracer that threw): the request never started, its admission is undone.
     config.logger.error('tokenmeter: the stream could not be created', { error: describe(error) });
     if (reservationIds.length > 0) await releaseAll(config.store, reservationIds).catch(() => {});
-    config.wire.reject(res, 500, 'internal_error', 'Internal error.');
+    config.wire.reject(transport, 500, 'internal_error', 'Internal error.');
     return undefined;
   }
-  if (res.locals) res.locals.tokenmeter = stream satisfies MeteredStream;
   // A stream that could not open has ended (reservations released, JSON 500 sent).
   if (!stream.open(headers)) {
     return undefined;

@@ -2,22 +2,24 @@
  * Plain JSON error responses for everything decided before the stream starts:
  * `{ error: { code, message, ...details } }` with a stable `code`.
  */
-import type { ServerResponse } from 'node:http';
+import type { Transport } from './transport.js';
 
 export function sendJsonError(
-  res: ServerResponse,
+  transport: Transport,
   status: number,
   code: string,
   message: string,
   details: Record<string, unknown> = {},
   headers: Record<string, string> = {},
 ): void {
-  if (res.headersSent) return;
-  const body = JSON.stringify({ error: { code, message, ...details } });
-  res.statusCode = status;
-  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Content-Length', Buffer.byteLength(body));
-  res.setHeader('Cache-Control', 'no-store');
-  res.end(body);
+  if (transport.headersSent) return;
+  transport.send(
+    status,
+    {
+      ...headers,
+      'Content-Type': 'application/json; charset=utf-8',
+      'Cache-Control': 'no-store',
+    },
+    JSON.stringify({ error: { code, message, ...details } }),
+  );
 }

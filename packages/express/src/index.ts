@@ -4,8 +4,9 @@ export { anthropicGateway } from './gateway/anthropic.js';
 export { callerKey, type GatewayOptions } from './gateway/common.js';
 export { openaiGateway } from './gateway/openai.js';
 export { jsonErrorHandler } from './json-error-handler.js';
+export { NodeTransport, NodeTransport as SseWriter } from './node-transport.js';
 export { rateLimitHeaders } from './rate-limit-headers.js';
-export { SSE_HEADERS, SseWriter } from './sse-writer.js';
+export { SSE_HEADERS, type Transport } from './transport.js';
 export type {
   BudgetAlert,
   BudgetInput,

@@ -6,6 +6,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { sendJsonError } from './http-errors.js';
+import { NodeTransport } from './node-transport.js';
 
 interface BodyParserError {
   type?: unknown;
@@ -57,7 +58,7 @@ export function jsonErrorHandler() {
     }
     const [status, code, message] = known;
     sendJsonError(
-      res,
+      new NodeTransport(res),
       status,
       code,
       message,

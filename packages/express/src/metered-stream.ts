@@ -6,7 +6,6 @@
  * `end()` whatever way it ends. `end()` cannot throw: each of its steps is guarded, in the
  * order the express README writes down.
  */
-import type { ServerResponse } from 'node:http';
 import {
   type BudgetState,
   createEventTranslator,
@@ -35,14 +34,8 @@ import {
   worstCaseCost,
 } from '@tokenmeter/core';
 import type { Config } from './options.js';
-import { SseWriter } from './sse-writer.js';
-import type {
-  MeteredRequest,
-  MeteredResponse,
-  MeteredStream,
-  SettleInfo,
-  StreamLimit,
-} from './types.js';
+import type { Transport } from './transport.js';
+import type { MeteredRequest, MeteredStream, SettleInfo, StreamLimit } from './types.js';
 import { classifyUpstreamError, toAsyncIterable, type UpstreamFailure } from './upstream-errors.js';
 
 /**
@@ -194,7 +187,7 @@ export class StreamRegistry {
    * them: a client that reads nothing more would hold a finished response open for ever.
    * Checked by the same tick (no timer per stream; most leave this set on the next tick).
    */
-  private readonly finishing = new Map<ServerResponse, number>();
+  private readonly finishing = new Map<Transport, number>();
   private timer: NodeJS.Timeout | undefined;
   constructor(private readonly tickMs: number) {}
 
@@ -208,9 +201,9 @@ export class StreamRegistry {
     this.disarmWhenIdle();
   }
 
-  /** Destroys `res` if it has not finished (flushed to the client) by `deadline`. */
-  destroyUnlessFinished(res: ServerResponse, deadline: number): void {
-    this.finishing.set(res, deadline);
+  /** Destroys the response if it has not finished (flushed to the client) by `deadline`. */
+  destroyUnlessFinished(transport: Transport, deadline: number): void {
+    this.finishing.set(transport, deadline);
     this.arm();
   }
 
@@ -219,11 +212,11 @@ export class StreamRegistry {
     this.timer = setInterval(() => {
       const now = performance.now();
       for (const s of this.active) s.tick(now);
-      for (const [res, deadline] of this.finishing) {
-        if (res.writableFinished || res.destroyed) this.finishing.delete(res);
+      for (const [transport, deadline] of this.finishing) {
+        if (transport.finished) this.finishing.delete(transport);
         else if (now >= deadline) {
-          this.finishing.delete(res);
-          res.destroy();
+          this.finishing.delete(transport);
+          transport.destroy();
         }
       }
       this.disarmWhenIdle();
@@ -250,7 +243,8 @@ export class MeteredStreamImpl implements MeteredStream {
   readonly scopes: readonly ScopeRef[];
   /** Nano-dollars reserved so far (incremental leases grow it). */
   reservedNanos: number;
-  readonly writer: SseWriter;
+  /** Where the answer goes. */
+  private readonly offClose: () => void;
   readonly meter: StreamMeter;
   /** This stream's span and metrics. */
   readonly trace: StreamTrace;
@@ -302,7 +296,7 @@ export class MeteredStreamImpl implements MeteredStream {
   private readonly onClose = () => {
     if (this.ending) return;
     // Our response was ended by someone else (the app's error handler): the handler failed.
-    if (this.res.writableEnded && !this.writer.endedHere) {
+    if (this.transport.endedElsewhere) {
       void this.end('handler_error', { refused: !this.signalTouched && !this.handedOver });
       return;
     }
@@ -314,7 +308,7 @@ export class MeteredStreamImpl implements MeteredStream {
     private readonly config: Config,
     private readonly registry: StreamRegistry,
     private readonly req: MeteredRequest,
-    private readonly res: MeteredResponse,
+    readonly transport: Transport,
     private readonly admission: Admission,
   ) {
     this.requestId = admission.requestId;
@@ -341,7 +335,6 @@ export class MeteredStreamImpl implements MeteredStream {
       reservations: admission.reservationIds.length,
       input: admission.input,
     });
-    this.writer = new SseWriter(res);
     this.encoder = config.encoder.forStream?.() ?? config.encoder;
     this.meter = new StreamMeter({
       model: admission.model,
@@ -355,7 +348,7 @@ export class MeteredStreamImpl implements MeteredStream {
       inputTokensBound: admission.inputTokensBound,
       requestBound: admission.bound,
     });
-    res.on('close', this.onClose);
+    this.offClose = transport.onClose(this.onClose);
     registry.add(this);
   }
 
@@ -416,7 +409,7 @@ export class MeteredStreamImpl implements MeteredStream {
   private openStream(headers: Record<string, string>): void {
     const budget = this.admission.budget;
     const encoder = this.encoder;
-    this.writer.open(
+    this.transport.open(
       encoder.headers ? { ...encoder.headers, ...headers } : headers,
       encoder.meta({
         requestId: this.requestId,
@@ -501,18 +494,18 @@ export class MeteredStreamImpl implements MeteredStream {
       this.chunksAtTick = this.chunks;
       this.lastChunkAt = now;
     }
-    if (this.writer.writes !== this.writesAtTick) {
-      this.writesAtTick = this.writer.writes;
+    if (this.transport.writes !== this.writesAtTick) {
+      this.writesAtTick = this.transport.writes;
       this.lastWriteAt = now;
     }
     if (now - this.lastUsageAt >= c.usageIntervalMs) {
       this.usageDue = true;
       this.lastUsageAt = now;
     }
-    if (this.writer.waitingForClient) {
+    if (this.transport.waitingForClient) {
       // The provider is not being read because the client is not reading: not the
       // provider's idleness. A client that drains nothing for stallTimeoutMs is let go.
-      if (this.writer.stalledFor(now) >= c.stallTimeoutMs) {
+      if (this.transport.stalledFor(now) >= c.stallTimeoutMs) {
         void this.end('client_stalled', {
           destroy: true,
           failure: {
@@ -544,11 +537,11 @@ export class MeteredStreamImpl implements MeteredStream {
     }
     if (
       now - this.lastWriteAt >= c.keepAliveMs &&
-      this.res.headersSent &&
+      this.transport.headersSent &&
       this.admission.relay !== 'json' &&
-      !this.res.writableNeedDrain
+      !this.transport.full
     ) {
-      this.writer.write(this.encoder.comment('ping'));
+      this.transport.write(this.encoder.comment('ping'));
     }
   }
 
@@ -585,7 +578,7 @@ export class MeteredStreamImpl implements MeteredStream {
       iterator,
       this.admission.relay ? this.relayStep() : this.encodeStep(),
       // A due usage event: after the chunk's checks (tokenmeter's own protocol only).
-      this.admission.relay ? undefined : () => this.writer.write(this.usageEvent()),
+      this.admission.relay ? undefined : () => this.transport.write(this.usageEvent()),
     );
   }
 
@@ -618,7 +611,7 @@ export class MeteredStreamImpl implements MeteredStream {
         }
         if (this.ending) break;
         this.chunks++;
-        if (!step(next.value)) await this.writer.ready();
+        if (!step(next.value)) await this.transport.ready();
         if (this.controller.signal.aborted || this.ending) break;
         // A provider call the admission did not see (a larger max_tokens, another step).
         if (this.uncovered.length > 0 && !(await this.coverRequests())) break;
@@ -646,7 +639,7 @@ export class MeteredStreamImpl implements MeteredStream {
   /** A chunk of a provider stream, metered and sent in tokenmeter's own protocol. */
   private encodeStep(): (raw: unknown) => boolean {
     const encoder = this.encoder;
-    const writer = this.writer;
+    const writer = this.transport;
     const meter = this.meter;
     const content = this.trace.recordsContent ? this.trace : undefined;
     const everyChunk = this.config.usageIntervalMs === 0;
@@ -698,7 +691,7 @@ export class MeteredStreamImpl implements MeteredStream {
       if (item.batch) {
         for (const raw of item.batch) this.observeAll(this.translate(raw), content);
       }
-      return item.wire === '' || this.writer.write(item.wire);
+      return item.wire === '' || this.transport.write(item.wire);
     };
   }
 
@@ -724,7 +717,7 @@ export class MeteredStreamImpl implements MeteredStream {
   private openRelay(source: unknown): void {
     const upstream = (source as { headers?: Record<string, string> } | null)?.headers ?? {};
     const json = this.admission.relay === 'json';
-    this.writer.open({
+    this.transport.open({
       ...upstream,
       ...(json ? { 'Content-Type': 'application/json' } : {}),
       ...this.admission.headers,
@@ -1014,7 +1007,7 @@ export class MeteredStreamImpl implements MeteredStream {
     step('stopping the stream', () => {
       this.registry.delete(this);
       if (outcome !== 'completed') this.abort(outcome);
-      this.writer.release();
+      this.transport.release();
       if (outcome !== 'completed') this.closeIterator();
     });
     // 2. The final usage; a usage that cannot be priced charges the reservation, and so
@@ -1079,14 +1072,14 @@ export class MeteredStreamImpl implements MeteredStream {
       recorded: recorded.recorded,
       ...(this.limit !== undefined ? { limit: this.limit } : {}),
       ...(this.admission.metered && this.reservationIds.length === 0 ? { unmetered: true } : {}),
-      backpressureWaits: this.writer.backpressureWaits,
-      backpressureMs: this.writer.backpressureMs,
+      backpressureWaits: this.transport.backpressureWaits,
+      backpressureMs: this.transport.backpressureMs,
     };
     if (this.meter.timeToFirstTokenMs !== undefined)
       info.timeToFirstTokenMs = this.meter.timeToFirstTokenMs;
     // 4. What the client sees.
     step('ending the response', () => this.deliverEnd(outcome, final, budget, options));
-    step('removing listeners', () => this.res.off('close', this.onClose));
+    step('removing listeners', this.offClose);
     // 5. Telemetry.
     // Built only for a trace that records: without telemetry, nothing to assemble.
     if (this.trace.active) {
@@ -1187,16 +1180,15 @@ export class MeteredStreamImpl implements MeteredStream {
     budget: BudgetState | null,
     options: EndOptions,
   ): void {
-    const res = this.res;
-    if (!res.headersSent) {
-      this.config.wire.endBeforeHeaders(res, outcome, options.failure);
+    if (!this.transport.headersSent) {
+      this.config.wire.endBeforeHeaders(this.transport, outcome, options.failure);
       return;
     }
     if (options.destroy) {
-      this.writer.destroy();
+      this.transport.destroy();
       return;
     }
-    if (this.writer.closed) return;
+    if (this.transport.closed) return;
     if (options.failure?.relayed) {
       this.endWith('');
       return;
@@ -1242,10 +1234,13 @@ export class MeteredStreamImpl implements MeteredStream {
 
   /** Writes the last chunk and ends the response. */
   private endWith(chunk: string): void {
-    this.writer.end(chunk);
+    this.transport.end(chunk);
     // A client that reads nothing more would hold the finished response open forever.
-    if (!this.res.writableFinished) {
-      this.registry.destroyUnlessFinished(this.res, performance.now() + this.config.stallTimeoutMs);
+    if (!this.transport.finished) {
+      this.registry.destroyUnlessFinished(
+        this.transport,
+        performance.now() + this.config.stallTimeoutMs,
+      );
     }
   }
 

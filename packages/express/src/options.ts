@@ -28,13 +28,13 @@ import {
 } from '@tokenmeter/core';
 import type { BodyLimits } from './body.js';
 import { sendJsonError } from './http-errors.js';
+import type { Transport } from './transport.js';
 import type {
   BudgetAlert,
   BudgetInput,
   CostTrackedSSEOptions,
   Logger,
   MeteredRequest,
-  MeteredResponse,
   MeteredStream,
   RequestParams,
   ReservationStrategy,
@@ -124,7 +124,7 @@ export interface Config {
 export interface WireProtocol {
   /** A plain error answer before any byte of a stream (admission, bad input). */
   reject(
-    res: MeteredResponse,
+    transport: Transport,
     status: number,
     code: string,
     message: string,
@@ -139,7 +139,7 @@ export interface WireProtocol {
   relay?: (req: MeteredRequest) => 'sse' | 'json';
   /** The answer when a stream ends before any header went out. */
   endBeforeHeaders(
-    res: MeteredResponse,
+    transport: Transport,
     outcome: StreamOutcome,
     failure: UpstreamFailure | undefined,
   ): void;
@@ -147,9 +147,10 @@ export interface WireProtocol {
 
 /** tokenmeter's own protocol: JSON errors, SSE with `meta` at admission. */
 export const TOKENMETER_WIRE: WireProtocol = {
-  reject: (res, status, code, message, details, headers) =>
-    sendJsonError(res, status, code, message, details, headers),
-  endBeforeHeaders: (res) => sendJsonError(res, 500, 'internal_error', 'Internal error.'),
+  reject: (transport, status, code, message, details, headers) =>
+    sendJsonError(transport, status, code, message, details, headers),
+  endBeforeHeaders: (transport) =>
+    sendJsonError(transport, 500, 'internal_error', 'Internal error.'),
 };
 
 const consoleLogger: Logger = {

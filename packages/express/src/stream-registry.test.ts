@@ -1,17 +1,16 @@
-import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { StreamRegistry } from './metered-stream.js';
+import type { Transport } from './transport.js';
 
-/** Only what the registry reads of a response: whether it finished or was destroyed. */
+/** Only what the registry reads of a transport: whether it finished (or was destroyed). */
 function response() {
-  const res = {
-    writableFinished: false,
-    destroyed: false,
+  const transport = {
+    finished: false,
     destroy: vi.fn(() => {
-      res.destroyed = true;
+      transport.finished = true;
     }),
   };
-  return res;
+  return transport;
 }
 
 afterEach(() => {
@@ -25,12 +24,12 @@ describe('StreamRegistry: ended responses the client has not taken', () => {
     const unread = response();
     const taken = response();
     const now = performance.now();
-    registry.destroyUnlessFinished(unread as unknown as ServerResponse, now + 1_000);
-    registry.destroyUnlessFinished(taken as unknown as ServerResponse, now + 1_000);
+    registry.destroyUnlessFinished(unread as unknown as Transport, now + 1_000);
+    registry.destroyUnlessFinished(taken as unknown as Transport, now + 1_000);
     // One timer for both, however many responses wait.
     expect(vi.getTimerCount()).toBe(1);
     await vi.advanceTimersByTimeAsync(200);
-    taken.writableFinished = true;
+    taken.finished = true;
     await vi.advanceTimersByTimeAsync(700);
     expect(unread.destroy).not.toHaveBeenCalled();
     // Checked by the shared tick: at the deadline, within one tick (50 ms here).
@@ -46,8 +45,8 @@ describe('StreamRegistry: ended responses the client has not taken', () => {
     vi.useFakeTimers();
     const registry = new StreamRegistry(50);
     const gone = response();
-    registry.destroyUnlessFinished(gone as unknown as ServerResponse, performance.now() + 500);
-    gone.destroyed = true;
+    registry.destroyUnlessFinished(gone as unknown as Transport, performance.now() + 500);
+    gone.finished = true;
     await vi.advanceTimersByTimeAsync(1_000);
     expect(gone.destroy).not.toHaveBeenCalled();
     expect(vi.getTimerCount()).toBe(0);

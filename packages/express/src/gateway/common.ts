@@ -18,7 +18,9 @@ import {
 import { type BodyRead, bodyToRead, closeIfUnread, readJsonBody, UploadGate } from '../body.js';
 import { meteredHandler, toScopes } from '../cost-tracked-sse.js';
 import type { RelayItem } from '../metered-stream.js';
+import { NodeTransport } from '../node-transport.js';
 import { type Config, parseOptions, type WireProtocol } from '../options.js';
+import type { Transport } from '../transport.js';
 import type {
   CostTrackedSSEOptions,
   Logger,
@@ -358,19 +360,6 @@ export const CODE_STATUS: Record<string, number> = {
   handler_error: 500,
 };
 
-function sendRaw(
-  res: MeteredResponse,
-  status: number,
-  body: string,
-  headers: Record<string, string>,
-): void {
-  if (res.headersSent || res.writableEnded) return;
-  res.statusCode = status;
-  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-  res.setHeader('Content-Length', Buffer.byteLength(body));
-  res.end(body);
-}
-
 /**
  * `x-should-retry`, which the official SDKs read before their own rule (retry 408, 409,
  * 429 and 5xx): said for every answer, so a client neither retries what cannot succeed (an
@@ -383,24 +372,33 @@ function shouldRetry(status: number, code: string): 'true' | 'false' {
 
 /** The wire protocol of a gateway: provider-shaped errors, the provider's answer relayed. */
 function gatewayWire(adapter: ProviderAdapter, logger: Logger): WireProtocol {
-  const reject: WireProtocol['reject'] = (res, status, code, message, _details, headers = {}) => {
+  const reject: WireProtocol['reject'] = (transport, status, code, message, _d, headers = {}) => {
     const shaped = adapter.errorBody(status, code, message);
-    sendRaw(res, shaped.status, shaped.body, {
-      'Content-Type': 'application/json',
-      'x-should-retry': shouldRetry(shaped.status, code),
-      ...headers,
-    });
+    transport.send(
+      shaped.status,
+      {
+        'Content-Type': 'application/json',
+        'x-should-retry': shouldRetry(shaped.status, code),
+        ...headers,
+      },
+      shaped.body,
+    );
   };
   return {
     reject,
     relay: (req) => (adapter.isStream(bodyOf(req)) ? 'sse' : 'json'),
-    endBeforeHeaders(res, outcome, failure?: UpstreamFailure) {
+    endBeforeHeaders(transport, outcome, failure?: UpstreamFailure) {
       if (failure?.response) {
-        relayProviderError(res, failure.response, reject, logger);
+        relayProviderError(transport, failure.response, reject, logger);
         return;
       }
       if (outcome === 'client_disconnected' || outcome === 'client_stalled') return;
-      reject(res, CODE_STATUS[outcome] ?? 500, outcome, failure?.message ?? messageOf(outcome));
+      reject(
+        transport,
+        CODE_STATUS[outcome] ?? 500,
+        outcome,
+        failure?.message ?? messageOf(outcome),
+      );
     },
   };
 }
@@ -411,7 +409,7 @@ function gatewayWire(adapter: ProviderAdapter, logger: Logger): WireProtocol {
  * text may quote part of the key, so the caller gets a fixed 502 and the log gets it whole.
  */
 function relayProviderError(
-  res: MeteredResponse,
+  transport: Transport,
   response: ProviderResponse,
   reject: WireProtocol['reject'],
   logger: Logger,
@@ -422,7 +420,7 @@ function relayProviderError(
       body: response.body,
     });
     reject(
-      res,
+      transport,
       502,
       'upstream_auth_failed',
       "The model provider refused this gateway's credentials. The operator has been told; retrying will not help.",
@@ -433,7 +431,7 @@ function relayProviderError(
   if (headers['x-should-retry'] === undefined) {
     headers['x-should-retry'] = shouldRetry(response.status, '');
   }
-  sendRaw(res, response.status, response.body, headers);
+  transport.send(response.status, headers, response.body);
 }
 
 function messageOf(outcome: string): string {
@@ -566,6 +564,7 @@ export function createGateway(
     next: (error?: unknown) => void,
   ): Promise<void> {
     const path = routePath(req);
+    const transport = new NodeTransport(res);
     const isMessages = path === routes.messages;
     const isCount = routes.countTokens !== undefined && path === routes.countTokens;
     if (!isMessages && !isCount) {
@@ -573,9 +572,9 @@ export function createGateway(
         next();
         return;
       }
-      closeIfUnread(req, res);
+      closeIfUnread(req, transport);
       config.wire.reject(
-        res,
+        transport,
         404,
         'not_found',
         `${req.method} ${path} is not a route of this gateway.`,
@@ -583,9 +582,9 @@ export function createGateway(
       return;
     }
     if (req.method !== 'POST') {
-      closeIfUnread(req, res);
+      closeIfUnread(req, transport);
       config.wire.reject(
-        res,
+        transport,
         405,
         'method_not_allowed',
         `${path} accepts POST only.`,
@@ -597,26 +596,26 @@ export function createGateway(
       return;
     }
     if (isCount) {
-      await countTokens(req, res);
+      await countTokens(req, transport);
       return;
     }
     await metered(req, res, next);
   };
 
   /** count_tokens: identified and rate-limited like any call, charged nothing (it is free). */
-  async function countTokens(req: MeteredRequest, res: MeteredResponse) {
+  async function countTokens(req: MeteredRequest, transport: Transport) {
     const scopes = toScopes(await identify(callerKey(req), req));
     if (!scopes) {
-      closeIfUnread(req, res);
-      config.wire.reject(res, 401, 'unauthenticated', 'Unknown or missing API key.');
+      closeIfUnread(req, transport);
+      config.wire.reject(transport, 401, 'unauthenticated', 'Unknown or missing API key.');
       return;
     }
     const read = bodyToRead(req, config.body)
       ? await readJsonBody(req, config.body, uploads)
       : parsedBody(req);
     if (!read.ok) {
-      closeIfUnread(req, res);
-      config.wire.reject(res, read.status, read.code, read.message, {}, read.headers);
+      closeIfUnread(req, transport);
+      config.wire.reject(transport, read.status, read.code, read.message, {}, read.headers);
       return;
     }
     const body = read.body;
@@ -643,7 +642,7 @@ export function createGateway(
         if (!result.admitted) {
           const retry = result.rejection.retryAfterMs;
           config.wire.reject(
-            res,
+            transport,
             429,
             'rate_limited',
             'Too many requests for this key.',
@@ -660,7 +659,7 @@ export function createGateway(
       } catch {
         if (config.storeFailure === 'closed') {
           config.wire.reject(
-            res,
+            transport,
             503,
             'store_unavailable',
             'Limits cannot be checked right now; try again shortly.',
@@ -675,7 +674,7 @@ export function createGateway(
     }
     const controller = new AbortController();
     const onClose = () => controller.abort();
-    res.on('close', onClose);
+    const offClose = transport.onClose(onClose);
     try {
       const source = await adapter.call(
         'countTokens',
@@ -688,21 +687,23 @@ export function createGateway(
       );
       let text = '';
       for await (const item of source) text += item.wire;
-      if (!res.headersSent) {
-        for (const [name, value] of Object.entries(source.headers)) res.setHeader(name, value);
-        sendRaw(res, 200, text, { 'Content-Type': 'application/json' });
-      }
+      transport.send(200, { ...source.headers, 'Content-Type': 'application/json' }, text);
       if (ids.length > 0)
         await settleAll(config.store, ids, { costNanos: 0, tokens: 0 }).catch(() => {});
     } catch (error) {
       if (ids.length > 0) await releaseAll(config.store, ids).catch(() => {});
       if (error instanceof ProviderHttpError) {
-        relayProviderError(res, error.response, config.wire.reject, config.logger);
+        relayProviderError(transport, error.response, config.wire.reject, config.logger);
       } else if (!controller.signal.aborted) {
-        config.wire.reject(res, 502, 'upstream_error', 'The model provider could not be reached.');
+        config.wire.reject(
+          transport,
+          502,
+          'upstream_error',
+          'The model provider could not be reached.',
+        );
       }
     } finally {
-      res.off('close', onClose);
+      offClose();
     }
   }
 
