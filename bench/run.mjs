@@ -8,7 +8,7 @@
  *   npm run bench                       standard set (~22 min on 2 cores) → bench/results/latest.*
  *   npm run bench -- --quick            1-minute smoke run (CI)            → bench/results/quick/
  *   npm run bench -- --only=sweep,race  some workloads: sweep, slow, disconnect, race, idle, admission, money,
- *                                       gateway, sources, ledger
+ *                                       gateway, sources, ledger, abuse
  *   npm run bench -- --reps=5           more repetitions per cell
  *   npm run bench -- --profile          CPU profiles of the bare and tokenmeter variants (with and
  *                                       without telemetry) at the highest concurrency
@@ -23,6 +23,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { abuse } from './lib/abuse.mjs';
 import { money } from './lib/money.mjs';
 import { PLANS } from './lib/plans.mjs';
 import { killAll, startRedis, stopChild, watchBackgroundLoad } from './lib/processes.mjs';
@@ -68,6 +69,7 @@ const WORKLOADS = [
   'gateway',
   'sources',
   'ledger',
+  'abuse',
 ];
 const only = args.only ? args.only.split(',') : WORKLOADS;
 for (const name of only) {
@@ -204,6 +206,9 @@ try {
       },
       sources: async () => {
         results.sources = await sources(ctx);
+      },
+      abuse: async () => {
+        results.abuse = await abuse(ctx);
       },
       ledger: async () => {
         // A private PostgreSQL cluster, only for this workload.

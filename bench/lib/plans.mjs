@@ -157,6 +157,8 @@ export const PLANS = {
       streams: 10_000,
       openConcurrency: 256,
     },
+    // Unidentified 19 MiB uploads beside honest streams (issue figures: RSS, loop delay).
+    abuse: { streams: 100, uploads: 200, reps: 3 },
     admission: {
       memory: ['--iterations=100000'],
       redis: ['--iterations=5000'],
@@ -244,6 +246,7 @@ export const PLANS = {
       streams: 300,
       openConcurrency: 100,
     },
+    abuse: { streams: 100, uploads: 200, reps: 1 },
     admission: {
       memory: ['--iterations=5000'],
       redis: ['--iterations=1000'],

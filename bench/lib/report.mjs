@@ -1088,6 +1088,38 @@ export function markdown(results) {
       );
     }
   }
+  const abuse = results.abuse ?? [];
+  if (abuse.length > 0) {
+    out.push(
+      '## Uploads from unidentified callers',
+      '',
+      `A gateway in its own process gets ${abuse[0].uploads} connections promising 19 MiB bodies (nested \`[\`) with no valid key, the last byte withheld, while ${abuse[0].streams} honest streams run through it. Measured in the gateway's process: peak RSS over the baseline, event-loop delay, CPU time; "alone" is the same streams just before, without the uploads.`,
+      '',
+      table(
+        [
+          'route',
+          'rep',
+          'RSS growth, MB',
+          'loop delay p99 (alone), ms',
+          'loop delay max (alone), ms',
+          'CPU (alone), ms',
+          'uploads closed by the server',
+          'streams completed',
+        ],
+        abuse.map((r) => [
+          r.path,
+          String(r.rep + 1),
+          num(r.rssGrowthMb, 1),
+          `${num(r.delayP99Ms, 1)} (${num(r.aloneDelayP99Ms, 1)})`,
+          `${num(r.delayMaxMs, 0)} (${num(r.aloneDelayMaxMs, 0)})`,
+          `${num(r.cpuMs, 0)} (${num(r.aloneCpuMs, 0)})`,
+          `${r.closedByServer}/${r.uploads}`,
+          `${r.completed}/${r.streams}`,
+        ]),
+      ),
+      '',
+    );
+  }
   const adm = results.admission ?? {};
   for (const [store, run] of Object.entries(adm)) {
     out.push(`## Admission micro-benchmark: ${store} store`, '');
