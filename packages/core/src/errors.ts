@@ -22,6 +22,7 @@ export type TokenmeterErrorCode =
   | 'upstream_error'
   | 'timeout'
   | 'client_disconnected'
+  | 'unrecognized_stream'
   | 'internal_error';
 
 export interface TokenmeterErrorOptions {

@@ -200,3 +200,32 @@ describe('tool calls the app runs', () => {
     expect(events.at(-1)).toEqual({ type: 'tool_call', id: 't', name: 'n', input: '{"cut' });
   });
 });
+
+describe('createEventTranslator: a stream of no known format', () => {
+  it('throws unrecognized_stream on a first chunk no format matches, naming its shape', () => {
+    for (const [first, shape] of [
+      [{ candidates: [], usageMetadata: {} }, 'keys candidates, usageMetadata'],
+      [{ type: 'response.created', response: {} }, 'keys type, response'],
+      ['Hello', 'string'],
+      [{}, '(none)'],
+    ] as const) {
+      const translate = createEventTranslator();
+      let thrown: unknown;
+      try {
+        translate(first);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toMatchObject({ code: 'unrecognized_stream' });
+      expect((thrown as Error).message).toContain(shape);
+    }
+  });
+
+  it('once a format is known, skips chunks it does not know (future event types)', () => {
+    const translate = createEventTranslator();
+    expect(translate({ type: 'ping' })).toEqual([]);
+    expect(translate({ type: 'a_future_event' })).toEqual([]);
+    expect(translate('stray')).toEqual([]);
+    expect(translate({ candidates: [] })).toEqual([]);
+  });
+});

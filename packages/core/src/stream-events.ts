@@ -1,8 +1,10 @@
 /**
  * Provider stream adapters: Anthropic Messages stream events and OpenAI chat completion
  * chunks → one small set of normalised `MeterEvent`s that the meter, the middleware and
- * telemetry understand. Unknown event types map to nothing (tolerated, never thrown).
+ * telemetry understand. Unknown event types map to nothing (tolerated, never thrown) once
+ * the stream's format is known; a first chunk of no known format is an error.
  */
+import { TokenmeterError } from './errors.js';
 import {
   createAiSdkTranslator,
   createLangChainTranslator,
@@ -213,13 +215,18 @@ export function fromOpenAIChunk(chunk: OpenAIChunk, seenStart: boolean): MeterEv
  */
 export function createEventTranslator(): (raw: unknown) => MeterEvent[] {
   let usage: Usage | undefined;
+  /** The stream's format was recognised: later chunks it does not know are skipped. */
+  let known = false;
   let seenOpenAIStart = false;
   let aiSdk: ((part: unknown) => MeterEvent[]) | undefined;
   let langChain: ((chunk: unknown) => MeterEvent[]) | undefined;
   // Tool calls being streamed, by content block (Anthropic) or tool_calls index (OpenAI).
   let tools: Map<number, PendingToolCall> | undefined;
   return (raw) => {
-    if (typeof raw !== 'object' || raw === null) return [];
+    if (typeof raw !== 'object' || raw === null) {
+      if (!known) throw unrecognized(raw);
+      return [];
+    }
     const candidate = raw as { type?: unknown; object?: unknown };
     let events: MeterEvent[];
     if (candidate.object === 'chat.completion.chunk') {
@@ -249,7 +256,10 @@ export function createEventTranslator(): (raw: unknown) => MeterEvent[] {
       )
         return [];
       events = [raw as MeterEvent];
-    } else if (typeof candidate.type === 'string') {
+    } else if (
+      typeof candidate.type === 'string' &&
+      (known || ANTHROPIC_EVENTS.has(candidate.type))
+    ) {
       events = fromAnthropicEvent(raw as AnthropicStreamEvent, usage);
       if (candidate.type === 'content_block_start' || tools?.size) {
         tools ??= new Map();
@@ -268,14 +278,43 @@ export function createEventTranslator(): (raw: unknown) => MeterEvent[] {
       const message = typeof error?.message === 'string' ? error.message : 'upstream error';
       events = [{ type: 'error', errorType, message }];
     } else {
+      if (!known) throw unrecognized(raw);
       return [];
     }
+    known = true;
     for (const e of events) {
       if (e.type === 'usage') usage = e.usage;
       else if (e.type === 'start' && e.usage) usage = e.usage;
     }
     return events;
   };
+}
+
+/** Anthropic Messages stream events: one of them opens any Anthropic stream. */
+const ANTHROPIC_EVENTS = new Set([
+  'message_start',
+  'content_block_start',
+  'content_block_delta',
+  'content_block_stop',
+  'message_delta',
+  'message_stop',
+  'ping',
+  'error',
+]);
+
+/**
+ * A first chunk no format matches: metering it as nothing would bill an answer the
+ * provider charged for as if it were empty, so the stream fails instead.
+ */
+function unrecognized(raw: unknown): TokenmeterError {
+  const shape =
+    typeof raw === 'object' && raw !== null
+      ? `an object with keys ${Object.keys(raw).slice(0, 6).join(', ') || '(none)'}`
+      : typeof raw;
+  return new TokenmeterError(
+    'unrecognized_stream',
+    `The stream's first chunk is ${shape}: not an Anthropic Messages event, an OpenAI Chat Completions chunk, an AI SDK part, a LangChain.js chunk or a normalised MeterEvent, so it cannot be metered. Hand over the provider's raw stream (see "Which stream to hand over").`,
+  );
 }
 
 interface PendingToolCall {

@@ -706,6 +706,17 @@ export class MeteredStreamImpl implements MeteredStream {
   /** A failure of our own read loop (or a custom encoder), unless the stream already ended. */
   private ownFailure(error: unknown): UpstreamFailure | undefined {
     if (this.abortReason || this.ending) return undefined;
+    if (TokenmeterError.isInstance(error) && error.code === 'unrecognized_stream') {
+      // The route handed over a stream of no format we meter: the developer's to fix, and
+      // the provider may have billed an answer we cannot see, so its reservation is charged.
+      this.config.logger.error(`tokenmeter: ${error.message}`, { requestId: this.requestId });
+      return {
+        outcome: 'handler_error',
+        refused: false,
+        message: CODE_MESSAGES.handler_error,
+        chargeReservation: true,
+      };
+    }
     this.config.logger.error('tokenmeter: streaming failed', {
       requestId: this.requestId,
       error: describe(error),
@@ -1022,6 +1033,9 @@ export class MeteredStreamImpl implements MeteredStream {
         this.meter.eventCount === 0
           ? this.reservationCharge(outcome, 'the answer was cut before it arrived')
           : this.meter.finish(outcome, { refused: options.refused === true });
+      if (options.failure?.chargeReservation) {
+        final = this.reservationCharge(outcome, 'the provider stream could not be metered', final);
+      }
       // An answer that completed without the provider's usage (a whole body without one, a
       // stream that never sent its last usage) may have been billed for more than it
       // showed: what was reserved for it, never an estimate below that.

@@ -48,6 +48,8 @@ export interface UpstreamFailure {
   response?: ProviderResponse;
   /** The provider's own error event already reached the client (a relayed stream). */
   relayed?: boolean;
+  /** What the provider billed cannot be known (its stream could not be metered): charge the reservation. */
+  chargeReservation?: boolean;
 }
 
 interface ErrorLike {
