@@ -1,6 +1,8 @@
 import { createMemoryStore } from '@tokenmeter/store-memory';
 import { describe, expect, it } from 'vitest';
 import { costTrackedSSE } from './cost-tracked-sse.js';
+import { anthropicGateway } from './gateway/anthropic.js';
+import { openaiGateway } from './gateway/openai.js';
 import { parseOptions } from './options.js';
 import type { CostTrackedSSEOptions } from './types.js';
 
@@ -93,5 +95,38 @@ describe('options are checked at creation, with messages that say what to do', (
 
   it('returns a named middleware', () => {
     expect(costTrackedSSE({ store: createMemoryStore(), identify }).name).toBe('costTrackedSSE');
+  });
+});
+
+describe('unknown option names are refused at creation, with the nearest known name', () => {
+  const store = createMemoryStore();
+  it.each([
+    ['budget', 'budgets'],
+    ['ratelimits', 'rateLimits'],
+    ['maxTokenLimit', 'maxTokensLimit'],
+    ['onSettled', 'onSettle'],
+  ])('costTrackedSSE: "%s" → did you mean "%s"?', (typo, meant) => {
+    expect(() =>
+      costTrackedSSE({ store, identify, [typo]: {} } as unknown as CostTrackedSSEOptions),
+    ).toThrow(`costTrackedSSE has no option "${typo}": did you mean "${meant}"?`);
+  });
+
+  it('a name like no option: the message lists them', () => {
+    expect(() =>
+      costTrackedSSE({ store, identify, colour: 'blue' } as unknown as CostTrackedSSEOptions),
+    ).toThrow(/has no option "colour"\. Its options: store, identify, budgets, /);
+  });
+
+  it('the gateways check their own names (apiKey, forwardHeaders, …) the same way', () => {
+    const base = { store, identify: () => ({ key: 'k' }), apiKey: 'sk' };
+    expect(() => anthropicGateway({ ...base, forwardHeader: ['x-*'] } as never)).toThrow(
+      'anthropicGateway has no option "forwardHeader": did you mean "forwardHeaders"?',
+    );
+    expect(() => openaiGateway({ ...base, upstream: () => null } as never)).toThrow(
+      /openaiGateway has no option "upstream"/,
+    );
+    expect(() =>
+      anthropicGateway({ ...base, callerConcurrency: 4, maxBodyBytes: 1000 }),
+    ).not.toThrow();
   });
 });

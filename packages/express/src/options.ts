@@ -153,6 +153,90 @@ export const TOKENMETER_WIRE: WireProtocol = {
     sendJsonError(transport, 500, 'internal_error', 'Internal error.'),
 };
 
+/** Every option of `costTrackedSSE()`: the compiler keeps this list and the interface equal. */
+export const OPTION_NAMES = {
+  store: true,
+  identify: true,
+  budgets: true,
+  rateLimits: true,
+  request: true,
+  maxTokensLimit: true,
+  maxInputTokens: true,
+  maxBodyBytes: true,
+  uploadsPerAddress: true,
+  reservationTtlMs: true,
+  pricing: true,
+  tokenCounter: true,
+  serverTools: true,
+  reservation: true,
+  maxCostPerRequestUsd: true,
+  storeFailure: true,
+  storeTimeoutMs: true,
+  idleTimeoutMs: true,
+  stallTimeoutMs: true,
+  totalTimeoutMs: true,
+  handoverTimeoutMs: true,
+  keepAliveMs: true,
+  usageIntervalMs: true,
+  encoder: true,
+  budgetExceededStatus: true,
+  upstream: true,
+  onBudgetAlert: true,
+  onSettle: true,
+  onSettleFailure: true,
+  logger: true,
+  telemetry: true,
+} satisfies Record<keyof CostTrackedSSEOptions, true>;
+
+/**
+ * Refuses option names the function does not know, naming the nearest known one: a typo
+ * (`budget:` for `budgets:`) would otherwise be ignored in silence — no budget at all.
+ */
+export function checkOptionNames(
+  options: object,
+  known: Readonly<Record<string, unknown>>,
+  fn: string,
+): void {
+  for (const name of Object.keys(options)) {
+    if (Object.hasOwn(known, name)) continue;
+    const nearest = nearestName(name, Object.keys(known));
+    throw new TokenmeterError(
+      'invalid_config',
+      `${fn} has no option "${name}"${nearest ? `: did you mean "${nearest}"?` : '.'} Its options: ${Object.keys(known).join(', ')}.`,
+    );
+  }
+}
+
+/** The known name closest to `name` (edit distance, case-insensitive), if any is close. */
+function nearestName(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1;
+  for (const candidate of known) {
+    const d = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        (previous[j] as number) + 1,
+        (current[j - 1] as number) + 1,
+        (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}
+
 const consoleLogger: Logger = {
   warn: (message, fields) => console.warn(message, fields ?? ''),
   error: (message, fields) => console.error(message, fields ?? ''),
@@ -185,6 +269,7 @@ export function parseOptions(
       'costTrackedSSE(options) needs an options object with at least { store, identify }.',
     );
   }
+  checkOptionNames(options, OPTION_NAMES, 'costTrackedSSE');
   if (typeof options.identify !== 'function') {
     throw new TokenmeterError(
       'invalid_config',

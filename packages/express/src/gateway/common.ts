@@ -19,7 +19,13 @@ import { type BodyRead, bodyToRead, closeIfUnread, readJsonBody, UploadGate } fr
 import { meteredHandler, toScopes } from '../cost-tracked-sse.js';
 import type { RelayItem } from '../metered-stream.js';
 import { NodeTransport } from '../node-transport.js';
-import { type Config, parseOptions, type WireProtocol } from '../options.js';
+import {
+  type Config,
+  checkOptionNames,
+  OPTION_NAMES,
+  parseOptions,
+  type WireProtocol,
+} from '../options.js';
 import type { Transport } from '../transport.js';
 import type {
   CostTrackedSSEOptions,
@@ -92,6 +98,18 @@ export interface GatewayOptions
  * requests and subagents stays well inside it, one key cannot hold a hundred provider calls.
  */
 export const DEFAULT_CALLER_CONCURRENCY = 16;
+
+/** Every option of the gateways: the compiler keeps this list and `GatewayOptions` equal. */
+const { upstream: _u, request: _r, encoder: _e, ...SHARED_OPTION_NAMES } = OPTION_NAMES;
+const GATEWAY_OPTION_NAMES = {
+  ...SHARED_OPTION_NAMES,
+  apiKey: true,
+  baseURL: true,
+  forwardHeaders: true,
+  unknownRoutes: true,
+  callerConcurrency: true,
+  fetch: true,
+} satisfies Record<keyof GatewayOptions, true>;
 
 /** Never forwarded, whatever the options say. */
 const NEVER_FORWARD = new Set([
@@ -475,6 +493,7 @@ export function createGateway(
       `${adapter.name}Gateway(options) needs an options object.`,
     );
   }
+  checkOptionNames(options, GATEWAY_OPTION_NAMES, `${adapter.name}Gateway`);
   if (typeof options.apiKey !== 'string' || options.apiKey === '') {
     throw new TokenmeterError(
       'invalid_config',
