@@ -37,6 +37,7 @@ import type { Config } from './options.js';
 import type { Transport } from './transport.js';
 import type { MeteredRequest, MeteredStream, SettleInfo, StreamLimit } from './types.js';
 import { classifyUpstreamError, toAsyncIterable, type UpstreamFailure } from './upstream-errors.js';
+import { Watchdog } from './watchdog.js';
 
 /**
  * One item of a relayed source (gateways): the bytes to send as they came, and what they
@@ -252,15 +253,9 @@ export class MeteredStreamImpl implements MeteredStream {
   private readonly translate = createEventTranslator();
   /** The wire protocol's encoder for this stream (its own instance when it keeps state). */
   private readonly encoder: SseEncoder;
-  private readonly startedAt = performance.now();
   // Activity is counted on the hot path and timed by the shared tick: no clock read per chunk.
   private chunks = 0;
-  private chunksAtTick = -1;
-  private lastChunkAt = performance.now();
-  private writesAtTick = -1;
-  private lastWriteAt = performance.now();
-  private lastUsageAt = 0;
-  private usageDue = false;
+  private readonly watchdog: Watchdog;
   private lastUsageOutput = -1;
   private abortReason: StreamOutcome | undefined;
   /** Which limit stopped the stream, when one did (said in the final event). */
@@ -311,6 +306,7 @@ export class MeteredStreamImpl implements MeteredStream {
     readonly transport: Transport,
     private readonly admission: Admission,
   ) {
+    this.watchdog = new Watchdog(config, performance.now());
     this.requestId = admission.requestId;
     this.model = admission.model;
     this.inputTokens = admission.inputTokens;
@@ -476,36 +472,34 @@ export class MeteredStreamImpl implements MeteredStream {
   /** Called by the registry's timer: timeouts, stalls, keep-alives, handover deadline. */
   tick(now: number): void {
     if (this.ending) return;
+    const transport = this.transport;
+    const waiting = transport.waitingForClient;
+    const verdict = this.watchdog.check(now, {
+      handedOver: this.handedOver,
+      chunks: this.chunks,
+      writes: transport.writes,
+      reading: this.reading,
+      waitingForClient: waiting,
+      stalledForMs: waiting ? transport.stalledFor(now) : 0,
+      wholeBody: this.admission.relay === 'json',
+      headersSent: transport.headersSent,
+      full: transport.full,
+    });
+    if (verdict === undefined) return;
     const c = this.config;
-    if (now - this.startedAt >= c.totalTimeoutMs) {
-      void this.end('timeout');
-      return;
-    }
-    if (!this.handedOver && now - this.startedAt >= c.handoverTimeoutMs) {
-      this.config.logger.error('tokenmeter: the route handler never handed a stream over', {
-        requestId: this.requestId,
-        handoverTimeoutMs: c.handoverTimeoutMs,
-      });
-      // If it never read the signal it never started the upstream call: nothing billed.
-      void this.end('handler_error', { refused: !this.signalTouched });
-      return;
-    }
-    if (this.chunks !== this.chunksAtTick) {
-      this.chunksAtTick = this.chunks;
-      this.lastChunkAt = now;
-    }
-    if (this.transport.writes !== this.writesAtTick) {
-      this.writesAtTick = this.transport.writes;
-      this.lastWriteAt = now;
-    }
-    if (now - this.lastUsageAt >= c.usageIntervalMs) {
-      this.usageDue = true;
-      this.lastUsageAt = now;
-    }
-    if (this.transport.waitingForClient) {
-      // The provider is not being read because the client is not reading: not the
-      // provider's idleness. A client that drains nothing for stallTimeoutMs is let go.
-      if (this.transport.stalledFor(now) >= c.stallTimeoutMs) {
+    switch (verdict) {
+      case 'timeout':
+        void this.end('timeout');
+        return;
+      case 'handover':
+        c.logger.error('tokenmeter: the route handler never handed a stream over', {
+          requestId: this.requestId,
+          handoverTimeoutMs: c.handoverTimeoutMs,
+        });
+        // If it never read the signal it never started the upstream call: nothing billed.
+        void this.end('handler_error', { refused: !this.signalTouched });
+        return;
+      case 'stalled':
         void this.end('client_stalled', {
           destroy: true,
           failure: {
@@ -514,34 +508,19 @@ export class MeteredStreamImpl implements MeteredStream {
             message: `The client read nothing for ${c.stallTimeoutMs} ms.`,
           },
         });
-      }
-      this.lastChunkAt = now;
-      return;
-    }
-    // A whole-body answer (a gateway's non-streaming request) sends nothing until it is
-    // done: only the total timeout bounds it.
-    if (
-      this.reading &&
-      this.admission.relay !== 'json' &&
-      now - this.lastChunkAt >= c.idleTimeoutMs
-    ) {
-      // End now: a source that ignores the signal may never yield again.
-      void this.end('upstream_idle', {
-        failure: {
-          outcome: 'upstream_idle',
-          refused: false,
-          message: `The model provider sent nothing for ${c.idleTimeoutMs} ms.`,
-        },
-      });
-      return;
-    }
-    if (
-      now - this.lastWriteAt >= c.keepAliveMs &&
-      this.transport.headersSent &&
-      this.admission.relay !== 'json' &&
-      !this.transport.full
-    ) {
-      this.transport.write(this.encoder.comment('ping'));
+        return;
+      case 'idle':
+        // End now: a source that ignores the signal may never yield again.
+        void this.end('upstream_idle', {
+          failure: {
+            outcome: 'upstream_idle',
+            refused: false,
+            message: `The model provider sent nothing for ${c.idleTimeoutMs} ms.`,
+          },
+        });
+        return;
+      case 'ping':
+        transport.write(this.encoder.comment('ping'));
     }
   }
 
@@ -560,7 +539,7 @@ export class MeteredStreamImpl implements MeteredStream {
   /** Reads the provider stream to its end, then ends the stream. Never rejects. */
   private async run(source: unknown): Promise<void> {
     this.reading = true;
-    this.lastChunkAt = performance.now();
+    this.watchdog.readingFrom(performance.now());
     let iterator: AsyncIterator<unknown>;
     try {
       const resolved = await source;
@@ -624,7 +603,7 @@ export class MeteredStreamImpl implements MeteredStream {
             break;
           }
         }
-        if (afterChunk && (this.usageDue || everyChunk)) afterChunk();
+        if (afterChunk && (this.watchdog.usageDue || everyChunk)) afterChunk();
       }
     } catch (error) {
       // Our own code (or a custom encoder) failed mid-stream: not the provider's doing.
@@ -655,7 +634,7 @@ export class MeteredStreamImpl implements MeteredStream {
         content?.output(delta.text);
         // A due usage event rides in the same write as the delta: one syscall, not two.
         let chunk = encoder.delta({ text: delta.text });
-        if (this.usageDue || everyChunk) chunk += this.usageEvent();
+        if (this.watchdog.usageDue || everyChunk) chunk += this.usageEvent();
         return writer.write(chunk);
       }
       let mayWrite = true;
@@ -961,7 +940,7 @@ export class MeteredStreamImpl implements MeteredStream {
 
   /** The running estimate as a `usage` event; empty when nothing changed since the last one. */
   private usageEvent(): string {
-    this.usageDue = false;
+    this.watchdog.usageDue = false;
     const output = this.meter.outputTokensEstimate;
     if (output === this.lastUsageOutput) return '';
     this.lastUsageOutput = output;
@@ -1080,9 +1059,9 @@ export class MeteredStreamImpl implements MeteredStream {
       outcome,
       final,
       reservedNanos: this.reservedNanos,
-      startedAt: Math.round(performance.timeOrigin + this.startedAt),
+      startedAt: Math.round(performance.timeOrigin + this.watchdog.started),
       ...(this.admission.admittedAt !== undefined ? { admittedAt: this.admission.admittedAt } : {}),
-      durationMs: performance.now() - this.startedAt,
+      durationMs: performance.now() - this.watchdog.started,
       recorded: recorded.recorded,
       ...(this.limit !== undefined ? { limit: this.limit } : {}),
       ...(this.admission.metered && this.reservationIds.length === 0 ? { unmetered: true } : {}),
