@@ -35,11 +35,11 @@ import {
   type TelemetryStart,
   TokenmeterError,
 } from '@tokenmeter/core';
+import { BudgetAlerts } from './alerts.js';
 import { bodyToRead, closeIfUnread, readJsonBody, UploadGate } from './body.js';
 import {
   type Admission,
   budgetJson,
-  describe,
   MeteredStreamImpl,
   StreamRegistry,
   scopeKeyOf,
@@ -62,6 +62,7 @@ import type {
   RequestParams,
   Subject,
 } from './types.js';
+import { describe } from './upstream-errors.js';
 
 type Next = (error?: unknown) => void;
 
@@ -106,7 +107,10 @@ export function meteredHandler(
       config.usageIntervalMs || 1_000,
     ),
   );
-  const registry = new StreamRegistry(Math.floor(tickMs));
+  const registry = new StreamRegistry(
+    Math.floor(tickMs),
+    config.onBudgetAlert ? new BudgetAlerts(config) : undefined,
+  );
 
   const middleware = async function costTrackedSSE(
     req: MeteredRequest,

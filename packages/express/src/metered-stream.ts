@@ -17,7 +17,6 @@ import {
   type MeterEvent,
   nanosToUsd,
   outputWithin,
-  periodId,
   planReservation,
   promptTokens,
   type RequestBound,
@@ -33,10 +32,16 @@ import {
   type Usage,
   worstCaseCost,
 } from '@tokenmeter/core';
+import type { BudgetAlerts } from './alerts.js';
 import type { Config } from './options.js';
 import type { Transport } from './transport.js';
 import type { MeteredRequest, MeteredStream, SettleInfo, StreamLimit } from './types.js';
-import { classifyUpstreamError, toAsyncIterable, type UpstreamFailure } from './upstream-errors.js';
+import {
+  classifyUpstreamError,
+  describe,
+  toAsyncIterable,
+  type UpstreamFailure,
+} from './upstream-errors.js';
 import { Watchdog } from './watchdog.js';
 
 /**
@@ -164,25 +169,6 @@ export function scopeKeyOf(scope: ScopeRef): string {
 /** Shared by every stream of one middleware: one timer for timeouts and keep-alives. */
 export class StreamRegistry {
   private readonly active = new Set<MeteredStreamImpl>();
-  /** Alerts this process already claimed (or saw claimed), until their period ends. */
-  private readonly alertsSeen = new Map<string, number>();
-
-  /** True the first time this process sees `key` before `until`; after, false. */
-  firstAlert(key: string, now: number, until: number): boolean {
-    const seen = this.alertsSeen.get(key);
-    if (seen !== undefined && seen > now) return false;
-    if (this.alertsSeen.size >= 10_000) {
-      for (const [k, u] of this.alertsSeen) if (u <= now) this.alertsSeen.delete(k);
-      if (this.alertsSeen.size >= 10_000) this.alertsSeen.clear();
-    }
-    this.alertsSeen.set(key, until);
-    return true;
-  }
-
-  /** Forgets `key`, so a claim that failed is tried again by the next settlement. */
-  forgetAlert(key: string): void {
-    this.alertsSeen.delete(key);
-  }
   /**
    * Ended responses whose last bytes the client has not taken yet, and when to give up on
    * them: a client that reads nothing more would hold a finished response open for ever.
@@ -190,7 +176,11 @@ export class StreamRegistry {
    */
   private readonly finishing = new Map<Transport, number>();
   private timer: NodeJS.Timeout | undefined;
-  constructor(private readonly tickMs: number) {}
+  constructor(
+    private readonly tickMs: number,
+    /** Budget alerts of this middleware's streams: one process memo for all of them. */
+    readonly alerts?: BudgetAlerts,
+  ) {}
 
   add(stream: MeteredStreamImpl): void {
     this.active.add(stream);
@@ -1093,77 +1083,17 @@ export class MeteredStreamImpl implements MeteredStream {
       await this.config.guard(() => this.config.onSettleFailure(info, error));
     }
     // Budget alerts: after the stream ended, never awaited by it.
-    if (this.config.onBudgetAlert && recorded.budgets && this.admission.alerts.size > 0) {
-      void this.fireAlerts(recorded.budgets);
+    const alerts = this.registry.alerts;
+    if (alerts && recorded.budgets && this.admission.alerts.size > 0) {
+      const settled = recorded.budgets.flatMap(({ scope, budget }) => {
+        const thresholds = this.admission.alerts.get(scopeKeyOf(scope));
+        return thresholds ? [{ scope, budget, thresholds }] : [];
+      });
+      void alerts.fire(settled, this.requestId);
     }
     const settled = this.config.guard(() => this.config.onSettle(info));
     if (settled) await settled;
     return final;
-  }
-
-  /**
-   * Tells `onBudgetAlert` of each threshold the scopes' spend has reached this period, once:
-   * this process remembers what it saw; the store's `claimOnce()` decides across instances.
-   */
-  private async fireAlerts(
-    budgets: ReadonlyArray<{ scope: ScopeRef; budget: BudgetState }>,
-  ): Promise<void> {
-    const { config } = this;
-    const hook = config.onBudgetAlert;
-    if (!hook) return;
-    for (const { scope, budget } of budgets) {
-      const thresholds = this.admission.alerts.get(scopeKeyOf(scope));
-      if (!thresholds) continue;
-      const now = Date.now();
-      // A mark lives until no settlement can land in its period any more: a stream admitted
-      // at the period's last instant settles within its reservation's lifetime (and this
-      // one may settle after the period ended). 'lifetime' has no end: ten years.
-      const until =
-        budget.periodEnd === null
-          ? now + 10 * 365 * 86_400_000
-          : Math.max(budget.periodEnd, now) + config.reservationTtlMs;
-      for (const percent of thresholds) {
-        // spent / limit ≥ percent / 100, in integers (the product may pass 2^53).
-        if (
-          BigInt(budget.spentNanos) * 100n <
-          (BigInt(Math.ceil(percent * 1_000)) * BigInt(budget.limitNanos)) / 1_000n
-        )
-          break;
-        const name = `budget-alert:${periodId(budget.period)}:${budget.periodStart}:${percent}`;
-        const key = `${scopeKeyOf(scope)}\u0000${name}`;
-        if (!this.registry.firstAlert(key, now, until)) continue;
-        let won = true;
-        if (config.store.claimOnce) {
-          try {
-            won = await config.store.claimOnce(scope, name, until);
-          } catch (error) {
-            this.registry.forgetAlert(key);
-            config.logger.warn(
-              'tokenmeter: a budget alert could not be claimed; it will be tried again',
-              {
-                scope,
-                percent,
-                error: describe(error),
-              },
-            );
-            continue;
-          }
-        }
-        if (!won) continue;
-        await config.guard(() =>
-          hook({
-            scope,
-            percent,
-            limitNanos: budget.limitNanos,
-            spentNanos: budget.spentNanos,
-            period: budget.period,
-            periodStart: budget.periodStart,
-            periodEnd: budget.periodEnd,
-            requestId: this.requestId,
-          }),
-        );
-      }
-    }
   }
 
   /** The final event, or a JSON 500 before any header, or a closed connection. */
@@ -1383,11 +1313,6 @@ function isProgrammingError(error: unknown): boolean {
   }
   const e = error as Error & { cause?: unknown; status?: unknown };
   return e.cause === undefined && e.status === undefined;
-}
-
-export function describe(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  return String(error);
 }
 
 function sleep(ms: number): Promise<void> {

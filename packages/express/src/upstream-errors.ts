@@ -160,3 +160,9 @@ export function toAsyncIterable(source: unknown): AsyncIterable<unknown> {
       'a LangChain model.stream(...) or any async iterable of events.',
   );
 }
+
+/** An error as one line for logs: its name and message, never its stack or fields. */
+export function describe(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
