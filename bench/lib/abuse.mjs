@@ -8,82 +8,22 @@
  * the baseline, event-loop delay p99 and max, CPU time; and the same streams alone just
  * before, so what the attack adds is told apart from what the machine does anyway.
  */
-import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import {
+  honestStream,
+  gatewayStats as stats,
+  withheldUpload,
+} from '../../test/fixtures/abuse-clients.mjs';
 import { spawnChild, stopChild, waitForLine } from './processes.mjs';
 
 const SERVER = fileURLToPath(
   new URL('../../test/fixtures/gateway-abuse-instance.mjs', import.meta.url),
 );
 const KEY = 'tm_bench_honest_key';
-const UPLOAD_BYTES = 19 * 1024 * 1024;
-const CHUNK = Buffer.alloc(64 * 1024, '[');
 const ROUTES = ['/v1/messages', '/v1/messages/count_tokens'];
 
-/** One attacker: headers promising 19 MiB, then the body but its last byte. */
-function withheldUpload(port, path, key) {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    let head = '';
-    let sent = 0;
-    let done = false;
-    const finish = (closedByServer) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      const status = /^HTTP\/1\.1 (\d{3})/.exec(head)?.[1];
-      resolve({ status: status ? Number(status) : undefined, closedByServer });
-    };
-    const timer = setTimeout(() => finish(false), 60_000);
-    socket.on('data', (data) => {
-      if (head.length < 64) head += data.toString('latin1');
-    });
-    socket.on('close', () => finish(true));
-    socket.on('error', () => finish(true));
-    socket.on('connect', () => {
-      socket.write(
-        `POST /llm${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-          `Content-Length: ${UPLOAD_BYTES}\r\n${key ? `x-api-key: ${key}\r\n` : ''}\r\n`,
-      );
-      const pump = () => {
-        while (!done && sent < UPLOAD_BYTES - 1) {
-          const n = Math.min(CHUNK.length, UPLOAD_BYTES - 1 - sent);
-          sent += n;
-          if (!socket.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) {
-            socket.once('drain', pump);
-            return;
-          }
-        }
-      };
-      pump();
-    });
-  });
-}
-
-async function honestStream(base) {
-  const response = await fetch(`${base}/llm/v1/messages`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': KEY },
-    body: JSON.stringify({
-      model: 'claude-haiku-4-5',
-      max_tokens: 1_000,
-      stream: true,
-      messages: [{ role: 'user', content: 'Tell me a long story.' }],
-    }),
-  });
-  const text = await response.text();
-  return response.status === 200 && text.includes('event: message_stop');
-}
-
-async function stats(base, reset = false) {
-  const response = await fetch(`${base}/stats${reset ? '/reset' : ''}`, {
-    method: reset ? 'POST' : 'GET',
-  });
-  return response.json();
-}
-
-const streamsDone = (base, n) => Promise.all(Array.from({ length: n }, () => honestStream(base)));
+const streamsDone = (base, n) =>
+  Promise.all(Array.from({ length: n }, () => honestStream(base, KEY)));
 
 export async function abuse(ctx) {
   const { streams, uploads, reps } = ctx.plan.abuse;
@@ -109,7 +49,7 @@ export async function abuse(ctx) {
         const [ups, ok] = await Promise.all([
           Promise.all(
             Array.from({ length: uploads }, (_, i) =>
-              withheldUpload(port, path, i % 2 === 0 ? `tm_stolen_${i}` : undefined),
+              withheldUpload(port, path, i % 2 === 0 ? `tm_stolen_${i}` : undefined, 60_000),
             ),
           ),
           streamsDone(base, streams),

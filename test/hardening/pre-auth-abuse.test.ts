@@ -11,27 +11,15 @@
  * The gateway runs in a process of its own (`fixtures/gateway-abuse-instance.mjs`) so its
  * RSS and event-loop delay are its own; the attackers and the fake upstream run here.
  */
-import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gatewayStats, honestStream, withheldUpload } from '../fixtures/abuse-clients.mjs';
 import { type AppProcess, startNodeApp } from '../helpers/processes.js';
 
 const KEY = 'tm_abuse_honest_key';
-const UPLOAD_BYTES = 19 * 1024 * 1024;
 const UPLOADS = 200;
 const STREAMS = 100;
-/** One chunk the attackers send again and again: `[` nests an array per byte. */
-const CHUNK = Buffer.alloc(64 * 1024, '[');
-
-interface Stats {
-  rss: number;
-  peakRss: number;
-  delayP99Ms: number;
-  delayMaxMs: number;
-  cpuMs: number;
-  activeStreams: number;
-}
 
 let fake: FakeLLM;
 let app: AppProcess;
@@ -52,78 +40,6 @@ afterAll(async () => {
   await fake?.close();
 });
 
-interface Upload {
-  status: number | undefined;
-  /** Body bytes the attacker managed to write before the server closed the connection. */
-  sent: number;
-  /** The server closed the connection (rather than waiting for the last byte). */
-  closedByServer: boolean;
-}
-
-/** One attacker: headers that promise 19 MiB, then the body but its last byte, as fast as the socket takes it. */
-function withheldUpload(path: string, key: string | undefined, giveUpMs: number): Promise<Upload> {
-  return new Promise((resolve) => {
-    const socket = connect(app.port, '127.0.0.1');
-    let response = '';
-    let sent = 0;
-    let done = false;
-    const finish = (closedByServer: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      const match = /^HTTP\/1\.1 (\d{3})/.exec(response);
-      resolve({ status: match ? Number(match[1]) : undefined, sent, closedByServer });
-    };
-    const timer = setTimeout(() => finish(false), giveUpMs);
-    socket.on('data', (data) => {
-      response += data.toString('latin1');
-    });
-    socket.on('close', () => finish(true));
-    socket.on('error', () => finish(true));
-    socket.on('connect', () => {
-      socket.write(
-        `POST /llm${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-          `Content-Length: ${UPLOAD_BYTES}\r\n${key ? `x-api-key: ${key}\r\n` : ''}\r\n`,
-      );
-      const pump = () => {
-        while (!done && sent < UPLOAD_BYTES - 1) {
-          const n = Math.min(CHUNK.length, UPLOAD_BYTES - 1 - sent);
-          sent += n;
-          if (!socket.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) {
-            socket.once('drain', pump);
-            return;
-          }
-        }
-      };
-      pump();
-    });
-  });
-}
-
-/** One honest streamed answer through the gateway: true when it ended with message_stop. */
-async function honestStream(): Promise<boolean> {
-  const response = await fetch(`${base}/llm/v1/messages`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': KEY },
-    body: JSON.stringify({
-      model: 'claude-haiku-4-5',
-      max_tokens: 1_000,
-      stream: true,
-      messages: [{ role: 'user', content: 'Tell me a long story.' }],
-    }),
-  });
-  const text = await response.text();
-  return response.status === 200 && text.includes('event: message_stop');
-}
-
-async function stats(reset = false): Promise<Stats> {
-  const response = await fetch(`${base}/stats${reset ? '/reset' : ''}`, {
-    method: reset ? 'POST' : 'GET',
-  });
-  return (await response.json()) as Stats;
-}
-
 describe('uploads from unidentified callers', () => {
   it.each([['/v1/messages'], ['/v1/messages/count_tokens']])(
     '%s: 200 withheld 19 MiB uploads beside 100 streams — memory and event loop unmoved, every stream completes',
@@ -131,24 +47,28 @@ describe('uploads from unidentified callers', () => {
       // Warm up: the streams' own memory is in the baseline, the attack's is what is measured.
       // Then the same streams alone, measured: what the machine does without the attack.
       expect(
-        (await Promise.all(Array.from({ length: STREAMS }, honestStream))).every(Boolean),
+        (await Promise.all(Array.from({ length: STREAMS }, () => honestStream(base, KEY)))).every(
+          Boolean,
+        ),
       ).toBe(true);
-      await stats(true);
+      await gatewayStats(base, true);
       expect(
-        (await Promise.all(Array.from({ length: STREAMS }, honestStream))).every(Boolean),
+        (await Promise.all(Array.from({ length: STREAMS }, () => honestStream(base, KEY)))).every(
+          Boolean,
+        ),
       ).toBe(true);
-      const alone = await stats();
-      const before = await stats(true);
+      const alone = await gatewayStats(base);
+      const before = await gatewayStats(base, true);
 
       const uploads = Promise.all(
         Array.from({ length: UPLOADS }, (_, i) =>
           // Half send an unknown key, half none.
-          withheldUpload(path, i % 2 === 0 ? `tm_stolen_${i}` : undefined, 60_000),
+          withheldUpload(app.port, path, i % 2 === 0 ? `tm_stolen_${i}` : undefined, 60_000),
         ),
       );
-      const streams = Promise.all(Array.from({ length: STREAMS }, honestStream));
+      const streams = Promise.all(Array.from({ length: STREAMS }, () => honestStream(base, KEY)));
       const [ups, completed] = await Promise.all([uploads, streams]);
-      const after = await stats();
+      const after = await gatewayStats(base);
 
       const growthMb = (after.peakRss - before.rss) / 1e6;
       const answered401 = ups.filter((u) => u.status === 401).length;
