@@ -11,13 +11,10 @@ import {
   createEventTranslator,
   type EndResult,
   emptyUsage,
-  extendAll,
   type FinalUsage,
   jsonSseEncoder,
   type MeterEvent,
   nanosToUsd,
-  outputWithin,
-  planReservation,
   promptTokens,
   type RequestBound,
   type ReservationEnd,
@@ -30,9 +27,9 @@ import {
   type TelemetryStart,
   TokenmeterError,
   type Usage,
-  worstCaseCost,
 } from '@tokenmeter/core';
 import type { BudgetAlerts } from './alerts.js';
+import { Lease } from './lease.js';
 import type { Config } from './options.js';
 import type { Transport } from './transport.js';
 import type { MeteredRequest, MeteredStream, SettleInfo, StreamLimit } from './types.js';
@@ -58,8 +55,6 @@ export interface RelayItem {
 }
 
 /** A source's announcement of a provider call (the AI SDK's steps). */
-type RequestEvent = Extract<MeterEvent, { type: 'request' }>;
-
 /** The shape of an Anthropic `content_block_delta` with text, read without translation. */
 interface AnthropicTextDelta {
   type?: unknown;
@@ -127,9 +122,6 @@ export interface Admission {
   /** Parent context and start time, from the middleware's entry. */
   telemetry: TelemetryStart;
 }
-
-/** The smallest lease extension tried before a lease is refused, in output tokens. */
-const MIN_LEASE_STEP = 16;
 
 const LIMIT_MESSAGES: Record<StreamLimit, string> = {
   max_cost_per_request: "The answer reached this route's cost cap per request; it was cut short.",
@@ -232,8 +224,8 @@ export class MeteredStreamImpl implements MeteredStream {
   readonly model: string;
   readonly inputTokens: number;
   readonly scopes: readonly ScopeRef[];
-  /** Nano-dollars reserved so far (incremental leases grow it). */
-  reservedNanos: number;
+  /** What the reservation covers, and how it grows. */
+  private readonly lease: Lease;
   /** Where the answer goes. */
   private readonly offClose: () => void;
   readonly meter: StreamMeter;
@@ -263,21 +255,7 @@ export class MeteredStreamImpl implements MeteredStream {
   private ending: Promise<FinalUsage> | undefined;
   /** The provider stream being read, to close when the stream ends from elsewhere. */
   private iterator: AsyncIterator<unknown> | undefined;
-  private leasedOutputTokens: number;
-  /** `max_tokens` of the provider call being read (a source's `request` event may raise it). */
-  private callMaxTokens: number;
-  /** Output of the current call the per-request cost cap allows (Infinity: no cap below max). */
-  private capOutputTokens: number;
-  /** The limit named when the stream stops at `capOutputTokens`. */
-  private stopLimit: StreamLimit;
-  /** Output of the current call the reservation covers so far. */
-  private coveredOutputTokens: number;
-  /** The current call's terms, for the worst case of its lease steps. */
-  private callBound: RequestBound;
-  /** Provider calls the source announced, and those still to cover (with the spend before each). */
-  private requestsSeen = 0;
-  private readonly uncovered: Array<{ event: RequestEvent; spentNanos: number }> = [];
-  private reservationIds: readonly string[];
+  private readonly reservationIds: readonly string[];
   private readonly onClose = () => {
     if (this.ending) return;
     // Our response was ended by someone else (the app's error handler): the handler failed.
@@ -301,14 +279,7 @@ export class MeteredStreamImpl implements MeteredStream {
     this.model = admission.model;
     this.inputTokens = admission.inputTokens;
     this.scopes = admission.scopes;
-    this.reservedNanos = admission.reservedNanos;
     this.reservationIds = admission.reservationIds;
-    this.leasedOutputTokens = admission.leasedOutputTokens;
-    this.callMaxTokens = admission.maxTokens;
-    this.capOutputTokens = admission.capOutputTokens;
-    this.stopLimit = admission.stopLimit;
-    this.coveredOutputTokens = admission.reservedOutputTokens;
-    this.callBound = admission.bound;
     this.trace = config.telemetry.startStream(admission.telemetry, {
       requestId: admission.requestId,
       model: admission.model,
@@ -334,8 +305,14 @@ export class MeteredStreamImpl implements MeteredStream {
       inputTokensBound: admission.inputTokensBound,
       requestBound: admission.bound,
     });
+    this.lease = new Lease(config, admission, this.meter, () => this.termsRead);
     this.offClose = transport.onClose(this.onClose);
     registry.add(this);
+  }
+
+  /** Nano-dollars reserved so far (incremental leases grow it). */
+  get reservedNanos(): number {
+    return this.lease.reservedNanos;
   }
 
   /** True once the stream began to end. */
@@ -582,16 +559,12 @@ export class MeteredStreamImpl implements MeteredStream {
         this.chunks++;
         if (!step(next.value)) await this.transport.ready();
         if (this.controller.signal.aborted || this.ending) break;
-        // A provider call the admission did not see (a larger max_tokens, another step).
-        if (this.uncovered.length > 0 && !(await this.coverRequests())) break;
-        // Only a lease or a cost cap below max_tokens is watched, on the conservative bound.
-        if (this.leasedOutputTokens !== Number.POSITIVE_INFINITY) {
-          if (
-            this.meter.outputTokensBound >= this.leasedOutputTokens &&
-            !(await this.growLease())
-          ) {
-            break;
-          }
+        // Provider calls the admission did not see, and a lease the output outgrew.
+        const stop = await this.lease.afterChunk();
+        if (stop) {
+          this.limit = stop.limit;
+          this.abort(stop.outcome);
+          break;
         }
         if (afterChunk && (this.watchdog.usageDue || everyChunk)) afterChunk();
       }
@@ -631,7 +604,7 @@ export class MeteredStreamImpl implements MeteredStream {
       for (const event of this.translate(raw)) {
         if (event.type === 'request') {
           // Covered (or the stream stopped) before the next chunk is read: see readLoop.
-          this.uncovered.push({ event, spentNanos: meter.estimate().costNanos });
+          this.lease.announce(event, meter.estimate().costNanos);
         }
         meter.observe(event);
         if (event.type === 'text') {
@@ -763,169 +736,6 @@ export class MeteredStreamImpl implements MeteredStream {
     } catch {
       // A source whose return() throws is closed as far as we are concerned.
     }
-  }
-
-  /**
-   * The conservative output bound reached what the reservation covers: extend it
-   * (incremental leases), or stop at the cost cap. Never called for a reservation that
-   * covers max_tokens.
-   */
-  private async growLease(): Promise<boolean> {
-    const { config } = this;
-    if (
-      this.termsRead &&
-      this.capOutputTokens === this.admission.capOutputTokens &&
-      this.requestsSeen === 0
-    ) {
-      // The stop the admission set for a body it could not write: the route read the
-      // planned max_tokens, so the provider stops there itself (no early cut on the bound).
-      this.capOutputTokens = Number.POSITIVE_INFINITY;
-      if (this.leasedOutputTokens >= this.callMaxTokens || config.leaseStepTokens === 0) {
-        this.leasedOutputTokens = Number.POSITIVE_INFINITY;
-        return true;
-      }
-    }
-    if (this.meter.outputTokensBound >= this.capOutputTokens) {
-      this.limit = this.stopLimit;
-      this.abort('budget_exceeded');
-      return false;
-    }
-    const from = this.leasedOutputTokens;
-    // Incremental leases grow by a step; a worst-case reservation that a source's larger
-    // max_tokens outgrew, by the rest of it at once.
-    const step = config.leaseStepTokens > 0 ? config.leaseStepTokens : this.callMaxTokens - from;
-    if (step <= 0) return true; // the cap is further on: nothing to grow
-    let to = Math.min(from + step, this.callMaxTokens, this.capOutputTokens);
-    // The step's price on the request's own terms (tier, fast mode, residency): the worst
-    // case with more output, less the worst case already reserved.
-    const worst = (output: number) =>
-      worstCaseCost({ ...this.callBound, outputTokens: output }, this.model, config.pricing).nanos;
-    let addNanos = worst(to) - worst(from);
-    if (this.reservationIds.length > 0 && addNanos > 0) {
-      // Near the end of a budget a whole step may not fit: halve it (down to
-      // MIN_LEASE_STEP tokens) before refusing, so the answer uses what is left.
-      for (;;) {
-        const extended = await this.extendReservations(addNanos);
-        if (extended === undefined) return false;
-        if (extended) break;
-        if (to - from <= MIN_LEASE_STEP) {
-          this.limit = 'lease_denied';
-          this.abort('budget_exceeded');
-          return false;
-        }
-        to = from + Math.max(MIN_LEASE_STEP, Math.floor((to - from) / 2));
-        addNanos = worst(to) - worst(from);
-      }
-    }
-    this.reservedNanos += addNanos;
-    this.coveredOutputTokens = to;
-    // Covering max_tokens (and no cap below it) ends the watch: the provider stops there.
-    this.leasedOutputTokens =
-      to >= this.callMaxTokens && this.capOutputTokens >= this.callMaxTokens
-        ? Number.POSITIVE_INFINITY
-        : to;
-    return true;
-  }
-
-  /**
-   * Extends every reservation of this stream by `addNanos`: true when done, false when a
-   * budget refused it, undefined when the store failed (the stream is then stopping).
-   */
-  private async extendReservations(addNanos: number): Promise<boolean | undefined> {
-    const { config } = this;
-    try {
-      return (await extendAll(config.store, this.reservationIds, { addNanos })).extended;
-    } catch (error) {
-      config.logger.warn('tokenmeter: extending the reservation failed; stopping the stream', {
-        requestId: this.requestId,
-        error: describe(error),
-      });
-      this.limit = 'lease_unavailable';
-      this.abort(config.storeFailure === 'open' ? 'budget_exceeded' : 'store_unavailable');
-      return undefined;
-    }
-  }
-
-  /**
-   * Provider calls a source announced (`request` events: the AI SDK's steps) that the
-   * admission did not see. A first call with a larger max_tokens (the AI SDK adds the
-   * thinking budget) resumes the watch: the reservation grows as the answer outgrows it,
-   * or the stream stops where the budget or the cap ends. Each later call (another step)
-   * is reserved on its own terms before its answer is read on — its prompt's bound and its
-   * max_tokens, within the cap — or the stream stops at once. Returns false when it stopped.
-   */
-  private async coverRequests(): Promise<boolean> {
-    const { admission, config } = this;
-    for (const { event, spentNanos } of this.uncovered.splice(0)) {
-      this.requestsSeen++;
-      const max = event.maxTokens ?? admission.maxTokens;
-      if (this.requestsSeen === 1) {
-        if (max <= this.callMaxTokens) continue;
-        this.callMaxTokens = max;
-        if (config.maxCostNanos !== undefined) {
-          const costFor = (output: number) =>
-            worstCaseCost({ ...this.callBound, outputTokens: output }, this.model, config.pricing)
-              .nanos;
-          this.capOutputTokens =
-            costFor(max) > config.maxCostNanos
-              ? outputWithin(costFor, config.maxCostNanos, max)
-              : Number.POSITIVE_INFINITY;
-          this.stopLimit = 'max_cost_per_request';
-        }
-        if (this.leasedOutputTokens === Number.POSITIVE_INFINITY) {
-          this.leasedOutputTokens = Math.min(this.coveredOutputTokens, this.capOutputTokens);
-        }
-        continue;
-      }
-      // Another provider call: priced on the admitted terms with its own prompt and output.
-      const bound: RequestBound = {
-        ...admission.bound,
-        promptTokens: event.inputTokens ?? admission.bound.promptTokens,
-        outputTokens: max,
-      };
-      // Planned like an admission, within what the cap leaves after the calls before it.
-      const plan = planReservation({
-        bound,
-        model: this.model,
-        pricing: config.pricing,
-        policy: {
-          ...config.reservation,
-          minOutputTokens: 1,
-          capNanos:
-            config.maxCostNanos === undefined
-              ? null
-              : Math.max(0, config.maxCostNanos - spentNanos),
-        },
-        availableNanos: null,
-        watchable: true,
-      });
-      if (!plan.ok) {
-        this.limit = 'max_cost_per_request';
-        this.abort('budget_exceeded');
-        return false;
-      }
-      // The call was sent with `max` already: a lower plan is watched, not forwarded.
-      const cap = plan.maxTokens < max ? plan.maxTokens : Number.POSITIVE_INFINITY;
-      const covered = plan.coveredOutputTokens;
-      const addNanos = plan.reserveNanos;
-      if (this.reservationIds.length > 0 && addNanos > 0) {
-        const extended = await this.extendReservations(addNanos);
-        if (extended === undefined) return false;
-        if (!extended) {
-          this.limit = 'lease_denied';
-          this.abort('budget_exceeded');
-          return false;
-        }
-      }
-      this.reservedNanos += addNanos;
-      this.callBound = bound;
-      this.callMaxTokens = max;
-      this.capOutputTokens = cap;
-      this.stopLimit = 'max_cost_per_request';
-      this.coveredOutputTokens = covered;
-      this.leasedOutputTokens = covered < max ? covered : cap;
-    }
-    return true;
   }
 
   /** The running estimate as a `usage` event; empty when nothing changed since the last one. */
