@@ -4,8 +4,10 @@ import { BudgetAlerts, markUntil, thresholdReached } from './alerts.js';
 import type { BudgetAlert } from './types.js';
 
 const DAY = 86_400_000;
+/** One period for every settlement of a test: its start names it. */
+const PERIOD_END = Date.now() + DAY;
 
-function budget(spentNanos: number, periodEnd: number | null = Date.now() + DAY): BudgetState {
+function budget(spentNanos: number, periodEnd: number | null = PERIOD_END): BudgetState {
   return {
     limitNanos: 1_000_000_000,
     spentNanos,
