@@ -194,9 +194,13 @@ describe('count_tokens', () => {
       const third = await count('tm-ok');
       expect(third.status).toBe(429);
       expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
-      expect(((await third.json()) as { error: { type: string } }).error.type).toBe(
-        'rate_limit_error',
-      );
+      // The same refusal as the Messages route gives: the standard headers and message.
+      expect(third.headers.get('ratelimit-policy')).toBe('"user-requests-60s";q=2;w=60');
+      expect(third.headers.get('ratelimit')).toMatch(/^"user-requests-60s";r=0;t=\d+$/);
+      expect(third.headers.get('x-should-retry')).toBe('true');
+      const refused = (await third.json()) as { error: { type: string; message: string } };
+      expect(refused.error.type).toBe('rate_limit_error');
+      expect(refused.error.message).toMatch(/^Too many requests for this user: the limit is 2 per 60 s/);
     } finally {
       s.closeAllConnections();
       await new Promise((r) => s.close(r));

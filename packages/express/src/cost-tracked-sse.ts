@@ -169,6 +169,10 @@ export function meteredHandler(
   return middleware as typeof middleware & { readonly activeStreams: number };
 }
 
+/** The 401 of every entry: who pays is unknown. @internal */
+export const UNAUTHENTICATED_MESSAGE =
+  'Who is paying for this request is unknown: sign in or send a valid API key.';
+
 /** Reservations a request was admitted with, until a stream owns them (released if admit() throws). */
 const ACQUIRED = new WeakMap<object, readonly string[]>();
 
@@ -206,11 +210,7 @@ async function admit(
   const subject = isThenable(identified) ? await identified : identified;
   const scopes = toScopes(subject);
   if (!scopes) {
-    reject(
-      401,
-      'unauthenticated',
-      'Who is paying for this request is unknown: sign in or send a valid API key.',
-    );
+    reject(401, 'unauthenticated', UNAUTHENTICATED_MESSAGE);
     return undefined;
   }
   facts.scopes = scopes;
@@ -506,20 +506,11 @@ async function admit(
     if (result.admitted) break;
     const rejection = result.rejection;
     if (rejection.reason === 'rate_limit') {
-      const headers = rejectionHeaders(rejection);
-      const retryAfterMs = retryAfterMsOf(rejection);
-      reject(
-        429,
-        'rate_limited',
-        rateLimitMessage(rejection),
-        {
-          scope: rejection.scope.kind,
-          limit: rejection.rateLimit.kind,
-          retryAfterSeconds: retryAfterMs === null ? null : Math.ceil(retryAfterMs / 1000),
-        },
-        headers,
-        { scope: rejection.scope.kind, retryAfterMs },
-      );
+      const refused = rateLimitRefusal(rejection);
+      reject(429, 'rate_limited', refused.message, refused.details, refused.headers, {
+        scope: rejection.scope.kind,
+        retryAfterMs: refused.retryAfterMs,
+      });
       return undefined;
     }
     lastRejection = rejection;
@@ -703,6 +694,25 @@ function needs(promptTokens: number, output: number, model: string, mode: string
 }
 
 /** RateLimit headers (and Retry-After) of a refused admission. */
+/**
+ * The 429 for a rate-limit refusal, as every entry answers it (the gateway's count_tokens
+ * too): the message, the details, `RateLimit` / `RateLimit-Policy` and `Retry-After`.
+ * @internal
+ */
+export function rateLimitRefusal(rejection: Extract<AdmitRejected, { reason: 'rate_limit' }>) {
+  const retryAfterMs = retryAfterMsOf(rejection);
+  return {
+    message: rateLimitMessage(rejection),
+    details: {
+      scope: rejection.scope.kind,
+      limit: rejection.rateLimit.kind,
+      retryAfterSeconds: retryAfterMs === null ? null : Math.ceil(retryAfterMs / 1000),
+    },
+    headers: rejectionHeaders(rejection),
+    retryAfterMs,
+  };
+}
+
 function rejectionHeaders(rejection: AdmitRejected): Record<string, string> {
   const limits: ScopedRateLimit[] = rejection.rateLimits.map((state) => ({
     scope: rejection.scope,

@@ -16,7 +16,12 @@ import {
   TokenmeterError,
 } from '@tokenmeter/core';
 import { type BodyRead, bodyToRead, closeIfUnread, readJsonBody, UploadGate } from '../body.js';
-import { meteredHandler, toScopes } from '../cost-tracked-sse.js';
+import {
+  meteredHandler,
+  rateLimitRefusal,
+  toScopes,
+  UNAUTHENTICATED_MESSAGE,
+} from '../cost-tracked-sse.js';
 import type { RelayItem } from '../metered-stream.js';
 import { NodeTransport } from '../node-transport.js';
 import {
@@ -37,6 +42,7 @@ import type {
   Subject,
 } from '../types.js';
 import {
+  describe,
   ProviderHttpError,
   type ProviderResponse,
   type UpstreamFailure,
@@ -623,18 +629,28 @@ export function createGateway(
 
   /** count_tokens: identified and rate-limited like any call, charged nothing (it is free). */
   async function countTokens(req: MeteredRequest, transport: Transport) {
+    const begun = config.telemetry.begin();
+    /** A refusal: answered, and recorded like any entry's. */
+    const refuse = (
+      status: number,
+      code: string,
+      message: string,
+      headers: Record<string, string> = {},
+    ) => {
+      closeIfUnread(req, transport);
+      config.wire.reject(transport, status, code, message, {}, headers);
+      config.telemetry.rejected(begun, { reason: code, status });
+    };
     const scopes = toScopes(await identify(callerKey(req), req));
     if (!scopes) {
-      closeIfUnread(req, transport);
-      config.wire.reject(transport, 401, 'unauthenticated', 'Unknown or missing API key.');
+      refuse(401, 'unauthenticated', UNAUTHENTICATED_MESSAGE);
       return;
     }
     const read = bodyToRead(req, config.body)
       ? await readJsonBody(req, config.body, uploads)
       : parsedBody(req);
     if (!read.ok) {
-      closeIfUnread(req, transport);
-      config.wire.reject(transport, read.status, read.code, read.message, {}, read.headers);
+      refuse(read.status, read.code, read.message, read.headers);
       return;
     }
     const body = read.body;
@@ -659,36 +675,34 @@ export function createGateway(
       try {
         const result = await admitAll(config.store, requests);
         if (!result.admitted) {
-          const retry = result.rejection.retryAfterMs;
-          config.wire.reject(
-            transport,
-            429,
-            'rate_limited',
-            'Too many requests for this key.',
-            {},
-            {
-              ...(retry !== null
-                ? { 'Retry-After': String(Math.max(1, Math.ceil(retry / 1000))) }
-                : {}),
-            },
-          );
+          // Only `requests` rules apply here: the refusal is a rate limit's.
+          const rejection = result.rejection;
+          if (rejection.reason === 'rate_limit') {
+            const refused = rateLimitRefusal(rejection);
+            refuse(429, 'rate_limited', refused.message, refused.headers);
+          } else refuse(429, 'rate_limited', 'Too many requests for this key.');
           return;
         }
         ids = result.reservationIds;
-      } catch {
+      } catch (error) {
         if (config.storeFailure === 'closed') {
-          config.wire.reject(
-            transport,
+          config.logger.warn('tokenmeter: store unavailable, count_tokens refused (fail closed)', {
+            error: describe(error),
+          });
+          refuse(
             503,
             'store_unavailable',
             'Limits cannot be checked right now; try again shortly.',
-            {},
             {
               'Retry-After': '1',
             },
           );
           return;
         }
+        config.logger.warn(
+          'tokenmeter: store unavailable, count_tokens let through unmetered (fail open)',
+          { error: describe(error) },
+        );
       }
     }
     const controller = new AbortController();
