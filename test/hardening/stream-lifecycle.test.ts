@@ -15,6 +15,7 @@
  *   (timers that hold the process, sockets, servers).
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { cpus, loadavg } from 'node:os';
 import type { Span, Tracer } from '@opentelemetry/api';
 import { type AdmitRequest, jsonSseEncoder, type SseEncoder, type Store } from '@tokenmeter/core';
 import type { MeteredStream, SettleInfo } from '@tokenmeter/express';
@@ -35,7 +36,12 @@ import { type RedisServer, startRedisServer } from '../helpers/processes.js';
 import { knobHeaders } from '../helpers/upstream.js';
 
 const BUDGET = { limitNanos: 50_000_000_000, period: 'day' as const };
-const TIMEOUT_MS = 300; // store, idle, stall and handover: short, so hangs end fast
+/**
+ * Store, idle, stall and handover timeouts: short, so hangs end fast — 300 ms on a machine
+ * with a core to spare, longer in proportion to the load (runnable processes per core over
+ * the last minute), so a busy machine's pauses are not taken for a hang.
+ */
+const TIMEOUT_MS = 300 * Math.max(1, Math.ceil(loadavg()[0]! / cpus().length));
 
 type Style = 'upstream' | 'handler';
 type StoreKind = 'memory' | 'redis';
@@ -456,7 +462,7 @@ function runClient(
   });
 }
 
-async function poll<T>(read: () => Promise<T>, ok: (value: T) => boolean, ms = 4_000): Promise<T> {
+async function poll<T>(read: () => Promise<T>, ok: (value: T) => boolean, ms = 20_000): Promise<T> {
   const deadline = Date.now() + ms;
   let value = await read();
   while (!ok(value) && Date.now() < deadline) {
@@ -595,7 +601,7 @@ async function runCase(
     const settles = await poll(
       async () => app!.settles.filter((s) => s.scopes.some((x) => x.id === user)),
       (list) => list.length >= expected,
-      3_000,
+      20_000,
     );
     await new Promise((r) => setTimeout(r, 50));
     const mine: SettleInfo[] = app.settles.filter((s) => s.scopes.some((x) => x.id === user));
@@ -610,7 +616,7 @@ async function runCase(
       const record = await poll(
         async () => fake.lastRequest,
         (r) => r?.stopCause !== undefined,
-        2_000,
+        20_000,
       );
       expect(record?.stopCause).toBe('client-closed');
       expect(record!.tokensGenerated).toBeLessThan(2_000_000);
@@ -623,7 +629,7 @@ async function runCase(
     const state = await poll(
       () => inner.getState({ kind: 'user', id: user }, { budget: BUDGET }),
       (s) => s.reservations.open === 0 && s.budget!.reservedNanos === 0,
-      3_000,
+      20_000,
     );
     expect(state.reservations.open).toBe(0);
     expect(state.budget!.reservedNanos).toBe(0);
@@ -635,7 +641,7 @@ async function runCase(
       await poll(
         async () => app!.activeStreams(),
         (n) => n === 0,
-        2_000,
+        20_000,
       ),
     ).toBe(0);
     errors.push(...app.errors);
@@ -678,7 +684,7 @@ describe('after every case', () => {
     const after = await poll(
       async () => resources(),
       (r) => grown(r).length === 0,
-      5_000,
+      20_000,
     );
     expect(
       grown(after),
