@@ -185,7 +185,9 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
         maxTokensLimit: planned,
         budgets: { user: { limitUsd: '10', period: 'day' } },
       });
-      const { res, received, record } = await slowRead(planned, 'slow');
+      // Up to 60 s for the buffers between the fake and the reader to fill: seconds when the
+      // machine is quiet, far longer beside other test suites (the read stops once held).
+      const { res, received, record } = await slowRead(planned, 'slow', 60_000);
       // The fake is held back: generation stalled far below the planned answer (~60 MB of
       // SSE), so nothing piles up in our process.
       expect(record.writesBlocked).toBeGreaterThan(0);
@@ -197,7 +199,7 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, major) => {
       expect(settle!.backpressureWaits).toBeGreaterThan(0);
       const done = await fake.waitForRequest(record.id);
       expect(done.stopCause).toBe('client-closed');
-    });
+    }, 90_000);
 
     it("the SDK's MessageStream helper reads the whole answer whatever the client does", async () => {
       // Why the docs recommend the raw stream: MessageStream drains the HTTP response into

@@ -200,7 +200,9 @@ describe('count_tokens', () => {
       expect(third.headers.get('x-should-retry')).toBe('true');
       const refused = (await third.json()) as { error: { type: string; message: string } };
       expect(refused.error.type).toBe('rate_limit_error');
-      expect(refused.error.message).toMatch(/^Too many requests for this user: the limit is 2 per 60 s/);
+      expect(refused.error.message).toMatch(
+        /^Too many requests for this user: the limit is 2 per 60 s/,
+      );
     } finally {
       s.closeAllConnections();
       await new Promise((r) => s.close(r));

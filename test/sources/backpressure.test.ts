@@ -41,25 +41,34 @@ const request = (maxTokens: number) => ({
 
 it('LangChain.js: a slow reader holds the provider back', async () => {
   const planned = 1_000_000;
-  const { res, received, record } = await slowRead(fake, app.url, request(planned), planned, {
-    'x-user': 'bp-langchain',
-    'x-source': 'langchain',
-  });
+  // Up to 60 s for the buffers to fill: seconds when quiet, longer beside other suites.
+  const { res, received, record } = await slowRead(
+    fake,
+    app.url,
+    request(planned),
+    planned,
+    { 'x-user': 'bp-langchain', 'x-source': 'langchain' },
+    60_000,
+  );
   expect(record.writesBlocked).toBeGreaterThan(0);
   expect(record.tokensGenerated).toBeLessThan(planned / 2);
   expect(received).toBeGreaterThan(0);
   res.destroy();
-});
+}, 90_000);
 
 it("the AI SDK: streamText() reads the provider's whole answer whatever the reader does", async () => {
   const planned = 20_000;
-  const { res, received, record } = await slowRead(fake, app.url, request(planned), planned, {
-    'x-user': 'bp-ai-sdk',
-    'x-source': 'ai-sdk',
-  });
+  const { res, received, record } = await slowRead(
+    fake,
+    app.url,
+    request(planned),
+    planned,
+    { 'x-user': 'bp-ai-sdk', 'x-source': 'ai-sdk' },
+    60_000,
+  );
   expect(record.tokensGenerated).toBe(planned);
   expect(record.writesBlocked).toBe(0);
   // ~40 bytes of SSE per token went to a reader that took a fraction of it.
   expect(received).toBeLessThan(planned * 10);
   res.destroy();
-});
+}, 90_000);
