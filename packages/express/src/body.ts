@@ -145,15 +145,19 @@ function parse(bytes: Buffer, scanned = false): BodyRead {
       message: 'The request body is not valid JSON.',
     };
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    return {
-      ok: false,
-      status: 400,
-      code: 'invalid_request',
-      message: 'The request body must be a JSON object.',
-    };
-  }
-  return { ok: true, body: body as Record<string, unknown> };
+  return asObject(body);
+}
+
+/** A parsed body, which must be a JSON object (a parser may have read anything). */
+export function asObject(body: unknown): BodyRead {
+  return typeof body === 'object' && body !== null && !Array.isArray(body)
+    ? { ok: true, body: body as Record<string, unknown> }
+    : {
+        ok: false,
+        status: 400,
+        code: 'invalid_request',
+        message: 'The request body must be a JSON object.',
+      };
 }
 
 function tooLarge(limit: number): BodyRead {

@@ -70,22 +70,30 @@ export class Lease {
   }
 
   /**
-   * After each chunk: covers announced calls, then grows the lease where the output's
-   * conservative bound reached what is covered. A stop says why the stream must end.
+   * Whether `afterChunk()` has anything to do: a call to cover, or output past what is
+   * watched. Checked on every chunk, so without a promise: most chunks need nothing.
+   */
+  get due(): boolean {
+    return this.uncovered.length > 0 || this.outgrown;
+  }
+
+  /** The output's conservative bound reached what is watched (a lease, or a cap below max). */
+  private get outgrown(): boolean {
+    return (
+      this.watchedTo !== Number.POSITIVE_INFINITY && this.meter.outputTokensBound >= this.watchedTo
+    );
+  }
+
+  /**
+   * Covers announced calls, then grows the lease the output outgrew. A stop says why the
+   * stream must end.
    */
   async afterChunk(): Promise<LeaseStop | undefined> {
     if (this.uncovered.length > 0) {
       const stop = await this.coverRequests();
       if (stop) return stop;
     }
-    // Only a lease or a cost cap below max_tokens is watched, on the conservative bound.
-    if (
-      this.watchedTo !== Number.POSITIVE_INFINITY &&
-      this.meter.outputTokensBound >= this.watchedTo
-    ) {
-      return this.grow();
-    }
-    return undefined;
+    return this.outgrown ? this.grow() : undefined;
   }
 
   /** The output's cost on the current call's terms (the worst case with that much output). */

@@ -560,11 +560,13 @@ export class MeteredStreamImpl implements MeteredStream {
         if (!step(next.value)) await this.transport.ready();
         if (this.controller.signal.aborted || this.ending) break;
         // Provider calls the admission did not see, and a lease the output outgrew.
-        const stop = await this.lease.afterChunk();
-        if (stop) {
-          this.limit = stop.limit;
-          this.abort(stop.outcome);
-          break;
+        if (this.lease.due) {
+          const stop = await this.lease.afterChunk();
+          if (stop) {
+            this.limit = stop.limit;
+            this.abort(stop.outcome);
+            break;
+          }
         }
         if (afterChunk && (this.watchdog.usageDue || everyChunk)) afterChunk();
       }

@@ -15,7 +15,7 @@ import {
   settleAll,
   TokenmeterError,
 } from '@tokenmeter/core';
-import { type BodyRead, bodyToRead, closeIfUnread, readJsonBody, UploadGate } from '../body.js';
+import { asObject, bodyToRead, closeIfUnread, readJsonBody, UploadGate } from '../body.js';
 import {
   meteredHandler,
   rateLimitRefusal,
@@ -648,7 +648,7 @@ export function createGateway(
     }
     const read = bodyToRead(req, config.body)
       ? await readJsonBody(req, config.body, uploads)
-      : parsedBody(req);
+      : asObject(req.body);
     if (!read.ok) {
       refuse(read.status, read.code, read.message, read.headers);
       return;
@@ -751,21 +751,9 @@ function bodyOf(req: MeteredRequest): Record<string, unknown> {
 
 /** The body, which must be a JSON object (an app's parser may have read something else). */
 function objectBody(req: MeteredRequest): Record<string, unknown> {
-  const read = parsedBody(req);
+  const read = asObject(req.body);
   if (!read.ok) throw new TokenmeterError('invalid_argument', read.message);
   return read.body;
-}
-
-function parsedBody(req: MeteredRequest): BodyRead {
-  const body = req.body;
-  return typeof body === 'object' && body !== null && !Array.isArray(body)
-    ? { ok: true, body: body as Record<string, unknown> }
-    : {
-        ok: false,
-        status: 400,
-        code: 'invalid_request',
-        message: 'The request body must be a JSON object.',
-      };
 }
 
 /** The request's path below the mount point, without its query string. */
