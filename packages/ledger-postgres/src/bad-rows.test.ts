@@ -3,24 +3,16 @@
  * it refuses outright is found by writing its batch apart, dropped, counted and logged,
  * and every other row of the batch is written.
  */
-import pg from 'pg';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import type pg from 'pg';
+import { expect, it } from 'vitest';
 import { createPostgresLedger } from './ledger.js';
-import { entry, recordingLogger } from './ledger.test-helper.js';
+import { entry, recordingLogger, usePrivatePostgres } from './ledger.test-helper.js';
 import { spendByPeriod, streamRecord, topSpenders } from './queries.js';
-import { type PrivatePostgres, startPostgres } from './testing.js';
 
-let db: PrivatePostgres;
 let pool: pg.Pool;
 
-beforeAll(async () => {
-  db = await startPostgres();
-  pool = new pg.Pool({ connectionString: db.url, max: 4 });
-  pool.on('error', () => {});
-}, 60_000);
-afterAll(async () => {
-  await pool?.end();
-  db?.destroy();
+usePrivatePostgres((_db, p) => {
+  pool = p;
 });
 
 it('a poison batch: NUL and lone surrogates escaped and written, refused rows dropped, counted and logged, every other row written', async () => {

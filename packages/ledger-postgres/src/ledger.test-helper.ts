@@ -1,6 +1,31 @@
-/** Shared by the ledger's tests: settlements to write, and a logger that keeps what it was told. */
+/**
+ * Shared by the ledger's tests: a private PostgreSQL for the file, settlements to write,
+ * and a logger that keeps what it was told.
+ */
 import { emptyUsage } from '@tokenmeter/core';
+import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
+import { type PrivatePostgres, startPostgres } from './testing.js';
 import type { LedgerEntry, LedgerLogger } from './types.js';
+
+/**
+ * Starts a private PostgreSQL cluster and a pool on it before the file's tests (handed to
+ * `use`), and ends both after them.
+ */
+export function usePrivatePostgres(use: (db: PrivatePostgres, pool: pg.Pool) => void): void {
+  let db: PrivatePostgres | undefined;
+  let pool: pg.Pool | undefined;
+  beforeAll(async () => {
+    db = await startPostgres();
+    pool = new pg.Pool({ connectionString: db.url, max: 4 });
+    pool.on('error', () => {});
+    use(db, pool);
+  }, 60_000);
+  afterAll(async () => {
+    await pool?.end();
+    db?.destroy();
+  });
+}
 
 let seq = 0;
 

@@ -1,23 +1,18 @@
 import { emptyUsage } from '@tokenmeter/core';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createPostgresLedger } from './ledger.js';
-import { entry } from './ledger.test-helper.js';
+import { entry, usePrivatePostgres } from './ledger.test-helper.js';
 import { spendByModel, spendByPeriod, streamRecord, topSpenders } from './queries.js';
 import { migrate } from './schema.js';
-import { type PrivatePostgres, startPostgres } from './testing.js';
+import type { PrivatePostgres } from './testing.js';
 
 let db: PrivatePostgres;
 let pool: pg.Pool;
 
-beforeAll(async () => {
-  db = await startPostgres();
-  pool = new pg.Pool({ connectionString: db.url, max: 4 });
-  pool.on('error', () => {});
-}, 60_000);
-afterAll(async () => {
-  await pool?.end();
-  db?.destroy();
+usePrivatePostgres((d, p) => {
+  db = d;
+  pool = p;
 });
 
 const quiet = { warn: () => {}, error: () => {} };

@@ -7,20 +7,15 @@ import { createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresLedger } from './ledger.js';
-import { entry, recordingLogger } from './ledger.test-helper.js';
-import { type PrivatePostgres, startPostgres } from './testing.js';
+import { entry, recordingLogger, usePrivatePostgres } from './ledger.test-helper.js';
+import type { PrivatePostgres } from './testing.js';
 
 let db: PrivatePostgres;
 let pool: pg.Pool;
 
-beforeAll(async () => {
-  db = await startPostgres();
-  pool = new pg.Pool({ connectionString: db.url, max: 4 });
-  pool.on('error', () => {});
-}, 60_000);
-afterAll(async () => {
-  await pool?.end();
-  db?.destroy();
+usePrivatePostgres((d, p) => {
+  db = d;
+  pool = p;
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
