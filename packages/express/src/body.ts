@@ -6,7 +6,6 @@
  */
 import { REQUEST_SHAPE_LIMITS } from '@tokenmeter/core';
 import type { Transport } from './transport.js';
-import type { MeteredRequest } from './types.js';
 
 export interface BodyLimits {
   /** Largest body read, in bytes (413 past it). */
@@ -53,43 +52,45 @@ export class UploadGate {
 }
 
 /**
- * Whether admission has a body to read: none was parsed (`req.body` unset, or raw bytes),
- * and there is one — JSON, or anything where `limits.always`.
+ * The request as the engine sees it, whatever the framework: the framework's own request
+ * (what the app's callbacks receive), a slot for its parsed body, and how to read the body
+ * when no parser did. One implementation per kind of request: Node's `IncomingMessage`
+ * (Express, Fastify's `request.raw`), a Web `Request`.
  */
-export function bodyToRead(req: MeteredRequest, limits: BodyLimits): boolean {
-  const body = req.body;
-  if (Buffer.isBuffer(body) || typeof body === 'string') return true;
-  if (body !== undefined || req.readableEnded) return false;
-  if (limits.always) return true;
-  const type = req.headers['content-type'];
-  const length = req.headers['content-length'];
-  const hasBody =
-    req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-  return hasBody && typeof type === 'string' && /^application\/(?:[\w.+-]+\+)?json\b/i.test(type);
+export interface Incoming<R> {
+  /** The framework's request: what `identify()`, `request()` and `upstream()` receive. */
+  readonly req: R;
+  /** The parsed body: a parser's before us, or the one admission read (and bounded). */
+  body: unknown;
+  /**
+   * Whether admission has a body to read: none was parsed, and there is one — JSON, or
+   * anything where `always`.
+   */
+  hasBodyToRead(always: boolean): boolean;
+  /** The raw body, chunk by chunk (read once). */
+  chunks(): AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  /** The declared `Content-Length`, if any. */
+  readonly declaredLength: number | undefined;
+  /** The client's address, for the per-address bound on uploads. */
+  readonly address: string;
+  /** True once the body was read to its end (or there was none). */
+  readonly complete: boolean;
 }
 
-/** The client's address: Express's `req.ip` (which honours `trust proxy`), else the socket's. */
-export function clientAddress(req: MeteredRequest): string {
-  const ip = (req as { ip?: unknown }).ip;
-  if (typeof ip === 'string' && ip !== '') return ip;
-  return req.socket?.remoteAddress ?? '';
+/** A JSON content type (`application/json`, `application/vnd.api+json`, …). */
+export function isJsonType(type: string | null | undefined): boolean {
+  return typeof type === 'string' && /^application\/(?:[\w.+-]+\+)?json\b/i.test(type);
 }
 
 /** Reads and parses the body as a JSON object, within the limits. */
-export async function readJsonBody(
-  req: MeteredRequest,
+export async function readJsonBody<R>(
+  incoming: Incoming<R>,
   limits: BodyLimits,
   gate: UploadGate,
 ): Promise<BodyRead> {
-  const given = req.body;
-  if (Buffer.isBuffer(given) || typeof given === 'string') {
-    const bytes = Buffer.isBuffer(given) ? given : Buffer.from(given);
-    if (bytes.length > limits.maxBytes) return tooLarge(limits.maxBytes);
-    return parse(bytes);
-  }
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limits.maxBytes) return tooLarge(limits.maxBytes);
-  const address = clientAddress(req);
+  const declared = incoming.declaredLength;
+  if (declared !== undefined && declared > limits.maxBytes) return tooLarge(limits.maxBytes);
+  const address = incoming.address;
   if (!gate.enter(address)) {
     return {
       ok: false,
@@ -100,17 +101,17 @@ export async function readJsonBody(
     };
   }
   try {
-    const chunks: Buffer[] = [];
+    const chunks: Uint8Array[] = [];
     const shape = new ShapeScan();
     let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
+    for await (const chunk of incoming.chunks()) {
       size += chunk.length;
       if (size > limits.maxBytes) return tooLarge(limits.maxBytes);
       const problem = shape.scan(chunk);
       if (problem) return badShape(problem);
       chunks.push(chunk);
     }
-    return parse(Buffer.concat(chunks), true);
+    return parse(Buffer.concat(chunks));
   } catch {
     return {
       ok: false,
@@ -127,13 +128,12 @@ export async function readJsonBody(
  * Sends `Connection: close` with an answer given before the request's body was read to its
  * end: the rest is not worth reading, and the socket is not reused.
  */
-export function closeIfUnread(req: MeteredRequest, transport: Transport): void {
-  if (!req.complete) transport.closeAfterAnswer();
+export function closeIfUnread<R>(incoming: Incoming<R>, transport: Transport): void {
+  if (!incoming.complete) transport.closeAfterAnswer();
 }
 
-function parse(bytes: Buffer, scanned = false): BodyRead {
-  const problem = scanned ? undefined : new ShapeScan().scan(bytes);
-  if (problem) return badShape(problem);
+/** Parses JSON text already checked by a `ShapeScan`. */
+function parse(bytes: Buffer): BodyRead {
   let body: unknown;
   try {
     body = JSON.parse(bytes.toString('utf8'));

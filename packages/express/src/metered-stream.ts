@@ -32,7 +32,7 @@ import type { BudgetAlerts } from './alerts.js';
 import { Lease } from './lease.js';
 import type { Config } from './options.js';
 import type { Transport } from './transport.js';
-import type { MeteredRequest, MeteredStream, SettleInfo, StreamLimit } from './types.js';
+import type { MeteredStream, SettleInfo, StreamLimit } from './types.js';
 import {
   classifyUpstreamError,
   describe,
@@ -112,6 +112,8 @@ export interface Admission {
   modelPriced: boolean;
   /** The provider request body (for opt-in content recording). */
   input?: unknown;
+  /** The parsed request body as admitted, when it is a JSON object (`meter.body`). */
+  body: Record<string, unknown> | undefined;
   /**
    * Gateways: the provider's answer is relayed (`'sse'` event by event, `'json'` as one
    * body), and headers go out with its first byte. Undefined: tokenmeter's SSE protocol.
@@ -270,7 +272,6 @@ export class MeteredStreamImpl implements MeteredStream {
   constructor(
     private readonly config: Config,
     private readonly registry: StreamRegistry,
-    private readonly req: MeteredRequest,
     readonly transport: Transport,
     private readonly admission: Admission,
   ) {
@@ -330,9 +331,9 @@ export class MeteredStreamImpl implements MeteredStream {
     return this.controller.signal;
   }
 
-  /** The request this stream serves. */
-  get request(): MeteredRequest {
-    return this.req;
+  /** The parsed request body as admitted (bounds written in where the default request() read it). */
+  get body(): Record<string, unknown> | undefined {
+    return this.admission.body;
   }
 
   /** The max_tokens to send, as planned. */

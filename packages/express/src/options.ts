@@ -34,7 +34,7 @@ import type {
   BudgetInput,
   CostTrackedSSEOptions,
   Logger,
-  MeteredRequest,
+  MeteredOptions,
   MeteredStream,
   RequestParams,
   ReservationStrategy,
@@ -42,17 +42,14 @@ import type {
 } from './types.js';
 import type { UpstreamFailure } from './upstream-errors.js';
 
-export interface Config {
+export interface Config<R = never> {
   /** The store wrapped with the timeout and error mapping. */
   store: Store;
-  identify: CostTrackedSSEOptions['identify'];
+  identify: MeteredOptions<R>['identify'];
   /** Synchronous when the app's function is: no microtask per request for a fixed rule. */
   budgets: Record<
     string,
-    (
-      id: string,
-      req: MeteredRequest,
-    ) => BudgetWithAlerts | undefined | Promise<BudgetWithAlerts | undefined>
+    (id: string, req: R) => BudgetWithAlerts | undefined | Promise<BudgetWithAlerts | undefined>
   >;
   onBudgetAlert: ((alert: BudgetAlert) => void | Promise<void>) | undefined;
   rateLimits: Record<string, readonly RateLimitRule[]>;
@@ -61,12 +58,12 @@ export interface Config {
    * `rateLimits` gives that kind none: the gateways' default; `null` for `costTrackedSSE()`.
    */
   callerConcurrency: ConcurrencyLimitRule | null;
-  request: (req: MeteredRequest) => RequestParams | Promise<RequestParams>;
+  request: (req: R, body: unknown) => RequestParams | Promise<RequestParams>;
   /** A body no parser read is read at admission, after `identify`, within these limits. */
   body: BodyLimits;
   /**
-   * True when `request()` reads the provider body from `req.body` (the default, and the
-   * gateways): admission then writes the bounds it reserved into `req.body`.
+   * True when `request()` reads the provider body from the parsed body (the default, and
+   * the gateways): admission then writes the bounds it reserved into it (`req.body`).
    */
   rewritesBody: boolean;
   /** The route's own max_tokens limit; undefined: each model's published maximum. */
@@ -80,7 +77,7 @@ export interface Config {
    * refused or given less than it asked, and for content no rule bounds.
    */
   countExactly:
-    | ((req: MeteredRequest, input: Record<string, unknown>, model: string) => Promise<number>)
+    | ((req: R, input: Record<string, unknown>, model: string) => Promise<number>)
     | undefined;
   serverTools: Readonly<Record<string, ServerToolLimit>>;
   /** How much is reserved, and the cost cap. */
@@ -99,7 +96,7 @@ export interface Config {
   usageIntervalMs: number;
   encoder: SseEncoder;
   budgetExceededStatus: number;
-  upstream: ((req: MeteredRequest, meter: MeteredStream) => unknown) | undefined;
+  upstream: ((req: R, meter: MeteredStream) => unknown) | undefined;
   onSettle: (info: SettleInfo) => void | Promise<void>;
   onSettleFailure: (info: SettleInfo, error: unknown) => void | Promise<void>;
   logger: Logger;
@@ -136,7 +133,7 @@ export interface WireProtocol {
    * by event) or `'json'` (one provider body) — read from the request. Undefined: the
    * SSE headers and `meta` go out at admission (tokenmeter's protocol).
    */
-  relay?: (req: MeteredRequest) => 'sse' | 'json';
+  relay?: (body: unknown) => 'sse' | 'json';
   /** The answer when a stream ends before any header went out. */
   endBeforeHeaders(
     transport: Transport,
@@ -250,6 +247,8 @@ export interface ParseDefaults {
   maxBodyBytes: number;
   /** Whether a body of any content type is read (a gateway's routes take JSON only). */
   readAnyBody: boolean;
+  /** The function the options were given to, for error messages. */
+  entry: string;
 }
 
 /** What `costTrackedSSE()` assumes when an option is left out. */
@@ -257,23 +256,25 @@ const SSE_DEFAULTS: ParseDefaults = {
   reservation: 'fit',
   maxBodyBytes: 1024 * 1024,
   readAnyBody: false,
+  entry: 'costTrackedSSE',
 };
 
-export function parseOptions(
-  options: CostTrackedSSEOptions,
+export function parseOptions<R>(
+  options: MeteredOptions<R>,
   defaults: ParseDefaults = SSE_DEFAULTS,
-): Config {
+): Config<R> {
+  const entry = defaults.entry;
   if (typeof options !== 'object' || options === null) {
     throw new TokenmeterError(
       'invalid_config',
-      'costTrackedSSE(options) needs an options object with at least { store, identify }.',
+      `${entry}(options) needs an options object with at least { store, identify }.`,
     );
   }
-  checkOptionNames(options, OPTION_NAMES, 'costTrackedSSE');
+  checkOptionNames(options, OPTION_NAMES, entry);
   if (typeof options.identify !== 'function') {
     throw new TokenmeterError(
       'invalid_config',
-      'costTrackedSSE needs identify(req): who pays, from something your app trusts — never the request body. ' +
+      `${entry} needs identify(req): who pays, from something your app trusts — never the request body. ` +
         'For example: identify: (req) => req.user && { user: req.user.id } (after your auth middleware), ' +
         "or identify: (req) => ({ key: verifiedKeyId(req.get('authorization')) }).",
     );
@@ -324,7 +325,7 @@ export function parseOptions(
       'pricing must be a Pricing instance: new Pricing({ catalog, unknownModel }).',
     );
   }
-  const budgets: Config['budgets'] = {};
+  const budgets: Config<R>['budgets'] = {};
   for (const [kind, input] of Object.entries(options.budgets ?? {})) {
     if (typeof input === 'function') {
       const convert = (value: Awaited<ReturnType<typeof input>>, id: string) =>
@@ -342,7 +343,7 @@ export function parseOptions(
       budgets[kind] = () => rule;
     }
   }
-  const rateLimits: Config['rateLimits'] = {};
+  const rateLimits: Config<R>['rateLimits'] = {};
   for (const [kind, rules] of Object.entries(options.rateLimits ?? {})) {
     if (!Array.isArray(rules)) {
       throw new TokenmeterError(
@@ -459,16 +460,13 @@ export function parseOptions(
   };
 }
 
-/**
- * Reads an Anthropic Messages or OpenAI Chat Completions request body. The app must have
- * parsed JSON first (`express.json()`).
- */
-export function defaultRequest(req: MeteredRequest): RequestParams {
-  const body = req.body as Record<string, unknown> | undefined;
+/** Reads an Anthropic Messages or OpenAI Chat Completions request body (parsed JSON). */
+export function defaultRequest(_req: unknown, parsed: unknown): RequestParams {
+  const body = parsed as Record<string, unknown> | undefined;
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
     throw new TokenmeterError(
       'invalid_argument',
-      'The request body must be a JSON object (use express.json() before costTrackedSSE).',
+      'The request body must be a JSON object (sent as application/json).',
     );
   }
   const model = body.model;

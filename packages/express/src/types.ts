@@ -166,8 +166,14 @@ export interface Logger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
-/** The options of `costTrackedSSE()`. */
-export interface CostTrackedSSEOptions {
+/** The options of `costTrackedSSE()`: its callbacks receive the Express request. */
+export type CostTrackedSSEOptions = MeteredOptions<MeteredRequest>;
+
+/**
+ * The options of a metered route, whatever the framework: `R` is the request its callbacks
+ * receive (Express's request, a Web `Request`).
+ */
+export interface MeteredOptions<R> {
   /**
    * Where budgets, rate-limit windows and reservations live: `createMemoryStore()` for
    * one process, `createRedisStore()` for many. Required.
@@ -180,9 +186,7 @@ export interface CostTrackedSSEOptions {
    * @example
    * identify: (req) => req.user && { user: req.user.id, team: req.user.teamId }
    */
-  identify: (
-    req: MeteredRequest,
-  ) => Subject | undefined | null | Promise<Subject | undefined | null>;
+  identify: (req: R) => Subject | undefined | null | Promise<Subject | undefined | null>;
   /**
    * Budgets per scope kind, or a function of the scope id for per-user plans.
    * Defaults to none (spend is tracked only through `onSettle`).
@@ -193,10 +197,7 @@ export interface CostTrackedSSEOptions {
   budgets?: Record<
     string,
     | BudgetInput
-    | ((
-        id: string,
-        req: MeteredRequest,
-      ) => BudgetInput | undefined | Promise<BudgetInput | undefined>)
+    | ((id: string, req: R) => BudgetInput | undefined | Promise<BudgetInput | undefined>)
   >;
   /**
    * Rate limits per scope kind: sliding windows of requests, and of tokens (estimate at
@@ -212,9 +213,10 @@ export interface CostTrackedSSEOptions {
   /**
    * Reads the model, `max_tokens` and input from the request. Defaults to reading an
    * Anthropic (or OpenAI) request body: `{ model, max_tokens | max_completion_tokens, messages, system, tools }`.
-   * Throw a `TokenmeterError('invalid_argument', …)` (or any error) to answer 400.
+   * Throw a `TokenmeterError('invalid_argument', …)` (or any error) to answer 400. `body`
+   * is the parsed request body (`req.body` in Express).
    */
-  request?: (req: MeteredRequest) => RequestParams | Promise<RequestParams>;
+  request?: (req: R, body: unknown) => RequestParams | Promise<RequestParams>;
   /**
    * Upper bound on `max_tokens` for this route (OWASP API4). Defaults to each model's
    * published maximum output (`maxOutputTokens` in the catalog: 64,000 for
@@ -319,7 +321,7 @@ export interface CostTrackedSSEOptions {
    * @example
    * upstream: (req, meter) => anthropic.messages.create({ ...meter.params, stream: true }, { signal: meter.signal })
    */
-  upstream?: (req: MeteredRequest, meter: MeteredStream) => unknown;
+  upstream?: (req: R, meter: MeteredStream) => unknown;
   /**
    * Told once when a scope's spend reaches one of its budget's `alerts` thresholds in a
    * period — exactly once across instances with a store that has `claimOnce()` (both
@@ -373,6 +375,12 @@ export interface MeteredStream {
    * anthropic.messages.create({ ...req.body, ...meter.params, stream: true }, { signal: meter.signal })
    */
   readonly params: { model: string; max_tokens: number } & Record<string, unknown>;
+  /**
+   * The parsed request body, with the bounds admission reserved written in where the
+   * default `request()` read it (as `req.body` in Express): spread it into the provider call
+   * where the framework keeps no parsed body (a Web `Request`). Undefined without a body.
+   */
+  readonly body: Record<string, unknown> | undefined;
   /** Input tokens estimated (or counted) at admission. */
   readonly inputTokens: number;
   /** The scopes that pay. */

@@ -15,14 +15,10 @@ import {
   settleAll,
   TokenmeterError,
 } from '@tokenmeter/core';
-import { asObject, bodyToRead, closeIfUnread, readJsonBody, UploadGate } from '../body.js';
-import {
-  meteredHandler,
-  rateLimitRefusal,
-  toScopes,
-  UNAUTHENTICATED_MESSAGE,
-} from '../cost-tracked-sse.js';
+import { asObject, closeIfUnread, readJsonBody, UploadGate } from '../body.js';
+import { Engine, rateLimitRefusal, toScopes, UNAUTHENTICATED_MESSAGE } from '../engine.js';
 import type { RelayItem } from '../metered-stream.js';
+import { NodeIncoming } from '../node-incoming.js';
 import { NodeTransport } from '../node-transport.js';
 import {
   type Config,
@@ -410,7 +406,7 @@ function gatewayWire(adapter: ProviderAdapter, logger: Logger): WireProtocol {
   };
   return {
     reject,
-    relay: (req) => (adapter.isStream(bodyOf(req)) ? 'sse' : 'json'),
+    relay: (body) => (adapter.isStream((body ?? {}) as Record<string, unknown>) ? 'sse' : 'json'),
     endBeforeHeaders(transport, outcome, failure?: UpstreamFailure) {
       if (failure?.response) {
         relayProviderError(transport, failure.response, reject, logger);
@@ -541,7 +537,7 @@ export function createGateway(
     callerConcurrency: _c,
     ...rest
   } = options;
-  const config: Config = parseOptions(
+  const config: Config<MeteredRequest> = parseOptions<MeteredRequest>(
     {
       ...rest,
       identify: (req) => identify(callerKey(req), req),
@@ -559,7 +555,12 @@ export function createGateway(
         ),
       encoder: adapter.encoder,
     },
-    { reservation: 'lease', maxBodyBytes: 20 * 1024 * 1024, readAnyBody: true },
+    {
+      reservation: 'lease',
+      maxBodyBytes: 20 * 1024 * 1024,
+      readAnyBody: true,
+      entry: `${adapter.name}Gateway`,
+    },
   );
   config.wire = gatewayWire(adapter, config.logger);
   // The gateway forwards the body it read: admission writes its bounds into it.
@@ -581,7 +582,7 @@ export function createGateway(
   }
   // One bound on uploads per address for both routes.
   const uploads = new UploadGate(config.body.uploadsPerAddress);
-  const metered = meteredHandler(config, uploads);
+  const engine = new Engine(config, uploads);
 
   const handler = async function gateway(
     req: MeteredRequest,
@@ -589,6 +590,7 @@ export function createGateway(
     next: (error?: unknown) => void,
   ): Promise<void> {
     const path = routePath(req);
+    const incoming = new NodeIncoming(req);
     const transport = new NodeTransport(res);
     const isMessages = path === routes.messages;
     const isCount = routes.countTokens !== undefined && path === routes.countTokens;
@@ -597,7 +599,7 @@ export function createGateway(
         next();
         return;
       }
-      closeIfUnread(req, transport);
+      closeIfUnread(incoming, transport);
       config.wire.reject(
         transport,
         404,
@@ -607,7 +609,7 @@ export function createGateway(
       return;
     }
     if (req.method !== 'POST') {
-      closeIfUnread(req, transport);
+      closeIfUnread(incoming, transport);
       config.wire.reject(
         transport,
         405,
@@ -621,14 +623,19 @@ export function createGateway(
       return;
     }
     if (isCount) {
-      await countTokens(req, transport);
+      await countTokens(incoming, transport);
       return;
     }
-    await metered(req, res, next);
+    await engine.serve(incoming, transport, {
+      admitted: (stream) => {
+        if (res.locals) res.locals.tokenmeter = stream satisfies MeteredStream;
+      },
+    });
   };
 
   /** count_tokens: identified and rate-limited like any call, charged nothing (it is free). */
-  async function countTokens(req: MeteredRequest, transport: Transport) {
+  async function countTokens(incoming: NodeIncoming<MeteredRequest>, transport: Transport) {
+    const req = incoming.req;
     const begun = config.telemetry.begin();
     /** A refusal: answered, and recorded like any entry's. */
     const refuse = (
@@ -637,7 +644,7 @@ export function createGateway(
       message: string,
       headers: Record<string, string> = {},
     ) => {
-      closeIfUnread(req, transport);
+      closeIfUnread(incoming, transport);
       config.wire.reject(transport, status, code, message, {}, headers);
       config.telemetry.rejected(begun, { reason: code, status });
     };
@@ -646,8 +653,8 @@ export function createGateway(
       refuse(401, 'unauthenticated', UNAUTHENTICATED_MESSAGE);
       return;
     }
-    const read = bodyToRead(req, config.body)
-      ? await readJsonBody(req, config.body, uploads)
+    const read = incoming.hasBodyToRead(config.body.always)
+      ? await readJsonBody(incoming, config.body, uploads)
       : asObject(req.body);
     if (!read.ok) {
       refuse(read.status, read.code, read.message, read.headers);
@@ -740,7 +747,7 @@ export function createGateway(
     }
   }
 
-  Object.defineProperty(handler, 'activeStreams', { get: () => metered.activeStreams });
+  Object.defineProperty(handler, 'activeStreams', { get: () => engine.activeStreams });
   return handler as Handler;
 }
 
