@@ -5,19 +5,17 @@
  * streams the provider into it — from `upstream()`, or from the route handler that follows
  * (`res.locals.tokenmeter`).
  */
-
-import type { UploadGate } from './body.js';
-import { Engine } from './engine.js';
-import { MeteredStreamImpl } from './metered-stream.js';
+import {
+  type Config,
+  Engine,
+  type MeteredStream,
+  MeteredStreamImpl,
+  parseOptions,
+  type UploadGate,
+} from '@tokenmeter/engine';
 import { NodeIncoming } from './node-incoming.js';
 import { NodeTransport } from './node-transport.js';
-import { type Config, parseOptions } from './options.js';
-import type {
-  CostTrackedSSEOptions,
-  MeteredRequest,
-  MeteredResponse,
-  MeteredStream,
-} from './types.js';
+import type { CostTrackedSSEOptions, MeteredRequest, MeteredResponse } from './types.js';
 
 type Next = (error?: unknown) => void;
 

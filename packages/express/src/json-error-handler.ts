@@ -5,7 +5,7 @@
  * go on to the app's own handlers.
  */
 import type { ServerResponse } from 'node:http';
-import { sendJsonError } from './http-errors.js';
+import { sendJsonError } from '@tokenmeter/engine';
 import { NodeTransport } from './node-transport.js';
 
 interface BodyParserError {

@@ -4,7 +4,7 @@
  * it after admission wrote the bounds it reserved into it.
  */
 import type { IncomingMessage } from 'node:http';
-import { type Incoming, isJsonType } from './body.js';
+import { type Incoming, isJsonType } from '@tokenmeter/engine';
 
 type NodeRequest = IncomingMessage & { body?: unknown };
 

@@ -4,7 +4,7 @@
  * official SDK, coding agents (`ANTHROPIC_BASE_URL`) and anything else that speaks it.
  */
 import { uncountedFieldTokens } from '@tokenmeter/core';
-import type { RequestParams } from '../types.js';
+import type { RequestParams } from '@tokenmeter/engine';
 import {
   CODE_STATUS,
   callProvider,

@@ -15,34 +15,34 @@ import {
   settleAll,
   TokenmeterError,
 } from '@tokenmeter/core';
-import { asObject, closeIfUnread, readJsonBody, UploadGate } from '../body.js';
-import { Engine, rateLimitRefusal, toScopes, UNAUTHENTICATED_MESSAGE } from '../engine.js';
-import type { RelayItem } from '../metered-stream.js';
-import { NodeIncoming } from '../node-incoming.js';
-import { NodeTransport } from '../node-transport.js';
 import {
+  asObject,
   type Config,
   checkOptionNames,
+  closeIfUnread,
+  describeError as describe,
+  Engine,
+  type Logger,
+  type MeteredStream,
   OPTION_NAMES,
-  parseOptions,
-  type WireProtocol,
-} from '../options.js';
-import type { Transport } from '../transport.js';
-import type {
-  CostTrackedSSEOptions,
-  Logger,
-  MeteredRequest,
-  MeteredResponse,
-  MeteredStream,
-  RequestParams,
-  Subject,
-} from '../types.js';
-import {
-  describe,
   ProviderHttpError,
   type ProviderResponse,
+  parseOptions,
+  type RelayItem,
+  type RequestParams,
+  rateLimitRefusal,
+  readJsonBody,
+  type Subject,
+  type Transport,
+  toScopes,
+  UNAUTHENTICATED_MESSAGE,
+  UploadGate,
   type UpstreamFailure,
-} from '../upstream-errors.js';
+  type WireProtocol,
+} from '@tokenmeter/engine';
+import { NodeIncoming } from '../node-incoming.js';
+import { NodeTransport } from '../node-transport.js';
+import type { CostTrackedSSEOptions, MeteredRequest, MeteredResponse } from '../types.js';
 
 /** The options of `anthropicGateway()` and `openaiGateway()`. */
 export interface GatewayOptions

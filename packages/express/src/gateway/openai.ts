@@ -4,7 +4,7 @@
  * usage (`stream_options.include_usage`), so the cost is exact, and passes the usage
  * chunk on only when the caller asked for it.
  */
-import type { RequestParams } from '../types.js';
+import type { RequestParams } from '@tokenmeter/engine';
 import {
   CODE_STATUS,
   callProvider,

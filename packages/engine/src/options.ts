@@ -32,7 +32,6 @@ import type { Transport } from './transport.js';
 import type {
   BudgetAlert,
   BudgetInput,
-  CostTrackedSSEOptions,
   Logger,
   MeteredOptions,
   MeteredStream,
@@ -183,7 +182,7 @@ export const OPTION_NAMES = {
   onSettleFailure: true,
   logger: true,
   telemetry: true,
-} satisfies Record<keyof CostTrackedSSEOptions, true>;
+} satisfies Record<keyof MeteredOptions<unknown>, true>;
 
 /**
  * Refuses option names the function does not know, naming the nearest known one: a typo

@@ -206,7 +206,8 @@ export class StreamRegistry {
       }
       this.disarmWhenIdle();
     }, this.tickMs);
-    this.timer.unref();
+    // Node: the tick must not keep the process alive (other runtimes have no unref).
+    (this.timer as { unref?: () => void }).unref?.();
   }
 
   private disarmWhenIdle(): void {

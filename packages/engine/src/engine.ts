@@ -5,7 +5,6 @@
  * (`Incoming`) and the response (`Transport`); the wire protocol (`config.wire`) decides
  * how answers look.
  */
-import { randomUUID } from 'node:crypto';
 import {
   type AdmitAllResult,
   type AdmitRejected,
@@ -409,7 +408,7 @@ async function admit<R>(
 
   // Made before admission: it is also each scope's admission key, so an admission whose
   // reply is lost (a dropped store connection) can still be released by it.
-  const requestId = randomUUID();
+  const requestId = crypto.randomUUID();
   let alerts: Map<string, readonly number[]> | undefined;
   const policies: Array<{
     scope: ScopeRef;

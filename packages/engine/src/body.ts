@@ -111,7 +111,7 @@ export async function readJsonBody<R>(
       if (problem) return badShape(problem);
       chunks.push(chunk);
     }
-    return parse(Buffer.concat(chunks));
+    return parse(concat(chunks, size));
   } catch {
     return {
       ok: false,
@@ -132,11 +132,24 @@ export function closeIfUnread<R>(incoming: Incoming<R>, transport: Transport): v
   if (!incoming.complete) transport.closeAfterAnswer();
 }
 
+function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return bytes;
+}
+
+const UTF8 = new TextDecoder();
+
 /** Parses JSON text already checked by a `ShapeScan`. */
-function parse(bytes: Buffer): BodyRead {
+function parse(bytes: Uint8Array): BodyRead {
   let body: unknown;
   try {
-    body = JSON.parse(bytes.toString('utf8'));
+    body = JSON.parse(UTF8.decode(bytes));
   } catch {
     return {
       ok: false,

@@ -1,0 +1,55 @@
+/**
+ * @tokenmeter/engine: what every adapter shares. An adapter wraps its framework's request
+ * in an `Incoming` and its response in a `Transport`, and gives both to an `Engine` made
+ * from its options (`parseOptions`); the engine admits, streams, and settles once.
+ */
+export { BudgetAlerts } from './alerts.js';
+export {
+  asObject,
+  type BodyLimits,
+  type BodyRead,
+  closeIfUnread,
+  type Incoming,
+  isJsonType,
+  readJsonBody,
+  ShapeScan,
+  UploadGate,
+} from './body.js';
+export {
+  Engine,
+  rateLimitRefusal,
+  type ServeHooks,
+  toScopes,
+  UNAUTHENTICATED_MESSAGE,
+} from './engine.js';
+export { sendJsonError } from './http-errors.js';
+export { MeteredStreamImpl, type RelayItem } from './metered-stream.js';
+export {
+  type Config,
+  checkOptionNames,
+  OPTION_NAMES,
+  type ParseDefaults,
+  parseOptions,
+  TOKENMETER_WIRE,
+  type WireProtocol,
+} from './options.js';
+export { rateLimitHeaders } from './rate-limit-headers.js';
+export { SSE_HEADERS, type Transport } from './transport.js';
+export type {
+  BudgetAlert,
+  BudgetInput,
+  Logger,
+  MeteredOptions,
+  MeteredStream,
+  RequestParams,
+  ReservationStrategy,
+  SettleInfo,
+  StreamLimit,
+  Subject,
+} from './types.js';
+export {
+  describe as describeError,
+  ProviderHttpError,
+  type ProviderResponse,
+  type UpstreamFailure,
+} from './upstream-errors.js';
