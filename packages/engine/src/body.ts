@@ -71,8 +71,11 @@ export interface Incoming<R> {
   chunks(): AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
   /** The declared `Content-Length`, if any. */
   readonly declaredLength: number | undefined;
-  /** The client's address, for the per-address bound on uploads. */
-  readonly address: string;
+  /**
+   * The client's address, for the per-address bound on uploads; undefined where the
+   * runtime does not tell it (that bound then does not apply).
+   */
+  readonly address: string | undefined;
   /** True once the body was read to its end (or there was none). */
   readonly complete: boolean;
 }
@@ -91,7 +94,7 @@ export async function readJsonBody<R>(
   const declared = incoming.declaredLength;
   if (declared !== undefined && declared > limits.maxBytes) return tooLarge(limits.maxBytes);
   const address = incoming.address;
-  if (!gate.enter(address)) {
+  if (address !== undefined && !gate.enter(address)) {
     return {
       ok: false,
       status: 429,
@@ -120,7 +123,7 @@ export async function readJsonBody<R>(
       message: 'The request body could not be read.',
     };
   } finally {
-    gate.leave(address);
+    if (address !== undefined) gate.leave(address);
   }
 }
 

@@ -30,6 +30,7 @@ export {
   OPTION_NAMES,
   type ParseDefaults,
   parseOptions,
+  SSE_DEFAULTS,
   TOKENMETER_WIRE,
   type WireProtocol,
 } from './options.js';

@@ -251,7 +251,7 @@ export interface ParseDefaults {
 }
 
 /** What `costTrackedSSE()` assumes when an option is left out. */
-const SSE_DEFAULTS: ParseDefaults = {
+export const SSE_DEFAULTS: ParseDefaults = {
   reservation: 'fit',
   maxBodyBytes: 1024 * 1024,
   readAnyBody: false,

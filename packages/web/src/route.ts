@@ -1,0 +1,70 @@
+/**
+ * A metered route on Web-standard `Request` / `Response`: one function per framework shape
+ * (a bare `Request`, Hono's `Context`), all on one engine.
+ */
+
+import { TokenmeterError } from '@tokenmeter/core';
+import {
+  Engine,
+  type MeteredOptions,
+  parseOptions,
+  SSE_DEFAULTS,
+  sendJsonError,
+} from '@tokenmeter/engine';
+import { WebIncoming } from './web-incoming.js';
+import { WebTransport } from './web-transport.js';
+
+/** The options of a Web route: `upstream()` is required (there is no next handler to call). */
+export type WebRouteOptions<R> = Omit<MeteredOptions<R>, 'upstream'> & {
+  upstream: NonNullable<MeteredOptions<R>['upstream']>;
+  /**
+   * The client's address, for `uploadsPerAddress`, where the runtime tells it (Bun:
+   * `server.requestIP(request)`; Deno: `info.remoteAddr.hostname`). Without it, bodies in
+   * progress are bounded by `maxBodyBytes` alone.
+   */
+  clientAddress?: (req: R) => string | undefined;
+};
+
+/** A route handler with the number of streams it has open (0 when idle). */
+export type WebHandler<R> = ((req: R) => Promise<Response>) & { readonly activeStreams: number };
+
+/** How a framework's request reaches the Web `Request`. @internal */
+export interface WebBinding<R> {
+  entry: string;
+  request(req: R): Request;
+  /** The address when the app gave no `clientAddress`. */
+  address?(req: R): string | undefined;
+}
+
+/** @internal */
+export function webRoute<R>(options: WebRouteOptions<R>, binding: WebBinding<R>): WebHandler<R> {
+  if (typeof options !== 'object' || options === null) {
+    throw new TokenmeterError(
+      'invalid_config',
+      `${binding.entry}(options) needs an options object with at least { store, identify, upstream }.`,
+    );
+  }
+  const { clientAddress, ...rest } = options;
+  if (typeof rest.upstream !== 'function') {
+    throw new TokenmeterError(
+      'invalid_config',
+      `${binding.entry} needs upstream(req, meter): the provider call, started with meter.signal, e.g. upstream: (req, meter) => anthropic.messages.create({ ...meter.body, stream: true }, { signal: meter.signal }).`,
+    );
+  }
+  const engine = new Engine(parseOptions(rest, { ...SSE_DEFAULTS, entry: binding.entry }));
+  const addressOf = clientAddress ?? binding.address;
+  const handler = async (req: R): Promise<Response> => {
+    const request = binding.request(req);
+    const transport = new WebTransport(request.signal);
+    const incoming = new WebIncoming(req, request, addressOf?.(req));
+    void engine.serve(incoming, transport).finally(() => {
+      // The engine answers every request it serves; a client that left while it was
+      // admitting still needs a Response for the server to discard.
+      if (!transport.headersSent)
+        sendJsonError(transport, 499, 'client_closed', 'The client left.');
+    });
+    return transport.response;
+  };
+  Object.defineProperty(handler, 'activeStreams', { get: () => engine.activeStreams });
+  return handler as WebHandler<R>;
+}

@@ -1,0 +1,183 @@
+/**
+ * Test helper: one metered route, served by each adapter on a real loopback socket —
+ * `costTrackedSSE()` on Express 4 and 5, `honoSSE()` on Hono (`@hono/node-server`), and
+ * `meteredSSE()` as a bare `fetch` handler (the shape of a Next.js route handler, Bun's and
+ * Deno's `serve`). The route is described once, without any framework's request type, so
+ * one suite can hold every adapter to the same HTTP contract.
+ */
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import type { MeteredStream, SettleInfo } from '@tokenmeter/express';
+import { costTrackedSSE } from '@tokenmeter/express';
+import { type MeteredOptions, meteredSSE } from '@tokenmeter/web';
+import { honoSSE } from '@tokenmeter/web/hono';
+import express5 from 'express';
+import express4 from 'express4';
+import { Hono } from 'hono';
+
+/** A route's options, whatever the framework: the upstream sees the admitted stream and the request's headers. */
+export type RouteSpec = Omit<
+  MeteredOptions<unknown>,
+  'identify' | 'upstream' | 'request' | 'logger' | 'onSettle' | 'budgets'
+> & {
+  budgets?: Record<string, { limitUsd?: string | number; limitNanos?: number; period?: 'day' }>;
+  /** The provider call, from the admitted stream and the request's headers. */
+  upstream: (meter: MeteredStream, header: (name: string) => string | undefined) => unknown;
+};
+
+export interface ServedRoute {
+  url: string;
+  settles: SettleInfo[];
+  errors: string[];
+  activeStreams(): number;
+  waitForSettles(n: number, timeoutMs?: number): Promise<SettleInfo[]>;
+  close(): Promise<void>;
+}
+
+type Header = (name: string) => string | undefined;
+/** Who pays in tests: the `x-user` header (tests only: apps must use real auth). */
+const userFrom = (header: Header) => {
+  const user = header('x-user');
+  return user ? { user } : undefined;
+};
+
+/** What every adapter adds around the spec: the test's identify, logger and settlement log. */
+function recorder() {
+  const settles: SettleInfo[] = [];
+  const errors: string[] = [];
+  const waiters: Array<() => void> = [];
+  return {
+    settles,
+    errors,
+    hooks: {
+      logger: {
+        warn: () => {},
+        error: (message: string) => {
+          errors.push(message);
+        },
+      },
+      onSettle: (info: SettleInfo) => {
+        settles.push(info);
+        for (const w of waiters.splice(0)) w();
+      },
+    },
+    async waitForSettles(n: number, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (settles.length < n) {
+        if (Date.now() > deadline)
+          throw new Error(`only ${settles.length} of ${n} streams settled`);
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 50);
+        });
+      }
+      return settles;
+    },
+  };
+}
+
+interface Listening {
+  address(): AddressInfo | string | null;
+  close(callback: () => void): void;
+  closeAllConnections?(): void;
+}
+
+function served(
+  server: Listening,
+  record: ReturnType<typeof recorder>,
+  activeStreams: () => number,
+): ServedRoute {
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/chat`,
+    settles: record.settles,
+    errors: record.errors,
+    activeStreams,
+    waitForSettles: record.waitForSettles,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function startExpress(express: typeof express5 | typeof express4) {
+  return async (spec: RouteSpec): Promise<ServedRoute> => {
+    const record = recorder();
+    const { upstream, ...options } = spec;
+    const middleware = costTrackedSSE({
+      ...options,
+      ...record.hooks,
+      identify: (req) => userFrom((name) => req.headers[name] as string | undefined),
+      upstream: (req, meter) => upstream(meter, (name) => req.headers[name] as string | undefined),
+    });
+    const app = (express as typeof express5)();
+    // No body parser: the middleware reads the JSON body itself, after identify, as the
+    // Web adapters do.
+    app.post('/chat', middleware as unknown as express5.Handler);
+    const server = await new Promise<ReturnType<typeof app.listen>>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    return served(server, record, () => middleware.activeStreams);
+  };
+}
+
+/** Serves a fetch handler with `@hono/node-server` on loopback. */
+async function listen(fetch: (request: Request, env: unknown) => Response | Promise<Response>) {
+  return new Promise<Listening>((resolve) => {
+    const server = serve({ fetch, port: 0, hostname: '127.0.0.1' }, () =>
+      resolve(server as unknown as Listening),
+    );
+  });
+}
+
+async function startHono(spec: RouteSpec): Promise<ServedRoute> {
+  const record = recorder();
+  const { upstream, ...options } = spec;
+  const handler = honoSSE({
+    ...options,
+    ...record.hooks,
+    identify: (c) => userFrom((name) => c.req.header(name)),
+    upstream: (c, meter) => upstream(meter, (name) => c.req.header(name)),
+  });
+  const app = new Hono();
+  app.post('/chat', handler);
+  const server = await listen(app.fetch);
+  return served(server, record, () => handler.activeStreams);
+}
+
+async function startFetchHandler(spec: RouteSpec): Promise<ServedRoute> {
+  const record = recorder();
+  const { upstream, ...options } = spec;
+  const handler = meteredSSE({
+    ...options,
+    ...record.hooks,
+    identify: (request) => userFrom((name) => request.headers.get(name) ?? undefined),
+    upstream: (request, meter) => upstream(meter, (name) => request.headers.get(name) ?? undefined),
+  });
+  const server = await listen((request) =>
+    new URL(request.url).pathname === '/chat' && request.method === 'POST'
+      ? handler(request)
+      : new Response('not found', { status: 404 }),
+  );
+  return served(server, record, () => handler.activeStreams);
+}
+
+/** Every adapter, by name: `describe.each(ADAPTERS)`. */
+export const ADAPTERS = [
+  ['express 4', startExpress(express4)],
+  ['express 5', startExpress(express5)],
+  ['web: Hono on Node', startHono],
+  ['web: a bare fetch handler', startFetchHandler],
+] as const satisfies ReadonlyArray<readonly [string, (spec: RouteSpec) => Promise<ServedRoute>]>;
+
+/** The fake upstream's `x-fake-llm-*` knob headers of the test request, to forward. */
+export function knobs(header: (name: string) => string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ['tokens', 'tps', 'chunk', 'fault', 'fault-after', 'ttft-ms']) {
+    const value = header(`x-fake-llm-${name}`);
+    if (value !== undefined) out[`x-fake-llm-${name}`] = value;
+  }
+  return out;
+}
