@@ -1,7 +1,7 @@
 /**
  * One HTTP contract, every adapter: the same route (the official Anthropic SDK against the
  * testkit's fake upstream, the memory store) served by `costTrackedSSE()` on Express 4 and
- * 5, `honoSSE()` on Hono and `meteredSSE()` as a bare fetch handler, held to the same
+ * 5, `honoSSE()` on Hono, `fastifySSE()` on Fastify and `meteredSSE()` as a bare fetch handler, held to the same
  * answers: admission refusals and their headers, the SSE events and their money, a slow
  * client holding the provider back, a disconnect closing the upstream within one chunk,
  * and every way a stream ends settling exactly once.

@@ -1,7 +1,7 @@
 /**
  * Test helper: one metered route, served by each adapter on a real loopback socket —
- * `costTrackedSSE()` on Express 4 and 5, `honoSSE()` on Hono (`@hono/node-server`), and
- * `meteredSSE()` as a bare `fetch` handler (the shape of a Next.js route handler, Bun's and
+ * `costTrackedSSE()` on Express 4 and 5, `honoSSE()` on Hono (`@hono/node-server`),
+ * `fastifySSE()` on Fastify 5, and `meteredSSE()` as a bare `fetch` handler (the shape of a Next.js route handler, Bun's and
  * Deno's `serve`). The route is described once, without any framework's request type, so
  * one suite can hold every adapter to the same HTTP contract.
  */
@@ -9,10 +9,12 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { MeteredStream, SettleInfo } from '@tokenmeter/express';
 import { costTrackedSSE } from '@tokenmeter/express';
+import { fastifySSE } from '@tokenmeter/fastify';
 import { type MeteredOptions, meteredSSE } from '@tokenmeter/web';
 import { honoSSE } from '@tokenmeter/web/hono';
 import express5 from 'express';
 import express4 from 'express4';
+import Fastify from 'fastify';
 import { Hono } from 'hono';
 
 /** A route's options, whatever the framework: the upstream sees the admitted stream and the request's headers. */
@@ -164,12 +166,40 @@ async function startFetchHandler(spec: RouteSpec): Promise<ServedRoute> {
   return served(server, record, () => handler.activeStreams);
 }
 
+async function startFastify(spec: RouteSpec): Promise<ServedRoute> {
+  const record = recorder();
+  const { upstream, ...options } = spec;
+  const plugin = fastifySSE({
+    ...options,
+    ...record.hooks,
+    url: '/chat',
+    identify: (request) => userFrom((name) => request.headers[name] as string | undefined),
+    upstream: (request, meter) =>
+      upstream(meter, (name) => request.headers[name] as string | undefined),
+  });
+  const app = Fastify();
+  await app.register(plugin);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return served(
+    {
+      address: () => app.server.address(),
+      close: (callback) => {
+        app.server.closeAllConnections();
+        void app.close().then(callback);
+      },
+    },
+    record,
+    () => plugin.activeStreams,
+  );
+}
+
 /** Every adapter, by name: `describe.each(ADAPTERS)`. */
 export const ADAPTERS = [
   ['express 4', startExpress(express4)],
   ['express 5', startExpress(express5)],
   ['web: Hono on Node', startHono],
   ['web: a bare fetch handler', startFetchHandler],
+  ['fastify', startFastify],
 ] as const satisfies ReadonlyArray<readonly [string, (spec: RouteSpec) => Promise<ServedRoute>]>;
 
 /** The fake upstream's `x-fake-llm-*` knob headers of the test request, to forward. */

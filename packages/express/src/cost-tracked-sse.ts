@@ -13,8 +13,7 @@ import {
   parseOptions,
   type UploadGate,
 } from '@tokenmeter/engine';
-import { NodeIncoming } from './node-incoming.js';
-import { NodeTransport } from './node-transport.js';
+import { NodeIncoming, NodeTransport } from '@tokenmeter/engine/node';
 import type { CostTrackedSSEOptions, MeteredRequest, MeteredResponse } from './types.js';
 
 type Next = (error?: unknown) => void;

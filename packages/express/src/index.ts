@@ -15,10 +15,10 @@ export {
   SSE_HEADERS,
   type Transport,
 } from '@tokenmeter/engine';
+export { NodeTransport, NodeTransport as SseWriter } from '@tokenmeter/engine/node';
 export { costTrackedSSE } from './cost-tracked-sse.js';
 export { anthropicGateway } from './gateway/anthropic.js';
 export { callerKey, type GatewayOptions } from './gateway/common.js';
 export { openaiGateway } from './gateway/openai.js';
 export { jsonErrorHandler } from './json-error-handler.js';
-export { NodeTransport, NodeTransport as SseWriter } from './node-transport.js';
 export type { CostTrackedSSEOptions, MeteredRequest, MeteredResponse } from './types.js';

@@ -6,7 +6,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { sendJsonError } from '@tokenmeter/engine';
-import { NodeTransport } from './node-transport.js';
+import { NodeTransport } from '@tokenmeter/engine/node';
 
 interface BodyParserError {
   type?: unknown;

@@ -40,8 +40,7 @@ import {
   type UpstreamFailure,
   type WireProtocol,
 } from '@tokenmeter/engine';
-import { NodeIncoming } from '../node-incoming.js';
-import { NodeTransport } from '../node-transport.js';
+import { NodeIncoming, NodeTransport } from '@tokenmeter/engine/node';
 import type { CostTrackedSSEOptions, MeteredRequest, MeteredResponse } from '../types.js';
 
 /** The options of `anthropicGateway()` and `openaiGateway()`. */

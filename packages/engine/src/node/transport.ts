@@ -5,7 +5,7 @@
  * `'drain'` alone hangs forever when the client leaves, or stops reading, during the wait.
  */
 import type { ServerResponse } from 'node:http';
-import { SSE_HEADERS, type Transport } from '@tokenmeter/engine';
+import { SSE_HEADERS, type Transport } from '../index.js';
 
 export class NodeTransport implements Transport {
   private readonly res: ServerResponse;

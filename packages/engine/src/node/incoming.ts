@@ -1,15 +1,24 @@
 /**
  * The request on Node's `IncomingMessage` (Express 4 and 5, Fastify's `request.raw`): the
- * body slot is `req.body`, where body parsers leave it and where the app's handler reads
- * it after admission wrote the bounds it reserved into it.
+ * body slot is the framework request's `body` (`req.body`, Fastify's `request.body`), where
+ * body parsers leave it and where the app's handler reads it after admission wrote the
+ * bounds it reserved into it.
  */
 import type { IncomingMessage } from 'node:http';
-import { type Incoming, isJsonType } from '@tokenmeter/engine';
+import { type Incoming, isJsonType } from '../index.js';
 
-type NodeRequest = IncomingMessage & { body?: unknown };
+/** A framework's request: where the parsed body is, and the client's address if it knows it. */
+type BodySlot = { body?: unknown; ip?: unknown };
 
-export class NodeIncoming<R extends NodeRequest = NodeRequest> implements Incoming<R> {
-  constructor(readonly req: R) {}
+export class NodeIncoming<R extends BodySlot = IncomingMessage & BodySlot> implements Incoming<R> {
+  /**
+   * @param req the framework's request: what the app's callbacks receive, holding `body`
+   * @param raw Node's request under it (the same object in Express)
+   */
+  constructor(
+    readonly req: R,
+    private readonly raw: IncomingMessage = req as unknown as IncomingMessage,
+  ) {}
 
   get body(): unknown {
     return this.req.body;
@@ -20,8 +29,8 @@ export class NodeIncoming<R extends NodeRequest = NodeRequest> implements Incomi
   }
 
   hasBodyToRead(always: boolean): boolean {
-    const req = this.req;
-    const body = req.body;
+    const req = this.raw;
+    const body = this.req.body;
     // Raw bytes (`express.raw()`, `express.text()`): read, but not parsed.
     if (Buffer.isBuffer(body) || typeof body === 'string') return true;
     if (body !== undefined || req.readableEnded) return false;
@@ -36,24 +45,24 @@ export class NodeIncoming<R extends NodeRequest = NodeRequest> implements Incomi
     const given = this.req.body;
     if (typeof given === 'string') return [Buffer.from(given)];
     if (Buffer.isBuffer(given)) return [given];
-    return this.req as AsyncIterable<Buffer>;
+    return this.raw as AsyncIterable<Buffer>;
   }
 
   get declaredLength(): number | undefined {
     const body = this.req.body;
     if (Buffer.isBuffer(body) || typeof body === 'string') return undefined;
-    const declared = Number(this.req.headers['content-length']);
+    const declared = Number(this.raw.headers['content-length']);
     return Number.isFinite(declared) ? declared : undefined;
   }
 
-  /** Express's `req.ip` (which honours `trust proxy`), else the socket's. */
+  /** The framework's `ip` (Express and Fastify honour `trust proxy`), else the socket's. */
   get address(): string {
-    const ip = (this.req as { ip?: unknown }).ip;
+    const ip = this.req.ip;
     if (typeof ip === 'string' && ip !== '') return ip;
-    return this.req.socket?.remoteAddress ?? '';
+    return this.raw.socket?.remoteAddress ?? '';
   }
 
   get complete(): boolean {
-    return this.req.complete;
+    return this.raw.complete;
   }
 }
