@@ -370,8 +370,10 @@ export interface MeteredStream {
    * The parsed request body, with the bounds admission reserved written in where the
    * default `request()` read it (as `req.body` in Express): spread it into the provider call
    * where the framework keeps no parsed body (a Web `Request`). Undefined without a body.
+   * Typed as Express types `req.body`: its shape is the client's, checked by admission.
    */
-  readonly body: Record<string, unknown> | undefined;
+  // biome-ignore lint/suspicious/noExplicitAny: a parsed JSON body, spread into provider calls as Express's req.body is
+  readonly body: any;
   /** Input tokens estimated (or counted) at admission. */
   readonly inputTokens: number;
   /** The scopes that pay. */
