@@ -3,6 +3,18 @@
  * in an `Incoming` and its response in a `Transport`, and gives both to an `Engine` made
  * from its options (`parseOptions`); the engine admits, streams, and settles once.
  */
+
+export {
+  type AdmissionContext,
+  type Admitted,
+  identifyThenRead,
+  isRejection,
+  type Rejection,
+  rateLimitRefusal,
+  rejection,
+  toScopes,
+  UNAUTHENTICATED_MESSAGE,
+} from './admission.js';
 export { BudgetAlerts } from './alerts.js';
 export {
   asObject,
@@ -15,13 +27,7 @@ export {
   ShapeScan,
   UploadGate,
 } from './body.js';
-export {
-  Engine,
-  rateLimitRefusal,
-  type ServeHooks,
-  toScopes,
-  UNAUTHENTICATED_MESSAGE,
-} from './engine.js';
+export { Engine, type ServeHooks } from './engine.js';
 export { sendJsonError } from './http-errors.js';
 export { MeteredStreamImpl, type RelayItem } from './metered-stream.js';
 export {

@@ -9,8 +9,10 @@ import {
   admitAll,
   encodeComment,
   type RateLimitRule,
+  type RequestFacts,
   releaseAll,
   responseEvents,
+  type ScopeRef,
   type SseEncoder,
   settleAll,
   TokenmeterError,
@@ -22,20 +24,21 @@ import {
   closeIfUnread,
   describeError as describe,
   Engine,
+  identifyThenRead,
+  isRejection,
   type Logger,
   type MeteredStream,
   OPTION_NAMES,
   ProviderHttpError,
   type ProviderResponse,
   parseOptions,
+  type Rejection,
   type RelayItem,
   type RequestParams,
   rateLimitRefusal,
-  readJsonBody,
+  rejection,
   type Subject,
   type Transport,
-  toScopes,
-  UNAUTHENTICATED_MESSAGE,
   UploadGate,
   type UpstreamFailure,
   type WireProtocol,
@@ -634,83 +637,25 @@ export function createGateway(
 
   /** count_tokens: identified and rate-limited like any call, charged nothing (it is free). */
   async function countTokens(incoming: NodeIncoming<MeteredRequest>, transport: Transport) {
-    const req = incoming.req;
     const begun = config.telemetry.begin();
-    /** A refusal: answered, and recorded like any entry's. */
-    const refuse = (
-      status: number,
-      code: string,
-      message: string,
-      headers: Record<string, string> = {},
-    ) => {
-      closeIfUnread(incoming, transport);
-      config.wire.reject(transport, status, code, message, {}, headers);
-      config.telemetry.rejected(begun, { reason: code, status });
-    };
-    const scopes = toScopes(await identify(callerKey(req), req));
-    if (!scopes) {
-      refuse(401, 'unauthenticated', UNAUTHENTICATED_MESSAGE);
-      return;
-    }
-    const read = incoming.hasBodyToRead(config.body.always)
-      ? await readJsonBody(incoming, config.body, uploads)
-      : asObject(req.body);
-    if (!read.ok) {
-      refuse(read.status, read.code, read.message, read.headers);
-      return;
-    }
-    const body = read.body;
-    const requests = scopes.flatMap((scope) => {
-      const rules: readonly RateLimitRule[] = (config.rateLimits[scope.kind] ?? []).filter(
-        (rule) => rule.kind === 'requests',
-      );
-      return rules.length > 0
-        ? [
-            {
-              scope,
-              rateLimits: rules,
-              reserveNanos: 0,
-              estimatedTokens: 0,
-              ttlMs: config.reservationTtlMs,
-            },
-          ]
-        : [];
+    const facts: RequestFacts = {};
+    const refuse = (refusal: Rejection) =>
+      engine.refuse(refusal, incoming, transport, begun, facts);
+    const scopes = await identifyThenRead({
+      config,
+      incoming,
+      uploads,
+      facts,
+      acquired: () => {},
+      clientGone: () => transport.closed,
     });
-    let ids: readonly string[] = [];
-    if (requests.length > 0) {
-      try {
-        const result = await admitAll(config.store, requests);
-        if (!result.admitted) {
-          // Only `requests` rules apply here: the refusal is a rate limit's.
-          const rejection = result.rejection;
-          if (rejection.reason === 'rate_limit') {
-            const refused = rateLimitRefusal(rejection);
-            refuse(429, 'rate_limited', refused.message, refused.headers);
-          } else refuse(429, 'rate_limited', 'Too many requests for this key.');
-          return;
-        }
-        ids = result.reservationIds;
-      } catch (error) {
-        if (config.storeFailure === 'closed') {
-          config.logger.warn('tokenmeter: store unavailable, count_tokens refused (fail closed)', {
-            error: describe(error),
-          });
-          refuse(
-            503,
-            'store_unavailable',
-            'Limits cannot be checked right now; try again shortly.',
-            {
-              'Retry-After': '1',
-            },
-          );
-          return;
-        }
-        config.logger.warn(
-          'tokenmeter: store unavailable, count_tokens let through unmetered (fail open)',
-          { error: describe(error) },
-        );
-      }
-    }
+    if (isRejection(scopes)) return refuse(scopes);
+    const read = asObject(incoming.body);
+    if (!read.ok) return refuse(rejection(read.status, read.code, read.message));
+    const body = read.body;
+    const limited = await countLimits(scopes);
+    if (isRejection(limited)) return refuse(limited);
+    const ids = limited;
     const controller = new AbortController();
     const onClose = () => controller.abort();
     const offClose = transport.onClose(onClose);
@@ -718,7 +663,7 @@ export function createGateway(
       const source = await adapter.call(
         'countTokens',
         body,
-        forwarded(req, allow),
+        forwarded(incoming.req, allow),
         options.apiKey,
         baseURL,
         fetchImpl,
@@ -743,6 +688,62 @@ export function createGateway(
       }
     } finally {
       offClose();
+    }
+  }
+
+  /**
+   * count_tokens' admission: the scopes' `requests` rate limits only (it costs nothing, and
+   * holds no stream); the reservation ids to settle at zero, or a refusal.
+   */
+  async function countLimits(scopes: readonly ScopeRef[]): Promise<readonly string[] | Rejection> {
+    const requests = scopes.flatMap((scope) => {
+      const rules: readonly RateLimitRule[] = (config.rateLimits[scope.kind] ?? []).filter(
+        (rule) => rule.kind === 'requests',
+      );
+      return rules.length > 0
+        ? [
+            {
+              scope,
+              rateLimits: rules,
+              reserveNanos: 0,
+              estimatedTokens: 0,
+              ttlMs: config.reservationTtlMs,
+            },
+          ]
+        : [];
+    });
+    if (requests.length === 0) return [];
+    try {
+      const result = await admitAll(config.store, requests);
+      if (result.admitted) return result.reservationIds;
+      // Only `requests` rules apply here: the refusal is a rate limit's.
+      const refused = result.rejection;
+      if (refused.reason !== 'rate_limit') {
+        return rejection(429, 'rate_limited', 'Too many requests for this key.');
+      }
+      const limit = rateLimitRefusal(refused);
+      return rejection(429, 'rate_limited', limit.message, limit.details, limit.headers, {
+        scope: refused.scope.kind,
+        retryAfterMs: limit.retryAfterMs,
+      });
+    } catch (error) {
+      if (config.storeFailure === 'closed') {
+        config.logger.warn('tokenmeter: store unavailable, count_tokens refused (fail closed)', {
+          error: describe(error),
+        });
+        return rejection(
+          503,
+          'store_unavailable',
+          'Limits cannot be checked right now; try again shortly.',
+          {},
+          { 'Retry-After': '1' },
+        );
+      }
+      config.logger.warn(
+        'tokenmeter: store unavailable, count_tokens let through unmetered (fail open)',
+        { error: describe(error) },
+      );
+      return [];
     }
   }
 
