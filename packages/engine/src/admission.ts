@@ -34,8 +34,9 @@ import {
   type ScopeRef,
   TokenmeterError,
 } from '@tokenmeter/core';
+import { scopeKeyOf } from './alerts.js';
 import { asObject, type Incoming, readJsonBody, type UploadGate } from './body.js';
-import { type Admission, budgetJson, scopeKeyOf } from './metered-stream.js';
+import type { Admission } from './metered-stream.js';
 import { type Config, rulesFor } from './options.js';
 import {
   rateLimitHeaders,
@@ -44,6 +45,7 @@ import {
   retryAfterSeconds,
   type ScopedRateLimit,
 } from './rate-limit-headers.js';
+import { budgetJson } from './settlement.js';
 import type { RequestParams, Subject } from './types.js';
 import { describe } from './upstream-errors.js';
 

@@ -8,6 +8,11 @@ import { type BudgetState, periodId, type ScopeRef } from '@tokenmeter/core';
 import type { Config } from './options.js';
 import { describe } from './upstream-errors.js';
 
+/** A map key for a scope. */
+export function scopeKeyOf(scope: ScopeRef): string {
+  return `${scope.kind}\u0000${scope.id}`;
+}
+
 /** What one settlement tells: each scope's budget after it, and its thresholds. */
 export interface SettledBudget {
   scope: ScopeRef;

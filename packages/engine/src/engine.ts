@@ -9,8 +9,9 @@ import { type RequestFacts, releaseAll, type TelemetryStart } from '@tokenmeter/
 import { admit, isRejection, type Rejection } from './admission.js';
 import { BudgetAlerts } from './alerts.js';
 import { closeIfUnread, type Incoming, UploadGate } from './body.js';
-import { MeteredStreamImpl, StreamRegistry } from './metered-stream.js';
+import { MeteredStreamImpl } from './metered-stream.js';
 import type { Config } from './options.js';
+import { StreamRegistry } from './registry.js';
 import type { Transport } from './transport.js';
 import { describe } from './upstream-errors.js';
 

@@ -9,28 +9,33 @@
 import {
   type BudgetState,
   createEventTranslator,
-  type EndResult,
-  emptyUsage,
   type FinalUsage,
-  jsonSseEncoder,
   type MeterEvent,
   nanosToUsd,
   promptTokens,
   type RequestBound,
-  type ReservationEnd,
   type ScopeRef,
   type SseEncoder,
   StreamMeter,
   type StreamOutcome,
   type StreamTrace,
-  settleAll,
   type TelemetryStart,
   TokenmeterError,
-  type Usage,
 } from '@tokenmeter/core';
-import type { BudgetAlerts } from './alerts.js';
+import { scopeKeyOf } from './alerts.js';
 import { Lease } from './lease.js';
 import type { Config } from './options.js';
+import type { StreamRegistry } from './registry.js';
+import {
+  budgetJson,
+  CODE_MESSAGES,
+  type EndOptions,
+  endMessage,
+  finalEvent,
+  finalUsage,
+  type Recorded,
+  recordSettlement,
+} from './settlement.js';
 import type { Transport } from './transport.js';
 import type { MeteredStream, SettleInfo, StreamLimit } from './types.js';
 import {
@@ -123,103 +128,6 @@ export interface Admission {
   headers?: Record<string, string>;
   /** Parent context and start time, from the middleware's entry. */
   telemetry: TelemetryStart;
-}
-
-const LIMIT_MESSAGES: Record<StreamLimit, string> = {
-  max_cost_per_request: "The answer reached this route's cost cap per request; it was cut short.",
-  lease_denied: 'The budget cannot cover more of this answer; it was cut short.',
-  lease_unavailable: 'The budget store could not extend this answer; it was cut short.',
-  budget_fit: 'The answer reached the output the budget covered when it started; it was cut short.',
-};
-
-const CODE_MESSAGES: Record<StreamOutcome, string> = {
-  completed: 'The answer is complete.',
-  client_disconnected: 'The client disconnected.',
-  budget_exceeded: 'The budget for this request ran out; the answer was cut short.',
-  rate_limited: 'Rate limit reached.',
-  upstream_error: 'The model provider failed.',
-  timeout: 'The answer took longer than this route allows.',
-  store_unavailable: 'The budget store is unavailable.',
-  handler_error: 'The server failed before the answer could start.',
-  client_stalled: 'The client stopped reading.',
-  upstream_idle: 'The model provider stopped sending.',
-  internal_error: 'The server failed to stream the answer.',
-};
-
-/** How a stream ends: the outcome, and what else the end must know. */
-interface EndOptions {
-  /** The provider billed nothing (an HTTP error status, or the call never started). */
-  refused?: boolean;
-  failure?: UpstreamFailure;
-  /** Close the connection without a final event (the client is not reading). */
-  destroy?: boolean;
-}
-
-/** A map key for a scope. @internal */
-export function scopeKeyOf(scope: ScopeRef): string {
-  return `${scope.kind}\u0000${scope.id}`;
-}
-
-/** Shared by every stream of one middleware: one timer for timeouts and keep-alives. */
-export class StreamRegistry {
-  private readonly active = new Set<MeteredStreamImpl>();
-  /**
-   * Ended responses whose last bytes the client has not taken yet, and when to give up on
-   * them: a client that reads nothing more would hold a finished response open for ever.
-   * Checked by the same tick (no timer per stream; most leave this set on the next tick).
-   */
-  private readonly finishing = new Map<Transport, number>();
-  private timer: NodeJS.Timeout | undefined;
-  constructor(
-    private readonly tickMs: number,
-    /** Budget alerts of this middleware's streams: one process memo for all of them. */
-    readonly alerts?: BudgetAlerts,
-  ) {}
-
-  add(stream: MeteredStreamImpl): void {
-    this.active.add(stream);
-    this.arm();
-  }
-
-  delete(stream: MeteredStreamImpl): void {
-    this.active.delete(stream);
-    this.disarmWhenIdle();
-  }
-
-  /** Destroys the response if it has not finished (flushed to the client) by `deadline`. */
-  destroyUnlessFinished(transport: Transport, deadline: number): void {
-    this.finishing.set(transport, deadline);
-    this.arm();
-  }
-
-  private arm(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => {
-      const now = performance.now();
-      for (const s of this.active) s.tick(now);
-      for (const [transport, deadline] of this.finishing) {
-        if (transport.finished) this.finishing.delete(transport);
-        else if (now >= deadline) {
-          this.finishing.delete(transport);
-          transport.destroy();
-        }
-      }
-      this.disarmWhenIdle();
-    }, this.tickMs);
-    // Node: the tick must not keep the process alive (other runtimes have no unref).
-    (this.timer as { unref?: () => void }).unref?.();
-  }
-
-  private disarmWhenIdle(): void {
-    if (this.active.size === 0 && this.finishing.size === 0 && this.timer) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
-  }
-
-  get size(): number {
-    return this.active.size;
-  }
 }
 
 export class MeteredStreamImpl implements MeteredStream {
@@ -804,53 +712,21 @@ export class MeteredStreamImpl implements MeteredStream {
       this.transport.release();
       if (outcome !== 'completed') this.closeIterator();
     });
-    // 2. The final usage; a usage that cannot be priced charges the reservation, and so
-    // does a whole-body answer (a gateway's non-streaming call) cut before it arrived:
-    // the provider may have generated all of it, and nothing of it was seen.
-    let final: FinalUsage;
-    try {
-      final =
-        this.admission.relay === 'json' &&
-        outcome !== 'completed' &&
-        options.refused !== true &&
-        this.meter.eventCount === 0
-          ? this.reservationCharge(outcome, 'the answer was cut before it arrived')
-          : this.meter.finish(outcome, { refused: options.refused === true });
-      if (options.failure?.chargeReservation) {
-        final = this.reservationCharge(outcome, 'the provider stream could not be metered', final);
-      }
-      // An answer that completed without the provider's usage (a whole body without one, a
-      // stream that never sent its last usage) may have been billed for more than it
-      // showed: what was reserved for it, never an estimate below that.
-      if (outcome === 'completed' && final.estimated && final.costNanos < this.reservedNanos) {
-        this.config.logger.warn(
-          "tokenmeter: an answer completed without the provider's usage; charged its reservation",
-          {
-            requestId: this.requestId,
-            estimatedNanos: final.costNanos,
-            reservedNanos: this.reservedNanos,
-          },
-        );
-        final = this.reservationCharge(
-          outcome,
-          "the answer completed without the provider's usage",
-          final,
-        );
-      }
-    } catch (error) {
-      this.config.logger.error(
-        'tokenmeter: the final usage could not be priced; charging the reservation',
-        { requestId: this.requestId, error: describe(error) },
-      );
-      final = this.reservationCharge(
-        outcome,
-        `the final usage could not be priced (${describe(error)})`,
-      );
-    }
+    // 2. The final usage.
+    const final = finalUsage(this.config, this.meter, outcome, options, {
+      requestId: this.requestId,
+      model: this.model,
+      reservedNanos: this.reservedNanos,
+      wholeBody: this.admission.relay === 'json',
+    });
     // 3. The store.
-    let recorded: Awaited<ReturnType<MeteredStreamImpl['record']>>;
+    let recorded: Recorded;
     try {
-      recorded = await this.record(final);
+      recorded = await recordSettlement(this.config, this.reservationIds, final, {
+        requestId: this.requestId,
+        metered: this.admission.metered,
+        keepBudgets: this.admission.alerts.size > 0,
+      });
     } catch (error) {
       recorded = { recorded: false, budget: null, error, ends: {} };
     }
@@ -887,7 +763,7 @@ export class MeteredStreamImpl implements MeteredStream {
           reservationEnds: recorded.ends,
           failure: {
             ...options.failure,
-            message: options.failure?.message ?? this.endMessage(outcome),
+            message: options.failure?.message ?? endMessage(outcome, this.limit),
           },
         }),
       );
@@ -930,43 +806,16 @@ export class MeteredStreamImpl implements MeteredStream {
       this.endWith('');
       return;
     }
-    const body = {
-      usage: usageJson(final.usage),
-      costUsd: final.cost.usd,
-      costNanos: final.costNanos,
-      estimated: final.estimated,
-      budget: budget ? budgetJson(budget) : null,
-    };
-    let chunk: string;
-    try {
-      chunk =
-        outcome === 'completed'
-          ? this.encoder.done({ stopReason: final.stopReason ?? null, ...body })
-          : this.encoder.error({
-              code: outcome,
-              message: options.failure?.message ?? this.endMessage(outcome),
-              ...(options.failure?.status !== undefined
-                ? { upstreamStatus: options.failure.status }
-                : {}),
-              ...(options.failure?.type !== undefined
-                ? { upstreamType: options.failure.type }
-                : {}),
-              ...(this.limit !== undefined ? { limit: this.limit } : {}),
-              ...body,
-            });
-    } catch (error) {
-      // A custom encoder that throws: the stream still ends with one error event.
-      this.config.logger.error('tokenmeter: the encoder failed on the final event', {
-        requestId: this.requestId,
-        error: describe(error),
-      });
-      chunk = jsonSseEncoder.error({
-        code: 'internal_error',
-        message: CODE_MESSAGES.internal_error,
-        ...body,
-      });
-    }
-    this.endWith(chunk);
+    this.endWith(
+      finalEvent(
+        this.config,
+        this.encoder,
+        { outcome, final, budget },
+        options.failure,
+        this.limit,
+        this.requestId,
+      ),
+    );
   }
 
   /** Writes the last chunk and ends the response. */
@@ -980,133 +829,6 @@ export class MeteredStreamImpl implements MeteredStream {
       );
     }
   }
-
-  /** The final usage when the provider's cannot be priced or was never seen: the reservation, estimated. */
-  private reservationCharge(outcome: StreamOutcome, why: string, seen?: FinalUsage): FinalUsage {
-    const nanos = this.reservedNanos;
-    return {
-      ...(seen ?? {}),
-      usage: seen?.usage ?? emptyUsage(),
-      cost: {
-        nanos,
-        usd: nanosToUsd(nanos),
-        model: this.model,
-        pricedAs: this.model,
-        fallback: false,
-        multipliers: {},
-        lines: [],
-        warnings: [`${why}; charged the reservation`],
-      },
-      costNanos: nanos,
-      estimated: true,
-      outcome,
-      inputSource: 'estimate',
-      outputSource: 'estimate',
-    };
-  }
-
-  private endMessage(outcome: StreamOutcome): string {
-    return this.limit !== undefined ? LIMIT_MESSAGES[this.limit] : CODE_MESSAGES[outcome];
-  }
-
-  /** Settles (or releases) every reservation, retrying a failing store a few times. */
-  private async record(final: FinalUsage): Promise<{
-    recorded: boolean;
-    budget: BudgetState | null;
-    error?: unknown;
-    ends: Partial<Record<ReservationEnd, number>>;
-    /** Each scope's budget after the settlement (for alerts). */
-    budgets?: Array<{ scope: ScopeRef; budget: BudgetState }>;
-  }> {
-    if (this.reservationIds.length === 0) {
-      // Nothing applied, nothing to record; or the store failed open: a charge to reconcile.
-      return this.admission.metered
-        ? { recorded: false, budget: null, error: 'unmetered (store failed open)', ends: {} }
-        : { recorded: false, budget: null, ends: {} };
-    }
-    const actual = {
-      costNanos: final.costNanos,
-      tokens: promptTokens(final.usage) + final.usage.outputTokens,
-    };
-    let lastError: unknown;
-    for (const delay of this.config.settleRetryDelaysMs) {
-      if (delay > 0) await sleep(delay);
-      try {
-        const results: EndResult[] = await settleAll(
-          this.config.store,
-          this.reservationIds,
-          actual,
-        );
-        let tightest: BudgetState | null = null;
-        const ends: Partial<Record<ReservationEnd, number>> = {};
-        // Kept only for budget alerts: a stream without any allocates nothing here.
-        const budgets: Array<{ scope: ScopeRef; budget: BudgetState }> | undefined =
-          this.admission.alerts.size > 0 ? [] : undefined;
-        for (const r of results) {
-          const end: ReservationEnd = r.ended
-            ? 'settled'
-            : r.previously === 'expired'
-              ? 'expired_before_settle'
-              : 'already_ended';
-          ends[end] = (ends[end] ?? 0) + 1;
-          if (!r.ended) {
-            this.config.logger.warn(
-              'tokenmeter: a reservation had already ended before settlement',
-              {
-                requestId: this.requestId,
-                previously: r.previously,
-              },
-            );
-            continue;
-          }
-          if (r.budget) budgets?.push({ scope: r.reservation.scope, budget: r.budget });
-          if (r.budget && (!tightest || r.budget.remainingNanos < tightest.remainingNanos))
-            tightest = r.budget;
-        }
-        return { recorded: true, budget: tightest, ends, budgets };
-      } catch (error) {
-        lastError = error;
-      }
-    }
-    return {
-      recorded: false,
-      budget: null,
-      error: lastError,
-      ends: { unrecorded: this.reservationIds.length },
-    };
-  }
-}
-
-function usageJson(usage: Usage) {
-  return {
-    inputTokens: promptTokens(usage),
-    outputTokens: usage.outputTokens,
-    uncachedInputTokens: usage.inputTokens,
-    cacheReadTokens: usage.cacheReadTokens,
-    cacheWriteTokens: usage.cacheWrite5mTokens + usage.cacheWrite1hTokens,
-    ...(usage.reasoningTokens ? { reasoningTokens: usage.reasoningTokens } : {}),
-  };
-}
-
-export function budgetJson(budget: BudgetState) {
-  return {
-    limitUsd: nanosToUsd(budget.limitNanos),
-    spentUsd: nanosToUsd(budget.spentNanos),
-    reservedUsd: nanosToUsd(budget.reservedNanos),
-    remainingUsd: nanosToUsd(budget.remainingNanos),
-    periodEnd: budget.periodEnd === null ? null : isoTime(budget.periodEnd),
-  };
-}
-
-// Every request of a period shares its end: format it once, not per meta and done event.
-let lastIsoMs = Number.NaN;
-let lastIso = '';
-function isoTime(ms: number): string {
-  if (ms !== lastIsoMs) {
-    lastIso = new Date(ms).toISOString();
-    lastIsoMs = ms;
-  }
-  return lastIso;
 }
 
 /**
@@ -1127,8 +849,4 @@ function isProgrammingError(error: unknown): boolean {
   }
   const e = error as Error & { cause?: unknown; status?: unknown };
   return e.cause === undefined && e.status === undefined;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

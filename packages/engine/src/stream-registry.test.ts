@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { StreamRegistry } from './metered-stream.js';
+import { StreamRegistry } from './registry.js';
 import type { Transport } from './transport.js';
 
 /** Only what the registry reads of a transport: whether it finished (or was destroyed). */
