@@ -29,7 +29,7 @@ export {
 } from './body.js';
 export { Engine, type ServeHooks } from './engine.js';
 export { sendJsonError } from './http-errors.js';
-export { MeteredStreamImpl, type RelayItem } from './metered-stream.js';
+export { MeteredStreamImpl } from './metered-stream.js';
 export {
   type Config,
   checkOptionNames,
@@ -40,6 +40,7 @@ export {
   TOKENMETER_WIRE,
   type WireProtocol,
 } from './options.js';
+export type { RelayItem } from './protocols.js';
 export { rateLimitHeaders } from './rate-limit-headers.js';
 export { SSE_HEADERS, type Transport } from './transport.js';
 export type {

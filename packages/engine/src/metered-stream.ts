@@ -25,6 +25,7 @@ import {
 import { scopeKeyOf } from './alerts.js';
 import { Lease } from './lease.js';
 import type { Config } from './options.js';
+import { relayWriter, sseWriter } from './protocols.js';
 import type { StreamRegistry } from './registry.js';
 import {
   budgetJson,
@@ -45,26 +46,6 @@ import {
   type UpstreamFailure,
 } from './upstream-errors.js';
 import { Watchdog } from './watchdog.js';
-
-/**
- * One item of a relayed source (gateways): the bytes to send as they came, and what they
- * mean to the meter — provider events to translate (`event`, or `batch`: every event of
- * one upstream read, whose bytes `wire` holds together, sent in one write), or events
- * already normalised.
- */
-export interface RelayItem {
-  wire: string;
-  event?: unknown;
-  batch?: readonly unknown[];
-  events?: readonly MeterEvent[];
-}
-
-/** A source's announcement of a provider call (the AI SDK's steps). */
-/** The shape of an Anthropic `content_block_delta` with text, read without translation. */
-interface AnthropicTextDelta {
-  type?: unknown;
-  delta?: { type?: unknown; text?: unknown };
-}
 
 export interface Admission {
   requestId: string;
@@ -143,13 +124,11 @@ export class MeteredStreamImpl implements MeteredStream {
   /** This stream's span and metrics. */
   readonly trace: StreamTrace;
   private readonly controller = new AbortController();
-  private readonly translate = createEventTranslator();
   /** The wire protocol's encoder for this stream (its own instance when it keeps state). */
   private readonly encoder: SseEncoder;
   // Activity is counted on the hot path and timed by the shared tick: no clock read per chunk.
   private chunks = 0;
   private readonly watchdog: Watchdog;
-  private lastUsageOutput = -1;
   private abortReason: StreamOutcome | undefined;
   /** Which limit stopped the stream, when one did (said in the final event). */
   private limit: StreamLimit | undefined;
@@ -430,26 +409,26 @@ export class MeteredStreamImpl implements MeteredStream {
       await this.end(...this.failedWith(error));
       return;
     }
-    await this.readLoop(
-      iterator,
-      this.admission.relay ? this.relayStep() : this.encodeStep(),
-      // A due usage event: after the chunk's checks (tokenmeter's own protocol only).
-      this.admission.relay ? undefined : () => this.transport.write(this.usageEvent()),
-    );
+    await this.readLoop(iterator);
   }
 
   /**
-   * Reads the provider stream to its end, then ends the stream: each chunk through `step`
-   * (which writes it, returning false when the client must drain first), then the stops,
-   * caps and leases every stream shares, then `afterChunk` when a usage event is due.
+   * Reads the provider stream to its end, then ends the stream: each chunk through the
+   * protocol's writer (false: the client must read first), then the stops, caps and leases
+   * every stream shares, then a usage event when one is due.
    */
-  private async readLoop(
-    iterator: AsyncIterator<unknown>,
-    step: (raw: unknown) => boolean,
-    afterChunk: (() => void) | undefined,
-  ): Promise<void> {
+  private async readLoop(iterator: AsyncIterator<unknown>): Promise<void> {
+    const parts = {
+      meter: this.meter,
+      transport: this.transport,
+      trace: this.trace,
+      encoder: this.encoder,
+      lease: this.lease,
+      watchdog: this.watchdog,
+      everyChunk: this.config.usageIntervalMs === 0,
+    };
+    const writer = this.admission.relay ? relayWriter(parts) : sseWriter(parts);
     let failure: UpstreamFailure | undefined;
-    const everyChunk = this.config.usageIntervalMs === 0;
     try {
       while (!this.ending) {
         // The provider's failures come from next(); anything thrown below is ours.
@@ -467,7 +446,7 @@ export class MeteredStreamImpl implements MeteredStream {
         }
         if (this.ending) break;
         this.chunks++;
-        if (!step(next.value)) await this.transport.ready();
+        if (!writer.write(next.value)) await this.transport.ready();
         if (this.controller.signal.aborted || this.ending) break;
         // Provider calls the admission did not see, and a lease the output outgrew.
         if (this.lease.due) {
@@ -478,7 +457,8 @@ export class MeteredStreamImpl implements MeteredStream {
             break;
           }
         }
-        if (afterChunk && (this.watchdog.usageDue || everyChunk)) afterChunk();
+        // A due usage event: after the chunk's checks (tokenmeter's own protocol only).
+        writer.usage?.();
       }
     } catch (error) {
       // Our own code (or a custom encoder) failed mid-stream: not the provider's doing.
@@ -488,73 +468,6 @@ export class MeteredStreamImpl implements MeteredStream {
       this.closeIterator();
     }
     await this.endRead(failure);
-  }
-
-  /** A chunk of a provider stream, metered and sent in tokenmeter's own protocol. */
-  private encodeStep(): (raw: unknown) => boolean {
-    const encoder = this.encoder;
-    const writer = this.transport;
-    const meter = this.meter;
-    const content = this.trace.recordsContent ? this.trace : undefined;
-    const everyChunk = this.config.usageIntervalMs === 0;
-    return (raw) => {
-      // Fast path for the common case, an Anthropic text delta: no event objects.
-      const delta =
-        (raw as AnthropicTextDelta).type === 'content_block_delta'
-          ? (raw as AnthropicTextDelta).delta
-          : undefined;
-      if (delta?.type === 'text_delta' && typeof delta.text === 'string') {
-        if (delta.text === '') return true;
-        meter.observeText(delta.text);
-        content?.output(delta.text);
-        // A due usage event rides in the same write as the delta: one syscall, not two.
-        let chunk = encoder.delta({ text: delta.text });
-        if (this.watchdog.usageDue || everyChunk) chunk += this.usageEvent();
-        return writer.write(chunk);
-      }
-      let mayWrite = true;
-      for (const event of this.translate(raw)) {
-        if (event.type === 'request') {
-          // Covered (or the stream stopped) before the next chunk is read: see readLoop.
-          this.lease.announce(event, meter.estimate().costNanos);
-        }
-        meter.observe(event);
-        if (event.type === 'text') {
-          content?.output(event.text);
-          mayWrite = writer.write(encoder.delta({ text: event.text })) && mayWrite;
-        } else if (event.type === 'thinking' && encoder.reasoning) {
-          mayWrite = writer.write(encoder.reasoning({ text: event.text })) && mayWrite;
-        } else if (event.type === 'tool_call' && encoder.toolCall) {
-          mayWrite = writer.write(encoder.toolCall(event)) && mayWrite;
-        }
-      }
-      return mayWrite;
-    };
-  }
-
-  /**
-   * A gateway's chunk: the provider's events go to the client as they came (their bytes,
-   * `wire`), and are metered on the way.
-   */
-  private relayStep(): (item: unknown) => boolean {
-    const content = this.trace.recordsContent ? this.trace : undefined;
-    return (value) => {
-      const item = value as RelayItem;
-      if (item.events) this.observeAll(item.events, content);
-      if (item.event !== undefined) this.observeAll(this.translate(item.event), content);
-      if (item.batch) {
-        for (const raw of item.batch) this.observeAll(this.translate(raw), content);
-      }
-      return item.wire === '' || this.transport.write(item.wire);
-    };
-  }
-
-  /** Meters relayed events (and records their text when the trace keeps content). */
-  private observeAll(events: readonly MeterEvent[], content: StreamTrace | undefined): void {
-    for (const event of events) {
-      this.meter.observe(event);
-      if (event.type === 'text') content?.output(event.text);
-    }
   }
 
   /** A failure of our own read loop (or a custom encoder), unless the stream already ended. */
@@ -648,21 +561,6 @@ export class MeteredStreamImpl implements MeteredStream {
     } catch {
       // A source whose return() throws is closed as far as we are concerned.
     }
-  }
-
-  /** The running estimate as a `usage` event; empty when nothing changed since the last one. */
-  private usageEvent(): string {
-    this.watchdog.usageDue = false;
-    const output = this.meter.outputTokensEstimate;
-    if (output === this.lastUsageOutput) return '';
-    this.lastUsageOutput = output;
-    const { usage, costNanos } = this.meter.estimate();
-    return this.encoder.usage({
-      inputTokens: promptTokens(usage),
-      outputTokens: usage.outputTokens,
-      costUsd: nanosToUsd(costNanos),
-      estimated: true,
-    });
   }
 
   /**

@@ -1,0 +1,143 @@
+/**
+ * How a stream's chunks reach the client, one writer per wire protocol: tokenmeter's own
+ * SSE events (`delta`, `reasoning`, tool calls and paced `usage`, in the route's encoder —
+ * the JSON protocol or the AI SDK's UI message stream), or a provider's events relayed as
+ * their bytes came (the gateways). Both meter every event on the way; the read loop, the
+ * lease and the end are the stream's, the same for both.
+ */
+import {
+  createEventTranslator,
+  type MeterEvent,
+  nanosToUsd,
+  promptTokens,
+  type SseEncoder,
+  type StreamMeter,
+  type StreamTrace,
+} from '@tokenmeter/core';
+import type { Lease } from './lease.js';
+import type { Transport } from './transport.js';
+import type { Watchdog } from './watchdog.js';
+
+/**
+ * One item of a relayed source (gateways): the bytes to send as they came, and what they
+ * mean to the meter — provider events to translate (`event`, or `batch`: every event of
+ * one upstream read, whose bytes `wire` holds together, sent in one write), or events
+ * already normalised.
+ */
+export interface RelayItem {
+  wire: string;
+  event?: unknown;
+  batch?: readonly unknown[];
+  events?: readonly MeterEvent[];
+}
+
+/** The shape of an Anthropic `content_block_delta` with text, read without translation. */
+interface AnthropicTextDelta {
+  type?: unknown;
+  delta?: { type?: unknown; text?: unknown };
+}
+
+/** Writes one chunk of a source to the client. */
+export interface ChunkWriter {
+  /** Meters and writes a chunk; false when the client must read before the next. */
+  write(raw: unknown): boolean;
+  /** Writes a usage event if one is due (after the chunk's checks); absent in a relay. */
+  usage?(): void;
+}
+
+/** What a writer works with: the stream's meter, response, trace and clocks. */
+export interface WriterParts {
+  meter: StreamMeter;
+  transport: Transport;
+  trace: StreamTrace;
+  encoder: SseEncoder;
+  lease: Lease;
+  watchdog: Watchdog;
+  /** `usageIntervalMs` 0: a usage event after every chunk. */
+  everyChunk: boolean;
+}
+
+/** tokenmeter's protocol: events in the route's encoder, with paced usage estimates. */
+export function sseWriter(parts: WriterParts): ChunkWriter {
+  const { meter, transport, encoder, lease, watchdog, everyChunk } = parts;
+  const content = parts.trace.recordsContent ? parts.trace : undefined;
+  const translate = createEventTranslator();
+  let lastUsageOutput = -1;
+  /** The running estimate as a `usage` event; empty when nothing changed since the last one. */
+  const usageEvent = (): string => {
+    watchdog.usageDue = false;
+    const output = meter.outputTokensEstimate;
+    if (output === lastUsageOutput) return '';
+    lastUsageOutput = output;
+    const { usage, costNanos } = meter.estimate();
+    return encoder.usage({
+      inputTokens: promptTokens(usage),
+      outputTokens: usage.outputTokens,
+      costUsd: nanosToUsd(costNanos),
+      estimated: true,
+    });
+  };
+  return {
+    write(raw) {
+      // Fast path for the common case, an Anthropic text delta: no event objects.
+      const delta =
+        (raw as AnthropicTextDelta).type === 'content_block_delta'
+          ? (raw as AnthropicTextDelta).delta
+          : undefined;
+      if (delta?.type === 'text_delta' && typeof delta.text === 'string') {
+        if (delta.text === '') return true;
+        meter.observeText(delta.text);
+        content?.output(delta.text);
+        // A due usage event rides in the same write as the delta: one syscall, not two.
+        let chunk = encoder.delta({ text: delta.text });
+        if (watchdog.usageDue || everyChunk) chunk += usageEvent();
+        return transport.write(chunk);
+      }
+      let mayWrite = true;
+      for (const event of translate(raw)) {
+        if (event.type === 'request') {
+          // Covered (or the stream stopped) before the next chunk is read: see the read loop.
+          lease.announce(event, meter.estimate().costNanos);
+        }
+        meter.observe(event);
+        if (event.type === 'text') {
+          content?.output(event.text);
+          mayWrite = transport.write(encoder.delta({ text: event.text })) && mayWrite;
+        } else if (event.type === 'thinking' && encoder.reasoning) {
+          mayWrite = transport.write(encoder.reasoning({ text: event.text })) && mayWrite;
+        } else if (event.type === 'tool_call' && encoder.toolCall) {
+          mayWrite = transport.write(encoder.toolCall(event)) && mayWrite;
+        }
+      }
+      return mayWrite;
+    },
+    usage() {
+      if (watchdog.usageDue || everyChunk) transport.write(usageEvent());
+    },
+  };
+}
+
+/**
+ * A gateway's protocol: the provider's events go to the client as they came (their bytes,
+ * `wire`), and are metered on the way.
+ */
+export function relayWriter(parts: WriterParts): ChunkWriter {
+  const { meter, transport } = parts;
+  const content = parts.trace.recordsContent ? parts.trace : undefined;
+  const translate = createEventTranslator();
+  const observeAll = (events: readonly MeterEvent[]) => {
+    for (const event of events) {
+      meter.observe(event);
+      if (event.type === 'text') content?.output(event.text);
+    }
+  };
+  return {
+    write(value) {
+      const item = value as RelayItem;
+      if (item.events) observeAll(item.events);
+      if (item.event !== undefined) observeAll(translate(item.event));
+      if (item.batch) for (const raw of item.batch) observeAll(translate(raw));
+      return item.wire === '' || transport.write(item.wire);
+    },
+  };
+}
