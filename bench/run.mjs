@@ -8,7 +8,7 @@
  *   npm run bench                       standard set (~22 min on 2 cores) → bench/results/latest.*
  *   npm run bench -- --quick            1-minute smoke run (CI)            → bench/results/quick/
  *   npm run bench -- --only=sweep,race  some workloads: sweep, slow, disconnect, race, idle, admission, money,
- *                                       gateway, sources, ledger, abuse
+ *                                       gateway, sources, adapters, ledger, abuse
  *   npm run bench -- --reps=5           more repetitions per cell
  *   npm run bench -- --profile          CPU profiles of the bare and tokenmeter variants (with and
  *                                       without telemetry) at the highest concurrency
@@ -32,6 +32,7 @@ import { writeReport } from './lib/report.mjs';
 import { startUpstream } from './lib/upstream-client.mjs';
 import { VARIANTS } from './lib/variants.mjs';
 import {
+  adapters,
   admission,
   disconnectStorm,
   gateway,
@@ -68,6 +69,7 @@ const WORKLOADS = [
   'money',
   'gateway',
   'sources',
+  'adapters',
   'ledger',
   'abuse',
 ];
@@ -206,6 +208,9 @@ try {
       },
       sources: async () => {
         results.sources = await sources(ctx);
+      },
+      adapters: async () => {
+        results.adapters = await adapters(ctx);
       },
       abuse: async () => {
         results.abuse = await abuse(ctx);

@@ -30,6 +30,9 @@ const GATEWAY = ['bare-proxy', 'gateway-memory'];
 /** The raw path and the AI SDK path, each beside its own bare relay (tokenmeter's `delta` events). */
 const SOURCES = ['bare-express', 'tokenmeter-memory', 'bare-ai-sdk', 'ai-sdk-memory'];
 
+/** The Web adapter on Hono beside a bare Hono SSE relay, and Express's pair in the same run. */
+const ADAPTERS = ['bare-express', 'tokenmeter-memory', 'bare-hono', 'web-memory'];
+
 /** The ledger off and on (same middleware, same memory store). */
 const LEDGER = ['tokenmeter-memory', 'tokenmeter-memory+ledger'];
 export const LEDGER_PAIR = LEDGER;
@@ -185,6 +188,16 @@ export const PLANS = {
       latency: { variants: SOURCES, knobs: { tokens: 10 }, warmupMs: 1_000, measureMs: 20_000 },
       levels: [PACED_1000],
     },
+    // The Web adapter (honoSSE() on @hono/node-server) beside a bare Hono streamSSE() relay,
+    // and costTrackedSSE() beside bare Express in the same run: what each adapter adds.
+    adapters: {
+      levelVariants: ADAPTERS,
+      reps: 3,
+      knobs: { tokens: 150, tps: 0, ttftMs: 0, chunk: 1 },
+      warmup: { concurrency: 20, warmupMs: 0, measureMs: 1_500 },
+      latency: { variants: ADAPTERS, knobs: { tokens: 10 }, warmupMs: 1_000, measureMs: 20_000 },
+      levels: [PACED_1000, MAX_1000],
+    },
     // The PostgreSQL ledger on vs off at 1,000 streams, then rows per second sustained.
     ledger: {
       levelVariants: LEDGER,
@@ -282,6 +295,22 @@ export const PLANS = {
           maxTokensRange: [10, 30],
           warmupMs: 200,
           measureMs: 600,
+        },
+      ],
+    },
+    adapters: {
+      levelVariants: ADAPTERS,
+      knobs: { tokens: 75, tps: 0, ttftMs: 0, chunk: 1 },
+      warmup: { concurrency: 10, warmupMs: 0, measureMs: 200 },
+      latency: { variants: ADAPTERS, knobs: { tokens: 10 }, warmupMs: 200, measureMs: 1_000 },
+      levels: [
+        {
+          load: 'max',
+          concurrency: 100,
+          knobs: { tokens: 75, tps: 0 },
+          maxTokensRange: [25, 75],
+          warmupMs: 200,
+          measureMs: 400,
         },
       ],
     },

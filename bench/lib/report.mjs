@@ -236,6 +236,36 @@ function sourcesRows(results) {
   ];
 }
 
+/** Each adapter beside its own bare relay: the Web adapter on Hono, Express in the same run. */
+function adapterRows(results) {
+  return [
+    ...pairRows(
+      results,
+      'adapters',
+      'web-memory',
+      'bare-hono',
+      'Web adapter on Hono',
+      'a bare Hono relay',
+    ),
+    ...pairRows(
+      results,
+      'adapters',
+      'tokenmeter-memory',
+      'bare-express',
+      'Express adapter (same run)',
+      'bare-express',
+    ),
+    ...pairRows(
+      results,
+      'adapters',
+      'bare-hono',
+      'bare-express',
+      'Hono itself, no tokenmeter',
+      'bare-express',
+    ),
+  ];
+}
+
 export function headline(results) {
   const sweep = results.sweep ?? [];
   const levels = levelsOf(sweep);
@@ -489,6 +519,7 @@ export function headline(results) {
   }
   rows.push(...gatewayRows(results));
   rows.push(...sourcesRows(results));
+  rows.push(...adapterRows(results));
   rows.push(...ledgerRows(results));
   return rows;
 }
@@ -509,6 +540,8 @@ const VARIANT_ORDER = [
   'gateway-memory',
   'bare-ai-sdk',
   'ai-sdk-memory',
+  'bare-hono',
+  'web-memory',
   'tokenmeter-memory+ledger',
 ];
 
@@ -762,6 +795,14 @@ export function markdown(results) {
         "Four variants in one run, all relaying tokenmeter's `delta` events: **bare-express** (the raw SDK stream relayed) and " +
         '**tokenmeter-memory** (`costTrackedSSE()` on that stream), **bare-ai-sdk** (`streamText()` with `@ai-sdk/anthropic`, its `fullStream` ' +
         'text parts relayed with a wait on drain) and **ai-sdk-memory** (`costTrackedSSE()` with the `streamText()` result as the source, same budget and limits).',
+      latency: 'rotating over the four',
+    }),
+    ...pairSection(results, 'adapters', 'bare-express', {
+      title: 'The Web adapter beside a bare Hono relay',
+      about:
+        "Four variants in one run, all relaying tokenmeter's `delta` events: **bare-express** and **tokenmeter-memory** (`costTrackedSSE()`), " +
+        '**bare-hono** (a Hono app on `@hono/node-server`: `streamSSE()`, one `writeSSE()` awaited per text chunk of the raw SDK stream, the upstream aborted on `onAbort`) and ' +
+        '**web-memory** (`honoSSE()` from `@tokenmeter/web` on the same server, same budget and limits).',
       latency: 'rotating over the four',
     }),
     ...pairSection(results, 'ledger', 'tokenmeter-memory', {

@@ -69,6 +69,17 @@ export const VARIANTS = {
     env: { BENCH_AI_SDK: 'metered' },
     about: 'costTrackedSSE() + memory store with a streamText() result as the source',
   },
+  'bare-hono': {
+    script: here('../variants/hono.mjs'),
+    env: { BENCH_HONO: 'bare' },
+    about:
+      "Hono on @hono/node-server: streamSSE() relay, each write awaited (the Web adapter's baseline)",
+  },
+  'web-memory': {
+    script: here('../variants/hono.mjs'),
+    env: { BENCH_HONO: 'metered' },
+    about: 'honoSSE() from @tokenmeter/web + memory store on the same Hono server',
+  },
   'tokenmeter-redis+otel': {
     script: here('../variants/tokenmeter.mjs'),
     env: { BENCH_STORE: 'redis', BENCH_TELEMETRY: 'on' },

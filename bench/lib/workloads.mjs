@@ -218,6 +218,11 @@ export function sources(ctx) {
   return sweep(ctx, ctx.plan.sources, 'sources');
 }
 
+/** The Web adapter on Hono beside a bare Hono relay (and Express's pair, same run). */
+export function adapters(ctx) {
+  return sweep(ctx, ctx.plan.adapters, 'adapters');
+}
+
 /**
  * The ledger on and off: tokenmeter-memory with and without every settlement written to
  * PostgreSQL (a private cluster the harness starts), through the sweep's harness; then how
