@@ -72,6 +72,13 @@ export {
   worstCaseCost,
 } from './pricing/worst-case.js';
 export {
+  anthropicMessages,
+  openaiChat,
+  type ProviderAdapter,
+  providerAdapters,
+  registerProvider,
+} from './providers/index.js';
+export {
   type BoundRequestOptions,
   boundRequest,
   DEFAULT_SERVER_TOOL_LIMITS,

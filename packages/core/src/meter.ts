@@ -9,11 +9,11 @@
  * - a request the provider refused before any output (HTTP error) costs nothing.
  */
 import { TokenmeterError } from './errors.js';
+import type { MeterEvent } from './meter-event.js';
 import type { Nanos } from './money.js';
 import type { StreamOutcome } from './outcome.js';
 import { type Cost, costOf, defaultPricing, type Pricing } from './pricing/cost.js';
 import { type RequestBound, worstCaseCost } from './pricing/worst-case.js';
-import type { MeterEvent } from './stream-events.js';
 import { createOutputEstimator, type TokenProvider } from './token-estimate.js';
 import { addUsage, emptyUsage, type Usage } from './usage.js';
 

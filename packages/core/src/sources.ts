@@ -13,7 +13,7 @@
  * tier, speed and region, or OpenAI's), LangChain's `response_metadata.usage` of
  * Anthropic's `message_start`. What neither carries is listed in the README ("Sources").
  */
-import type { MeterEvent } from './stream-events.js';
+import type { MeterEvent } from './meter-event.js';
 import { measureRequestTokens } from './token-estimate.js';
 import {
   type AnthropicUsageLike,
