@@ -89,6 +89,19 @@ export const VARIANTS = {
 };
 
 /**
+ * `BENCH_BEFORE=/path/to/another/checkout` (installed and built): each variant also runs from
+ * that tree as `<name>@before`, its own scripts and packages, so a change is measured beside
+ * the tree it started from in one interleaved run (`probe-per-stream.mjs --interleave`).
+ */
+if (process.env.BENCH_BEFORE) {
+  const before = process.env.BENCH_BEFORE.replace(/\/$/, '');
+  for (const [name, variant] of Object.entries({ ...VARIANTS })) {
+    const script = variant.script.replace(/^.*\/bench\/variants\//, `${before}/bench/variants/`);
+    VARIANTS[`${name}@before`] = { ...variant, script, about: `${variant.about} (${before})` };
+  }
+}
+
+/**
  * Starts one process of `name`. `nodeFlags` go before the script (`--cpu-prof`, …);
  * `env` adds to the variant's own settings. Resolves with `{ name, child, pid, port }`.
  */

@@ -238,6 +238,39 @@ describe.each(ADAPTERS)('%s', (_name, start) => {
     },
   );
 
+  it('a body past maxBodyBytes without a declared length is refused with 413 while it arrives', async () => {
+    await serve({ maxBodyBytes: 4_096 });
+    const url = new URL(route.url);
+    // Chunked: no Content-Length to refuse it by; 6 KB sent, the rest withheld.
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-user': 'frank' },
+        },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            body += chunk;
+          });
+          res.on('end', () => {
+            resolve({ status: res.statusCode ?? 0, body });
+            req.destroy();
+          });
+        },
+      );
+      req.on('error', reject);
+      req.write(`{"model":"${MODEL}","pad":"${'x'.repeat(6_000)}`);
+    });
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'body_too_large' } });
+    expect(fake.lastRequest).toBeUndefined();
+  });
+
   it('an unknown caller is refused from its headers while its upload is still arriving', async () => {
     await serve();
     const url = new URL(route.url);

@@ -233,6 +233,33 @@ function editDistance(a: string, b: string): number {
   return previous[b.length] as number;
 }
 
+/**
+ * Every default of a metered route's options, in one place (the express README's options
+ * table says the same). What differs between entries (the reservation mode, the body
+ * limit) is in `ParseDefaults`.
+ */
+export const DEFAULTS = {
+  storeTimeoutMs: 1_000,
+  storeFailure: 'closed',
+  totalTimeoutMs: 600_000,
+  idleTimeoutMs: 60_000,
+  stallTimeoutMs: 30_000,
+  handoverTimeoutMs: 30_000,
+  keepAliveMs: 15_000,
+  usageIntervalMs: 250,
+  /** A reservation outlives the stream's total timeout by this much. */
+  reservationTtlGraceMs: 60_000,
+  uploadsPerAddress: 16,
+  maxInputTokens: 200_000,
+  budgetExceededStatus: 402,
+  budgetPeriod: 'day',
+  /** `'fit'`: the least output a request is admitted for. */
+  minOutputTokens: 1_024,
+  /** `'lease'`: output reserved at admission, and added at each step. */
+  initialOutputTokens: 256,
+  stepOutputTokens: 256,
+} as const;
+
 const consoleLogger: Logger = {
   warn: (message, fields) => console.warn(message, fields ?? ''),
   error: (message, fields) => console.error(message, fields ?? ''),
@@ -297,11 +324,20 @@ export function parseOptions<R>(
       `storeTimeoutMs (${options.storeTimeoutMs} ms) differs from the store's own timeoutMs (${declared} ms): set the store timeout once, on the store (createRedisStore({ timeoutMs })), and leave storeTimeoutMs out.`,
     );
   }
-  const storeTimeoutMs = positiveInt(options.storeTimeoutMs ?? declared ?? 1_000, 'storeTimeoutMs');
-  const totalTimeoutMs = positiveInt(options.totalTimeoutMs ?? 600_000, 'totalTimeoutMs');
-  const idleTimeoutMs = positiveInt(options.idleTimeoutMs ?? 60_000, 'idleTimeoutMs');
+  const storeTimeoutMs = positiveInt(
+    options.storeTimeoutMs ?? declared ?? DEFAULTS.storeTimeoutMs,
+    'storeTimeoutMs',
+  );
+  const totalTimeoutMs = positiveInt(
+    options.totalTimeoutMs ?? DEFAULTS.totalTimeoutMs,
+    'totalTimeoutMs',
+  );
+  const idleTimeoutMs = positiveInt(
+    options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+    'idleTimeoutMs',
+  );
   const reservationTtlMs = positiveInt(
-    options.reservationTtlMs ?? totalTimeoutMs + 60_000,
+    options.reservationTtlMs ?? totalTimeoutMs + DEFAULTS.reservationTtlGraceMs,
     'reservationTtlMs',
   );
   if (reservationTtlMs <= totalTimeoutMs) {
@@ -310,7 +346,7 @@ export function parseOptions<R>(
       `reservationTtlMs (${reservationTtlMs}) must be longer than totalTimeoutMs (${totalTimeoutMs}): a stream must never outlive its reservation.`,
     );
   }
-  const storeFailure = options.storeFailure ?? 'closed';
+  const storeFailure = options.storeFailure ?? DEFAULTS.storeFailure;
   if (storeFailure !== 'closed' && storeFailure !== 'open') {
     throw new TokenmeterError(
       'invalid_config',
@@ -405,7 +441,10 @@ export function parseOptions<R>(
       uploadsPerAddress:
         options.uploadsPerAddress === false
           ? null
-          : positiveInt(options.uploadsPerAddress ?? 16, 'uploadsPerAddress'),
+          : positiveInt(
+              options.uploadsPerAddress ?? DEFAULTS.uploadsPerAddress,
+              'uploadsPerAddress',
+            ),
       always: defaults.readAnyBody,
     },
     rewritesBody: options.request === undefined,
@@ -413,7 +452,10 @@ export function parseOptions<R>(
       options.maxTokensLimit === undefined
         ? undefined
         : positiveInt(options.maxTokensLimit, 'maxTokensLimit'),
-    maxInputTokens: positiveInt(options.maxInputTokens ?? 200_000, 'maxInputTokens'),
+    maxInputTokens: positiveInt(
+      options.maxInputTokens ?? DEFAULTS.maxInputTokens,
+      'maxInputTokens',
+    ),
     pricing,
     tokenCounter: checkTokenCounter(options.tokenCounter ?? heuristicTokenCounter),
     countExactly: undefined,
@@ -425,13 +467,22 @@ export function parseOptions<R>(
     storeFailure,
     storeTimeoutMs,
     idleTimeoutMs,
-    stallTimeoutMs: positiveInt(options.stallTimeoutMs ?? 30_000, 'stallTimeoutMs'),
+    stallTimeoutMs: positiveInt(
+      options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs,
+      'stallTimeoutMs',
+    ),
     totalTimeoutMs,
-    handoverTimeoutMs: positiveInt(options.handoverTimeoutMs ?? 30_000, 'handoverTimeoutMs'),
-    keepAliveMs: positiveInt(options.keepAliveMs ?? 15_000, 'keepAliveMs'),
-    usageIntervalMs: nonNegativeInt(options.usageIntervalMs ?? 250, 'usageIntervalMs'),
+    handoverTimeoutMs: positiveInt(
+      options.handoverTimeoutMs ?? DEFAULTS.handoverTimeoutMs,
+      'handoverTimeoutMs',
+    ),
+    keepAliveMs: positiveInt(options.keepAliveMs ?? DEFAULTS.keepAliveMs, 'keepAliveMs'),
+    usageIntervalMs: nonNegativeInt(
+      options.usageIntervalMs ?? DEFAULTS.usageIntervalMs,
+      'usageIntervalMs',
+    ),
     encoder: options.encoder ?? jsonSseEncoder,
-    budgetExceededStatus: httpStatus(options.budgetExceededStatus ?? 402),
+    budgetExceededStatus: httpStatus(options.budgetExceededStatus ?? DEFAULTS.budgetExceededStatus),
     upstream: options.upstream,
     onSettle: options.onSettle ?? (() => {}),
     onBudgetAlert: options.onBudgetAlert,
@@ -531,12 +582,18 @@ function parseReservation(input: ReservationStrategy): {
   if (mode !== 'strict' && mode !== 'fit' && mode !== 'lease') throw fail();
   return {
     mode,
-    minOutputTokens: positiveInt(given.minOutputTokens ?? 1_024, 'reservation.minOutputTokens'),
+    minOutputTokens: positiveInt(
+      given.minOutputTokens ?? DEFAULTS.minOutputTokens,
+      'reservation.minOutputTokens',
+    ),
     initialOutputTokens: positiveInt(
-      given.initialOutputTokens ?? 256,
+      given.initialOutputTokens ?? DEFAULTS.initialOutputTokens,
       'reservation.initialOutputTokens',
     ),
-    stepOutputTokens: positiveInt(given.stepOutputTokens ?? 256, 'reservation.stepOutputTokens'),
+    stepOutputTokens: positiveInt(
+      given.stepOutputTokens ?? DEFAULTS.stepOutputTokens,
+      'reservation.stepOutputTokens',
+    ),
   };
 }
 
@@ -606,7 +663,7 @@ function toBudgetRule(input: BudgetInput, what: string): BudgetWithAlerts {
     );
   }
   return {
-    rule: { limitNanos, period: input.period ?? 'day' },
+    rule: { limitNanos, period: input.period ?? DEFAULTS.budgetPeriod },
     alerts: [...new Set(alerts)].sort((a, b) => a - b),
   };
 }

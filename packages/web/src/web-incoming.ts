@@ -41,8 +41,10 @@ export class WebIncoming<R> implements Incoming<R> {
         yield next.value;
       }
     } finally {
-      // Stopped early (too large, too deep): the rest is not read.
-      if (!done) void reader.cancel().catch(() => {});
+      // Stopped early (too large, too deep): the rest is left unread, not cancelled — a
+      // cancelled body may take the connection with it before the answer (413, 400) goes
+      // out; the answer asks for the connection to be closed after it instead.
+      if (!done) reader.releaseLock();
     }
   }
 
