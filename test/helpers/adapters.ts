@@ -16,6 +16,7 @@ import express5 from 'express';
 import express4 from 'express4';
 import Fastify from 'fastify';
 import { Hono } from 'hono';
+import { settlementLog } from './app.js';
 
 /** A route's options, whatever the framework: the upstream sees the admitted stream and the request's headers. */
 export type RouteSpec = Omit<
@@ -43,41 +44,6 @@ const userFrom = (header: Header) => {
   return user ? { user } : undefined;
 };
 
-/** What every adapter adds around the spec: the test's identify, logger and settlement log. */
-function recorder() {
-  const settles: SettleInfo[] = [];
-  const errors: string[] = [];
-  const waiters: Array<() => void> = [];
-  return {
-    settles,
-    errors,
-    hooks: {
-      logger: {
-        warn: () => {},
-        error: (message: string) => {
-          errors.push(message);
-        },
-      },
-      onSettle: (info: SettleInfo) => {
-        settles.push(info);
-        for (const w of waiters.splice(0)) w();
-      },
-    },
-    async waitForSettles(n: number, timeoutMs = 15_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (settles.length < n) {
-        if (Date.now() > deadline)
-          throw new Error(`only ${settles.length} of ${n} streams settled`);
-        await new Promise<void>((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, 50);
-        });
-      }
-      return settles;
-    },
-  };
-}
-
 interface Listening {
   address(): AddressInfo | string | null;
   close(callback: () => void): void;
@@ -86,7 +52,7 @@ interface Listening {
 
 function served(
   server: Listening,
-  record: ReturnType<typeof recorder>,
+  record: ReturnType<typeof settlementLog>,
   activeStreams: () => number,
 ): ServedRoute {
   const { port } = server.address() as AddressInfo;
@@ -106,11 +72,12 @@ function served(
 
 function startExpress(express: typeof express5 | typeof express4) {
   return async (spec: RouteSpec): Promise<ServedRoute> => {
-    const record = recorder();
+    const record = settlementLog();
     const { upstream, ...options } = spec;
     const middleware = costTrackedSSE({
       ...options,
-      ...record.hooks,
+      logger: record.logger,
+      onSettle: record.onSettle,
       identify: (req) => userFrom((name) => req.headers[name] as string | undefined),
       upstream: (req, meter) => upstream(meter, (name) => req.headers[name] as string | undefined),
     });
@@ -135,11 +102,12 @@ async function listen(fetch: (request: Request, env: unknown) => Response | Prom
 }
 
 async function startHono(spec: RouteSpec): Promise<ServedRoute> {
-  const record = recorder();
+  const record = settlementLog();
   const { upstream, ...options } = spec;
   const handler = honoSSE({
     ...options,
-    ...record.hooks,
+    logger: record.logger,
+    onSettle: record.onSettle,
     identify: (c) => userFrom((name) => c.req.header(name)),
     upstream: (c, meter) => upstream(meter, (name) => c.req.header(name)),
   });
@@ -150,11 +118,12 @@ async function startHono(spec: RouteSpec): Promise<ServedRoute> {
 }
 
 async function startFetchHandler(spec: RouteSpec): Promise<ServedRoute> {
-  const record = recorder();
+  const record = settlementLog();
   const { upstream, ...options } = spec;
   const handler = meteredSSE({
     ...options,
-    ...record.hooks,
+    logger: record.logger,
+    onSettle: record.onSettle,
     identify: (request) => userFrom((name) => request.headers.get(name) ?? undefined),
     upstream: (request, meter) => upstream(meter, (name) => request.headers.get(name) ?? undefined),
   });
@@ -167,11 +136,12 @@ async function startFetchHandler(spec: RouteSpec): Promise<ServedRoute> {
 }
 
 async function startFastify(spec: RouteSpec): Promise<ServedRoute> {
-  const record = recorder();
+  const record = settlementLog();
   const { upstream, ...options } = spec;
   const plugin = fastifySSE({
     ...options,
-    ...record.hooks,
+    logger: record.logger,
+    onSettle: record.onSettle,
     url: '/chat',
     identify: (request) => userFrom((name) => request.headers[name] as string | undefined),
     upstream: (request, meter) =>

@@ -52,20 +52,13 @@ export const identifyByHeader = (req: { headers: Record<string, unknown> }) => {
 
 export async function startApp(options: AppOptions): Promise<TestApp> {
   const app = (options.express as typeof express5)();
-  const settles: SettleInfo[] = [];
-  const warnings: string[] = [];
-  const errors: string[] = [];
-  const waiters: Array<() => void> = [];
+  const log = settlementLog();
   for (const m of options.before ?? []) app.use(m);
   const middleware = costTrackedSSE({
     ...options.middleware,
-    logger: {
-      warn: (message) => warnings.push(message),
-      error: (message) => errors.push(message),
-    },
+    logger: log.logger,
     onSettle: async (info) => {
-      settles.push(info);
-      for (const w of waiters.splice(0)) w();
+      log.onSettle(info);
       await options.middleware.onSettle?.(info);
     },
   });
@@ -87,11 +80,45 @@ export async function startApp(options: AppOptions): Promise<TestApp> {
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}/chat`,
+    settles: log.settles,
+    warnings: log.warnings,
+    errors: log.errors,
+    activeStreams: () => middleware.activeStreams,
+    waitForSettles: log.waitForSettles,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * What a test app records of its route: settlements (and a wait for them), and what the
+ * route logged — given to any adapter as its `logger` and `onSettle`.
+ */
+export function settlementLog() {
+  const settles: SettleInfo[] = [];
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  const waiters: Array<() => void> = [];
+  return {
     settles,
     warnings,
     errors,
-    activeStreams: () => middleware.activeStreams,
-    async waitForSettles(n, timeoutMs = 10_000) {
+    logger: {
+      warn: (message: string) => {
+        warnings.push(message);
+      },
+      error: (message: string) => {
+        errors.push(message);
+      },
+    },
+    onSettle(info: SettleInfo) {
+      settles.push(info);
+      for (const w of waiters.splice(0)) w();
+    },
+    async waitForSettles(n: number, timeoutMs = 15_000): Promise<SettleInfo[]> {
       const deadline = Date.now() + timeoutMs;
       while (settles.length < n) {
         if (Date.now() > deadline)
@@ -103,11 +130,6 @@ export async function startApp(options: AppOptions): Promise<TestApp> {
       }
       return settles;
     },
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections?.();
-        server.close(() => resolve());
-      }),
   };
 }
 
