@@ -23,9 +23,10 @@ import {
   TokenmeterError,
 } from '@tokenmeter/core';
 import { scopeKeyOf } from './alerts.js';
+import { failureOfLoop as loopFailure, failureOfSource as sourceFailure } from './failures.js';
 import { Lease } from './lease.js';
 import type { Config } from './options.js';
-import { relayWriter, sseWriter } from './protocols.js';
+import { metaEvent, relayHeaders, relayWriter, sseWriter } from './protocols.js';
 import type { StreamRegistry } from './registry.js';
 import {
   budgetJson,
@@ -259,29 +260,10 @@ export class MeteredStreamImpl implements MeteredStream {
   }
 
   private openStream(headers: Record<string, string>): void {
-    const budget = this.admission.budget;
     const encoder = this.encoder;
     this.transport.open(
       encoder.headers ? { ...encoder.headers, ...headers } : headers,
-      encoder.meta({
-        requestId: this.requestId,
-        model: this.model,
-        maxTokens: this.admission.maxTokens,
-        inputTokens: this.inputTokens,
-        reservedUsd: nanosToUsd(this.reservedNanos),
-        // What the reservation priced: the prompt's upper bound (with server-tool results)
-        // and the output it covers, so a client can check reservedUsd by hand.
-        reservedInputTokens: this.admission.bound.promptTokens,
-        reservedOutputTokens: this.admission.reservedOutputTokens,
-        // max_tokens was lowered to what the budget (or the cost cap) covers.
-        ...(this.admission.fittedTo
-          ? {
-              requestedMaxTokens: this.admission.requestedMaxTokens,
-              fittedTo: this.admission.fittedTo,
-            }
-          : {}),
-        budget: budget ? budgetJson(budget) : null,
-      }),
+      metaEvent(encoder, this.admission, this.reservedNanos),
     );
   }
 
@@ -403,7 +385,9 @@ export class MeteredStreamImpl implements MeteredStream {
       source = undefined;
       iterator = toAsyncIterable(resolved)[Symbol.asyncIterator]();
       this.iterator = iterator;
-      if (this.admission.relay && !this.ending) this.openRelay(resolved);
+      if (this.admission.relay && !this.ending) {
+        this.transport.open(relayHeaders(resolved, this.admission));
+      }
     } catch (error) {
       this.reading = false;
       await this.end(...this.failedWith(error));
@@ -462,44 +446,14 @@ export class MeteredStreamImpl implements MeteredStream {
       }
     } catch (error) {
       // Our own code (or a custom encoder) failed mid-stream: not the provider's doing.
-      failure = this.ownFailure(error);
+      if (!this.abortReason && !this.ending) {
+        failure = loopFailure(error, this.config.logger, this.requestId);
+      }
     } finally {
       this.reading = false;
       this.closeIterator();
     }
     await this.endRead(failure);
-  }
-
-  /** A failure of our own read loop (or a custom encoder), unless the stream already ended. */
-  private ownFailure(error: unknown): UpstreamFailure | undefined {
-    if (this.abortReason || this.ending) return undefined;
-    if (TokenmeterError.isInstance(error) && error.code === 'unrecognized_stream') {
-      // The route handed over a stream of no format we meter: the developer's to fix, and
-      // the provider may have billed an answer we cannot see, so its reservation is charged.
-      this.config.logger.error(`tokenmeter: ${error.message}`, { requestId: this.requestId });
-      return {
-        outcome: 'handler_error',
-        refused: false,
-        message: CODE_MESSAGES.handler_error,
-        chargeReservation: true,
-      };
-    }
-    this.config.logger.error('tokenmeter: streaming failed', {
-      requestId: this.requestId,
-      error: describe(error),
-    });
-    return { outcome: 'internal_error', refused: false, message: CODE_MESSAGES.internal_error };
-  }
-
-  /** Sends the headers of a relayed answer: the provider's own, then ours. */
-  private openRelay(source: unknown): void {
-    const upstream = (source as { headers?: Record<string, string> } | null)?.headers ?? {};
-    const json = this.admission.relay === 'json';
-    this.transport.open({
-      ...upstream,
-      ...(json ? { 'Content-Type': 'application/json' } : {}),
-      ...this.admission.headers,
-    });
   }
 
   /** Ends the stream once its source is read: completed, or why not. */
@@ -530,25 +484,12 @@ export class MeteredStreamImpl implements MeteredStream {
 
   /** What an error from the source means: the handler's bug, or the provider's failure. */
   private classify(error: unknown): UpstreamFailure {
-    if (TokenmeterError.isInstance(error) && error.code === 'invalid_argument') {
-      return { outcome: 'handler_error', refused: true, message: error.message };
-    }
-    if (this.meter.eventCount === 0 && isProgrammingError(error)) {
-      // A bug in the route's upstream function (an async one, so fail() never saw it):
-      // the developer needs the error; the client gets the fixed handler_error message.
-      this.config.logger.error('tokenmeter: the upstream function failed before streaming', {
-        requestId: this.requestId,
-        error: describe(error),
-        stack: (error as Error).stack,
-      });
-      // If it never read the signal it never started the upstream call: nothing billed.
-      return {
-        outcome: 'handler_error',
-        refused: !this.signalTouched,
-        message: CODE_MESSAGES.handler_error,
-      };
-    }
-    return classifyUpstreamError(error, this.meter.eventCount);
+    return sourceFailure(error, {
+      eventCount: this.meter.eventCount,
+      signalTouched: this.signalTouched,
+      logger: this.config.logger,
+      requestId: this.requestId,
+    });
   }
 
   /** Closes the provider stream (once; a failure to close changes nothing). */
@@ -629,25 +570,7 @@ export class MeteredStreamImpl implements MeteredStream {
       recorded = { recorded: false, budget: null, error, ends: {} };
     }
     const { budget, error } = recorded;
-    const info: SettleInfo = {
-      requestId: this.requestId,
-      scopes: this.scopes,
-      model: this.model,
-      provider: this.admission.provider,
-      outcome,
-      final,
-      reservedNanos: this.reservedNanos,
-      startedAt: Math.round(performance.timeOrigin + this.watchdog.started),
-      ...(this.admission.admittedAt !== undefined ? { admittedAt: this.admission.admittedAt } : {}),
-      durationMs: performance.now() - this.watchdog.started,
-      recorded: recorded.recorded,
-      ...(this.limit !== undefined ? { limit: this.limit } : {}),
-      ...(this.admission.metered && this.reservationIds.length === 0 ? { unmetered: true } : {}),
-      backpressureWaits: this.transport.backpressureWaits,
-      backpressureMs: this.transport.backpressureMs,
-    };
-    if (this.meter.timeToFirstTokenMs !== undefined)
-      info.timeToFirstTokenMs = this.meter.timeToFirstTokenMs;
+    const info = this.settleInfo(outcome, final, recorded.recorded);
     // 4. What the client sees.
     step('ending the response', () => this.deliverEnd(outcome, final, budget, options));
     step('removing listeners', this.offClose);
@@ -671,17 +594,46 @@ export class MeteredStreamImpl implements MeteredStream {
       await this.config.guard(() => this.config.onSettleFailure(info, error));
     }
     // Budget alerts: after the stream ended, never awaited by it.
-    const alerts = this.registry.alerts;
-    if (alerts && recorded.budgets && this.admission.alerts.size > 0) {
-      const settled = recorded.budgets.flatMap(({ scope, budget }) => {
-        const thresholds = this.admission.alerts.get(scopeKeyOf(scope));
-        return thresholds ? [{ scope, budget, thresholds }] : [];
-      });
-      void alerts.fire(settled, this.requestId);
-    }
+    this.fireAlerts(recorded);
     const settled = this.config.guard(() => this.config.onSettle(info));
     if (settled) await settled;
     return final;
+  }
+
+  /** What `onSettle` (and the span) hears of the stream's end. */
+  private settleInfo(outcome: StreamOutcome, final: FinalUsage, recorded: boolean): SettleInfo {
+    const admission = this.admission;
+    const info: SettleInfo = {
+      requestId: this.requestId,
+      scopes: this.scopes,
+      model: this.model,
+      provider: admission.provider,
+      outcome,
+      final,
+      reservedNanos: this.reservedNanos,
+      startedAt: Math.round(performance.timeOrigin + this.watchdog.started),
+      ...(admission.admittedAt !== undefined ? { admittedAt: admission.admittedAt } : {}),
+      durationMs: performance.now() - this.watchdog.started,
+      recorded,
+      ...(this.limit !== undefined ? { limit: this.limit } : {}),
+      ...(admission.metered && this.reservationIds.length === 0 ? { unmetered: true } : {}),
+      backpressureWaits: this.transport.backpressureWaits,
+      backpressureMs: this.transport.backpressureMs,
+    };
+    if (this.meter.timeToFirstTokenMs !== undefined)
+      info.timeToFirstTokenMs = this.meter.timeToFirstTokenMs;
+    return info;
+  }
+
+  /** Tells the route's budget alerts of each scope's budget after the settlement. */
+  private fireAlerts(recorded: Recorded): void {
+    const alerts = this.registry.alerts;
+    if (!alerts || !recorded.budgets || this.admission.alerts.size === 0) return;
+    const settled = recorded.budgets.flatMap(({ scope, budget }) => {
+      const thresholds = this.admission.alerts.get(scopeKeyOf(scope));
+      return thresholds ? [{ scope, budget, thresholds }] : [];
+    });
+    void alerts.fire(settled, this.requestId);
   }
 
   /** The final event, or a JSON 500 before any header, or a closed connection. */
@@ -727,24 +679,4 @@ export class MeteredStreamImpl implements MeteredStream {
       );
     }
   }
-}
-
-/**
- * A JavaScript error of the route's own code (TypeError, ReferenceError, …), as opposed to
- * a provider or network failure: SDK errors carry a status or type, and fetch's network
- * failure is a TypeError with a `cause` (`fetch failed`).
- */
-function isProgrammingError(error: unknown): boolean {
-  if (
-    !(
-      error instanceof TypeError ||
-      error instanceof ReferenceError ||
-      error instanceof SyntaxError ||
-      error instanceof RangeError
-    )
-  ) {
-    return false;
-  }
-  const e = error as Error & { cause?: unknown; status?: unknown };
-  return e.cause === undefined && e.status === undefined;
 }

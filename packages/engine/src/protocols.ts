@@ -15,6 +15,8 @@ import {
   type StreamTrace,
 } from '@tokenmeter/core';
 import type { Lease } from './lease.js';
+import type { Admission } from './metered-stream.js';
+import { budgetJson } from './settlement.js';
 import type { Transport } from './transport.js';
 import type { Watchdog } from './watchdog.js';
 
@@ -139,5 +141,40 @@ export function relayWriter(parts: WriterParts): ChunkWriter {
       if (item.batch) for (const raw of item.batch) observeAll(translate(raw));
       return item.wire === '' || transport.write(item.wire);
     },
+  };
+}
+
+/** tokenmeter's first event: what was reserved, for what, and the budget left. */
+export function metaEvent(
+  encoder: SseEncoder,
+  admission: Admission,
+  reservedNanos: number,
+): string {
+  const budget = admission.budget;
+  return encoder.meta({
+    requestId: admission.requestId,
+    model: admission.model,
+    maxTokens: admission.maxTokens,
+    inputTokens: admission.inputTokens,
+    reservedUsd: nanosToUsd(reservedNanos),
+    // What the reservation priced: the prompt's upper bound (with server-tool results)
+    // and the output it covers, so a client can check reservedUsd by hand.
+    reservedInputTokens: admission.bound.promptTokens,
+    reservedOutputTokens: admission.reservedOutputTokens,
+    // max_tokens was lowered to what the budget (or the cost cap) covers.
+    ...(admission.fittedTo
+      ? { requestedMaxTokens: admission.requestedMaxTokens, fittedTo: admission.fittedTo }
+      : {}),
+    budget: budget ? budgetJson(budget) : null,
+  });
+}
+
+/** The headers of a relayed answer: the provider's own, then ours. */
+export function relayHeaders(source: unknown, admission: Admission): Record<string, string> {
+  const upstream = (source as { headers?: Record<string, string> } | null)?.headers ?? {};
+  return {
+    ...upstream,
+    ...(admission.relay === 'json' ? { 'Content-Type': 'application/json' } : {}),
+    ...admission.headers,
   };
 }
