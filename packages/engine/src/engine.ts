@@ -24,7 +24,8 @@ export interface ServeHooks {
   admitted?(stream: MeteredStreamImpl): void;
   /**
    * Hands the stream to the app's own handler when the route has no `upstream()` (Express's
-   * `next()`), inside the stream's span. Without it, such a route answers 500.
+   * `next()`), inside the stream's span. Without it, such a stream ends with `handler_error`
+   * (the Web and Fastify adapters require `upstream()` instead).
    */
   handOver?(stream: MeteredStreamImpl): void;
 }
