@@ -73,6 +73,22 @@ const MAX_1000 = {
  */
 const JIT_WARMUP = { concurrency: 32, ms: 6_000, knobs: { tokens: 10 } };
 
+/** The quick run's 100-stream unthrottled level: every workload that has one shares it. */
+const QUICK_MAX_100 = {
+  load: 'max',
+  concurrency: 100,
+  knobs: { tokens: 75, tps: 0 },
+  maxTokensRange: [25, 75],
+  warmupMs: 200,
+  measureMs: 400,
+};
+
+/** The quick run's fake-upstream knobs and per-process warm-up. */
+const QUICK_PAIR_SETUP = {
+  knobs: { tokens: 75, tps: 0, ttftMs: 0, chunk: 1 },
+  warmup: { concurrency: 10, warmupMs: 0, measureMs: 200 },
+};
+
 export const PLANS = {
   standard: {
     reps: 3,
@@ -219,19 +235,9 @@ export const PLANS = {
     warmMs: 300,
     sweep: {
       levelVariants: ALL,
-      knobs: { tokens: 75, tps: 0, ttftMs: 0, chunk: 1 },
-      warmup: { concurrency: 10, warmupMs: 0, measureMs: 200 },
+      ...QUICK_PAIR_SETUP,
       latency: { variants: LATENCY, knobs: { tokens: 10 }, warmupMs: 200, measureMs: 1_500 },
-      levels: [
-        {
-          load: 'max',
-          concurrency: 100,
-          knobs: { tokens: 75, tps: 0 },
-          maxTokensRange: [25, 75],
-          warmupMs: 200,
-          measureMs: 400,
-        },
-      ],
+      levels: [QUICK_MAX_100],
     },
     slow: {
       variants: ['naive', 'tokenmeter-memory'],
@@ -267,24 +273,13 @@ export const PLANS = {
     money: { seeds: [1] },
     gateway: {
       levelVariants: GATEWAY,
-      knobs: { tokens: 75, tps: 0, ttftMs: 0, chunk: 1 },
-      warmup: { concurrency: 10, warmupMs: 0, measureMs: 200 },
+      ...QUICK_PAIR_SETUP,
       latency: { variants: GATEWAY, knobs: { tokens: 10 }, warmupMs: 200, measureMs: 1_000 },
-      levels: [
-        {
-          load: 'max',
-          concurrency: 100,
-          knobs: { tokens: 75, tps: 0 },
-          maxTokensRange: [25, 75],
-          warmupMs: 200,
-          measureMs: 400,
-        },
-      ],
+      levels: [QUICK_MAX_100],
     },
     sources: {
       levelVariants: SOURCES,
-      knobs: { tokens: 75, tps: 0, ttftMs: 0, chunk: 1 },
-      warmup: { concurrency: 10, warmupMs: 0, measureMs: 200 },
+      ...QUICK_PAIR_SETUP,
       latency: { variants: SOURCES, knobs: { tokens: 10 }, warmupMs: 200, measureMs: 1_000 },
       levels: [
         {
@@ -300,35 +295,15 @@ export const PLANS = {
     },
     adapters: {
       levelVariants: ADAPTERS,
-      knobs: { tokens: 75, tps: 0, ttftMs: 0, chunk: 1 },
-      warmup: { concurrency: 10, warmupMs: 0, measureMs: 200 },
+      ...QUICK_PAIR_SETUP,
       latency: { variants: ADAPTERS, knobs: { tokens: 10 }, warmupMs: 200, measureMs: 1_000 },
-      levels: [
-        {
-          load: 'max',
-          concurrency: 100,
-          knobs: { tokens: 75, tps: 0 },
-          maxTokensRange: [25, 75],
-          warmupMs: 200,
-          measureMs: 400,
-        },
-      ],
+      levels: [QUICK_MAX_100],
     },
     ledger: {
       levelVariants: LEDGER,
-      knobs: { tokens: 75, tps: 0, ttftMs: 0, chunk: 1 },
-      warmup: { concurrency: 10, warmupMs: 0, measureMs: 200 },
+      ...QUICK_PAIR_SETUP,
       latency: { variants: LEDGER, knobs: { tokens: 10 }, warmupMs: 200, measureMs: 1_000 },
-      levels: [
-        {
-          load: 'max',
-          concurrency: 100,
-          knobs: { tokens: 75, tps: 0 },
-          maxTokensRange: [25, 75],
-          warmupMs: 200,
-          measureMs: 400,
-        },
-      ],
+      levels: [QUICK_MAX_100],
       outage: {
         latency: { knobs: { tokens: 10 }, warmupMs: 100, measureMs: 600 },
         level: {

@@ -421,9 +421,9 @@ async function policiesOf<R>(config: Config<R>, scopes: ScopeRef[], req: R): Pro
 }
 
 /** The one reservation planner of a request: what to reserve within what is available. */
-class Planner {
+class Planner<R> {
   constructor(
-    private readonly config: Config<never>,
+    private readonly config: Config<R>,
     readonly ask: Ask,
     readonly prompt: Prompt,
     readonly relay: 'sse' | 'json' | undefined,
@@ -452,9 +452,9 @@ class Planner {
   }
 
   /** Counts the prompt exactly where that is free; true when the count changed. */
-  async recount<R>(req: R): Promise<boolean> {
+  async recount(req: R): Promise<boolean> {
     if (this.prompt.count.exact) return false;
-    const exact = await countExactly(this.config as Config<R>, req, this.ask.input, this.ask.model);
+    const exact = await countExactly(this.config, req, this.ask.input, this.ask.model);
     if (!exact) return false;
     this.prompt.recount(exact);
     return true;
@@ -513,7 +513,7 @@ interface Reserved {
  */
 async function reserve<R>(
   ctx: AdmissionContext<R>,
-  planner: Planner,
+  planner: Planner<R>,
   policies: Policies,
 ): Promise<Reserved | Rejection> {
   const { config } = ctx;
@@ -633,7 +633,7 @@ function tightestOf(result: Reserved['result']) {
  */
 async function fitLease<R>(
   ctx: AdmissionContext<R>,
-  planner: Planner,
+  planner: Planner<R>,
   reserved: Reserved,
   tightest: BudgetState | null,
 ): Promise<Reserved['plan'] & { reserveNanos: number }> {
@@ -675,7 +675,7 @@ async function shrink(
 /** Step 8: the body sent carries the bounds the plan priced; what the stream is told. */
 function admitted<R>(
   ctx: AdmissionContext<R>,
-  planner: Planner,
+  planner: Planner<R>,
   reserved: Reserved & {
     tightest: BudgetState | null;
     limits: ScopedRateLimit[];
@@ -793,7 +793,7 @@ export function toScopes(subject: Subject | undefined | null): ScopeRef[] | unde
 }
 
 /** The body, when it is a JSON object. */
-export function objectOrUndefined(body: unknown): Record<string, unknown> | undefined {
+function objectOrUndefined(body: unknown): Record<string, unknown> | undefined {
   const read = asObject(body);
   return read.ok ? read.body : undefined;
 }

@@ -8,11 +8,7 @@
  */
 import {
   type BudgetState,
-  createEventTranslator,
   type FinalUsage,
-  type MeterEvent,
-  nanosToUsd,
-  promptTokens,
   type RequestBound,
   type ScopeRef,
   type SseEncoder,
@@ -23,13 +19,12 @@ import {
   TokenmeterError,
 } from '@tokenmeter/core';
 import { scopeKeyOf } from './alerts.js';
-import { failureOfLoop as loopFailure, failureOfSource as sourceFailure } from './failures.js';
+import { failureOfLoop, failureOfSource } from './failures.js';
 import { Lease } from './lease.js';
 import type { Config } from './options.js';
 import { metaEvent, relayHeaders, relayWriter, sseWriter } from './protocols.js';
 import type { StreamRegistry } from './registry.js';
 import {
-  budgetJson,
   CODE_MESSAGES,
   type EndOptions,
   endMessage,
@@ -40,12 +35,7 @@ import {
 } from './settlement.js';
 import type { Transport } from './transport.js';
 import type { MeteredStream, SettleInfo, StreamLimit } from './types.js';
-import {
-  classifyUpstreamError,
-  describe,
-  toAsyncIterable,
-  type UpstreamFailure,
-} from './upstream-errors.js';
+import { describe, toAsyncIterable, type UpstreamFailure } from './upstream-errors.js';
 import { Watchdog } from './watchdog.js';
 
 export interface Admission {
@@ -447,7 +437,7 @@ export class MeteredStreamImpl implements MeteredStream {
     } catch (error) {
       // Our own code (or a custom encoder) failed mid-stream: not the provider's doing.
       if (!this.abortReason && !this.ending) {
-        failure = loopFailure(error, this.config.logger, this.requestId);
+        failure = failureOfLoop(error, this.config.logger, this.requestId);
       }
     } finally {
       this.reading = false;
@@ -484,7 +474,7 @@ export class MeteredStreamImpl implements MeteredStream {
 
   /** What an error from the source means: the handler's bug, or the provider's failure. */
   private classify(error: unknown): UpstreamFailure {
-    return sourceFailure(error, {
+    return failureOfSource(error, {
       eventCount: this.meter.eventCount,
       signalTouched: this.signalTouched,
       logger: this.config.logger,

@@ -275,6 +275,8 @@ export interface ParseDefaults {
   readAnyBody: boolean;
   /** The function the options were given to, for error messages. */
   entry: string;
+  /** True where there is no next handler to hand a stream to (Web, Fastify). */
+  requireUpstream?: boolean;
 }
 
 /** What `costTrackedSSE()` assumes when an option is left out. */
@@ -303,6 +305,12 @@ export function parseOptions<R>(
       `${entry} needs identify(req): who pays, from something your app trusts — never the request body. ` +
         'For example: identify: (req) => req.user && { user: req.user.id } (after your auth middleware), ' +
         "or identify: (req) => ({ key: verifiedKeyId(req.get('authorization')) }).",
+    );
+  }
+  if (defaults.requireUpstream && typeof options.upstream !== 'function') {
+    throw new TokenmeterError(
+      'invalid_config',
+      `${entry} needs upstream(req, meter): the provider call, started with meter.signal, e.g. upstream: (req, meter) => anthropic.messages.create({ ...meter.body, ...meter.params, stream: true }, { signal: meter.signal }).`,
     );
   }
   const rawStore = assertStore(options.store);

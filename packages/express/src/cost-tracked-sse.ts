@@ -5,14 +5,7 @@
  * streams the provider into it — from `upstream()`, or from the route handler that follows
  * (`res.locals.tokenmeter`).
  */
-import {
-  type Config,
-  Engine,
-  type MeteredStream,
-  MeteredStreamImpl,
-  parseOptions,
-  type UploadGate,
-} from '@tokenmeter/engine';
+import { Engine, type MeteredStream, MeteredStreamImpl, parseOptions } from '@tokenmeter/engine';
 import { NodeIncoming, NodeTransport } from '@tokenmeter/engine/node';
 import type { CostTrackedSSEOptions, MeteredRequest, MeteredResponse } from './types.js';
 
@@ -33,16 +26,7 @@ type Next = (error?: unknown) => void;
  * }));
  */
 export function costTrackedSSE(options: CostTrackedSSEOptions) {
-  return meteredHandler(parseOptions(options));
-}
-
-/**
- * The Express request handler on an engine: `costTrackedSSE()` and the gateways' Messages
- * route.
- * @internal
- */
-export function meteredHandler(config: Config<MeteredRequest>, uploads?: UploadGate) {
-  const engine = new Engine(config, uploads);
+  const engine = new Engine(parseOptions(options));
   const middleware = function costTrackedSSE(
     req: MeteredRequest,
     res: MeteredResponse,

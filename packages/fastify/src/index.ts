@@ -65,13 +65,9 @@ export function fastifySSE<R extends FastifyRequest = FastifyRequest>(
     );
   }
   const { url, method = 'POST', ...rest } = options;
-  if (typeof rest.upstream !== 'function') {
-    throw new TokenmeterError(
-      'invalid_config',
-      'fastifySSE needs upstream(request, meter): the provider call, started with meter.signal.',
-    );
-  }
-  const engine = new Engine(parseOptions(rest, { ...SSE_DEFAULTS, entry: 'fastifySSE' }));
+  const engine = new Engine(
+    parseOptions(rest, { ...SSE_DEFAULTS, entry: 'fastifySSE', requireUpstream: true }),
+  );
   const plugin = async function tokenmeterRoute(scope: FastifyInstance): Promise<void> {
     // In this scope only: the body is left unread for the engine, which reads it after
     // identify, within maxBodyBytes and the shape limits.

@@ -45,13 +45,9 @@ export function webRoute<R>(options: WebRouteOptions<R>, binding: WebBinding<R>)
     );
   }
   const { clientAddress, ...rest } = options;
-  if (typeof rest.upstream !== 'function') {
-    throw new TokenmeterError(
-      'invalid_config',
-      `${binding.entry} needs upstream(req, meter): the provider call, started with meter.signal, e.g. upstream: (req, meter) => anthropic.messages.create({ ...meter.body, stream: true }, { signal: meter.signal }).`,
-    );
-  }
-  const engine = new Engine(parseOptions(rest, { ...SSE_DEFAULTS, entry: binding.entry }));
+  const engine = new Engine(
+    parseOptions(rest, { ...SSE_DEFAULTS, entry: binding.entry, requireUpstream: true }),
+  );
   const addressOf = clientAddress ?? binding.address;
   const handler = async (req: R): Promise<Response> => {
     const request = binding.request(req);

@@ -2,8 +2,8 @@
  * What the Anthropic and OpenAI gateways share: their options, reading the caller's key
  * and body, the provider call (the server's key, an allowlist of forwarded headers), and
  * the relay of a provider's stream event by event with its bytes unchanged. Admission,
- * metering, backpressure, aborts, settlement and telemetry are `costTrackedSSE()`'s own
- * (`meteredHandler`), not a copy.
+ * metering, backpressure, aborts, settlement and telemetry are the engine's, the same
+ * `Engine` as `costTrackedSSE()`'s, not a copy.
  */
 import {
   admitAll,
