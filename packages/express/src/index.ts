@@ -17,8 +17,11 @@ export {
 } from '@tokenmeter/engine';
 export { NodeTransport, NodeTransport as SseWriter } from '@tokenmeter/engine/node';
 export { costTrackedSSE } from './cost-tracked-sse.js';
-export { anthropicGateway } from './gateway/anthropic.js';
-export { callerKey, type GatewayOptions } from './gateway/common.js';
-export { openaiGateway } from './gateway/openai.js';
+export {
+  anthropicGateway,
+  callerKey,
+  type GatewayOptions,
+  openaiGateway,
+} from './gateway.js';
 export { jsonErrorHandler } from './json-error-handler.js';
 export type { CostTrackedSSEOptions, MeteredRequest, MeteredResponse } from './types.js';

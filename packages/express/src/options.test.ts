@@ -2,8 +2,7 @@ import { parseOptions } from '@tokenmeter/engine';
 import { createMemoryStore } from '@tokenmeter/store-memory';
 import { describe, expect, it } from 'vitest';
 import { costTrackedSSE } from './cost-tracked-sse.js';
-import { anthropicGateway } from './gateway/anthropic.js';
-import { openaiGateway } from './gateway/openai.js';
+import { anthropicGateway, openaiGateway } from './gateway.js';
 import type { CostTrackedSSEOptions } from './types.js';
 
 const identify = () => ({ user: 'u' });

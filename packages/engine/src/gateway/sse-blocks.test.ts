@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type SseBlock, sseBlocks } from './common.js';
+import { type SseBlock, sseBlocks } from './relay.js';
 
 const STREAM = [
   'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1"}}\n\n',

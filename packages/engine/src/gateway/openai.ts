@@ -1,19 +1,12 @@
 /**
- * `openaiGateway()`: OpenAI Chat Completions (`POST /v1/chat/completions`, streaming or
+ * OpenAI Chat Completions as a gateway serves it (`POST /v1/chat/completions`, streaming or
  * not) behind budgets and rate limits. A streaming call always asks the provider for its
  * usage (`stream_options.include_usage`), so the cost is exact, and passes the usage
  * chunk on only when the caller asked for it.
  */
-import type { RequestParams } from '@tokenmeter/engine';
-import {
-  CODE_STATUS,
-  callProvider,
-  createGateway,
-  type GatewayOptions,
-  type ProviderAdapter,
-  providerEncoder,
-  type RelayFilter,
-} from './common.js';
+import type { RequestParams } from '../types.js';
+import { CODE_STATUS, type GatewayProvider } from './provider.js';
+import { callProvider, providerEncoder, type RelayFilter } from './relay.js';
 
 /** OpenAI's error type and code for each of our codes. */
 const SHAPE: Record<string, { type: string; code: string | null }> = {
@@ -56,9 +49,10 @@ const withoutUsage: RelayFilter = (block, json) => {
   return { wire: `data: ${JSON.stringify(rest)}\n\n`, event: json };
 };
 
-const OPENAI: ProviderAdapter = {
+export const OPENAI_GATEWAY: GatewayProvider = {
   name: 'openai',
   defaultBaseURL: 'https://api.openai.com/v1',
+  routes: { messages: '/v1/chat/completions' },
   allowHeaders: ['openai-beta'],
   isStream: (body) => body.stream === true,
   params(body): RequestParams {
@@ -69,12 +63,12 @@ const OPENAI: ProviderAdapter = {
       input: body,
     };
   },
-  call(_route, body, headers, apiKey, baseURL, fetchImpl, signal) {
+  call(_route, body, headers, { apiKey, baseURL, fetch }, signal) {
     const stream = body.stream === true;
     const options = (body.stream_options ?? {}) as Record<string, unknown>;
     const askedForUsage = options.include_usage === true;
     return callProvider({
-      fetch: fetchImpl,
+      fetch,
       url: `${baseURL}/chat/completions`,
       headers: { ...headers, authorization: `Bearer ${apiKey}` },
       body: stream ? { ...body, stream_options: { ...options, include_usage: true } } : body,
@@ -89,21 +83,3 @@ const OPENAI: ProviderAdapter = {
   },
   encoder: OPENAI_ENCODER,
 };
-
-/**
- * An Express handler that serves OpenAI Chat Completions — `POST /v1/chat/completions`,
- * streaming and not — metered exactly like `costTrackedSSE()`. Mount it under any prefix
- * and point the SDK's `baseURL` at `<prefix>/v1`; every other route answers OpenAI's 404.
- *
- * @example
- * app.use('/llm', openaiGateway({
- *   apiKey: process.env.OPENAI_API_KEY!,
- *   store,
- *   identify: (key) => keys.get(key),
- *   budgets: { user: { limitUsd: '5', period: 'day' } },
- * }));
- * const client = new OpenAI({ baseURL: 'http://localhost:3000/llm/v1', apiKey: 'tm_live_…' });
- */
-export function openaiGateway(options: GatewayOptions) {
-  return createGateway(OPENAI, options, { messages: '/v1/chat/completions' });
-}

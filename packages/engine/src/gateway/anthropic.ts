@@ -1,18 +1,12 @@
 /**
- * `anthropicGateway()`: the Anthropic Messages API (`POST /v1/messages`, streaming or
+ * The Anthropic Messages API as a gateway serves it (`POST /v1/messages`, streaming or
  * not, and `POST /v1/messages/count_tokens`) behind budgets and rate limits, for the
  * official SDK, coding agents (`ANTHROPIC_BASE_URL`) and anything else that speaks it.
  */
 import { uncountedFieldTokens } from '@tokenmeter/core';
-import type { RequestParams } from '@tokenmeter/engine';
-import {
-  CODE_STATUS,
-  callProvider,
-  createGateway,
-  type GatewayOptions,
-  type ProviderAdapter,
-  providerEncoder,
-} from './common.js';
+import type { RequestParams } from '../types.js';
+import { CODE_STATUS, type GatewayProvider } from './provider.js';
+import { callProvider, providerEncoder } from './relay.js';
 
 /** Anthropic's error type for each status (as its API answers). */
 const TYPE_OF_STATUS: Record<number, string> = {
@@ -65,9 +59,10 @@ const ANTHROPIC_ENCODER = providerEncoder(
     `event: error\ndata: ${errorJson(TYPE_OF_CODE[code] ?? 'api_error', message)}\n\n`,
 );
 
-const ANTHROPIC: ProviderAdapter = {
+export const ANTHROPIC_GATEWAY: GatewayProvider = {
   name: 'anthropic',
   defaultBaseURL: 'https://api.anthropic.com',
+  routes: { messages: '/v1/messages', countTokens: '/v1/messages/count_tokens' },
   allowHeaders: ['anthropic-version', 'anthropic-beta'],
   isStream: (body) => body.stream === true,
   params(body): RequestParams {
@@ -78,9 +73,9 @@ const ANTHROPIC: ProviderAdapter = {
       input: body,
     };
   },
-  call(route, body, headers, apiKey, baseURL, fetchImpl, signal) {
+  call(route, body, headers, { apiKey, baseURL, fetch }, signal) {
     return callProvider({
-      fetch: fetchImpl,
+      fetch,
       url: `${baseURL}/v1/messages${route === 'countTokens' ? '/count_tokens' : ''}`,
       headers: { 'anthropic-version': '2023-06-01', ...headers, 'x-api-key': apiKey },
       body,
@@ -89,12 +84,12 @@ const ANTHROPIC: ProviderAdapter = {
       passHeaders: ['request-id'],
     });
   },
-  async countTokens(body, headers, apiKey, baseURL, fetchImpl, signal) {
+  async countTokens(body, headers, { apiKey, baseURL, fetch }, signal) {
     const counted: Record<string, unknown> = {};
     for (const field of COUNTED_FIELDS) {
       if (body[field] !== undefined && body[field] !== null) counted[field] = body[field];
     }
-    const response = await fetchImpl(`${baseURL}/v1/messages/count_tokens`, {
+    const response = await fetch(`${baseURL}/v1/messages/count_tokens`, {
       method: 'POST',
       headers: {
         'anthropic-version': '2023-06-01',
@@ -124,27 +119,3 @@ const ANTHROPIC: ProviderAdapter = {
   },
   encoder: ANTHROPIC_ENCODER,
 };
-
-/**
- * An Express handler that serves the Anthropic Messages API — `POST /v1/messages`
- * (streaming and not) and `POST /v1/messages/count_tokens` — metered exactly like
- * `costTrackedSSE()`: the caller's own key names who pays, the request's worst case is
- * reserved, the provider's events go to the caller as it sent them, the upstream call is
- * aborted when the caller leaves, and the cost is settled once. Mount it under any prefix
- * and point the SDK at it; every other route answers Anthropic's 404.
- *
- * @example
- * app.use('/llm', anthropicGateway({
- *   apiKey: process.env.ANTHROPIC_API_KEY!,
- *   store: createRedisStore({ url: process.env.REDIS_URL }),
- *   identify: (key) => keys.get(key), // your keys → { key, user, team }
- *   budgets: { team: { limitUsd: '200', period: 'month' } },
- * }));
- * const client = new Anthropic({ baseURL: 'http://localhost:3000/llm', apiKey: 'tm_live_…' });
- */
-export function anthropicGateway(options: GatewayOptions) {
-  return createGateway(ANTHROPIC, options, {
-    messages: '/v1/messages',
-    countTokens: '/v1/messages/count_tokens',
-  });
-}

@@ -1,0 +1,213 @@
+/**
+ * A gateway on any framework: a provider's API (Anthropic Messages, OpenAI Chat
+ * Completions) served at its own paths under a mount point, each call admitted, metered
+ * and settled by the same `Engine` as a metered route, its answer relayed byte for byte.
+ * An adapter gives it the request (`Incoming`), the response (`Transport`), the method and
+ * the path below the mount point.
+ */
+import {
+  admitAll,
+  type RateLimitRule,
+  type RequestFacts,
+  releaseAll,
+  type ScopeRef,
+  settleAll,
+} from '@tokenmeter/core';
+import {
+  identifyThenRead,
+  isRejection,
+  type Rejection,
+  rateLimitRefusal,
+  rejection,
+} from '../admission.js';
+import { asObject, closeIfUnread, type Incoming, UploadGate } from '../body.js';
+import { Engine, type ServeHooks } from '../engine.js';
+import type { Config } from '../options.js';
+import type { Transport } from '../transport.js';
+import { describe, ProviderHttpError } from '../upstream-errors.js';
+import type { HeaderList } from './headers.js';
+import { type GatewayOptions, type GatewaySettings, gatewaySettings } from './options.js';
+import type { GatewayProvider } from './provider.js';
+import { relayProviderError } from './wire.js';
+
+export class Gateway<R> {
+  private readonly settings: GatewaySettings<R>;
+  private readonly config: Config<R>;
+  /** One bound on uploads per address for every route. */
+  private readonly uploads: UploadGate;
+  private readonly engine: Engine<R>;
+
+  /**
+   * @param entry the function the options were given to, for error messages
+   * @param headers the framework request's headers: the caller's key, and what is forwarded
+   */
+  constructor(
+    private readonly provider: GatewayProvider,
+    options: GatewayOptions<R>,
+    entry: string,
+    headers: (req: R) => HeaderList,
+  ) {
+    this.settings = gatewaySettings(provider, options, entry, headers);
+    this.config = this.settings.config;
+    this.uploads = new UploadGate(this.config.body.uploadsPerAddress);
+    this.engine = new Engine(this.config, this.uploads);
+  }
+
+  /** Streams open right now, and non-streaming calls in flight (0 when idle). */
+  get activeStreams(): number {
+    return this.engine.activeStreams;
+  }
+
+  /**
+   * Answers one request at `path` (below the mount point, without its query string).
+   * Resolves false, having answered nothing, for a path that is not the gateway's when
+   * unknown routes are passed on; true once answered.
+   */
+  async serve(
+    incoming: Incoming<R>,
+    transport: Transport,
+    method: string,
+    path: string,
+    hooks: ServeHooks = {},
+  ): Promise<boolean> {
+    const { routes } = this.provider;
+    const isMessages = path === routes.messages;
+    const isCount = routes.countTokens !== undefined && path === routes.countTokens;
+    if (!isMessages && !isCount) {
+      if (this.settings.passOn) return false;
+      closeIfUnread(incoming, transport);
+      this.config.wire.reject(
+        transport,
+        404,
+        'not_found',
+        `${method} ${path} is not a route of this gateway.`,
+      );
+      return true;
+    }
+    if (method !== 'POST') {
+      closeIfUnread(incoming, transport);
+      const message = `${path} accepts POST only.`;
+      this.config.wire.reject(transport, 405, 'method_not_allowed', message, {}, { Allow: 'POST' });
+      return true;
+    }
+    if (isCount) await this.countTokens(incoming, transport);
+    else await this.engine.serve(incoming, transport, hooks);
+    return true;
+  }
+
+  /** count_tokens: identified and rate-limited like any call, charged nothing (it is free). */
+  private async countTokens(incoming: Incoming<R>, transport: Transport): Promise<void> {
+    const config = this.config;
+    const begun = config.telemetry.begin();
+    const facts: RequestFacts = {};
+    const refuse = (refusal: Rejection) =>
+      this.engine.refuse(refusal, incoming, transport, begun, facts);
+    const scopes = await identifyThenRead({
+      config,
+      incoming,
+      uploads: this.uploads,
+      facts,
+      acquired: () => {},
+      clientGone: () => transport.closed,
+    });
+    if (isRejection(scopes)) return refuse(scopes);
+    const read = asObject(incoming.body);
+    if (!read.ok) return refuse(rejection(read.status, read.code, read.message));
+    const ids = await this.countLimits(scopes);
+    if (isRejection(ids)) return refuse(ids);
+    const controller = new AbortController();
+    const offClose = transport.onClose(() => controller.abort());
+    try {
+      const { forward, endpoint } = this.settings;
+      const source = await this.provider.call(
+        'countTokens',
+        read.body,
+        forward(incoming.req),
+        endpoint,
+        controller.signal,
+      );
+      let text = '';
+      for await (const item of source) text += item.wire;
+      transport.send(200, { ...source.headers, 'Content-Type': 'application/json' }, text);
+      if (ids.length > 0)
+        await settleAll(config.store, ids, { costNanos: 0, tokens: 0 }).catch(() => {});
+    } catch (error) {
+      if (ids.length > 0) await releaseAll(config.store, ids).catch(() => {});
+      if (error instanceof ProviderHttpError) {
+        relayProviderError(transport, error.response, config.wire.reject, config.logger);
+      } else if (!controller.signal.aborted) {
+        config.wire.reject(
+          transport,
+          502,
+          'upstream_error',
+          'The model provider could not be reached.',
+        );
+      }
+    } finally {
+      offClose();
+    }
+  }
+
+  /**
+   * count_tokens' admission: the scopes' `requests` rate limits only (it costs nothing, and
+   * holds no stream); the reservation ids to settle at zero, or a refusal.
+   */
+  private async countLimits(scopes: readonly ScopeRef[]): Promise<readonly string[] | Rejection> {
+    const config = this.config;
+    const requests = scopes.flatMap((scope) => {
+      const rules: readonly RateLimitRule[] = (config.rateLimits[scope.kind] ?? []).filter(
+        (rule) => rule.kind === 'requests',
+      );
+      return rules.length > 0
+        ? [
+            {
+              scope,
+              rateLimits: rules,
+              reserveNanos: 0,
+              estimatedTokens: 0,
+              ttlMs: config.reservationTtlMs,
+            },
+          ]
+        : [];
+    });
+    if (requests.length === 0) return [];
+    try {
+      const result = await admitAll(config.store, requests);
+      if (result.admitted) return result.reservationIds;
+      // Only `requests` rules apply here: the refusal is a rate limit's.
+      const refused = result.rejection;
+      if (refused.reason !== 'rate_limit') {
+        return rejection(429, 'rate_limited', 'Too many requests for this key.');
+      }
+      const limit = rateLimitRefusal(refused);
+      return rejection(429, 'rate_limited', limit.message, limit.details, limit.headers, {
+        scope: refused.scope.kind,
+        retryAfterMs: limit.retryAfterMs,
+      });
+    } catch (error) {
+      if (config.storeFailure === 'closed') {
+        config.logger.warn('tokenmeter: store unavailable, count_tokens refused (fail closed)', {
+          error: describe(error),
+        });
+        return rejection(
+          503,
+          'store_unavailable',
+          'Limits cannot be checked right now; try again shortly.',
+          {},
+          { 'Retry-After': '1' },
+        );
+      }
+      config.logger.warn(
+        'tokenmeter: store unavailable, count_tokens let through unmetered (fail open)',
+        { error: describe(error) },
+      );
+      return [];
+    }
+  }
+}
+
+/** A request's path below its mount point, without its query string. */
+export function routePath(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
