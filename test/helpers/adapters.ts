@@ -3,13 +3,17 @@
  * `costTrackedSSE()` on Express 4 and 5, `honoSSE()` on Hono (`@hono/node-server`),
  * `fastifySSE()` on Fastify 5, and `meteredSSE()` as a bare `fetch` handler (the shape of a Next.js route handler, Bun's and
  * Deno's `serve`). The route is described once, without any framework's request type, so
- * one suite can hold every adapter to the same HTTP contract.
+ * one suite can hold every adapter to the same HTTP contract. The gateways likewise: each
+ * adapter's `anthropicGateway()` / `openaiGateway()` mounted at `/llm`.
  */
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import type { MeteredStream, SettleInfo } from '@tokenmeter/express';
+import type { BudgetInput, MeteredStream, SettleInfo } from '@tokenmeter/express';
+import * as express from '@tokenmeter/express';
 import { costTrackedSSE } from '@tokenmeter/express';
+import * as fastify from '@tokenmeter/fastify';
 import { fastifySSE } from '@tokenmeter/fastify';
+import * as web from '@tokenmeter/web';
 import { type MeteredOptions, meteredSSE } from '@tokenmeter/web';
 import { honoSSE } from '@tokenmeter/web/hono';
 import express5 from 'express';
@@ -171,6 +175,130 @@ export const ADAPTERS = [
   ['web: a bare fetch handler', startFetchHandler],
   ['fastify', startFastify],
 ] as const satisfies ReadonlyArray<readonly [string, (spec: RouteSpec) => Promise<ServedRoute>]>;
+
+/** The provider API a gateway serves. */
+export type GatewayKind = 'anthropic' | 'openai';
+
+/** A gateway's options, whatever the framework: `identify` gets the caller's key only. */
+export type GatewaySpec = Omit<
+  web.WebGatewayOptions,
+  'identify' | 'logger' | 'onSettle' | 'basePath' | 'clientAddress' | 'budgets'
+> & {
+  identify: (key: string | undefined) => ReturnType<web.WebGatewayOptions['identify']>;
+  budgets?: Record<string, BudgetInput | ((id: string) => BudgetInput | undefined)>;
+};
+
+export interface ServedGateway extends Omit<ServedRoute, 'url'> {
+  /** The mount point, `http://127.0.0.1:<port>/llm`: the Anthropic SDK's `baseURL` (OpenAI's adds `/v1`). */
+  url: string;
+}
+
+/** Each adapter's two gateways. */
+const GATEWAYS = {
+  express: { anthropic: express.anthropicGateway, openai: express.openaiGateway },
+  web: { anthropic: web.anthropicGateway, openai: web.openaiGateway },
+  fastify: { anthropic: fastify.anthropicGateway, openai: fastify.openaiGateway },
+} as const;
+
+function mountedAt(server: Listening, served_: ServedRoute): ServedGateway {
+  const { port } = server.address() as AddressInfo;
+  return { ...served_, url: `http://127.0.0.1:${port}/llm` };
+}
+
+function gatewayOnExpress(express: typeof express5 | typeof express4) {
+  return async (kind: GatewayKind, spec: GatewaySpec): Promise<ServedGateway> => {
+    const record = settlementLog();
+    const { identify, ...options } = spec;
+    const gateway = GATEWAYS.express[kind]({
+      ...options,
+      logger: record.logger,
+      onSettle: record.onSettle,
+      identify: (key) => identify(key),
+    });
+    const app = (express as typeof express5)();
+    app.use('/llm', gateway as unknown as express5.Handler);
+    const server = await new Promise<ReturnType<typeof app.listen>>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    return mountedAt(
+      server,
+      served(server, record, () => gateway.activeStreams),
+    );
+  };
+}
+
+function webGateway(kind: GatewayKind, spec: GatewaySpec) {
+  const record = settlementLog();
+  const { identify, ...options } = spec;
+  const gateway = GATEWAYS.web[kind]({
+    ...options,
+    basePath: '/llm',
+    logger: record.logger,
+    onSettle: record.onSettle,
+    identify: (key) => identify(key),
+  });
+  return { record, gateway };
+}
+
+async function gatewayOnHono(kind: GatewayKind, spec: GatewaySpec): Promise<ServedGateway> {
+  const { record, gateway } = webGateway(kind, spec);
+  const app = new Hono();
+  app.all('/llm/*', (c) => gateway(c.req.raw));
+  const server = await listen(app.fetch);
+  return mountedAt(
+    server,
+    served(server, record, () => gateway.activeStreams),
+  );
+}
+
+async function gatewayAsFetchHandler(kind: GatewayKind, spec: GatewaySpec): Promise<ServedGateway> {
+  const { record, gateway } = webGateway(kind, spec);
+  const server = await listen((request) =>
+    new URL(request.url).pathname.startsWith('/llm/')
+      ? gateway(request)
+      : new Response('not found', { status: 404 }),
+  );
+  return mountedAt(
+    server,
+    served(server, record, () => gateway.activeStreams),
+  );
+}
+
+async function gatewayOnFastify(kind: GatewayKind, spec: GatewaySpec): Promise<ServedGateway> {
+  const record = settlementLog();
+  const { identify, ...options } = spec;
+  const plugin = GATEWAYS.fastify[kind]({
+    ...options,
+    logger: record.logger,
+    onSettle: record.onSettle,
+    identify: (key) => identify(key),
+  });
+  const app = Fastify();
+  await app.register(plugin, { prefix: '/llm' });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const server: Listening = {
+    address: () => app.server.address(),
+    close: (callback) => {
+      app.server.closeAllConnections();
+      void app.close().then(callback);
+    },
+  };
+  return mountedAt(
+    server,
+    served(server, record, () => plugin.activeStreams),
+  );
+}
+
+/** Every adapter's gateways, by name: `describe.each(GATEWAY_ADAPTERS)`. */
+export const GATEWAY_ADAPTERS = [
+  ['express 4', gatewayOnExpress(express4)],
+  ['express 5', gatewayOnExpress(express5)],
+  ['web: Hono on Node', gatewayOnHono],
+  ['web: a bare fetch handler', gatewayAsFetchHandler],
+  ['fastify', gatewayOnFastify],
+] as const satisfies ReadonlyArray<
+  readonly [string, (kind: GatewayKind, spec: GatewaySpec) => Promise<ServedGateway>]
+>;
 
 /** The fake upstream's `x-fake-llm-*` knob headers of the test request, to forward. */
 export function knobs(header: (name: string) => string | undefined): Record<string, string> {

@@ -9,6 +9,7 @@ import { TokenmeterError } from '@tokenmeter/core';
 import { Engine, type MeteredOptions, parseOptions, SSE_DEFAULTS } from '@tokenmeter/engine';
 import { NodeIncoming, NodeTransport } from '@tokenmeter/engine/node';
 import type { FastifyInstance, FastifyRequest, HTTPMethods } from 'fastify';
+import { leaveBodiesUnread } from './scope.js';
 
 export type { ServerToolLimit, TelemetryOptions } from '@tokenmeter/core';
 export type {
@@ -23,6 +24,12 @@ export type {
   StreamLimit,
   Subject,
 } from '@tokenmeter/engine';
+export {
+  anthropicGateway,
+  type FastifyGatewayOptions,
+  type FastifyGatewayPlugin,
+  openaiGateway,
+} from './gateway.js';
 
 /** The options of `fastifySSE()`: the route, and a metered route's options (callbacks receive Fastify's request). */
 export type FastifySSEOptions<R extends FastifyRequest = FastifyRequest> = Omit<
@@ -69,10 +76,7 @@ export function fastifySSE<R extends FastifyRequest = FastifyRequest>(
     parseOptions(rest, { ...SSE_DEFAULTS, entry: 'fastifySSE', requireUpstream: true }),
   );
   const plugin = async function tokenmeterRoute(scope: FastifyInstance): Promise<void> {
-    // In this scope only: the body is left unread for the engine, which reads it after
-    // identify, within maxBodyBytes and the shape limits.
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+    leaveBodiesUnread(scope);
     scope.route({
       method,
       url,

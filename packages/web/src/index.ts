@@ -20,6 +20,7 @@ export {
   type Subject,
   type Transport,
 } from '@tokenmeter/engine';
+export { anthropicGateway, openaiGateway, type WebGatewayOptions } from './gateway.js';
 export type { WebHandler, WebRouteOptions } from './route.js';
 export { WebIncoming } from './web-incoming.js';
 export { WebTransport } from './web-transport.js';

@@ -51,16 +51,27 @@ export function webRoute<R>(options: WebRouteOptions<R>, binding: WebBinding<R>)
   const addressOf = clientAddress ?? binding.address;
   const handler = async (req: R): Promise<Response> => {
     const request = binding.request(req);
-    const transport = new WebTransport(request.signal);
-    const incoming = new WebIncoming(req, request, addressOf?.(req));
-    void engine.serve(incoming, transport).finally(() => {
-      // The engine answers every request it serves; a client that left while it was
-      // admitting still needs a Response for the server to discard.
-      if (!transport.headersSent)
-        sendJsonError(transport, 499, 'client_closed', 'The client left.');
-    });
-    return transport.response;
+    return respond(request, (transport) =>
+      engine.serve(new WebIncoming(req, request, addressOf?.(req)), transport),
+    );
   };
   Object.defineProperty(handler, 'activeStreams', { get: () => engine.activeStreams });
   return handler as WebHandler<R>;
+}
+
+/**
+ * The `Response` for one request, once its status is known: its body streams whatever `serve` writes to the
+ * transport. The engine answers every request it serves; a client that left while it was
+ * being admitted still gets a Response, for the server to discard.
+ * @internal
+ */
+export function respond(
+  request: Request,
+  serve: (transport: WebTransport) => Promise<unknown>,
+): Promise<Response> {
+  const transport = new WebTransport(request.signal);
+  void serve(transport).finally(() => {
+    if (!transport.headersSent) sendJsonError(transport, 499, 'client_closed', 'The client left.');
+  });
+  return transport.response;
 }
