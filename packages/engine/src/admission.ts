@@ -34,9 +34,9 @@ import {
   type ScopeRef,
   TokenmeterError,
 } from '@tokenmeter/core';
+import type { Admission } from './admission-result.js';
 import { scopeKeyOf } from './alerts.js';
 import { asObject, type Incoming, readJsonBody, type UploadGate } from './body.js';
-import type { Admission } from './metered-stream.js';
 import { type Config, rulesFor } from './options.js';
 import {
   rateLimitHeaders,

@@ -13,7 +13,7 @@ import {
   type StreamMeter,
   worstCaseCost,
 } from '@tokenmeter/core';
-import type { Admission } from './metered-stream.js';
+import type { Admission } from './admission-result.js';
 import type { Config } from './options.js';
 import type { StreamLimit } from './types.js';
 import { describe } from './upstream-errors.js';

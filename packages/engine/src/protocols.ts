@@ -14,8 +14,8 @@ import {
   type StreamMeter,
   type StreamTrace,
 } from '@tokenmeter/core';
+import type { Admission } from './admission-result.js';
 import type { Lease } from './lease.js';
-import type { Admission } from './metered-stream.js';
 import { budgetJson } from './settlement.js';
 import type { Transport } from './transport.js';
 import type { Watchdog } from './watchdog.js';
