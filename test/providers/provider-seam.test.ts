@@ -2,7 +2,8 @@
  * Adding a provider is one file and one line: `fixtures/acme-provider.ts` (an adapter for a
  * Gemini-shaped stream) and `registerProvider(acmeProvider)`. Before that line its stream
  * cannot be metered and fails (charged its reservation); after it, the same route streams
- * the text and charges the provider's usage at the catalog's price, to the nano-dollar.
+ * the text and charges the provider's usage at the catalog's price, to the nano-dollar, and
+ * its requests are read and forwarded by its own rules.
  */
 import { Pricing, PricingCatalog, registerProvider } from '@tokenmeter/core';
 import { createMemoryStore } from '@tokenmeter/store-memory';
@@ -95,5 +96,48 @@ describe('a provider added as one adapter file and one registry line', () => {
     expect(() => registerProvider({ ...acmeProvider })).toThrow(
       /named "acme" is registered already/,
     );
+  });
+
+  it("registered, its requests are read and forwarded by its own rules: the output limit the budget fits, in acme's field", async () => {
+    registerProvider(acmeProvider);
+    const sent: unknown[] = [];
+    app = await startApp({
+      express,
+      middleware: {
+        store: createMemoryStore(),
+        identify: identifyByHeader,
+        // 1,000 nanos: $0.000001. Budget $0.01 = 10,000,000 nanos.
+        budgets: { user: { limitUsd: '0.01', period: 'day' } },
+        pricing: new Pricing({ catalog }),
+        reservation: 'fit',
+        request: (_req, body) => {
+          const b = body as { model: string; generationConfig: { maxOutputTokens: number } };
+          return {
+            model: b.model,
+            maxTokens: b.generationConfig.maxOutputTokens,
+            provider: 'acme',
+            inputTokens: 100,
+            input: b as unknown as Record<string, unknown>,
+          };
+        },
+        upstream: async function* (_req, meter) {
+          sent.push(meter.params.generationConfig);
+          for (const chunk of answer) yield chunk;
+        },
+      },
+    });
+    const ask = (generationConfig: Record<string, number>) =>
+      postSSE(
+        app.url,
+        { model: 'acme-1', contents: [{ parts: [{ text: 'Tide pools?' }] }], generationConfig },
+        { headers: { 'x-user': 'ada' } },
+      );
+    const refused = await ask({ maxOutputTokens: 100, candidateCount: 3 });
+    expect(refused.status).toBe(400);
+    expect((refused.body as { error: { code: string } }).error.code).toBe('unbounded_request');
+    // $0.01 covers the 100-token prompt ($0.0002) and (10,000,000 - 200,000) / 8,000 = 1,225 output tokens.
+    const fitted = await ask({ maxOutputTokens: 60_000, candidateCount: 1 });
+    expect(fitted.status).toBe(200);
+    expect(sent).toEqual([{ maxOutputTokens: 1_225, candidateCount: 1 }]);
   });
 });

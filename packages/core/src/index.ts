@@ -73,20 +73,22 @@ export {
 } from './pricing/worst-case.js';
 export {
   anthropicMessages,
+  forwardedBody,
   openaiChat,
   type ProviderAdapter,
   providerAdapters,
+  type RequestRules,
+  readRequestTerms,
   registerProvider,
+  requestRules,
 } from './providers/index.js';
 export {
   type BoundRequestOptions,
   boundRequest,
   DEFAULT_SERVER_TOOL_LIMITS,
   type ForwardTerms,
-  forwardedBody,
   REQUEST_SHAPE_LIMITS,
   type RequestTerms,
-  readRequestTerms,
   type ServerToolLimit,
   type ServerToolRequest,
 } from './request-terms.js';

@@ -1,10 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  boundRequest,
-  DEFAULT_SERVER_TOOL_LIMITS,
-  forwardedBody,
-  readRequestTerms,
-} from './request-terms.js';
+import { forwardedBody, readRequestTerms } from './providers/index.js';
+import { boundRequest, DEFAULT_SERVER_TOOL_LIMITS } from './request-terms.js';
 
 const messages = [{ role: 'user', content: 'Find the latest figures.' }];
 const anthropic = (extra: Record<string, unknown>) =>

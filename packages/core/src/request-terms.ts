@@ -2,8 +2,9 @@
  * What a provider request body says about its bill, read before the call: the fields that
  * raise it (prompt caching, fast mode, data residency, server tools and how often they may
  * run), the fields no bound can be put on, and content the provider would refuse. One walk
- * over the body. `boundRequest` turns what was read into a `RequestBound` for
- * `worstCaseCost`.
+ * over the body checks what every API shares (`readCommonTerms`); each provider adapter
+ * reads its own fields and writes its bounds into the body it forwards (`providers/`).
+ * `boundRequest` turns what was read into a `RequestBound` for `worstCaseCost`.
  *
  * Read, Anthropic Messages: `cache_control` anywhere (and top level), `speed`,
  * `inference_geo`, `tools[]` (server tools by type, with `max_uses` and, for web fetch,
@@ -77,27 +78,31 @@ export const REQUEST_SHAPE_LIMITS = { depth: 32, values: 100_000 } as const;
 const MAX_DEPTH = REQUEST_SHAPE_LIMITS.depth;
 const MAX_NODES = REQUEST_SHAPE_LIMITS.values;
 /** Anthropic-defined tool types that the client runs (no fee; their tokens are input). */
-const CLIENT_TOOLS =
+export const CLIENT_TOOLS =
   /^(bash|text_editor|str_replace_editor|str_replace_based_edit_tool|computer|memory)(_|$)/;
-const DATED_TYPE = /_\d{8}$/;
+/** A provider-defined tool type's date suffix (`web_search_20250305`). */
+export const DATED_TYPE = /_\d{8}$/;
 
 /**
- * Reads a provider request body (see the module doc for the fields).
- *
- * @example
- * readRequestTerms({ model, max_tokens: 1024, speed: 'fast',
- *   tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 3 }], messages }, 'anthropic');
- * // { speed: 'fast', serverTools: [{ name: 'web_search', type: 'web_search_20250305', maxUses: 3 }] }
+ * The checks every API's body passes before its own fields are read: its shape (depth,
+ * values, valid text), `cache_control` anywhere, and the types of the fields that decide
+ * what is billed. Returns the terms so far, and the body as an object (undefined when it
+ * is not one, or has a problem).
  */
-export function readRequestTerms(body: unknown, provider: 'anthropic' | 'openai'): RequestTerms {
+export function readCommonTerms(body: unknown): {
+  terms: RequestTerms;
+  object: Record<string, unknown> | undefined;
+} {
   const terms: RequestTerms = { serverTools: [] };
   const problem = walk(body, terms);
-  if (problem) return { serverTools: [], problem };
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return terms;
+  if (problem) return { terms: { serverTools: [], problem }, object: undefined };
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return { terms, object: undefined };
+  }
   const b = body as Record<string, unknown>;
   const shape = checkTypes(b);
-  if (shape) return { serverTools: [], problem: shape };
-  return provider === 'openai' ? readOpenAI(b, terms) : readAnthropic(b, terms);
+  if (shape) return { terms: { serverTools: [], problem: shape }, object: undefined };
+  return { terms, object: b };
 }
 
 /**
@@ -106,10 +111,10 @@ export function readRequestTerms(body: unknown, provider: 'anthropic' | 'openai'
  */
 function checkTypes(b: Record<string, unknown>): string | undefined {
   if (b.stream !== undefined && b.stream !== null && typeof b.stream !== 'boolean') {
-    return `"stream" must be true or false, got ${describe(b.stream)}.`;
+    return `"stream" must be true or false, got ${describeValue(b.stream)}.`;
   }
   if (b.tools !== undefined && b.tools !== null) {
-    if (!Array.isArray(b.tools)) return `"tools" must be an array, got ${describe(b.tools)}.`;
+    if (!Array.isArray(b.tools)) return `"tools" must be an array, got ${describeValue(b.tools)}.`;
     if (b.tools.some((t) => typeof t !== 'object' || t === null || Array.isArray(t))) {
       return '"tools" must hold objects only.';
     }
@@ -119,12 +124,12 @@ function checkTypes(b: Record<string, unknown>): string | undefined {
     b.service_tier !== null &&
     typeof b.service_tier !== 'string'
   ) {
-    return `"service_tier" must be a string, got ${describe(b.service_tier)}.`;
+    return `"service_tier" must be a string, got ${describeValue(b.service_tier)}.`;
   }
   for (const field of ['max_tokens', 'max_completion_tokens'] as const) {
     const value = b[field];
     if (value !== undefined && value !== null && !Number.isSafeInteger(value)) {
-      return `"${field}" must be a whole number, got ${describe(value)}.`;
+      return `"${field}" must be a whole number, got ${describeValue(value)}.`;
     }
   }
   if (
@@ -139,116 +144,14 @@ function checkTypes(b: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-function describe(value: unknown): string {
+/** A value as a short quote, for an error message. */
+export function describeValue(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 40 ? `${text.slice(0, 40)}…` : text;
 }
 
-function readAnthropic(b: Record<string, unknown>, terms: RequestTerms): RequestTerms {
-  if (b.speed !== undefined && b.speed !== null) {
-    if (b.speed !== 'standard' && b.speed !== 'fast') {
-      return unbounded(
-        terms,
-        `"speed": ${JSON.stringify(b.speed)} has no price tokenmeter knows; use "standard" or "fast".`,
-      );
-    }
-    if (b.speed === 'fast') terms.speed = 'fast';
-  }
-  if (b.inference_geo !== undefined && b.inference_geo !== null) {
-    if (typeof b.inference_geo !== 'string') {
-      return { ...terms, problem: '"inference_geo" must be a string ("global", "us").' };
-    }
-    terms.inferenceGeo = b.inference_geo;
-  }
-  // 'auto' (the default) may run on Priority Tier capacity an organisation committed to;
-  // that is a contract price, not a published one (see the README).
-  if (typeof b.service_tier === 'string' && !ANTHROPIC_TIERS.has(b.service_tier)) {
-    return {
-      ...terms,
-      problem: `"service_tier" must be "auto" or "standard_only", got ${describe(b.service_tier)}.`,
-    };
-  }
-  if (b.thinking !== undefined && b.thinking !== null) {
-    const thinking = b.thinking as { type?: unknown; budget_tokens?: unknown };
-    if (
-      typeof thinking !== 'object' ||
-      Array.isArray(thinking) ||
-      typeof thinking.type !== 'string'
-    ) {
-      return { ...terms, problem: '"thinking" must be an object with a "type".' };
-    }
-    if (thinking.type === 'enabled') {
-      const budget = thinking.budget_tokens;
-      if (!Number.isSafeInteger(budget) || (budget as number) < 1) {
-        return {
-          ...terms,
-          problem: '"thinking.budget_tokens" must be a whole number ≥ 1 when thinking is enabled.',
-        };
-      }
-      terms.thinkingBudget = budget as number;
-    }
-  }
-  if (Array.isArray(b.mcp_servers) && b.mcp_servers.length > 0) {
-    return unbounded(
-      terms,
-      '"mcp_servers": results of remote MCP tools are billed as input with no limit tokenmeter can reserve; call the tools from your server instead.',
-    );
-  }
-  if (Array.isArray(b.tools)) {
-    for (const tool of b.tools) {
-      if (typeof tool !== 'object' || tool === null) continue;
-      const t = tool as Record<string, unknown>;
-      const type = t.type;
-      if (typeof type !== 'string' || type === 'custom' || t.input_schema !== undefined) continue;
-      if (!DATED_TYPE.test(type) || CLIENT_TOOLS.test(type)) continue;
-      const server: ServerToolRequest = { name: type.replace(DATED_TYPE, ''), type };
-      for (const [field, key] of [
-        ['max_uses', 'maxUses'],
-        ['max_content_tokens', 'maxContentTokens'],
-      ] as const) {
-        const value = t[field];
-        if (value === undefined || value === null) continue;
-        if (!Number.isSafeInteger(value) || (value as number) < 1) {
-          return { ...terms, problem: `tools: "${field}" of ${type} must be a whole number ≥ 1.` };
-        }
-        server[key] = value as number;
-      }
-      terms.serverTools.push(server);
-    }
-  }
-  return terms;
-}
-
-function readOpenAI(b: Record<string, unknown>, terms: RequestTerms): RequestTerms {
-  // OpenAI caches prompts by itself: any prompt may be billed at a cache-write rate where a
-  // model has one (where it has none, the rate is the input rate and nothing changes).
-  terms.cacheWrite ??= '5m';
-  if (b.n !== undefined && b.n !== null && b.n !== 1) {
-    return unbounded(
-      terms,
-      '"n" above 1 multiplies the output and is not supported on a metered stream; send one request per answer.',
-    );
-  }
-  const modalities = b.modalities;
-  if ((Array.isArray(modalities) && modalities.includes('audio')) || b.audio != null) {
-    return unbounded(terms, 'audio output has no price in the catalog; request text only.');
-  }
-  if (b.prediction !== undefined && b.prediction !== null) {
-    return unbounded(
-      terms,
-      '"prediction": rejected prediction tokens are billed beyond max_completion_tokens; send the request without it.',
-    );
-  }
-  if (b.web_search_options !== undefined && b.web_search_options !== null) {
-    terms.serverTools.push({ name: 'web_search', type: 'web_search_options' });
-  }
-  if (typeof b.service_tier === 'string') terms.serviceTier = b.service_tier;
-  return terms;
-}
-
-const ANTHROPIC_TIERS = new Set(['auto', 'standard_only']);
-
-function unbounded(terms: RequestTerms, message: string): RequestTerms {
+/** The terms of a request refused as unbounded (answer 400 `unbounded_request`). */
+export function unbounded(terms: RequestTerms, message: string): RequestTerms {
   return { ...terms, unbounded: message };
 }
 
@@ -340,77 +243,14 @@ export interface ForwardTerms {
   serverTools?: Readonly<Record<string, ServerToolLimit>>;
 }
 
-/** Anthropic server tools that take `max_uses` (and, for web fetch, `max_content_tokens`). */
-const LIMITED_TOOLS = /^(web_search|web_fetch)_\d{8}$/;
-
 /**
- * The request body to send, carrying what its reservation priced — forward what you
- * reserved, reserve what you forward: `max_tokens` (or `max_completion_tokens`) as
- * reserved, an Anthropic thinking budget lowered to fit under it (keeping the answer's
- * share, at least 1,024), and `max_uses` / `max_content_tokens` written into Anthropic web
- * search and web fetch tools that set none, at what was reserved for them. Returns `body`
- * itself when nothing changes; never changes it in place.
- *
- * @example
- * forwardedBody({ model, max_tokens: 64_000, messages, tools: [{ type: 'web_search_20250305', name: 'web_search' }] },
- *   'anthropic', { maxTokens: 20_000 });
- * // { …, max_tokens: 20_000, tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 5 }] }
+ * `body` with `patch` written over it, or `body` itself when the patch changes nothing:
+ * a forwarded body is never changed in place.
  */
-export function forwardedBody(
+export function patched(
   body: Record<string, unknown>,
-  provider: 'anthropic' | 'openai',
-  terms: ForwardTerms,
+  patch: Record<string, unknown>,
 ): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...body };
-  let changed = false;
-  const set = (key: string, value: unknown) => {
-    if (out[key] !== value) {
-      out[key] = value;
-      changed = true;
-    }
-  };
-  if (provider === 'openai') {
-    // The field the caller sent (both when both were sent; they were checked equal).
-    const completion =
-      body.max_completion_tokens !== undefined && body.max_completion_tokens !== null;
-    if (completion) set('max_completion_tokens', terms.maxTokens);
-    if (!completion || (body.max_tokens !== undefined && body.max_tokens !== null))
-      set('max_tokens', terms.maxTokens);
-    return changed ? out : body;
-  }
-  const asked = body.max_tokens;
-  set('max_tokens', terms.maxTokens);
-  const thinking = body.thinking as { type?: unknown; budget_tokens?: unknown } | undefined;
-  if (
-    thinking?.type === 'enabled' &&
-    typeof thinking.budget_tokens === 'number' &&
-    thinking.budget_tokens >= terms.maxTokens
-  ) {
-    const answer = typeof asked === 'number' ? Math.max(0, asked - thinking.budget_tokens) : 0;
-    const budget = Math.max(1_024, Math.min(terms.maxTokens - 1, terms.maxTokens - answer));
-    set('thinking', { ...thinking, budget_tokens: budget });
-  }
-  const limits = terms.serverTools ?? DEFAULT_SERVER_TOOL_LIMITS;
-  if (Array.isArray(body.tools)) {
-    let toolsChanged = false;
-    const tools = body.tools.map((tool: unknown) => {
-      const t = tool as Record<string, unknown>;
-      if (typeof t?.type !== 'string' || !LIMITED_TOOLS.test(t.type)) return tool;
-      const limit = limits[t.type.replace(DATED_TYPE, '')];
-      if (!limit) return tool;
-      const bounded: Record<string, unknown> = { ...t };
-      if (t.max_uses === undefined || t.max_uses === null) bounded.max_uses = limit.defaultMaxUses;
-      if (
-        t.type.startsWith('web_fetch_') &&
-        (t.max_content_tokens === undefined || t.max_content_tokens === null)
-      ) {
-        bounded.max_content_tokens = limit.inputTokensPerUse;
-      }
-      if (Object.keys(bounded).length === Object.keys(t).length) return tool;
-      toolsChanged = true;
-      return bounded;
-    });
-    if (toolsChanged) set('tools', tools);
-  }
-  return changed ? out : body;
+  for (const key in patch) if (body[key] !== patch[key]) return { ...body, ...patch };
+  return body;
 }

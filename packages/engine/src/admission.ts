@@ -15,7 +15,6 @@ import {
   type BudgetState,
   boundRequest,
   extendAll,
-  forwardedBody,
   guessProvider,
   heuristicTokenCounter,
   type InputTokenCount,
@@ -27,10 +26,12 @@ import {
   type RejectionInfo,
   type RequestBound,
   type RequestFacts,
+  type RequestRules,
   type RequestTerms,
   type ReservationPlan,
   readRequestTerms,
   releaseLostAdmission,
+  requestRules,
   type ScopeRef,
   TokenmeterError,
 } from '@tokenmeter/core';
@@ -182,7 +183,8 @@ interface Ask {
   params: RequestParams;
   model: string;
   provider: string;
-  tokenProvider: 'anthropic' | 'openai';
+  /** How the provider's requests are read and forwarded. */
+  rules: RequestRules;
   modelPriced: boolean;
   maxTokens: number;
   input: Record<string, unknown>;
@@ -229,9 +231,9 @@ async function readAsk<R>(
   }
   const problem = maxTokensProblem(config, model, maxTokens, published);
   if (problem) return problem;
-  const tokenProvider = provider === 'openai' ? ('openai' as const) : ('anthropic' as const);
+  const rules = requestRules(provider);
   const input = (params.input ?? {}) as Record<string, unknown>;
-  const terms = readRequestTerms(input, tokenProvider);
+  const terms = readRequestTerms(input, provider);
   if (terms.problem) return rejection(400, 'invalid_request', terms.problem);
   if (terms.unbounded) return rejection(400, 'unbounded_request', terms.unbounded);
   const serviceTier = serviceTierOf(config, provider, terms.serviceTier);
@@ -240,7 +242,7 @@ async function readAsk<R>(
     params,
     model,
     provider,
-    tokenProvider,
+    rules,
     modelPriced,
     maxTokens,
     input,
@@ -352,7 +354,7 @@ async function measurePrompt<R>(config: Config<R>, req: R, ask: Ask): Promise<Pr
 async function countPrompt<R>(config: Config<R>, req: R, ask: Ask): Promise<InputTokenCount> {
   const given = ask.params.inputTokens;
   if (given !== undefined) return { tokens: given, upperBound: given, exact: true };
-  const context = { model: ask.model, provider: ask.tokenProvider };
+  const context = { model: ask.model, provider: ask.rules.tokens };
   let count: InputTokenCount;
   try {
     const measured = measureInputTokensNow(config.tokenCounter, ask.input, context);
@@ -685,7 +687,7 @@ function admitted<R>(
   const { config, incoming } = ctx;
   const { ask, prompt } = planner;
   const plan = reserved.plan;
-  const forwarded = forwardedBody(ask.input, ask.tokenProvider, {
+  const forwarded = ask.rules.forward(ask.input, {
     maxTokens: plan.maxTokens,
     serverTools: config.serverTools,
   });

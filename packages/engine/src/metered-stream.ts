@@ -7,6 +7,7 @@
  */
 import {
   type FinalUsage,
+  requestRules,
   type ScopeRef,
   type SseEncoder,
   StreamMeter,
@@ -98,7 +99,7 @@ export class MeteredStreamImpl implements MeteredStream {
       inputTokensEstimate: admission.inputTokens,
       pricing: config.pricing,
       maxOutputTokens: admission.maxTokens,
-      provider: admission.provider === 'openai' ? 'openai' : 'anthropic',
+      provider: requestRules(admission.provider).tokens,
       // A stream that ends without the provider's usage is charged an upper estimate, so
       // what the provider billed beyond a guess cannot overrun the budget later.
       estimates: 'bound',

@@ -4,6 +4,17 @@
  * what `message_start` said, never added.
  */
 import type { MeterEvent } from '../meter-event.js';
+import {
+  CLIENT_TOOLS,
+  DATED_TYPE,
+  DEFAULT_SERVER_TOOL_LIMITS,
+  describeValue,
+  type ForwardTerms,
+  patched,
+  type RequestTerms,
+  type ServerToolRequest,
+  unbounded,
+} from '../request-terms.js';
 import { type AnthropicUsageLike, fromAnthropicUsage, type Usage } from '../usage.js';
 import type { ProviderAdapter } from './provider.js';
 import { type PendingToolCall, toolInput } from './tool-calls.js';
@@ -161,8 +172,135 @@ interface AnthropicMessageLike {
 }
 
 /** The Anthropic Messages API. */
+// The request side: what a Messages body says about its bill, and the body sent.
+
+/** Anthropic's fields that raise the bill: fast mode, data residency, thinking, server tools. */
+function readTerms(b: Record<string, unknown>, terms: RequestTerms): RequestTerms {
+  if (b.speed !== undefined && b.speed !== null) {
+    if (b.speed !== 'standard' && b.speed !== 'fast') {
+      return unbounded(
+        terms,
+        `"speed": ${JSON.stringify(b.speed)} has no price tokenmeter knows; use "standard" or "fast".`,
+      );
+    }
+    if (b.speed === 'fast') terms.speed = 'fast';
+  }
+  if (b.inference_geo !== undefined && b.inference_geo !== null) {
+    if (typeof b.inference_geo !== 'string') {
+      return { ...terms, problem: '"inference_geo" must be a string ("global", "us").' };
+    }
+    terms.inferenceGeo = b.inference_geo;
+  }
+  // 'auto' (the default) may run on Priority Tier capacity an organisation committed to;
+  // that is a contract price, not a published one (see the README).
+  if (typeof b.service_tier === 'string' && !ANTHROPIC_TIERS.has(b.service_tier)) {
+    return {
+      ...terms,
+      problem: `"service_tier" must be "auto" or "standard_only", got ${describeValue(b.service_tier)}.`,
+    };
+  }
+  if (b.thinking !== undefined && b.thinking !== null) {
+    const thinking = b.thinking as { type?: unknown; budget_tokens?: unknown };
+    if (
+      typeof thinking !== 'object' ||
+      Array.isArray(thinking) ||
+      typeof thinking.type !== 'string'
+    ) {
+      return { ...terms, problem: '"thinking" must be an object with a "type".' };
+    }
+    if (thinking.type === 'enabled') {
+      const budget = thinking.budget_tokens;
+      if (!Number.isSafeInteger(budget) || (budget as number) < 1) {
+        return {
+          ...terms,
+          problem: '"thinking.budget_tokens" must be a whole number ≥ 1 when thinking is enabled.',
+        };
+      }
+      terms.thinkingBudget = budget as number;
+    }
+  }
+  if (Array.isArray(b.mcp_servers) && b.mcp_servers.length > 0) {
+    return unbounded(
+      terms,
+      '"mcp_servers": results of remote MCP tools are billed as input with no limit tokenmeter can reserve; call the tools from your server instead.',
+    );
+  }
+  if (Array.isArray(b.tools)) {
+    for (const tool of b.tools) {
+      if (typeof tool !== 'object' || tool === null) continue;
+      const t = tool as Record<string, unknown>;
+      const type = t.type;
+      if (typeof type !== 'string' || type === 'custom' || t.input_schema !== undefined) continue;
+      if (!DATED_TYPE.test(type) || CLIENT_TOOLS.test(type)) continue;
+      const server: ServerToolRequest = { name: type.replace(DATED_TYPE, ''), type };
+      for (const [field, key] of [
+        ['max_uses', 'maxUses'],
+        ['max_content_tokens', 'maxContentTokens'],
+      ] as const) {
+        const value = t[field];
+        if (value === undefined || value === null) continue;
+        if (!Number.isSafeInteger(value) || (value as number) < 1) {
+          return { ...terms, problem: `tools: "${field}" of ${type} must be a whole number ≥ 1.` };
+        }
+        server[key] = value as number;
+      }
+      terms.serverTools.push(server);
+    }
+  }
+  return terms;
+}
+
+const ANTHROPIC_TIERS = new Set(['auto', 'standard_only']);
+
+/** Anthropic server tools that take `max_uses` (and, for web fetch, `max_content_tokens`). */
+const LIMITED_TOOLS = /^(web_search|web_fetch)_\d{8}$/;
+
+/**
+ * The body to send: `max_tokens` as reserved, a thinking budget lowered to fit under it
+ * (keeping the answer's share, at least 1,024), and `max_uses` / `max_content_tokens`
+ * written into web search and web fetch tools that set none, at what was reserved for them.
+ */
+function forward(body: Record<string, unknown>, terms: ForwardTerms): Record<string, unknown> {
+  const patch: Record<string, unknown> = { max_tokens: terms.maxTokens };
+  const asked = body.max_tokens;
+  const thinking = body.thinking as { type?: unknown; budget_tokens?: unknown } | undefined;
+  if (
+    thinking?.type === 'enabled' &&
+    typeof thinking.budget_tokens === 'number' &&
+    thinking.budget_tokens >= terms.maxTokens
+  ) {
+    const answer = typeof asked === 'number' ? Math.max(0, asked - thinking.budget_tokens) : 0;
+    const budget = Math.max(1_024, Math.min(terms.maxTokens - 1, terms.maxTokens - answer));
+    patch.thinking = { ...thinking, budget_tokens: budget };
+  }
+  const limits = terms.serverTools ?? DEFAULT_SERVER_TOOL_LIMITS;
+  if (Array.isArray(body.tools)) {
+    let toolsChanged = false;
+    const tools = body.tools.map((tool: unknown) => {
+      const t = tool as Record<string, unknown>;
+      if (typeof t?.type !== 'string' || !LIMITED_TOOLS.test(t.type)) return tool;
+      const limit = limits[t.type.replace(DATED_TYPE, '')];
+      if (!limit) return tool;
+      const bounded: Record<string, unknown> = { ...t };
+      if (t.max_uses === undefined || t.max_uses === null) bounded.max_uses = limit.defaultMaxUses;
+      if (
+        t.type.startsWith('web_fetch_') &&
+        (t.max_content_tokens === undefined || t.max_content_tokens === null)
+      ) {
+        bounded.max_content_tokens = limit.inputTokensPerUse;
+      }
+      if (Object.keys(bounded).length === Object.keys(t).length) return tool;
+      toolsChanged = true;
+      return bounded;
+    });
+    if (toolsChanged) patch.tools = tools;
+  }
+  return patched(body, patch);
+}
+
 export const anthropicMessages: ProviderAdapter = {
   name: 'anthropic',
+  requests: { tokens: 'anthropic', terms: readTerms, forward },
   detect: (chunk) => {
     const type = (chunk as { type?: unknown }).type;
     // A normalised error event (`errorType`) is not Anthropic's.

@@ -1,37 +1,6 @@
-/**
- * The provider registry: every API whose streams and answers tokenmeter meters. A stream's
- * first chunk picks its adapter; a chunk no adapter (and no source: the AI SDK, LangChain.js,
- * normalised events) recognises is an error, never an empty translation.
- */
-import { TokenmeterError } from '../errors.js';
-import { anthropicMessages } from './anthropic.js';
-import { openaiChat } from './openai-chat.js';
-import type { ProviderAdapter } from './provider.js';
-
-const REGISTRY: ProviderAdapter[] = [openaiChat, anthropicMessages];
-
-/** The adapters, in the order a first chunk is tried against them. */
-export function providerAdapters(): readonly ProviderAdapter[] {
-  return REGISTRY;
-}
-
-/**
- * Adds a provider API (a new adapter, or one an app wrote): its streams are then metered
- * like the built-in ones. Tried after the built-in adapters.
- *
- * @example
- * registerProvider({ name: 'acme', detect: (c) => 'acme_event' in c, translator: () => translateAcme });
- */
-export function registerProvider(adapter: ProviderAdapter): void {
-  if (REGISTRY.some((known) => known.name === adapter.name && known !== adapter)) {
-    throw new TokenmeterError(
-      'invalid_config',
-      `A provider adapter named "${adapter.name}" is registered already: give yours another name.`,
-    );
-  }
-  if (!REGISTRY.includes(adapter)) REGISTRY.push(adapter);
-}
-
+/** The provider adapters and their registry. */
 export { type AnthropicStreamEvent, anthropicMessages, fromAnthropicEvent } from './anthropic.js';
 export { fromOpenAIChunk, type OpenAIChunk, openaiChat } from './openai-chat.js';
-export type { ProviderAdapter } from './provider.js';
+export type { ProviderAdapter, RequestRules } from './provider.js';
+export { providerAdapters, registerProvider, requestRules } from './registry.js';
+export { forwardedBody, readRequestTerms } from './requests.js';

@@ -4,6 +4,7 @@
  * normalised events. Usage comes in the last chunk, with `stream_options.include_usage`.
  */
 import type { MeterEvent } from '../meter-event.js';
+import { type ForwardTerms, patched, type RequestTerms, unbounded } from '../request-terms.js';
 import { fromOpenAIUsage, type OpenAIUsageLike } from '../usage.js';
 import type { ProviderAdapter } from './provider.js';
 import { type PendingToolCall, toolInput } from './tool-calls.js';
@@ -127,8 +128,51 @@ const isErrorChunk = (chunk: object) =>
   typeof (chunk as { type?: unknown }).type !== 'string';
 
 /** The OpenAI Chat Completions API. */
+// The request side: what a Chat Completions body says about its bill, and the body sent.
+
+/** Chat Completions' fields that raise the bill: `n`, audio, predictions, web search, the tier. */
+function readTerms(b: Record<string, unknown>, terms: RequestTerms): RequestTerms {
+  // OpenAI caches prompts by itself: any prompt may be billed at a cache-write rate where a
+  // model has one (where it has none, the rate is the input rate and nothing changes).
+  terms.cacheWrite ??= '5m';
+  if (b.n !== undefined && b.n !== null && b.n !== 1) {
+    return unbounded(
+      terms,
+      '"n" above 1 multiplies the output and is not supported on a metered stream; send one request per answer.',
+    );
+  }
+  const modalities = b.modalities;
+  if ((Array.isArray(modalities) && modalities.includes('audio')) || b.audio != null) {
+    return unbounded(terms, 'audio output has no price in the catalog; request text only.');
+  }
+  if (b.prediction !== undefined && b.prediction !== null) {
+    return unbounded(
+      terms,
+      '"prediction": rejected prediction tokens are billed beyond max_completion_tokens; send the request without it.',
+    );
+  }
+  if (b.web_search_options !== undefined && b.web_search_options !== null) {
+    terms.serverTools.push({ name: 'web_search', type: 'web_search_options' });
+  }
+  if (typeof b.service_tier === 'string') terms.serviceTier = b.service_tier;
+  return terms;
+}
+
+/**
+ * The body to send: the output limit as reserved, in the field the caller sent (both when
+ * both were sent; they were checked equal).
+ */
+function forward(body: Record<string, unknown>, terms: ForwardTerms): Record<string, unknown> {
+  const sent = (field: string) => body[field] !== undefined && body[field] !== null;
+  const patch: Record<string, unknown> = {};
+  if (sent('max_completion_tokens')) patch.max_completion_tokens = terms.maxTokens;
+  if (!sent('max_completion_tokens') || sent('max_tokens')) patch.max_tokens = terms.maxTokens;
+  return patched(body, patch);
+}
+
 export const openaiChat: ProviderAdapter = {
   name: 'openai',
+  requests: { tokens: 'openai', terms: readTerms, forward },
   detect: (chunk) =>
     (chunk as { object?: unknown }).object === 'chat.completion.chunk' || isErrorChunk(chunk),
   translator() {

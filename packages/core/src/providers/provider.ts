@@ -1,9 +1,31 @@
 /**
  * What tokenmeter needs of a provider's API to meter it: recognise its stream, translate
- * each chunk into normalised events (text, usage, stop, errors), and read a whole answer.
- * One adapter per API, one line in the registry (`providers/index.ts`).
+ * each chunk into normalised events (text, usage, stop, errors), read a whole answer, and
+ * read and forward its requests. One adapter per API, one line in the registry
+ * (`providers/registry.ts`).
  */
 import type { MeterEvent } from '../meter-event.js';
+import type { ForwardTerms, RequestTerms } from '../request-terms.js';
+import type { TokenProvider } from '../token-estimate.js';
+
+/** How one API's request bodies are read before the call, and sent after admission. */
+export interface RequestRules {
+  /**
+   * Whose token-estimate rules apply where they differ (image sizes, text margins), and
+   * what a `TokenCounter` is told: the closest of the APIs tokenmeter knows.
+   */
+  readonly tokens: TokenProvider;
+  /**
+   * Reads the body's fields that raise the bill into `terms` (the body has passed the
+   * checks every API shares); sets `problem` or `unbounded` to refuse it.
+   */
+  terms(body: Record<string, unknown>, terms: RequestTerms): RequestTerms;
+  /**
+   * The body to send, carrying what the reservation priced (the output limit, server tools'
+   * limits): `body` itself when nothing changes, never changed in place.
+   */
+  forward(body: Record<string, unknown>, terms: ForwardTerms): Record<string, unknown>;
+}
 
 export interface ProviderAdapter {
   /** The provider's name, as the pricing catalog has it (`'anthropic'`, `'openai'`). */
@@ -14,4 +36,9 @@ export interface ProviderAdapter {
   translator(): (chunk: object) => MeterEvent[];
   /** A whole (non-streamed) answer's events; undefined when the body is not this API's. */
   response?(body: object): MeterEvent[] | undefined;
+  /**
+   * How this API's requests are read and forwarded. Without it, a request naming this
+   * provider is read by the Anthropic Messages rules (see `requestRules`).
+   */
+  readonly requests?: RequestRules;
 }
