@@ -124,7 +124,7 @@ export async function admit<R>(ctx: AdmissionContext<R>): Promise<Admitted | Rej
   if (isRejection(prompt)) return prompt;
   // 5. Each scope's budget and rate limits, and the plan of what to reserve.
   const policies = await policiesOf(config, scopes, incoming.req);
-  const planner = new Planner(config, ask, prompt, config.wire.relay?.(incoming.body));
+  const planner = new Planner(config, ask, prompt, config.protocol.wire.relay?.(incoming.body));
   // 6. Rate limits and the reservation: one atomic store call per try.
   const reserved = await reserve(ctx, planner, policies);
   if (isRejection(reserved)) return reserved;
@@ -164,15 +164,15 @@ export async function identifyThenRead<R>(
 
 /** Step 1: the scopes that pay, from `identify()`; undefined when nobody does. */
 async function identifyCaller<R>(config: Config<R>, req: R): Promise<ScopeRef[] | undefined> {
-  const identified = config.identify(req);
+  const identified = config.hooks.identify(req);
   return toScopes(isThenable(identified) ? await identified : identified);
 }
 
 /** Step 2: the JSON body, read within the limits when no parser read it. */
 async function readBody<R>(ctx: AdmissionContext<R>): Promise<Rejection | undefined> {
   const { config, incoming } = ctx;
-  if (!incoming.hasBodyToRead(config.body.always)) return undefined;
-  const read = await readJsonBody(incoming, config.body, ctx.uploads);
+  if (!incoming.hasBodyToRead(config.protocol.body.always)) return undefined;
+  const read = await readJsonBody(incoming, config.protocol.body, ctx.uploads);
   if (!read.ok) return rejection(read.status, read.code, read.message, {}, read.headers);
   incoming.body = read.body;
   return undefined;
@@ -200,7 +200,7 @@ async function readAsk<R>(
 ): Promise<Ask | Rejection> {
   let params: RequestParams;
   try {
-    const requested = config.request(incoming.req, incoming.body);
+    const requested = config.hooks.request(incoming.req, incoming.body);
     params = isThenable(requested) ? await requested : requested;
   } catch (error) {
     const message = TokenmeterError.isInstance(error)
@@ -218,7 +218,7 @@ async function readAsk<R>(
   let modelPriced: boolean;
   const provider = params.provider ?? guessProvider(model);
   try {
-    const priced = config.pricing.priceFor(model);
+    const priced = config.services.pricing.priceFor(model);
     modelPriced = !priced.fallback;
     facts.modelPriced = modelPriced;
     published = priced.price.maxOutputTokens;
@@ -258,10 +258,10 @@ function maxTokensProblem(
   asked: number,
   published: number | undefined,
 ): Rejection | undefined {
-  const limit = config.maxTokensLimit ?? published ?? DEFAULT_MAX_TOKENS_LIMIT;
+  const limit = config.policy.maxTokensLimit ?? published ?? DEFAULT_MAX_TOKENS_LIMIT;
   if (Number.isSafeInteger(asked) && asked >= 1 && asked <= limit) return undefined;
   const whose =
-    config.maxTokensLimit !== undefined
+    config.policy.maxTokensLimit !== undefined
       ? "this route's limit"
       : published !== undefined
         ? `the most ${model} writes`
@@ -281,7 +281,7 @@ function serviceTierOf(
   asked: string | undefined,
 ): string | undefined | Rejection {
   if (asked === undefined) return undefined;
-  const tier = config.pricing.catalog.provider(provider).serviceTiers[asked];
+  const tier = config.services.pricing.catalog.provider(provider).serviceTiers[asked];
   if (!tier) {
     return rejection(
       400,
@@ -307,7 +307,7 @@ class Prompt {
     const bounded = boundRequest(ask.terms, {
       promptTokens: count.upperBound,
       maxTokens: ask.maxTokens,
-      serverTools: config.serverTools,
+      serverTools: config.policy.serverTools,
     });
     if (bounded.bound && ask.serviceTier) bounded.bound.serviceTier = ask.serviceTier;
     return bounded;
@@ -328,19 +328,19 @@ async function measurePrompt<R>(config: Config<R>, req: R, ask: Ask): Promise<Pr
     return rejection(
       400,
       'unbounded_request',
-      `The request holds ${count.unbounded}: its cost cannot be bounded before the call. Send the content inline${config.countExactly ? '' : ', or count prompts exactly (tokenCounter: anthropicTokenCounter(client))'}.`,
+      `The request holds ${count.unbounded}: its cost cannot be bounded before the call. Send the content inline${config.services.countExactly ? '' : ', or count prompts exactly (tokenCounter: anthropicTokenCounter(client))'}.`,
     );
   }
   const tokens = count.tokens;
   if (!Number.isSafeInteger(tokens) || tokens < 0) {
     return rejection(400, 'invalid_request', 'inputTokens must be a whole number ≥ 0.');
   }
-  if (tokens > config.maxInputTokens) {
+  if (tokens > config.policy.maxInputTokens) {
     return rejection(
       413,
       'input_too_large',
-      `The prompt is about ${tokens} tokens; this route accepts at most ${config.maxInputTokens}.`,
-      { inputTokens: tokens, maxInputTokens: config.maxInputTokens },
+      `The prompt is about ${tokens} tokens; this route accepts at most ${config.policy.maxInputTokens}.`,
+      { inputTokens: tokens, maxInputTokens: config.policy.maxInputTokens },
     );
   }
   const bounded = Prompt.boundFor(config, ask, count);
@@ -357,11 +357,11 @@ async function countPrompt<R>(config: Config<R>, req: R, ask: Ask): Promise<Inpu
   const context = { model: ask.model, provider: ask.rules.tokens };
   let count: InputTokenCount;
   try {
-    const measured = measureInputTokensNow(config.tokenCounter, ask.input, context);
+    const measured = measureInputTokensNow(config.services.tokenCounter, ask.input, context);
     count = isThenable(measured) ? await measured : measured;
   } catch (error) {
     // An exact counter (a provider call) failed: reserve on the heuristic's bound rather than fail.
-    config.logger.warn('tokenmeter: the token counter failed; using the heuristic bound', {
+    config.services.logger.warn('tokenmeter: the token counter failed; using the heuristic bound', {
       error: describe(error),
     });
     count = await measureInputTokens(heuristicTokenCounter, ask.input, context);
@@ -381,13 +381,13 @@ async function countExactly<R>(
   input: Record<string, unknown>,
   model: string,
 ): Promise<InputTokenCount | undefined> {
-  if (!config.countExactly) return undefined;
+  if (!config.services.countExactly) return undefined;
   try {
-    const tokens = await config.countExactly(req, input, model);
+    const tokens = await config.services.countExactly(req, input, model);
     if (!Number.isSafeInteger(tokens) || tokens < 0) return undefined;
     return { tokens, upperBound: tokens, exact: true };
   } catch (error) {
-    config.logger.warn('tokenmeter: the exact token count failed; using the bound', {
+    config.services.logger.warn('tokenmeter: the exact token count failed; using the bound', {
       error: describe(error),
     });
     return undefined;
@@ -404,7 +404,7 @@ interface Policies {
 async function policiesOf<R>(config: Config<R>, scopes: ScopeRef[], req: R): Promise<Policies> {
   const policies: Policies = { list: [], alerts: undefined };
   for (const [index, scope] of scopes.entries()) {
-    const budgetFor = config.budgets[scope.kind]?.(scope.id, req);
+    const budgetFor = config.policy.budgets[scope.kind]?.(scope.id, req);
     const withAlerts = isThenable(budgetFor) ? await budgetFor : budgetFor;
     const budget = withAlerts?.rule;
     if (withAlerts?.alerts.length) {
@@ -436,8 +436,8 @@ class Planner<R> {
     return planReservation({
       bound,
       model: this.ask.model,
-      pricing: this.config.pricing,
-      policy: this.config.reservation,
+      pricing: this.config.services.pricing,
+      policy: this.config.policy.reservation,
       availableNanos: available,
       // A whole-body answer cannot be watched as it comes: no lease for it.
       watchable: this.relay !== 'json',
@@ -468,10 +468,10 @@ class Planner<R> {
     refused: BudgetRejection | undefined,
   ): Rejection {
     const { config, ask, prompt } = this;
-    const needed = `${formatUsd(plan.needNanos)} (${needs(prompt.bound.promptTokens, plan.outputTokens, ask.model, config.reservation.mode)})`;
+    const needed = `${formatUsd(plan.needNanos)} (${needs(prompt.bound.promptTokens, plan.outputTokens, ask.model, config.policy.reservation.mode)})`;
     if (plan.limit === 'max_cost_per_request') {
       return rejection(
-        config.budgetExceededStatus,
+        config.policy.budgetExceededStatus,
         'budget_exceeded',
         `This route's cost cap per request cannot cover this request: it needs ${needed}.`,
         { limit: 'max_cost_per_request', requiredUsd: plan.needNanos / 1e9 },
@@ -481,7 +481,7 @@ class Planner<R> {
     }
     const budget = refused?.budget;
     return rejection(
-      config.budgetExceededStatus,
+      config.policy.budgetExceededStatus,
       'budget_exceeded',
       `The ${refused?.scope.kind ?? 'budget'} budget cannot cover this request: ${budget ? `${formatUsd(budget.remainingNanos)} is left of ${formatUsd(budget.limitNanos)}, and it` : 'it'} needs ${needed}.`,
       {
@@ -533,7 +533,7 @@ async function reserve<R>(
     if (requests.length === 0) return none;
     let result: AdmitAllResult;
     try {
-      result = await admitAll(config.store, requests);
+      result = await admitAll(config.services.store, requests);
     } catch (error) {
       if (!(TokenmeterError.isInstance(error) && error.code === 'store_unavailable')) throw error;
       return storeFailed(config, requests, requestKey, error) ?? none;
@@ -571,7 +571,7 @@ function admitRequests(
       scope: policy.scope,
       reserveNanos: plan.reserveNanos,
       estimatedTokens: inputTokens + plan.coveredOutputTokens,
-      ttlMs: config.reservationTtlMs,
+      ttlMs: config.timing.reservationTtlMs,
       requestKey,
     };
     if (policy.budget) request.budget = policy.budget;
@@ -593,12 +593,12 @@ function storeFailed(
   error: unknown,
 ): Rejection | undefined {
   for (const request of requests) {
-    void releaseLostAdmission(config.store, request.scope, requestKey, {
+    void releaseLostAdmission(config.services.store, request.scope, requestKey, {
       delaysMs: LOST_ADMISSION_RETRY_MS,
     });
   }
-  if (config.storeFailure === 'closed') {
-    config.logger.warn('tokenmeter: store unavailable, request refused (fail closed)', {
+  if (config.policy.storeFailure === 'closed') {
+    config.services.logger.warn('tokenmeter: store unavailable, request refused (fail closed)', {
       error: describe(error),
     });
     return rejection(
@@ -609,7 +609,7 @@ function storeFailed(
       { 'Retry-After': '1' },
     );
   }
-  config.logger.warn(
+  config.services.logger.warn(
     'tokenmeter: store unavailable, request let through unmetered (fail open); nothing is reserved for it',
     { error: describe(error) },
   );
@@ -641,7 +641,8 @@ async function fitLease<R>(
 ): Promise<Reserved['plan'] & { reserveNanos: number }> {
   const { config } = ctx;
   const plan = reserved.plan;
-  if (config.reservation.mode !== 'lease' || planner.relay === 'json' || !tightest) return plan;
+  if (config.policy.reservation.mode !== 'lease' || planner.relay === 'json' || !tightest)
+    return plan;
   const total = plan.reserveNanos + tightest.remainingNanos;
   let fitted = planner.plan(total);
   let reserveNanos = plan.reserveNanos;
@@ -668,7 +669,7 @@ async function shrink(
 ): Promise<boolean> {
   if (ids.length === 0) return true;
   try {
-    return (await extendAll(config.store, ids, { addNanos: -nanos })).extended;
+    return (await extendAll(config.services.store, ids, { addNanos: -nanos })).extended;
   } catch {
     return false;
   }
@@ -689,12 +690,13 @@ function admitted<R>(
   const plan = reserved.plan;
   const forwarded = ask.rules.forward(ask.input, {
     maxTokens: plan.maxTokens,
-    serverTools: config.serverTools,
+    serverTools: config.policy.serverTools,
   });
-  if (config.rewritesBody && ask.params.input !== undefined) incoming.body = forwarded;
+  if (config.protocol.rewritesBody && ask.params.input !== undefined) incoming.body = forwarded;
   // Where the body sent is not known to carry max_tokens as planned (a route's own
   // request()), the stream itself stops at it.
-  const stopAt = !config.rewritesBody && plan.maxTokens < ask.maxTokens ? plan.maxTokens : null;
+  const stopAt =
+    !config.protocol.rewritesBody && plan.maxTokens < ask.maxTokens ? plan.maxTokens : null;
   const covered = plan.coveredOutputTokens;
   const result = reserved.result;
   const admission: Admitted = {

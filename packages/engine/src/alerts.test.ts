@@ -23,16 +23,20 @@ function alerts(claimOnce?: Store['claimOnce']) {
   const heard: BudgetAlert[] = [];
   const warned: string[] = [];
   const dog = new BudgetAlerts({
-    onBudgetAlert: (alert) => {
-      heard.push(alert);
+    hooks: {
+      onBudgetAlert: (alert) => {
+        heard.push(alert);
+      },
     },
-    store: { claimOnce } as Store,
-    guard: (hook) => {
-      hook();
-      return undefined;
+    services: {
+      store: { claimOnce } as Store,
+      guard: (hook) => {
+        hook();
+        return undefined;
+      },
+      logger: { warn: (m) => warned.push(m), error() {} },
     },
-    logger: { warn: (m) => warned.push(m), error() {} },
-    reservationTtlMs: 60_000,
+    timing: { reservationTtlMs: 60_000 },
   });
   return { dog, heard, warned };
 }

@@ -5,7 +5,7 @@
  * stream ended, never awaited by it.
  */
 import { type BudgetState, periodId, type ScopeRef } from '@tokenmeter/core';
-import type { Config } from './options.js';
+import type { Hooks, Services, Timing } from './options.js';
 import { describe } from './upstream-errors.js';
 
 /** A map key for a scope. */
@@ -47,33 +47,34 @@ export class BudgetAlerts {
   private readonly marks = new Map<string, number>();
 
   constructor(
-    private readonly config: Pick<
-      Config,
-      'onBudgetAlert' | 'store' | 'guard' | 'logger' | 'reservationTtlMs'
-    >,
+    private readonly config: {
+      services: Pick<Services, 'store' | 'guard' | 'logger'>;
+      hooks: Pick<Hooks, 'onBudgetAlert'>;
+      timing: Pick<Timing, 'reservationTtlMs'>;
+    },
   ) {}
 
   /** Tells the hook of every threshold reached and not yet told; resolves when all ran. */
   async fire(settled: readonly SettledBudget[], requestId: string): Promise<void> {
     const { config } = this;
-    const hook = config.onBudgetAlert;
+    const hook = config.hooks.onBudgetAlert;
     if (!hook) return;
     for (const { scope, budget, thresholds } of settled) {
       const now = Date.now();
-      const until = markUntil(budget.periodEnd, now, config.reservationTtlMs);
+      const until = markUntil(budget.periodEnd, now, config.timing.reservationTtlMs);
       for (const percent of thresholds) {
         if (!thresholdReached(budget.spentNanos, budget.limitNanos, percent)) break;
         const name = `budget-alert:${periodId(budget.period)}:${budget.periodStart}:${percent}`;
         const key = `${scope.kind}\u0000${scope.id}\u0000${name}`;
         if (!this.firstSeen(key, now, until)) continue;
         let won = true;
-        if (config.store.claimOnce) {
+        if (config.services.store.claimOnce) {
           try {
-            won = await config.store.claimOnce(scope, name, until);
+            won = await config.services.store.claimOnce(scope, name, until);
           } catch (error) {
             // Not claimed: the next settlement tries again.
             this.marks.delete(key);
-            config.logger.warn(
+            config.services.logger.warn(
               'tokenmeter: a budget alert could not be claimed; it will be tried again',
               { scope, percent, error: describe(error) },
             );
@@ -81,7 +82,7 @@ export class BudgetAlerts {
           }
         }
         if (!won) continue;
-        await config.guard(() =>
+        await config.services.guard(() =>
           hook({
             scope,
             percent,

@@ -2,7 +2,7 @@
  * The engine: everything between a request and its settled stream, whatever the web
  * framework — identify, read the body, admit (rate limits, the reservation), open the
  * stream, pump the provider into it, end it once. An adapter gives it the request
- * (`Incoming`) and the response (`Transport`); the wire protocol (`config.wire`) decides
+ * (`Incoming`) and the response (`Transport`); the wire protocol (`config.protocol.wire`) decides
  * how answers look.
  */
 import { type RequestFacts, releaseAll, type TelemetryStart } from '@tokenmeter/core';
@@ -39,23 +39,23 @@ export class Engine<R> {
 
   constructor(
     readonly config: Config<R>,
-    private readonly uploads = new UploadGate(config.body.uploadsPerAddress),
+    private readonly uploads = new UploadGate(config.protocol.body.uploadsPerAddress),
   ) {
     const tickMs = Math.max(
       5,
       Math.min(
         1_000,
-        config.keepAliveMs / 2,
-        config.idleTimeoutMs / 4,
-        config.handoverTimeoutMs / 4,
-        config.totalTimeoutMs / 4,
+        config.timing.keepAliveMs / 2,
+        config.timing.idleTimeoutMs / 4,
+        config.timing.handoverTimeoutMs / 4,
+        config.timing.totalTimeoutMs / 4,
         // The tick also paces the throttled `usage` events.
-        config.usageIntervalMs || 1_000,
+        config.timing.usageIntervalMs || 1_000,
       ),
     );
     this.registry = new StreamRegistry(
       Math.floor(tickMs),
-      config.onBudgetAlert ? new BudgetAlerts(config) : undefined,
+      config.hooks.onBudgetAlert ? new BudgetAlerts(config) : undefined,
     );
   }
 
@@ -68,15 +68,15 @@ export class Engine<R> {
   async serve(incoming: Incoming<R>, transport: Transport, hooks: ServeHooks = {}): Promise<void> {
     const config = this.config;
     // The active context now is the HTTP server span's, if the app has one: our parent.
-    const begun = config.telemetry.begin();
+    const begun = config.services.telemetry.begin();
     let stream: MeteredStreamImpl | undefined;
     try {
       stream = await this.admit(incoming, transport, begun);
       if (!stream) return;
       hooks.admitted?.(stream);
       const admitted = stream;
-      if (config.upstream) {
-        const upstream = config.upstream;
+      if (config.hooks.upstream) {
+        const upstream = config.hooks.upstream;
         let source: unknown;
         try {
           // Inside the stream's span: the SDK's HTTP client spans nest under `chat {model}`.
@@ -96,7 +96,7 @@ export class Engine<R> {
       admitted.trace.run(() => handOver(admitted));
     } catch (error) {
       // A bug of ours or a hook's: never leave the request hanging, never leak details.
-      config.logger.error('tokenmeter: unexpected error in a metered route', {
+      config.services.logger.error('tokenmeter: unexpected error in a metered route', {
         error: describe(error),
       });
       if (stream) await stream.fail(error);
@@ -105,8 +105,8 @@ export class Engine<R> {
         // (and their concurrency slots) back now rather than at their expiry.
         await this.release(transport);
         if (!transport.headersSent) {
-          config.wire.reject(transport, 500, 'internal_error', 'Internal error.');
-          config.telemetry.rejected(begun, { reason: 'internal_error', status: 500 });
+          config.protocol.wire.reject(transport, 500, 'internal_error', 'Internal error.');
+          config.services.telemetry.rejected(begun, { reason: 'internal_error', status: 500 });
         }
       }
     }
@@ -142,11 +142,11 @@ export class Engine<R> {
       });
     } catch (error) {
       // Our bug (or a tracer that threw): the request never started, its admission is undone.
-      config.logger.error('tokenmeter: the stream could not be created', {
+      config.services.logger.error('tokenmeter: the stream could not be created', {
         error: describe(error),
       });
       await this.release(transport);
-      config.wire.reject(transport, 500, 'internal_error', 'Internal error.');
+      config.protocol.wire.reject(transport, 500, 'internal_error', 'Internal error.');
       return undefined;
     }
     // A stream that could not open has ended (reservations released, JSON 500 sent).
@@ -165,11 +165,11 @@ export class Engine<R> {
     if (status === null) {
       // The client left while we were admitting: nothing reached the provider.
       await this.release(transport);
-      this.config.telemetry.rejected(begun, { ...facts, ...rejection.info, reason: code });
+      this.config.services.telemetry.rejected(begun, { ...facts, ...rejection.info, reason: code });
       return;
     }
     closeIfUnread(incoming, transport);
-    this.config.wire.reject(
+    this.config.protocol.wire.reject(
       transport,
       status,
       code,
@@ -177,13 +177,18 @@ export class Engine<R> {
       rejection.details,
       rejection.headers,
     );
-    this.config.telemetry.rejected(begun, { ...facts, ...rejection.info, reason: code, status });
+    this.config.services.telemetry.rejected(begun, {
+      ...facts,
+      ...rejection.info,
+      reason: code,
+      status,
+    });
   }
 
   /** Gives back the reservations of a request no stream took over (and their slots). */
   private async release(transport: Transport): Promise<void> {
     const held = ACQUIRED.get(transport);
     ACQUIRED.delete(transport);
-    if (held) await releaseAll(this.config.store, held).catch(() => {});
+    if (held) await releaseAll(this.config.services.store, held).catch(() => {});
   }
 }

@@ -30,16 +30,21 @@ export {
 export { Engine, type ServeHooks } from './engine.js';
 export { sendJsonError } from './http-errors.js';
 export { MeteredStreamImpl } from './metered-stream.js';
+export { checkOptionNames } from './option-checks.js';
 export {
   type Config,
-  checkOptionNames,
+  type Hooks,
   OPTION_NAMES,
   type ParseDefaults,
-  parseOptions,
+  type Policy,
+  type Protocol,
+  type Services,
   SSE_DEFAULTS,
+  type Timing,
   TOKENMETER_WIRE,
   type WireProtocol,
 } from './options.js';
+export { parseOptions } from './parse-options.js';
 export type { RelayItem } from './protocols.js';
 export { rateLimitHeaders } from './rate-limit-headers.js';
 export { SSE_HEADERS, type Transport } from './transport.js';

@@ -101,7 +101,7 @@ export class Lease {
     return worstCaseCost(
       { ...this.callBound, outputTokens: output },
       this.admission.model,
-      this.config.pricing,
+      this.config.services.pricing,
     ).nanos;
   }
 
@@ -120,7 +120,7 @@ export class Lease {
       // The stop the admission set for a body it could not write: the route read the
       // planned max_tokens, so the provider stops there itself (no early cut on the bound).
       this.capOutputTokens = Number.POSITIVE_INFINITY;
-      if (this.watchedTo >= this.callMaxTokens || config.leaseStepTokens === 0) {
+      if (this.watchedTo >= this.callMaxTokens || config.policy.leaseStepTokens === 0) {
         this.watchedTo = Number.POSITIVE_INFINITY;
         return undefined;
       }
@@ -131,7 +131,8 @@ export class Lease {
     const from = this.watchedTo;
     // Incremental leases grow by a step; a worst-case reservation that a source's larger
     // max_tokens outgrew, by the rest of it at once.
-    const step = config.leaseStepTokens > 0 ? config.leaseStepTokens : this.callMaxTokens - from;
+    const step =
+      config.policy.leaseStepTokens > 0 ? config.policy.leaseStepTokens : this.callMaxTokens - from;
     if (step <= 0) return undefined; // the cap is further on: nothing to grow
     let to = Math.min(from + step, this.callMaxTokens, this.capOutputTokens);
     // The step's price on the request's own terms (tier, fast mode, residency): the worst
@@ -167,15 +168,19 @@ export class Lease {
   private async extend(addNanos: number): Promise<boolean | LeaseStop> {
     const { config } = this;
     try {
-      return (await extendAll(config.store, this.admission.reservationIds, { addNanos })).extended;
+      return (await extendAll(config.services.store, this.admission.reservationIds, { addNanos }))
+        .extended;
     } catch (error) {
-      config.logger.warn('tokenmeter: extending the reservation failed; stopping the stream', {
-        requestId: this.admission.requestId,
-        error: describe(error),
-      });
+      config.services.logger.warn(
+        'tokenmeter: extending the reservation failed; stopping the stream',
+        {
+          requestId: this.admission.requestId,
+          error: describe(error),
+        },
+      );
       return {
         limit: 'lease_unavailable',
-        outcome: config.storeFailure === 'open' ? 'budget_exceeded' : 'store_unavailable',
+        outcome: config.policy.storeFailure === 'open' ? 'budget_exceeded' : 'store_unavailable',
       };
     }
   }
@@ -196,11 +201,11 @@ export class Lease {
       if (this.requestsSeen === 1) {
         if (max <= this.callMaxTokens) continue;
         this.callMaxTokens = max;
-        if (config.maxCostNanos !== undefined) {
+        if (config.policy.maxCostNanos !== undefined) {
           const costFor = (output: number) => this.worst(output);
           this.capOutputTokens =
-            costFor(max) > config.maxCostNanos
-              ? outputWithin(costFor, config.maxCostNanos, max)
+            costFor(max) > config.policy.maxCostNanos
+              ? outputWithin(costFor, config.policy.maxCostNanos, max)
               : Number.POSITIVE_INFINITY;
           this.stopLimit = 'max_cost_per_request';
         }
@@ -219,14 +224,14 @@ export class Lease {
       const plan = planReservation({
         bound,
         model: admission.model,
-        pricing: config.pricing,
+        pricing: config.services.pricing,
         policy: {
-          ...config.reservation,
+          ...config.policy.reservation,
           minOutputTokens: 1,
           capNanos:
-            config.maxCostNanos === undefined
+            config.policy.maxCostNanos === undefined
               ? null
-              : Math.max(0, config.maxCostNanos - spentNanos),
+              : Math.max(0, config.policy.maxCostNanos - spentNanos),
         },
         availableNanos: null,
         watchable: true,

@@ -76,12 +76,12 @@ export class MeteredStreamImpl implements MeteredStream {
     readonly transport: Transport,
     private readonly admission: Admission,
   ) {
-    this.watchdog = new Watchdog(config, performance.now());
+    this.watchdog = new Watchdog(config.timing, performance.now());
     this.requestId = admission.requestId;
     this.model = admission.model;
     this.inputTokens = admission.inputTokens;
     this.scopes = admission.scopes;
-    this.trace = config.telemetry.startStream(admission.telemetry, {
+    this.trace = config.services.telemetry.startStream(admission.telemetry, {
       requestId: admission.requestId,
       model: admission.model,
       provider: admission.provider,
@@ -93,11 +93,11 @@ export class MeteredStreamImpl implements MeteredStream {
       reservations: admission.reservationIds.length,
       input: admission.input,
     });
-    this.encoder = config.encoder.forStream?.() ?? config.encoder;
+    this.encoder = config.protocol.encoder.forStream?.() ?? config.protocol.encoder;
     this.meter = new StreamMeter({
       model: admission.model,
       inputTokensEstimate: admission.inputTokens,
-      pricing: config.pricing,
+      pricing: config.services.pricing,
       maxOutputTokens: admission.maxTokens,
       provider: requestRules(admission.provider).tokens,
       // A stream that ends without the provider's usage is charged an upper estimate, so
@@ -114,7 +114,7 @@ export class MeteredStreamImpl implements MeteredStream {
       encoder: this.encoder,
       lease: this.lease,
       watchdog: this.watchdog,
-      everyChunk: config.usageIntervalMs === 0,
+      everyChunk: config.timing.usageIntervalMs === 0,
     };
     this.pump = new Pump(this, config, admission, parts, this.controller.signal);
     this.offClose = transport.onClose(() => this.closed());
@@ -175,7 +175,7 @@ export class MeteredStreamImpl implements MeteredStream {
       );
       return true;
     } catch (error) {
-      this.config.logger.error('tokenmeter: the stream could not be opened', {
+      this.config.services.logger.error('tokenmeter: the stream could not be opened', {
         requestId: this.requestId,
         error: describe(error),
       });
@@ -219,7 +219,7 @@ export class MeteredStreamImpl implements MeteredStream {
     if (this.ending) return this.ending;
     const handedOver = this.phase === 'streaming';
     this.phase = 'handler_failed';
-    this.config.logger.error('tokenmeter: route handler failed', {
+    this.config.services.logger.error('tokenmeter: route handler failed', {
       requestId: this.requestId,
       error: describe(error),
     });
@@ -292,14 +292,14 @@ export class MeteredStreamImpl implements MeteredStream {
       case 'timeout':
         return this.end('timeout');
       case 'handover':
-        c.logger.error('tokenmeter: the route handler never handed a stream over', {
+        c.services.logger.error('tokenmeter: the route handler never handed a stream over', {
           requestId: this.requestId,
-          handoverTimeoutMs: c.handoverTimeoutMs,
+          handoverTimeoutMs: c.timing.handoverTimeoutMs,
         });
         // If it never read the signal it never started the upstream call: nothing billed.
         return this.end('handler_error', { refused: !this.signalTouched });
       case 'stalled': {
-        const message = `The client read nothing for ${c.stallTimeoutMs} ms.`;
+        const message = `The client read nothing for ${c.timing.stallTimeoutMs} ms.`;
         return this.end('client_stalled', {
           destroy: true,
           failure: { outcome: 'client_stalled', refused: false, message },
@@ -307,7 +307,7 @@ export class MeteredStreamImpl implements MeteredStream {
       }
       case 'idle': {
         // End now: a source that ignores the signal may never yield again.
-        const message = `The model provider sent nothing for ${c.idleTimeoutMs} ms.`;
+        const message = `The model provider sent nothing for ${c.timing.idleTimeoutMs} ms.`;
         return this.end('upstream_idle', {
           failure: { outcome: 'upstream_idle', refused: false, message },
         });

@@ -115,7 +115,7 @@ export class Pump {
     } catch (error) {
       // Our own code (or a custom encoder) failed mid-stream: not the provider's doing.
       if (owner.abortReason || owner.ended) return undefined;
-      return failureOfLoop(error, this.config.logger, owner.requestId);
+      return failureOfLoop(error, this.config.services.logger, owner.requestId);
     } finally {
       this.reading = false;
       this.close();
@@ -127,7 +127,7 @@ export class Pump {
     return failureOfSource(error, {
       eventCount: this.parts.meter.eventCount,
       signalTouched: this.owner.signalTouched,
-      logger: this.config.logger,
+      logger: this.config.services.logger,
       requestId: this.owner.requestId,
     });
   }

@@ -95,7 +95,7 @@ export function finalUsage(
       final = charge('the provider stream could not be metered', final);
     }
     if (outcome === 'completed' && final.estimated && final.costNanos < facts.reservedNanos) {
-      config.logger.warn(
+      config.services.logger.warn(
         "tokenmeter: an answer completed without the provider's usage; charged its reservation",
         {
           requestId: facts.requestId,
@@ -106,7 +106,7 @@ export function finalUsage(
       final = charge("the answer completed without the provider's usage", final);
     }
   } catch (error) {
-    config.logger.error(
+    config.services.logger.error(
       'tokenmeter: the final usage could not be priced; charging the reservation',
       {
         requestId: facts.requestId,
@@ -176,10 +176,10 @@ export async function recordSettlement(
     tokens: promptTokens(final.usage) + final.usage.outputTokens,
   };
   let lastError: unknown;
-  for (const delay of config.settleRetryDelaysMs) {
+  for (const delay of config.timing.settleRetryDelaysMs) {
     if (delay > 0) await sleep(delay);
     try {
-      const results = await settleAll(config.store, reservationIds, actual);
+      const results = await settleAll(config.services.store, reservationIds, actual);
       return recordedFrom(config, results, facts);
     } catch (error) {
       lastError = error;
@@ -211,7 +211,7 @@ function recordedFrom(
         : 'already_ended';
     ends[end] = (ends[end] ?? 0) + 1;
     if (!r.ended) {
-      config.logger.warn('tokenmeter: a reservation had already ended before settlement', {
+      config.services.logger.warn('tokenmeter: a reservation had already ended before settlement', {
         requestId: facts.requestId,
         previously: r.previously,
       });
@@ -257,7 +257,7 @@ export function finalEvent(
       ...body,
     });
   } catch (error) {
-    config.logger.error('tokenmeter: the encoder failed on the final event', {
+    config.services.logger.error('tokenmeter: the encoder failed on the final event', {
       requestId,
       error: describe(error),
     });

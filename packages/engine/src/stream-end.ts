@@ -61,7 +61,7 @@ export async function endStream(
     try {
       fn();
     } catch (error) {
-      config.logger.error(`tokenmeter: ${what} failed while ending a stream`, {
+      config.services.logger.error(`tokenmeter: ${what} failed while ending a stream`, {
         requestId,
         error: describe(error),
       });
@@ -108,11 +108,11 @@ export async function endStream(
   }
   // 6. Hooks (guarded: a hook that throws or rejects is logged).
   if (!recorded.recorded && admission.metered) {
-    await config.guard(() => config.onSettleFailure(info, error));
+    await config.services.guard(() => config.hooks.onSettleFailure(info, error));
   }
   // Budget alerts: after the stream ended, never awaited by it.
   fireAlerts(s, recorded);
-  const settled = config.guard(() => config.onSettle(info));
+  const settled = config.services.guard(() => config.hooks.onSettle(info));
   if (settled) await settled;
   return final;
 }
@@ -169,7 +169,7 @@ function deliverEnd(
 ): void {
   const transport = s.transport;
   if (!transport.headersSent) {
-    s.config.wire.endBeforeHeaders(transport, outcome, options.failure);
+    s.config.protocol.wire.endBeforeHeaders(transport, outcome, options.failure);
     return;
   }
   if (options.destroy) {
@@ -199,6 +199,9 @@ function endWith(s: EndingStream, chunk: string): void {
   s.transport.end(chunk);
   // A client that reads nothing more would hold the finished response open forever.
   if (!s.transport.finished) {
-    s.registry.destroyUnlessFinished(s.transport, performance.now() + s.config.stallTimeoutMs);
+    s.registry.destroyUnlessFinished(
+      s.transport,
+      performance.now() + s.config.timing.stallTimeoutMs,
+    );
   }
 }

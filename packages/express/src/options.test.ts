@@ -74,12 +74,27 @@ describe('options are checked at creation, with messages that say what to do', (
 
   it('fills defaults: fail closed, worst-case reservations, 402, JSON encoder', () => {
     const config = parseOptions({ store: createMemoryStore(), identify });
-    expect(config.storeFailure).toBe('closed');
-    expect(config.leaseStepTokens).toBe(0);
-    expect(config.budgetExceededStatus).toBe(402);
-    expect(config.keepAliveMs).toBe(15_000);
-    expect(config.reservationTtlMs).toBe(config.totalTimeoutMs + 60_000);
-    expect(config.serverTools.web_search).toEqual({ defaultMaxUses: 5, inputTokensPerUse: 25_000 });
+    expect(config.policy.storeFailure).toBe('closed');
+    expect(config.policy.leaseStepTokens).toBe(0);
+    expect(config.policy.budgetExceededStatus).toBe(402);
+    expect(config.timing.keepAliveMs).toBe(15_000);
+    expect(config.timing.reservationTtlMs).toBe(config.timing.totalTimeoutMs + 60_000);
+    expect(config.policy.serverTools.web_search).toEqual({
+      defaultMaxUses: 5,
+      inputTokensPerUse: 25_000,
+    });
+  });
+
+  it('resolves the settings once, grouped by concern and frozen: nothing changes them per request', () => {
+    const config = parseOptions({ store: createMemoryStore(), identify, keepAliveMs: 5_000 });
+    for (const group of ['services', 'policy', 'timing', 'hooks', 'protocol'] as const) {
+      expect(Object.isFrozen(config[group])).toBe(true);
+    }
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(() => {
+      (config.timing as { keepAliveMs: number }).keepAliveMs = 1;
+    }).toThrow(TypeError);
+    expect(config.timing.keepAliveMs).toBe(5_000);
   });
 
   it('merges server-tool limits over the defaults', () => {
@@ -88,8 +103,14 @@ describe('options are checked at creation, with messages that say what to do', (
       identify,
       serverTools: { web_search: { defaultMaxUses: 2, inputTokensPerUse: 10_000 } },
     });
-    expect(config.serverTools.web_search).toEqual({ defaultMaxUses: 2, inputTokensPerUse: 10_000 });
-    expect(config.serverTools.web_fetch).toEqual({ defaultMaxUses: 5, inputTokensPerUse: 100_000 });
+    expect(config.policy.serverTools.web_search).toEqual({
+      defaultMaxUses: 2,
+      inputTokensPerUse: 10_000,
+    });
+    expect(config.policy.serverTools.web_fetch).toEqual({
+      defaultMaxUses: 5,
+      inputTokensPerUse: 100_000,
+    });
   });
 
   it('returns a named middleware', () => {

@@ -49,7 +49,7 @@ export class Gateway<R> {
   ) {
     this.settings = gatewaySettings(provider, options, entry, headers);
     this.config = this.settings.config;
-    this.uploads = new UploadGate(this.config.body.uploadsPerAddress);
+    this.uploads = new UploadGate(this.config.protocol.body.uploadsPerAddress);
     this.engine = new Engine(this.config, this.uploads);
   }
 
@@ -76,7 +76,7 @@ export class Gateway<R> {
     if (!isMessages && !isCount) {
       if (this.settings.passOn) return false;
       closeIfUnread(incoming, transport);
-      this.config.wire.reject(
+      this.config.protocol.wire.reject(
         transport,
         404,
         'not_found',
@@ -87,7 +87,14 @@ export class Gateway<R> {
     if (method !== 'POST') {
       closeIfUnread(incoming, transport);
       const message = `${path} accepts POST only.`;
-      this.config.wire.reject(transport, 405, 'method_not_allowed', message, {}, { Allow: 'POST' });
+      this.config.protocol.wire.reject(
+        transport,
+        405,
+        'method_not_allowed',
+        message,
+        {},
+        { Allow: 'POST' },
+      );
       return true;
     }
     if (isCount) await this.countTokens(incoming, transport);
@@ -98,7 +105,7 @@ export class Gateway<R> {
   /** count_tokens: identified and rate-limited like any call, charged nothing (it is free). */
   private async countTokens(incoming: Incoming<R>, transport: Transport): Promise<void> {
     const config = this.config;
-    const begun = config.telemetry.begin();
+    const begun = config.services.telemetry.begin();
     const facts: RequestFacts = {};
     const refuse = (refusal: Rejection) =>
       this.engine.refuse(refusal, incoming, transport, begun, facts);
@@ -130,13 +137,18 @@ export class Gateway<R> {
       for await (const item of source) text += item.wire;
       transport.send(200, { ...source.headers, 'Content-Type': 'application/json' }, text);
       if (ids.length > 0)
-        await settleAll(config.store, ids, { costNanos: 0, tokens: 0 }).catch(() => {});
+        await settleAll(config.services.store, ids, { costNanos: 0, tokens: 0 }).catch(() => {});
     } catch (error) {
-      if (ids.length > 0) await releaseAll(config.store, ids).catch(() => {});
+      if (ids.length > 0) await releaseAll(config.services.store, ids).catch(() => {});
       if (error instanceof ProviderHttpError) {
-        relayProviderError(transport, error.response, config.wire.reject, config.logger);
+        relayProviderError(
+          transport,
+          error.response,
+          config.protocol.wire.reject,
+          config.services.logger,
+        );
       } else if (!controller.signal.aborted) {
-        config.wire.reject(
+        config.protocol.wire.reject(
           transport,
           502,
           'upstream_error',
@@ -155,7 +167,7 @@ export class Gateway<R> {
   private async countLimits(scopes: readonly ScopeRef[]): Promise<readonly string[] | Rejection> {
     const config = this.config;
     const requests = scopes.flatMap((scope) => {
-      const rules: readonly RateLimitRule[] = (config.rateLimits[scope.kind] ?? []).filter(
+      const rules: readonly RateLimitRule[] = (config.policy.rateLimits[scope.kind] ?? []).filter(
         (rule) => rule.kind === 'requests',
       );
       return rules.length > 0
@@ -165,14 +177,14 @@ export class Gateway<R> {
               rateLimits: rules,
               reserveNanos: 0,
               estimatedTokens: 0,
-              ttlMs: config.reservationTtlMs,
+              ttlMs: config.timing.reservationTtlMs,
             },
           ]
         : [];
     });
     if (requests.length === 0) return [];
     try {
-      const result = await admitAll(config.store, requests);
+      const result = await admitAll(config.services.store, requests);
       if (result.admitted) return result.reservationIds;
       // Only `requests` rules apply here: the refusal is a rate limit's.
       const refused = result.rejection;
@@ -185,10 +197,13 @@ export class Gateway<R> {
         retryAfterMs: limit.retryAfterMs,
       });
     } catch (error) {
-      if (config.storeFailure === 'closed') {
-        config.logger.warn('tokenmeter: store unavailable, count_tokens refused (fail closed)', {
-          error: describe(error),
-        });
+      if (config.policy.storeFailure === 'closed') {
+        config.services.logger.warn(
+          'tokenmeter: store unavailable, count_tokens refused (fail closed)',
+          {
+            error: describe(error),
+          },
+        );
         return rejection(
           503,
           'store_unavailable',
@@ -197,7 +212,7 @@ export class Gateway<R> {
           { 'Retry-After': '1' },
         );
       }
-      config.logger.warn(
+      config.services.logger.warn(
         'tokenmeter: store unavailable, count_tokens let through unmetered (fail open)',
         { error: describe(error) },
       );

@@ -5,7 +5,9 @@
  */
 import { TokenmeterError } from '@tokenmeter/core';
 import { asObject } from '../body.js';
-import { type Config, checkOptionNames, OPTION_NAMES, parseOptions } from '../options.js';
+import { checkOptionNames } from '../option-checks.js';
+import { type Config, OPTION_NAMES } from '../options.js';
+import { parseOptions } from '../parse-options.js';
 import type { MeteredOptions, MeteredStream, Subject } from '../types.js';
 import { callerKey, forwarded, type HeaderList } from './headers.js';
 import type { Endpoint, GatewayProvider } from './provider.js';
@@ -103,6 +105,66 @@ export function gatewaySettings<R>(
   entry: string,
   headers: (req: R) => HeaderList,
 ): GatewaySettings<R> {
+  const callerConcurrency = checkGatewayOptions(options, entry);
+  const endpoint: Endpoint = {
+    apiKey: options.apiKey,
+    baseURL: (options.baseURL ?? provider.defaultBaseURL).replace(/\/+$/, ''),
+    fetch: options.fetch ?? globalThis.fetch,
+  };
+  const allow = [...provider.allowHeaders, ...(options.forwardHeaders ?? [])].map((h) =>
+    h.toLowerCase(),
+  );
+  const forward = (req: R) => forwarded(headers(req), allow);
+  const {
+    apiKey: _apiKey,
+    baseURL: _b,
+    forwardHeaders: _f,
+    fetch: _x,
+    unknownRoutes,
+    callerConcurrency: _c,
+    identify,
+    ...rest
+  } = options;
+  const count = provider.countTokens;
+  const config = parseOptions<R>(
+    {
+      ...rest,
+      identify: (req) => identify(callerKey(headers(req)), req),
+      request: (_req, body) => provider.params(objectBody(body)),
+      // The body admission wrote its bounds into (max_tokens, server tools' max_uses).
+      upstream: (req: R, meter: MeteredStream) =>
+        provider.call('messages', meter.body, forward(req), endpoint, meter.signal),
+      encoder: provider.encoder,
+    },
+    {
+      reservation: 'lease',
+      maxBodyBytes: 20 * 1024 * 1024,
+      readAnyBody: true,
+      entry,
+      wire: (logger) => gatewayWire(provider, logger),
+      // The gateway forwards the body it read: admission writes its bounds into it.
+      rewritesBody: true,
+      ...(callerConcurrency === false
+        ? {}
+        : { callerConcurrency: { kind: 'concurrency', limit: callerConcurrency } as const }),
+      ...(count
+        ? {
+            countExactly: (req: R, input: Record<string, unknown>, model: string) =>
+              count(
+                { ...input, model },
+                forward(req),
+                endpoint,
+                AbortSignal.timeout(COUNT_TIMEOUT_MS),
+              ),
+          }
+        : {}),
+    },
+  );
+  return { config, endpoint, forward, passOn: unknownRoutes === 'next' };
+}
+
+/** The gateway's own options checked (the shared ones are `parseOptions`'s); its caller concurrency. */
+function checkGatewayOptions<R>(options: GatewayOptions<R>, entry: string): number | false {
   if (typeof options !== 'object' || options === null) {
     throw new TokenmeterError('invalid_config', `${entry}(options) needs an options object.`);
   }
@@ -136,49 +198,7 @@ export function gatewaySettings<R>(
       `callerConcurrency must be a positive whole number of open streams per caller, or false for no limit; got ${String(callerConcurrency)}.`,
     );
   }
-  const endpoint: Endpoint = {
-    apiKey: options.apiKey,
-    baseURL: (options.baseURL ?? provider.defaultBaseURL).replace(/\/+$/, ''),
-    fetch: options.fetch ?? globalThis.fetch,
-  };
-  const allow = [...provider.allowHeaders, ...(options.forwardHeaders ?? [])].map((h) =>
-    h.toLowerCase(),
-  );
-  const forward = (req: R) => forwarded(headers(req), allow);
-  const {
-    apiKey: _apiKey,
-    baseURL: _b,
-    forwardHeaders: _f,
-    fetch: _x,
-    unknownRoutes,
-    callerConcurrency: _c,
-    identify,
-    ...rest
-  } = options;
-  const config = parseOptions<R>(
-    {
-      ...rest,
-      identify: (req) => identify(callerKey(headers(req)), req),
-      request: (_req, body) => provider.params(objectBody(body)),
-      // The body admission wrote its bounds into (max_tokens, server tools' max_uses).
-      upstream: (req: R, meter: MeteredStream) =>
-        provider.call('messages', meter.body, forward(req), endpoint, meter.signal),
-      encoder: provider.encoder,
-    },
-    { reservation: 'lease', maxBodyBytes: 20 * 1024 * 1024, readAnyBody: true, entry },
-  );
-  config.wire = gatewayWire(provider, config.logger);
-  // The gateway forwards the body it read: admission writes its bounds into it.
-  config.rewritesBody = true;
-  if (callerConcurrency !== false) {
-    config.callerConcurrency = { kind: 'concurrency', limit: callerConcurrency };
-  }
-  const count = provider.countTokens;
-  if (count) {
-    config.countExactly = (req, input, model) =>
-      count({ ...input, model }, forward(req), endpoint, AbortSignal.timeout(COUNT_TIMEOUT_MS));
-  }
-  return { config, endpoint, forward, passOn: unknownRoutes === 'next' };
+  return callerConcurrency;
 }
 
 /** The body, which must be a JSON object (an app's parser may have read something else). */
