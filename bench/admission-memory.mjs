@@ -7,7 +7,7 @@
  * packages/store-memory/tsconfig.build.json && node bench/admission-memory.mjs`.
  * Options: `--iterations=200000 --scopes=1000`.
  */
-import { admitAll, guardStore, settleAll } from '@tokenmeter/core';
+import { admitAll, guardStore, settleAll } from '@tokenmeter/core/store';
 import { createMemoryStore } from '@tokenmeter/store-memory';
 
 const args = Object.fromEntries(

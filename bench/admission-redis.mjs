@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { admitAll, settleAll } from '@tokenmeter/core';
+import { admitAll, settleAll } from '@tokenmeter/core/store';
 import { createRedisStore } from '@tokenmeter/store-redis';
 
 const args = Object.fromEntries(

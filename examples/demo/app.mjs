@@ -10,14 +10,9 @@
  */
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import {
-  formatUsd,
-  guardStore,
-  nanosToUsd,
-  promptTokens,
-  TokenmeterError,
-  usd,
-} from '@tokenmeter/core';
+import { formatUsd, nanosToUsd, TokenmeterError, usd } from '@tokenmeter/core';
+import { promptTokens } from '@tokenmeter/core/providers';
+import { guardStore } from '@tokenmeter/core/store';
 import { costTrackedSSE } from '@tokenmeter/express';
 import express from 'express';
 import { metricsAccess } from './metrics-access.mjs';

@@ -5,7 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
-import { measureRequestTokens } from '@tokenmeter/core';
+import { measureRequestTokens } from '@tokenmeter/core/tokens';
 import { createRedisStore } from '@tokenmeter/store-redis';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

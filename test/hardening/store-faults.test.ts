@@ -4,7 +4,8 @@
  * dropped. Every request is answered by policy within the store timeout; no settlement is
  * silently dropped.
  */
-import type { AdmitRequest, Store } from '@tokenmeter/core';
+import type { Store } from '@tokenmeter/core';
+import type { AdmitRequest } from '@tokenmeter/core/store';
 import { costTrackedSSE, type SettleInfo } from '@tokenmeter/express';
 import { createRedisStore, type RedisStore } from '@tokenmeter/store-redis';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';

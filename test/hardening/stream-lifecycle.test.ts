@@ -17,7 +17,8 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import type { Span, Tracer } from '@opentelemetry/api';
-import { type AdmitRequest, jsonSseEncoder, type SseEncoder, type Store } from '@tokenmeter/core';
+import { jsonSseEncoder, type SseEncoder, type Store } from '@tokenmeter/core';
+import type { AdmitRequest } from '@tokenmeter/core/store';
 import type { MeteredStream, SettleInfo } from '@tokenmeter/express';
 import { createMemoryStore } from '@tokenmeter/store-memory';
 import { createRedisStore } from '@tokenmeter/store-redis';

@@ -3,7 +3,8 @@
  * budget period is charged by the store to the period it was admitted in, and the ledger
  * counts it there too — not in the period it ended in. A 4 s window stands in for a day.
  */
-import type { EndResult, Store } from '@tokenmeter/core';
+import type { Store } from '@tokenmeter/core';
+import type { EndResult } from '@tokenmeter/core/store';
 import {
   createPostgresLedger,
   type PostgresLedger,

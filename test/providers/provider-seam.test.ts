@@ -5,7 +5,8 @@
  * the text and charges the provider's usage at the catalog's price, to the nano-dollar, and
  * its requests are read and forwarded by its own rules.
  */
-import { Pricing, PricingCatalog, registerProvider } from '@tokenmeter/core';
+import { Pricing, PricingCatalog } from '@tokenmeter/core';
+import { registerProvider } from '@tokenmeter/core/providers';
 import { createMemoryStore } from '@tokenmeter/store-memory';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -6,7 +6,8 @@
  * naive check-then-deduct store overspends — proof the test can fail.
  */
 import { fileURLToPath } from 'node:url';
-import { costOf, emptyUsage, measureRequestTokens } from '@tokenmeter/core';
+import { costOf, emptyUsage } from '@tokenmeter/core';
+import { measureRequestTokens } from '@tokenmeter/core/tokens';
 import { createRedisStore } from '@tokenmeter/store-redis';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import { Redis } from 'ioredis';

@@ -10,7 +10,8 @@ import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { type FinalUsage, StreamMeter, Telemetry } from '@tokenmeter/core';
+import type { FinalUsage } from '@tokenmeter/core';
+import { StreamMeter, Telemetry } from '@tokenmeter/core/meter';
 import { describe, expect, it } from 'vitest';
 import { coreApi, PullMetricReader } from './otel.js';
 

@@ -13,7 +13,8 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { Pricing, type Store, semconv, usd } from '@tokenmeter/core';
+import { Pricing, type Store, usd } from '@tokenmeter/core';
+import { semconv } from '@tokenmeter/core/meter';
 import { createMemoryStore, type MemoryStore } from '@tokenmeter/store-memory';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import express5 from 'express';

@@ -1,46 +1,37 @@
+/**
+ * @tokenmeter/core, for apps: money (integer nano-dollars), prices and cost, usage, the
+ * outcomes a stream ends with, the SSE and UI message stream encoders, and the types an
+ * app's options use. Parts for other audiences have subpaths of their own:
+ * `@tokenmeter/core/store` (store authors), `/tokens` (token counting and estimates),
+ * `/providers` (provider APIs: adapters, stream translation, request terms), `/meter`
+ * (the per-stream meter, reservation planning and telemetry the engine runs on) and
+ * `/testing` (the store conformance suite).
+ */
 export {
   TokenmeterError,
   type TokenmeterErrorCode,
   type TokenmeterErrorOptions,
 } from './errors.js';
-export { isThenable } from './maybe-async.js';
+export type { FinalUsage } from './meter.js';
+export type { MeterEvent, MeterEventType } from './meter-event.js';
 export {
-  type FinalUsage,
-  type FinishOptions,
-  type MeterSnapshot,
-  type RunningEstimate,
-  StreamMeter,
-  type StreamMeterOptions,
-  type UsageSource,
-} from './meter.js';
-export {
-  addNanos,
-  assertNanos,
   type FormatUsdOptions,
   formatUsd,
   MAX_NANOS,
   NANOS_PER_USD,
   type Nanos,
-  nanosToDecimalString,
   nanosToUsd,
-  saturatingAddNanos,
   usd,
-  usdToNanos,
 } from './money.js';
 export { OUTCOMES, type StreamOutcome } from './outcome.js';
 export {
   type CatalogInput,
-  type CompiledRates,
-  decimalToMicros,
-  decimalToRatio,
-  guessProvider,
   type ModelPrice,
   type ModelPriceInput,
   PricingCatalog,
   type ProviderPrice,
   type ProviderPriceInput,
   type RatesInput,
-  type Ratio,
   type TokenKind,
 } from './pricing/catalog.js';
 export {
@@ -53,57 +44,9 @@ export {
 } from './pricing/cost.js';
 export {
   catalogFromLiteLLM,
-  fromLiteLLM,
-  type LiteLLMEntry,
   type LiteLLMImport,
-  perTokenToPerMillion,
 } from './pricing/litellm.js';
-export {
-  outputWithin,
-  type PlanRequest,
-  planReservation,
-  type ReservationMode,
-  type ReservationPlan,
-  type ReservationPolicy,
-} from './pricing/reservation-plan.js';
-export {
-  type RequestBound,
-  type WorstCase,
-  worstCaseCost,
-} from './pricing/worst-case.js';
-export {
-  anthropicMessages,
-  forwardedBody,
-  openaiChat,
-  type ProviderAdapter,
-  providerAdapters,
-  type RequestRules,
-  readRequestTerms,
-  registerProvider,
-  requestRules,
-} from './providers/index.js';
-export {
-  type BoundRequestOptions,
-  boundRequest,
-  DEFAULT_SERVER_TOOL_LIMITS,
-  type ForwardTerms,
-  REQUEST_SHAPE_LIMITS,
-  type RequestTerms,
-  type ServerToolLimit,
-  type ServerToolRequest,
-} from './request-terms.js';
-export {
-  type AiSdkStreamResult,
-  type AiSdkUsageLike,
-  aiSdkParts,
-  createAiSdkTranslator,
-  createLangChainTranslator,
-  fromAiSdkUsage,
-  isAiSdkPartType,
-  isAiSdkResult,
-  isLangChainChunk,
-  type LangChainChunkLike,
-} from './sources.js';
+export { DEFAULT_SERVER_TOOL_LIMITS, type ServerToolLimit } from './request-terms.js';
 export {
   encodeComment,
   encodeEvent,
@@ -116,78 +59,21 @@ export {
   type SseEvent,
   type SseToolCallData,
 } from './sse-encoder.js';
-// The Store contract, multi-scope admission, periods, validation and the failure guard.
-export * from './store/index.js';
-export {
-  type AnthropicStreamEvent,
-  createEventTranslator,
-  fromAnthropicEvent,
-  fromOpenAIChunk,
-  type MeterEvent,
-  type MeterEventType,
-  type OpenAIChunk,
-  responseEvents,
-} from './stream-events.js';
-export {
-  type RejectionInfo,
-  type RequestFacts,
-  type ReservationEnd,
-  type StreamEndInfo,
-  type StreamStartInfo,
-  type StreamTrace,
-  semconv,
-  Telemetry,
-  type TelemetryOptions,
-  type TelemetryStart,
-} from './telemetry/index.js';
-export {
-  type AnthropicCountTokensClient,
-  type AnthropicCountTokensParams,
-  type AnthropicTokenCounterOptions,
-  anthropicTokenCounter,
-  createHeuristicTokenCounter,
-  heuristicTokenCounter,
-  type InputTokenCount,
-  measureInputTokens,
-  measureInputTokensNow,
-  type TokenCountContext,
-  type TokenCounter,
-} from './token-counter.js';
-export {
-  ATTACHMENT_BOUND_MARGIN,
-  createOutputEstimator,
-  type EstimateRequestOptions,
-  estimateImageTokens,
-  estimateRequestTokens,
-  estimateTextTokenBound,
-  estimateTextTokens,
-  type ImageSize,
-  measureRequestTokens,
-  type OutputEstimator,
-  type RequestTokenCount,
-  TEXT_BOUND_MARGINS,
-  TEXT_CLASSES,
-  TEXT_ESTIMATE_ACCURACY,
-  type TextClass,
-  type TokenProvider,
-  uncountedFieldTokens,
-} from './token-estimate.js';
+export type {
+  BudgetPeriod,
+  BudgetRule,
+  BudgetState,
+  ConcurrencyLimitRule,
+  CustomPeriod,
+  RateLimitRule,
+  ScopeRef,
+  Store,
+  WindowRateLimitRule,
+} from './store/types.js';
+export type { TelemetryOptions } from './telemetry/index.js';
 export {
   TOKENMETER_DATA_PART_ID,
   UI_MESSAGE_STREAM_HEADERS,
-  uiFinishReason,
   uiMessageStreamEncoder,
 } from './ui-message-stream.js';
-export {
-  type AnthropicUsageLike,
-  addUsage,
-  emptyUsage,
-  fromAnthropicUsage,
-  fromOpenAIUsage,
-  normaliseUsage,
-  type OpenAIUsageLike,
-  type Provider,
-  promptTokens,
-  totalInputTokens,
-  type Usage,
-} from './usage.js';
+export { addUsage, emptyUsage, type Usage } from './usage.js';

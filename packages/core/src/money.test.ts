@@ -9,32 +9,31 @@ import {
   nanosToDecimalString,
   nanosToUsd,
   usd,
-  usdToNanos,
 } from './money.js';
 
 describe('money', () => {
   it('parses decimal strings exactly', () => {
-    expect(usdToNanos('1')).toBe(1_000_000_000);
-    expect(usdToNanos('0.000000001')).toBe(1);
-    expect(usdToNanos('0.000001234')).toBe(1234);
-    expect(usdToNanos('12.5')).toBe(12_500_000_000);
-    expect(usdToNanos('-0.25')).toBe(-250_000_000);
+    expect(usd('1')).toBe(1_000_000_000);
+    expect(usd('0.000000001')).toBe(1);
+    expect(usd('0.000001234')).toBe(1234);
+    expect(usd('12.5')).toBe(12_500_000_000);
+    expect(usd('-0.25')).toBe(-250_000_000);
     expect(usd(' 3.10 ')).toBe(3_100_000_000);
   });
 
   it('parses numbers through their shortest decimal, so 0.1 is exact', () => {
-    expect(usdToNanos(0.1)).toBe(100_000_000);
-    expect(usdToNanos(0.1 + 0.2)).toBe(300_000_000); // 0.30000000000000004 rounds to the nano
-    expect(usdToNanos(1e-9)).toBe(1);
-    expect(usdToNanos(2.5e-7)).toBe(250);
-    expect(usdToNanos(1234.567891234)).toBe(1_234_567_891_234);
+    expect(usd(0.1)).toBe(100_000_000);
+    expect(usd(0.1 + 0.2)).toBe(300_000_000); // 0.30000000000000004 rounds to the nano
+    expect(usd(1e-9)).toBe(1);
+    expect(usd(2.5e-7)).toBe(250);
+    expect(usd(1234.567891234)).toBe(1_234_567_891_234);
   });
 
   it('rejects what it cannot represent, saying what to do', () => {
-    expect(() => usdToNanos('1.0000000001')).toThrow(/more than 9 decimals/);
-    expect(() => usdToNanos('abc')).toThrow(/not a decimal USD amount/);
-    expect(() => usdToNanos(Number.NaN)).toThrow(TokenmeterError);
-    expect(() => usdToNanos('10000000')).toThrow(/out of range/);
+    expect(() => usd('1.0000000001')).toThrow(/more than 9 decimals/);
+    expect(() => usd('abc')).toThrow(/not a decimal USD amount/);
+    expect(() => usd(Number.NaN)).toThrow(TokenmeterError);
+    expect(() => usd('10000000')).toThrow(/out of range/);
     expect(() => assertNanos(1.5)).toThrow(/whole number of nano-dollars/);
   });
 
@@ -59,7 +58,7 @@ describe('money', () => {
   it('round-trips every amount through its decimal string (property)', () => {
     fc.assert(
       fc.property(fc.integer({ min: -MAX_NANOS, max: MAX_NANOS }), (n) => {
-        expect(usdToNanos(nanosToDecimalString(n))).toBe(n);
+        expect(usd(nanosToDecimalString(n))).toBe(n);
       }),
     );
   });
@@ -67,7 +66,7 @@ describe('money', () => {
   it('round-trips through USD numbers below $1M, 15 significant digits (property)', () => {
     fc.assert(
       fc.property(fc.integer({ min: -(1e15 - 1), max: 1e15 - 1 }), (n) => {
-        expect(usdToNanos(nanosToUsd(n))).toBe(n);
+        expect(usd(nanosToUsd(n))).toBe(n);
       }),
     );
   });

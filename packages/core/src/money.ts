@@ -27,7 +27,7 @@ export function assertNanos(value: number, what = 'amount'): Nanos {
     throw new TokenmeterError(
       'money_out_of_range',
       `${what} must be a whole number of nano-dollars within ±${MAX_NANOS}, got ${String(value)}. ` +
-        'Convert dollars with usd() or usdToNanos().',
+        'Convert dollars with usd().',
     );
   }
   return value;
@@ -39,38 +39,38 @@ export function assertNanos(value: number, what = 'amount'): Nanos {
  * number (rounded to the nearest nano-dollar; numbers like 0.1 are not exact in binary,
  * the rounding makes them so). More than 9 decimals is an error for strings.
  */
-export function usdToNanos(usd: number | string): Nanos {
-  if (typeof usd === 'number') {
-    if (!Number.isFinite(usd)) {
-      throw new TokenmeterError('invalid_argument', `USD amount must be finite, got ${usd}.`);
+export function usd(amount: number | string): Nanos {
+  if (typeof amount === 'number') {
+    if (!Number.isFinite(amount)) {
+      throw new TokenmeterError('invalid_argument', `USD amount must be finite, got ${amount}.`);
     }
     // Go through the shortest decimal representation so 0.1 becomes exactly 100000000.
-    return usdToNanos(numberToDecimalString(usd));
+    return usd(numberToDecimalString(amount));
   }
-  const match = DECIMAL.exec(usd.trim());
+  const match = DECIMAL.exec(amount.trim());
   if (!match) {
     throw new TokenmeterError(
       'invalid_argument',
-      `"${usd}" is not a decimal USD amount. Write it like "12.5" or "0.000003".`,
+      `"${amount}" is not a decimal USD amount. Write it like "12.5" or "0.000003".`,
     );
   }
   const [, sign, whole = '0', frac = ''] = match;
   if (frac.length > 9) {
     throw new TokenmeterError(
       'invalid_argument',
-      `"${usd}" has more than 9 decimals; tokenmeter counts whole nano-dollars (1e-9 USD).`,
+      `"${amount}" has more than 9 decimals; tokenmeter counts whole nano-dollars (1e-9 USD).`,
     );
   }
   const nanos = BigInt(whole) * 1_000_000_000n + BigInt(frac.padEnd(9, '0'));
   const signed = sign === '-' ? -nanos : nanos;
   if (signed > BigInt(MAX_NANOS) || signed < -BigInt(MAX_NANOS)) {
-    throw new TokenmeterError('money_out_of_range', `"${usd}" USD is out of range (max ~$9.0M).`);
+    throw new TokenmeterError(
+      'money_out_of_range',
+      `"${amount}" USD is out of range (max ~$9.0M).`,
+    );
   }
   return Number(signed);
 }
-
-/** Shorthand for usdToNanos, for budgets in code: `usd('5.00')`. */
-export const usd = usdToNanos;
 
 /**
  * Nano-dollars to a USD number, for JSON at the edges. The number's shortest decimal

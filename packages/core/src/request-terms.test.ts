@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { forwardedBody, readRequestTerms } from './providers/index.js';
+import { forwardedBody, readRequestTerms } from './providers/requests.js';
 import { boundRequest, DEFAULT_SERVER_TOOL_LIMITS } from './request-terms.js';
 
 const messages = [{ role: 'user', content: 'Find the latest figures.' }];

@@ -7,7 +7,7 @@
  */
 import { TokenmeterError } from './errors.js';
 import type { MeterEvent } from './meter-event.js';
-import { providerAdapters } from './providers/index.js';
+import { providerAdapters } from './providers/registry.js';
 import {
   createAiSdkTranslator,
   createLangChainTranslator,
@@ -16,12 +16,6 @@ import {
 } from './sources.js';
 
 export type { MeterEvent, MeterEventType } from './meter-event.js';
-export {
-  type AnthropicStreamEvent,
-  fromAnthropicEvent,
-  fromOpenAIChunk,
-  type OpenAIChunk,
-} from './providers/index.js';
 
 /**
  * A stateful translator for one stream, whose format is recognised from its first chunk:

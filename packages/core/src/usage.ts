@@ -10,8 +10,6 @@
  */
 import { TokenmeterError } from './errors.js';
 
-export type Provider = 'anthropic' | 'openai';
-
 /** Token counts of one request, disjoint by price kind. All non-negative integers. */
 export interface Usage {
   /** Input tokens billed at the plain input rate (no cache read, no cache write). */
@@ -106,12 +104,6 @@ export function promptTokens(usage: Usage): number {
     usage.inputTokens + usage.cacheReadTokens + usage.cacheWrite5mTokens + usage.cacheWrite1hTokens
   );
 }
-
-/**
- * Total input tokens as the OpenTelemetry GenAI conventions define them: for Anthropic,
- * input + cache read + cache creation.
- */
-export const totalInputTokens = promptTokens;
 
 /** The usage object of Anthropic's Message, `message_start` and `message_delta` (all nullable). */
 export interface AnthropicUsageLike {

@@ -3,7 +3,8 @@
  * reserved and on which terms (the planned max_tokens, the lease, the cap, the bound the
  * input was measured with), and how the answer goes out.
  */
-import type { BudgetState, RequestBound, ScopeRef, TelemetryStart } from '@tokenmeter/core';
+import type { BudgetState, ScopeRef } from '@tokenmeter/core';
+import type { RequestBound, TelemetryStart } from '@tokenmeter/core/meter';
 import type { StreamLimit } from './types.js';
 
 export interface Admission {

@@ -6,35 +6,43 @@
  * after it that fails gives the reservations back.
  */
 import {
+  type BudgetRule,
+  type BudgetState,
+  type RateLimitRule,
+  type ScopeRef,
+  TokenmeterError,
+} from '@tokenmeter/core';
+import {
+  guessProvider,
+  isThenable,
+  planReservation,
+  type RejectionInfo,
+  type RequestBound,
+  type RequestFacts,
+  type ReservationPlan,
+} from '@tokenmeter/core/meter';
+import {
+  boundRequest,
+  type RequestRules,
+  type RequestTerms,
+  readRequestTerms,
+  requestRules,
+} from '@tokenmeter/core/providers';
+import {
   type AdmitAllResult,
   type AdmitRejected,
   type AdmitRequest,
   admitAll,
   type BudgetRejection,
-  type BudgetRule,
-  type BudgetState,
-  boundRequest,
   extendAll,
-  guessProvider,
+  releaseLostAdmission,
+} from '@tokenmeter/core/store';
+import {
   heuristicTokenCounter,
   type InputTokenCount,
-  isThenable,
   measureInputTokens,
   measureInputTokensNow,
-  planReservation,
-  type RateLimitRule,
-  type RejectionInfo,
-  type RequestBound,
-  type RequestFacts,
-  type RequestRules,
-  type RequestTerms,
-  type ReservationPlan,
-  readRequestTerms,
-  releaseLostAdmission,
-  requestRules,
-  type ScopeRef,
-  TokenmeterError,
-} from '@tokenmeter/core';
+} from '@tokenmeter/core/tokens';
 import type { Admission } from './admission-result.js';
 import { scopeKeyOf } from './alerts.js';
 import { asObject, type Incoming, readJsonBody, type UploadGate } from './body.js';

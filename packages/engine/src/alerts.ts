@@ -4,7 +4,8 @@
  * remembers what it saw, the store's `claimOnce()` decides across instances. Run after the
  * stream ended, never awaited by it.
  */
-import { type BudgetState, periodId, type ScopeRef } from '@tokenmeter/core';
+import type { BudgetState, ScopeRef } from '@tokenmeter/core';
+import { periodId } from '@tokenmeter/core/store';
 import type { Hooks, Services, Timing } from './options.js';
 import { describe } from './upstream-errors.js';
 

@@ -1,4 +1,4 @@
-import { REQUEST_SHAPE_LIMITS } from '@tokenmeter/core';
+import { REQUEST_SHAPE_LIMITS } from '@tokenmeter/core/providers';
 import { describe, expect, it } from 'vitest';
 import { ShapeScan } from './body.js';
 

@@ -4,7 +4,7 @@
  * uploads in progress per client address — so an unknown or abusive caller cannot make
  * the server hold or parse megabytes it never agreed to.
  */
-import { REQUEST_SHAPE_LIMITS } from '@tokenmeter/core';
+import { REQUEST_SHAPE_LIMITS } from '@tokenmeter/core/providers';
 import type { Transport } from './transport.js';
 
 export interface BodyLimits {

@@ -5,7 +5,8 @@
  * (`Incoming`) and the response (`Transport`); the wire protocol (`config.protocol.wire`) decides
  * how answers look.
  */
-import { type RequestFacts, releaseAll, type TelemetryStart } from '@tokenmeter/core';
+import type { RequestFacts, TelemetryStart } from '@tokenmeter/core/meter';
+import { releaseAll } from '@tokenmeter/core/store';
 import { admit, isRejection, type Rejection } from './admission.js';
 import { BudgetAlerts } from './alerts.js';
 import { closeIfUnread, type Incoming, UploadGate } from './body.js';

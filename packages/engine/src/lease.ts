@@ -4,15 +4,15 @@
  * halved near the end of a budget before a refusal), and provider calls a source announced
  * that admission did not see (the AI SDK's steps). It decides; the stream acts on a stop.
  */
+import type { MeterEvent } from '@tokenmeter/core';
 import {
-  extendAll,
-  type MeterEvent,
   outputWithin,
   planReservation,
   type RequestBound,
   type StreamMeter,
   worstCaseCost,
-} from '@tokenmeter/core';
+} from '@tokenmeter/core/meter';
+import { extendAll } from '@tokenmeter/core/store';
 import type { Admission } from './admission-result.js';
 import type { Config } from './options.js';
 import type { StreamLimit } from './types.js';

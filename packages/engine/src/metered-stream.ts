@@ -7,14 +7,13 @@
  */
 import {
   type FinalUsage,
-  requestRules,
   type ScopeRef,
   type SseEncoder,
-  StreamMeter,
   type StreamOutcome,
-  type StreamTrace,
   TokenmeterError,
 } from '@tokenmeter/core';
+import { StreamMeter, type StreamTrace } from '@tokenmeter/core/meter';
+import { requestRules } from '@tokenmeter/core/providers';
 import type { Admission } from './admission-result.js';
 import { Lease } from './lease.js';
 import type { Config } from './options.js';

@@ -5,16 +5,15 @@
  */
 import {
   DEFAULT_SERVER_TOOL_LIMITS,
-  isThenable,
   Pricing,
   type RateLimitRule,
-  type ReservationMode,
   type ServerToolLimit,
   type Store,
-  type TokenCounter,
   TokenmeterError,
-  usdToNanos,
+  usd,
 } from '@tokenmeter/core';
+import { isThenable, type ReservationMode } from '@tokenmeter/core/meter';
+import type { TokenCounter } from '@tokenmeter/core/tokens';
 import type { BodyLimits } from './body.js';
 import {
   type BudgetWithAlerts,
@@ -205,9 +204,9 @@ export function parsePolicy<R>(options: MeteredOptions<R>, defaults: ParseDefaul
   });
 }
 
-function parseCap(usd: string | number | undefined): number | undefined {
-  if (usd === undefined) return undefined;
-  const nanos = usdToNanos(usd);
+function parseCap(amount: string | number | undefined): number | undefined {
+  if (amount === undefined) return undefined;
+  const nanos = usd(amount);
   if (nanos <= 0) {
     throw new TokenmeterError(
       'invalid_config',
@@ -408,7 +407,7 @@ function toBudgetRule(input: BudgetInput, what: string): BudgetWithAlerts {
     );
   }
   const limitNanos =
-    input.limitNanos ?? (input.limitUsd === undefined ? undefined : usdToNanos(input.limitUsd));
+    input.limitNanos ?? (input.limitUsd === undefined ? undefined : usd(input.limitUsd));
   if (limitNanos === undefined || !Number.isSafeInteger(limitNanos) || limitNanos < 0) {
     throw new TokenmeterError(
       'invalid_config',

@@ -10,15 +10,13 @@ import type {
   ConcurrencyLimitRule,
   Pricing,
   RateLimitRule,
-  ReservationMode,
-  ReservationPolicy,
   ServerToolLimit,
   SseEncoder,
   Store,
   StreamOutcome,
-  Telemetry,
-  TokenCounter,
 } from '@tokenmeter/core';
+import type { ReservationMode, ReservationPolicy, Telemetry } from '@tokenmeter/core/meter';
+import type { TokenCounter } from '@tokenmeter/core/tokens';
 import type { BodyLimits } from './body.js';
 import { sendJsonError } from './http-errors.js';
 import type { Transport } from './transport.js';

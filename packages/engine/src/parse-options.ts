@@ -3,14 +3,10 @@
  * the frozen `Config` the engine runs on (see `options.ts` for its groups and defaults,
  * `option-checks.ts` for the checks).
  */
-import {
-  assertStore,
-  guardStore,
-  heuristicTokenCounter,
-  jsonSseEncoder,
-  Telemetry,
-  TokenmeterError,
-} from '@tokenmeter/core';
+import { jsonSseEncoder, TokenmeterError } from '@tokenmeter/core';
+import { Telemetry } from '@tokenmeter/core/meter';
+import { assertStore, guardStore } from '@tokenmeter/core/store';
+import { heuristicTokenCounter } from '@tokenmeter/core/tokens';
 import {
   CONSOLE_LOGGER,
   checkEntry,

@@ -5,15 +5,9 @@
  * their bytes came (the gateways). Both meter every event on the way; the read loop, the
  * lease and the end are the stream's, the same for both.
  */
-import {
-  createEventTranslator,
-  type MeterEvent,
-  nanosToUsd,
-  promptTokens,
-  type SseEncoder,
-  type StreamMeter,
-  type StreamTrace,
-} from '@tokenmeter/core';
+import { type MeterEvent, nanosToUsd, type SseEncoder } from '@tokenmeter/core';
+import type { StreamMeter, StreamTrace } from '@tokenmeter/core/meter';
+import { createEventTranslator, promptTokens } from '@tokenmeter/core/providers';
 import type { Admission } from './admission-result.js';
 import type { Lease } from './lease.js';
 import { budgetJson } from './settlement.js';

@@ -1,4 +1,4 @@
-import type { RateLimitRejection } from '@tokenmeter/core';
+import type { RateLimitRejection } from '@tokenmeter/core/store';
 import { describe, expect, it } from 'vitest';
 import {
   policyName,

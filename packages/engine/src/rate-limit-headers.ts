@@ -5,7 +5,8 @@
  * no window: its policy carries no `w` (`"key-concurrency";q=16`), and its `t` is 0 while
  * a slot is free, else the same short hint as its `Retry-After`.
  */
-import type { AdmitRejected, RateLimitRejection, RateLimitState, ScopeRef } from '@tokenmeter/core';
+import type { ScopeRef } from '@tokenmeter/core';
+import type { AdmitRejected, RateLimitRejection, RateLimitState } from '@tokenmeter/core/store';
 
 export interface ScopedRateLimit {
   scope: ScopeRef;

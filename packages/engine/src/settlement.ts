@@ -5,20 +5,18 @@
  */
 import {
   type BudgetState,
-  type EndResult,
   emptyUsage,
   type FinalUsage,
   jsonSseEncoder,
   nanosToUsd,
-  promptTokens,
-  type ReservationEnd,
   type ScopeRef,
   type SseEncoder,
-  type StreamMeter,
   type StreamOutcome,
-  settleAll,
   type Usage,
 } from '@tokenmeter/core';
+import type { ReservationEnd, StreamMeter } from '@tokenmeter/core/meter';
+import { promptTokens } from '@tokenmeter/core/providers';
+import { type EndResult, settleAll } from '@tokenmeter/core/store';
 import type { Config } from './options.js';
 import type { StreamLimit } from './types.js';
 import { describe, type UpstreamFailure } from './upstream-errors.js';

@@ -5,14 +5,8 @@
  * budget alerts; onSettle. Each step is guarded, so a failure in one (our bug, a custom
  * encoder, a hook, a usage too large to price) leaves the others to happen.
  */
-import type {
-  BudgetState,
-  FinalUsage,
-  SseEncoder,
-  StreamMeter,
-  StreamOutcome,
-  StreamTrace,
-} from '@tokenmeter/core';
+import type { BudgetState, FinalUsage, SseEncoder, StreamOutcome } from '@tokenmeter/core';
+import type { StreamMeter, StreamTrace } from '@tokenmeter/core/meter';
 import type { Admission } from './admission-result.js';
 import { scopeKeyOf } from './alerts.js';
 import type { Config } from './options.js';

@@ -8,15 +8,15 @@ import type {
   Nanos,
   Pricing,
   RateLimitRule,
-  ReservationMode,
   ScopeRef,
   ServerToolLimit,
   SseEncoder,
   Store,
   StreamOutcome,
   TelemetryOptions,
-  TokenCounter,
 } from '@tokenmeter/core';
+import type { ReservationMode } from '@tokenmeter/core/meter';
+import type { TokenCounter } from '@tokenmeter/core/tokens';
 
 /**
  * Who pays: a map of scope kind → id (`{ user: req.user.id, team: req.user.teamId }`), or
@@ -243,7 +243,7 @@ export interface MeteredOptions<R> {
   /**
    * Counts input tokens before the call. The reservation prices its upper bound
    * (`measureInputTokens`), or its count when it is exact. Defaults to the heuristic, whose
-   * bound allows for each script's margin (see `TEXT_BOUND_MARGINS` in @tokenmeter/core);
+   * bound allows for each script's margin (see `TEXT_BOUND_MARGINS` in @tokenmeter/core/tokens);
    * `anthropicTokenCounter(client)` counts exactly (one cached round trip).
    */
   tokenCounter?: TokenCounter;

@@ -3,7 +3,8 @@
  * provider `error` event) into one outcome and a client-safe description. Messages sent
  * to the client never include request headers, keys or stacks.
  */
-import { aiSdkParts, isAiSdkResult, type StreamOutcome, TokenmeterError } from '@tokenmeter/core';
+import { type StreamOutcome, TokenmeterError } from '@tokenmeter/core';
+import { aiSdkParts, isAiSdkResult } from '@tokenmeter/core/providers';
 
 /** A provider's HTTP error answer, kept whole so a gateway can pass it on as it came. */
 export interface ProviderResponse {

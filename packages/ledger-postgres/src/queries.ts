@@ -6,13 +6,8 @@
  * Scope ids and request ids are passed and returned as the app knows them: the escaping of
  * what Postgres cannot store (escape.ts) is applied and undone here.
  */
-import {
-  type BudgetPeriod,
-  MAX_NANOS,
-  periodBounds,
-  type Store,
-  type Usage,
-} from '@tokenmeter/core';
+import { type BudgetPeriod, MAX_NANOS, type Store, type Usage } from '@tokenmeter/core';
+import { periodBounds } from '@tokenmeter/core/store';
 import type pg from 'pg';
 import { escapeText, unescapeText } from './escape.js';
 

@@ -3,7 +3,8 @@
  * never forgets spend (refuse, don't evict), purging of scopes that no longer matter,
  * stats, the background sweep, monotonic time, options checking and shutdown.
  */
-import { type AdmitRequest, type ScopeRef, TokenmeterError } from '@tokenmeter/core';
+import { type ScopeRef, TokenmeterError } from '@tokenmeter/core';
+import type { AdmitRequest } from '@tokenmeter/core/store';
 import { createTestClock } from '@tokenmeter/core/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMemoryStore, type MemoryStore } from './index.js';

@@ -9,6 +9,8 @@
  * budget within its period. When full, scopes that no longer matter are purged; if none
  * can go, admitting a new scope is refused with `store_unavailable` and counted.
  */
+import { type RateLimitRule, type ScopeRef, type Store, TokenmeterError } from '@tokenmeter/core';
+import { saturatingAddNanos } from '@tokenmeter/core/meter';
 import {
   type AdmitRequest,
   type AdmitResult,
@@ -24,16 +26,11 @@ import {
   type EndResult,
   type ExtendRequest,
   type ExtendResult,
-  type RateLimitRule,
   type RateLimitState,
   type ScopePolicy,
-  type ScopeRef,
   type ScopeState,
   type SettleRequest,
-  type Store,
-  saturatingAddNanos,
-  TokenmeterError,
-} from '@tokenmeter/core';
+} from '@tokenmeter/core/store';
 import { LRUCache } from 'lru-cache';
 import { type MemoryStoreConfig, type MemoryStoreOptions, parseOptions } from './options.js';
 import {

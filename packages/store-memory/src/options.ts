@@ -2,7 +2,8 @@
  * Options of the memory store, their defaults, and `parseOptions()`, which checks them
  * once at creation and returns a fully-filled configuration.
  */
-import { type Clock, type ExpiryPolicy, TokenmeterError } from '@tokenmeter/core';
+import { TokenmeterError } from '@tokenmeter/core';
+import type { Clock, ExpiryPolicy } from '@tokenmeter/core/store';
 
 export interface MemoryStoreOptions {
   /**

@@ -4,17 +4,19 @@
  * period's bucket, find a rule's log, report state, and decide whether a scope still
  * matters (if not, it can be dropped without changing any answer the store gives).
  */
+import type {
+  BudgetRule,
+  BudgetState,
+  RateLimitRule,
+  ScopeRef,
+  WindowRateLimitRule,
+} from '@tokenmeter/core';
 import {
-  type BudgetRule,
-  type BudgetState,
   periodBounds,
   periodId,
-  type RateLimitRule,
   type RateLimitState,
   type Reservation,
-  type ScopeRef,
-  type WindowRateLimitRule,
-} from '@tokenmeter/core';
+} from '@tokenmeter/core/store';
 import { type LogEntry, SlidingLog } from './sliding-log.js';
 
 /** Spend and holds of one scope in one period. */

@@ -5,7 +5,8 @@
  * replace a token estimate with the actual at the admission's timestamp, and release can
  * zero an entry.
  */
-import type { WindowRateLimitRule, WindowRateLimitState } from '@tokenmeter/core';
+import type { WindowRateLimitRule } from '@tokenmeter/core';
+import type { WindowRateLimitState } from '@tokenmeter/core/store';
 
 /** One amount in a log; `live` turns false when it leaves the window. */
 export interface LogEntry {

@@ -7,7 +7,8 @@
  * Cluster slot so its Lua scripts run there.
  */
 import { createHash } from 'node:crypto';
-import { assertScope, type ScopeRef } from '@tokenmeter/core';
+import type { ScopeRef } from '@tokenmeter/core';
+import { assertScope } from '@tokenmeter/core/store';
 
 /**
  * The part of a key between the braces: 43 characters of base64url, an alphabet without

@@ -4,7 +4,8 @@
  * with a message that says what to write instead; the client is created (from `url`) only
  * after everything else is known to be valid, so a bad option never leaks a connection.
  */
-import { type Clock, type ExpiryPolicy, TokenmeterError } from '@tokenmeter/core';
+import { TokenmeterError } from '@tokenmeter/core';
+import type { Clock, ExpiryPolicy } from '@tokenmeter/core/store';
 import { createClient, riskyClientOptions } from './client.js';
 import type { RedisClient, RedisStoreLogger, RedisStoreOptions } from './types.js';
 

@@ -4,7 +4,8 @@
  * masters, every key of a scope in one slot, and multi-scope admission across slots with
  * rollback.
  */
-import { admitAll, type ScopeRef } from '@tokenmeter/core';
+import type { ScopeRef } from '@tokenmeter/core';
+import { admitAll } from '@tokenmeter/core/store';
 import { runStoreConformance } from '@tokenmeter/core/testing';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -5,7 +5,8 @@
  * within the timeout — success, or `store_unavailable` — with no unhandled rejection, and
  * the store must work again as soon as Redis is back.
  */
-import { type AdmitRequest, type Store, TokenmeterError } from '@tokenmeter/core';
+import { type Store, TokenmeterError } from '@tokenmeter/core';
+import type { AdmitRequest } from '@tokenmeter/core/store';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { recommendedRedisOptions } from './client.js';

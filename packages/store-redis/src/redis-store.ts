@@ -8,6 +8,12 @@
  * admission that answered after its caller had been told it failed.
  */
 import {
+  type BudgetRule,
+  type RateLimitRule,
+  type ScopeRef,
+  TokenmeterError,
+} from '@tokenmeter/core';
+import {
   type AdmitRequest,
   type AdmitResult,
   assertAdmitRequest,
@@ -18,18 +24,14 @@ import {
   assertScope,
   assertScopePolicy,
   assertSettleRequest,
-  type BudgetRule,
   type EndResult,
   type ExtendRequest,
   type ExtendResult,
   periodId,
-  type RateLimitRule,
   type ScopePolicy,
-  type ScopeRef,
   type ScopeState,
   type SettleRequest,
-  TokenmeterError,
-} from '@tokenmeter/core';
+} from '@tokenmeter/core/store';
 import { ConnectionWatch } from './client.js';
 import {
   encodeScope,

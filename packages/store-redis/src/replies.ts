@@ -4,21 +4,23 @@
  * the store reports as `store_unavailable`: never a half-read result.
  */
 import {
-  type AdmitRequest,
-  type AdmitResult,
   type BudgetPeriod,
   type BudgetState,
-  type EndResult,
-  type ExtendResult,
   MAX_NANOS,
-  type NotEnded,
   type RateLimitRule,
-  type RateLimitState,
-  type Reservation,
-  type ScopePolicy,
   type ScopeRef,
-  type ScopeState,
 } from '@tokenmeter/core';
+import type {
+  AdmitRequest,
+  AdmitResult,
+  EndResult,
+  ExtendResult,
+  NotEnded,
+  RateLimitState,
+  Reservation,
+  ScopePolicy,
+  ScopeState,
+} from '@tokenmeter/core/store';
 import { decodeScope } from './keys.js';
 import { MalformedReplyError, type Operation } from './store-errors.js';
 

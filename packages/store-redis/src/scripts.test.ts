@@ -4,7 +4,8 @@
  * that matters), the script runner caches scripts by SHA, and the sliding-log code paths
  * that only run with many entries (chunked walks and trims) give exact answers.
  */
-import { type BudgetPeriod, periodBounds } from '@tokenmeter/core';
+import type { BudgetPeriod } from '@tokenmeter/core';
+import { periodBounds } from '@tokenmeter/core/store';
 import { createTestClock } from '@tokenmeter/core/testing';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';

@@ -2,7 +2,8 @@
  * Public types of the Redis store: its options, the narrow client shape it needs from
  * ioredis (a `Redis` or a `Cluster` both fit), and the store it returns.
  */
-import type { Clock, EndResult, ExpiryPolicy, ScopeRef, Store } from '@tokenmeter/core';
+import type { ScopeRef, Store } from '@tokenmeter/core';
+import type { Clock, EndResult, ExpiryPolicy } from '@tokenmeter/core/store';
 import type { RedisOptions } from 'ioredis';
 
 /**

@@ -7,7 +7,6 @@
  */
 import { numberToPlainDecimal } from '../decimal.js';
 import { TokenmeterError } from '../errors.js';
-import type { Provider } from '../usage.js';
 import bundled from './catalog-2026-11-25.json' with { type: 'json' };
 
 /** The token kinds a price distinguishes. */
@@ -24,7 +23,7 @@ export interface ModelPriceInput {
   /** Model id as the provider names it; dated ids (`-20251001`) resolve to it. */
   id: string;
   /** Provider, for telemetry and adapter choice. Defaults to one guessed from the id. */
-  provider?: Provider | string;
+  provider?: string;
   /** Base rates. Missing cache rates fall back: cache writes to input, cache read to input. */
   rates: RatesInput;
   /**

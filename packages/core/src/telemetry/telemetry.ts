@@ -39,7 +39,7 @@ import { nanosToUsd } from '../money.js';
 import { OUTCOMES, type StreamOutcome } from '../outcome.js';
 import { PricingCatalog } from '../pricing/catalog.js';
 import type { ScopeRef, Store } from '../store/types.js';
-import { totalInputTokens } from '../usage.js';
+import { promptTokens } from '../usage.js';
 import { finishReason, inputContent, outputContent } from './content.js';
 import * as sc from './semconv.js';
 
@@ -698,7 +698,8 @@ class ActiveStreamTrace implements StreamTrace {
   private finish(end: StreamEndInfo): void {
     const { final, outcome } = end;
     const usage = final.usage;
-    const inputTokens = totalInputTokens(usage);
+    // Input as the GenAI conventions count it: input + cache read + cache creation.
+    const inputTokens = promptTokens(usage);
     const cacheCreation = usage.cacheWrite5mTokens + usage.cacheWrite1hTokens;
     const failure = end.failure;
     const errorType =

@@ -3,7 +3,7 @@
  * not, and `POST /v1/messages/count_tokens`) behind budgets and rate limits, for the
  * official SDK, coding agents (`ANTHROPIC_BASE_URL`) and anything else that speaks it.
  */
-import { uncountedFieldTokens } from '@tokenmeter/core';
+import { uncountedFieldTokens } from '@tokenmeter/core/tokens';
 import type { RequestParams } from '../types.js';
 import { CODE_STATUS, type GatewayProvider } from './provider.js';
 import { callProvider, providerEncoder } from './relay.js';

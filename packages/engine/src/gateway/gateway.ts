@@ -5,14 +5,9 @@
  * An adapter gives it the request (`Incoming`), the response (`Transport`), the method and
  * the path below the mount point.
  */
-import {
-  admitAll,
-  type RateLimitRule,
-  type RequestFacts,
-  releaseAll,
-  type ScopeRef,
-  settleAll,
-} from '@tokenmeter/core';
+import type { RateLimitRule, ScopeRef } from '@tokenmeter/core';
+import type { RequestFacts } from '@tokenmeter/core/meter';
+import { admitAll, releaseAll, settleAll } from '@tokenmeter/core/store';
 import {
   identifyThenRead,
   isRejection,

@@ -3,7 +3,8 @@
  * allowed headers), its SSE byte stream split into events with each event's bytes kept,
  * and the in-stream encoder that says nothing of tokenmeter's own protocol.
  */
-import { encodeComment, responseEvents, type SseEncoder } from '@tokenmeter/core';
+import { encodeComment, type SseEncoder } from '@tokenmeter/core';
+import { responseEvents } from '@tokenmeter/core/providers';
 import type { RelayItem } from '../protocols.js';
 import { ProviderHttpError } from '../upstream-errors.js';
 
