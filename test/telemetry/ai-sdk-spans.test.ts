@@ -6,7 +6,7 @@
  * tokenmeter's span stays the one that carries the cost and the GenAI usage attributes;
  * LangChain.js, which has no OpenTelemetry spans of its own, simply runs inside it.
  */
-import { semconv } from '@tokenmeter/core/meter';
+import { semconv } from '@tokenmeter/engine';
 import { createMemoryStore, type MemoryStore } from '@tokenmeter/store-memory';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import express from 'express';

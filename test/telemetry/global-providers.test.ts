@@ -11,7 +11,8 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import type { FinalUsage } from '@tokenmeter/core';
-import { StreamMeter, Telemetry } from '@tokenmeter/core/meter';
+import { StreamMeter } from '@tokenmeter/core/meter';
+import { Telemetry } from '@tokenmeter/engine';
 import { describe, expect, it } from 'vitest';
 import { coreApi, PullMetricReader } from './otel.js';
 

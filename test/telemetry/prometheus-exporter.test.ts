@@ -7,7 +7,7 @@
 import { createServer } from 'node:net';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { semconv } from '@tokenmeter/core/meter';
+import { semconv } from '@tokenmeter/engine';
 import { createMemoryStore, type MemoryStore } from '@tokenmeter/store-memory';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import express5 from 'express';

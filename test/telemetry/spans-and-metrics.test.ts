@@ -14,7 +14,7 @@ import {
 } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Pricing, type Store, usd } from '@tokenmeter/core';
-import { semconv } from '@tokenmeter/core/meter';
+import { semconv } from '@tokenmeter/engine';
 import { createMemoryStore, type MemoryStore } from '@tokenmeter/store-memory';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import express5 from 'express';

@@ -4,7 +4,7 @@
  * app's options use. Parts for other audiences have subpaths of their own:
  * `@tokenmeter/core/store` (store authors), `/tokens` (token counting and estimates),
  * `/providers` (provider APIs: adapters, stream translation, request terms), `/meter`
- * (the per-stream meter, reservation planning and telemetry the engine runs on) and
+ * (the per-stream meter and reservation planning the engine runs on) and
  * `/testing` (the store conformance suite).
  */
 export {
@@ -70,7 +70,6 @@ export type {
   Store,
   WindowRateLimitRule,
 } from './store/types.js';
-export type { TelemetryOptions } from './telemetry/index.js';
 export {
   TOKENMETER_DATA_PART_ID,
   UI_MESSAGE_STREAM_HEADERS,

@@ -18,9 +18,10 @@
  * Model text only ever sits inside a JSON string, so no text can forge a chunk or end the
  * stream.
  */
+
+import { finishReason } from './finish-reason.js';
 import type { SseDeltaData, SseEncoder, SseToolCallData } from './sse-encoder.js';
 import { encodeComment } from './sse-encoder.js';
-import { finishReason } from './telemetry/content.js';
 
 /** The response header that tells the AI SDK client which protocol it reads. */
 export const UI_MESSAGE_STREAM_HEADERS: Readonly<Record<string, string>> = Object.freeze({

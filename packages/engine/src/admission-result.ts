@@ -4,7 +4,8 @@
  * input was measured with), and how the answer goes out.
  */
 import type { BudgetState, ScopeRef } from '@tokenmeter/core';
-import type { RequestBound, TelemetryStart } from '@tokenmeter/core/meter';
+import type { RequestBound } from '@tokenmeter/core/meter';
+import type { RequestStart } from './events.js';
 import type { StreamLimit } from './types.js';
 
 export interface Admission {
@@ -68,5 +69,5 @@ export interface Admission {
   /** Headers for the response, beside the protocol's own (rate-limit headers, request id). */
   headers?: Record<string, string>;
   /** Parent context and start time, from the middleware's entry. */
-  telemetry: TelemetryStart;
+  telemetry: RequestStart;
 }

@@ -16,9 +16,7 @@ import {
   guessProvider,
   isThenable,
   planReservation,
-  type RejectionInfo,
   type RequestBound,
-  type RequestFacts,
   type ReservationPlan,
 } from '@tokenmeter/core/meter';
 import {
@@ -46,6 +44,7 @@ import {
 import type { Admission } from './admission-result.js';
 import { scopeKeyOf } from './alerts.js';
 import { asObject, type Incoming, readJsonBody, type UploadGate } from './body.js';
+import type { RejectionInfo, RequestFacts } from './events.js';
 import { type Config, rulesFor } from './options.js';
 import {
   rateLimitHeaders,

@@ -5,11 +5,12 @@
  * (`Incoming`) and the response (`Transport`); the wire protocol (`config.protocol.wire`) decides
  * how answers look.
  */
-import type { RequestFacts, TelemetryStart } from '@tokenmeter/core/meter';
+
 import { releaseAll } from '@tokenmeter/core/store';
 import { admit, isRejection, type Rejection } from './admission.js';
 import { BudgetAlerts } from './alerts.js';
 import { closeIfUnread, type Incoming, UploadGate } from './body.js';
+import type { RequestFacts, RequestStart } from './events.js';
 import { MeteredStreamImpl } from './metered-stream.js';
 import type { Config } from './options.js';
 import { StreamRegistry } from './registry.js';
@@ -69,7 +70,7 @@ export class Engine<R> {
   async serve(incoming: Incoming<R>, transport: Transport, hooks: ServeHooks = {}): Promise<void> {
     const config = this.config;
     // The active context now is the HTTP server span's, if the app has one: our parent.
-    const begun = config.services.telemetry.begin();
+    const begun = config.services.events.begin();
     let stream: MeteredStreamImpl | undefined;
     try {
       stream = await this.admit(incoming, transport, begun);
@@ -107,7 +108,7 @@ export class Engine<R> {
         await this.release(transport);
         if (!transport.headersSent) {
           config.protocol.wire.reject(transport, 500, 'internal_error', 'Internal error.');
-          config.services.telemetry.rejected(begun, { reason: 'internal_error', status: 500 });
+          config.services.events.rejected(begun, { reason: 'internal_error', status: 500 });
         }
       }
     }
@@ -117,7 +118,7 @@ export class Engine<R> {
   private async admit(
     incoming: Incoming<R>,
     transport: Transport,
-    begun: TelemetryStart,
+    begun: RequestStart,
   ): Promise<MeteredStreamImpl | undefined> {
     const config = this.config;
     const facts: RequestFacts = {};
@@ -159,14 +160,14 @@ export class Engine<R> {
     rejection: Rejection,
     incoming: Incoming<R>,
     transport: Transport,
-    begun: TelemetryStart,
+    begun: RequestStart,
     facts: RequestFacts = {},
   ): Promise<void> {
     const { status, code } = rejection;
     if (status === null) {
       // The client left while we were admitting: nothing reached the provider.
       await this.release(transport);
-      this.config.services.telemetry.rejected(begun, { ...facts, ...rejection.info, reason: code });
+      this.config.services.events.rejected(begun, { ...facts, ...rejection.info, reason: code });
       return;
     }
     closeIfUnread(incoming, transport);
@@ -178,7 +179,7 @@ export class Engine<R> {
       rejection.details,
       rejection.headers,
     );
-    this.config.services.telemetry.rejected(begun, {
+    this.config.services.events.rejected(begun, {
       ...facts,
       ...rejection.info,
       reason: code,

@@ -28,6 +28,16 @@ export {
   UploadGate,
 } from './body.js';
 export { Engine, type ServeHooks } from './engine.js';
+export type {
+  EngineEvents,
+  RejectionInfo,
+  RequestFacts,
+  RequestStart,
+  ReservationEnd,
+  StreamEndInfo,
+  StreamStartInfo,
+  StreamTrace,
+} from './events.js';
 export { sendJsonError } from './http-errors.js';
 export { MeteredStreamImpl } from './metered-stream.js';
 export { checkOptionNames } from './option-checks.js';
@@ -47,6 +57,7 @@ export {
 export { parseOptions } from './parse-options.js';
 export type { RelayItem } from './protocols.js';
 export { rateLimitHeaders } from './rate-limit-headers.js';
+export { semconv, Telemetry, type TelemetryOptions } from './telemetry/index.js';
 export { SSE_HEADERS, type Transport } from './transport.js';
 export type {
   BudgetAlert,

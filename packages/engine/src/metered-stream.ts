@@ -12,9 +12,10 @@ import {
   type StreamOutcome,
   TokenmeterError,
 } from '@tokenmeter/core';
-import { StreamMeter, type StreamTrace } from '@tokenmeter/core/meter';
+import { StreamMeter } from '@tokenmeter/core/meter';
 import { requestRules } from '@tokenmeter/core/providers';
 import type { Admission } from './admission-result.js';
+import type { StreamTrace } from './events.js';
 import { Lease } from './lease.js';
 import type { Config } from './options.js';
 import { metaEvent } from './protocols.js';
@@ -80,7 +81,7 @@ export class MeteredStreamImpl implements MeteredStream {
     this.model = admission.model;
     this.inputTokens = admission.inputTokens;
     this.scopes = admission.scopes;
-    this.trace = config.services.telemetry.startStream(admission.telemetry, {
+    this.trace = config.services.events.startStream(admission.telemetry, {
       requestId: admission.requestId,
       model: admission.model,
       provider: admission.provider,

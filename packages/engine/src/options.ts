@@ -15,9 +15,10 @@ import type {
   Store,
   StreamOutcome,
 } from '@tokenmeter/core';
-import type { ReservationMode, ReservationPolicy, Telemetry } from '@tokenmeter/core/meter';
+import type { ReservationMode, ReservationPolicy } from '@tokenmeter/core/meter';
 import type { TokenCounter } from '@tokenmeter/core/tokens';
 import type { BodyLimits } from './body.js';
+import type { EngineEvents } from './events.js';
 import { sendJsonError } from './http-errors.js';
 import type { Transport } from './transport.js';
 import type {
@@ -60,8 +61,8 @@ export interface Services<R = never> {
   readonly countExactly:
     | ((req: R, input: Record<string, unknown>, model: string) => Promise<number>)
     | undefined;
-  /** Spans and metrics (no-ops without an OTel SDK). */
-  readonly telemetry: Telemetry;
+  /** Who hears the engine's events: telemetry (spans and metrics; no-ops without an OTel SDK). */
+  readonly events: EngineEvents;
   readonly logger: Logger;
   /** Runs a hook, logging what it throws or rejects with; a promise only if the hook returned one. */
   readonly guard: (hook: () => unknown) => Promise<void> | undefined;

@@ -4,7 +4,6 @@
  * `option-checks.ts` for the checks).
  */
 import { jsonSseEncoder, TokenmeterError } from '@tokenmeter/core';
-import { Telemetry } from '@tokenmeter/core/meter';
 import { assertStore, guardStore } from '@tokenmeter/core/store';
 import { heuristicTokenCounter } from '@tokenmeter/core/tokens';
 import {
@@ -20,6 +19,7 @@ import {
   storeTimeoutOf,
 } from './option-checks.js';
 import { type Config, type ParseDefaults, SSE_DEFAULTS, TOKENMETER_WIRE } from './options.js';
+import { Telemetry } from './telemetry/index.js';
 import type { MeteredOptions, RequestParams } from './types.js';
 
 /**
@@ -44,7 +44,7 @@ export function parseOptions<R>(
       pricing,
       tokenCounter: checkTokenCounter(options.tokenCounter ?? heuristicTokenCounter),
       countExactly: defaults.countExactly,
-      telemetry,
+      events: telemetry,
       logger,
       guard: hookGuard(logger),
     }),

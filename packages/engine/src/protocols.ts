@@ -6,9 +6,10 @@
  * lease and the end are the stream's, the same for both.
  */
 import { type MeterEvent, nanosToUsd, type SseEncoder } from '@tokenmeter/core';
-import type { StreamMeter, StreamTrace } from '@tokenmeter/core/meter';
+import type { StreamMeter } from '@tokenmeter/core/meter';
 import { createEventTranslator, promptTokens } from '@tokenmeter/core/providers';
 import type { Admission } from './admission-result.js';
+import type { StreamTrace } from './events.js';
 import type { Lease } from './lease.js';
 import { budgetJson } from './settlement.js';
 import type { Transport } from './transport.js';

@@ -14,9 +14,10 @@ import {
   type StreamOutcome,
   type Usage,
 } from '@tokenmeter/core';
-import type { ReservationEnd, StreamMeter } from '@tokenmeter/core/meter';
+import type { StreamMeter } from '@tokenmeter/core/meter';
 import { promptTokens } from '@tokenmeter/core/providers';
 import { type EndResult, settleAll } from '@tokenmeter/core/store';
+import type { ReservationEnd } from './events.js';
 import type { Config } from './options.js';
 import type { StreamLimit } from './types.js';
 import { describe, type UpstreamFailure } from './upstream-errors.js';

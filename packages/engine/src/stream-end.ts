@@ -6,9 +6,10 @@
  * encoder, a hook, a usage too large to price) leaves the others to happen.
  */
 import type { BudgetState, FinalUsage, SseEncoder, StreamOutcome } from '@tokenmeter/core';
-import type { StreamMeter, StreamTrace } from '@tokenmeter/core/meter';
+import type { StreamMeter } from '@tokenmeter/core/meter';
 import type { Admission } from './admission-result.js';
 import { scopeKeyOf } from './alerts.js';
+import type { StreamTrace } from './events.js';
 import type { Config } from './options.js';
 import type { StreamRegistry } from './registry.js';
 import {

@@ -13,10 +13,10 @@ import type {
   SseEncoder,
   Store,
   StreamOutcome,
-  TelemetryOptions,
 } from '@tokenmeter/core';
 import type { ReservationMode } from '@tokenmeter/core/meter';
 import type { TokenCounter } from '@tokenmeter/core/tokens';
+import type { TelemetryOptions } from './telemetry/index.js';
 
 /**
  * Who pays: a map of scope kind → id (`{ user: req.user.id, team: req.user.teamId }`), or

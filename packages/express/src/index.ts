@@ -1,4 +1,4 @@
-export type { ServerToolLimit, TelemetryOptions } from '@tokenmeter/core';
+export type { ServerToolLimit } from '@tokenmeter/core';
 export type {
   BudgetAlert,
   BudgetInput,
@@ -9,6 +9,7 @@ export type {
   SettleInfo,
   StreamLimit,
   Subject,
+  TelemetryOptions,
 } from '@tokenmeter/engine';
 export {
   rateLimitHeaders,

@@ -11,7 +11,7 @@ import { NodeIncoming, NodeTransport } from '@tokenmeter/engine/node';
 import type { FastifyInstance, FastifyRequest, HTTPMethods } from 'fastify';
 import { leaveBodiesUnread } from './scope.js';
 
-export type { ServerToolLimit, TelemetryOptions } from '@tokenmeter/core';
+export type { ServerToolLimit } from '@tokenmeter/core';
 export type {
   BudgetAlert,
   BudgetInput,
@@ -23,6 +23,7 @@ export type {
   SettleInfo,
   StreamLimit,
   Subject,
+  TelemetryOptions,
 } from '@tokenmeter/engine';
 export {
   anthropicGateway,

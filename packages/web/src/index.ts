@@ -5,7 +5,7 @@
  */
 import { type WebHandler, type WebRouteOptions, webRoute } from './route.js';
 
-export type { ServerToolLimit, TelemetryOptions } from '@tokenmeter/core';
+export type { ServerToolLimit } from '@tokenmeter/core';
 export {
   type BudgetAlert,
   type BudgetInput,
@@ -18,6 +18,7 @@ export {
   SSE_HEADERS,
   type StreamLimit,
   type Subject,
+  type TelemetryOptions,
   type Transport,
 } from '@tokenmeter/engine';
 export { anthropicGateway, openaiGateway, type WebGatewayOptions } from './gateway.js';

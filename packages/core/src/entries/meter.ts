@@ -1,6 +1,6 @@
 /**
  * `@tokenmeter/core/meter`: what the engine runs a stream on — the per-stream meter, the
- * reservation plan and the worst case it prices, exact money arithmetic, and telemetry.
+ * reservation plan and the worst case it prices, and exact money arithmetic.
  * For adapters and the engine; apps use an adapter.
  */
 export { isThenable } from '../maybe-async.js';
@@ -29,15 +29,3 @@ export {
   type ReservationPolicy,
 } from '../pricing/reservation-plan.js';
 export { type RequestBound, type WorstCase, worstCaseCost } from '../pricing/worst-case.js';
-export {
-  type RejectionInfo,
-  type RequestFacts,
-  type ReservationEnd,
-  type StreamEndInfo,
-  type StreamStartInfo,
-  type StreamTrace,
-  semconv,
-  Telemetry,
-  type TelemetryOptions,
-  type TelemetryStart,
-} from '../telemetry/index.js';

@@ -3,6 +3,7 @@
  * in a registry, the translation of their streams (and of the AI SDK's and LangChain.js's)
  * into meter events, usage normalisation, and what a request body says about its bill.
  */
+export { finishReason } from '../finish-reason.js';
 export {
   type BoundRequestOptions,
   boundRequest,

@@ -6,7 +6,6 @@
  * the path below the mount point.
  */
 import type { RateLimitRule, ScopeRef } from '@tokenmeter/core';
-import type { RequestFacts } from '@tokenmeter/core/meter';
 import { admitAll, releaseAll, settleAll } from '@tokenmeter/core/store';
 import {
   identifyThenRead,
@@ -17,6 +16,7 @@ import {
 } from '../admission.js';
 import { asObject, closeIfUnread, type Incoming, UploadGate } from '../body.js';
 import { Engine, type ServeHooks } from '../engine.js';
+import type { RequestFacts } from '../events.js';
 import type { Config } from '../options.js';
 import type { Transport } from '../transport.js';
 import { describe, ProviderHttpError } from '../upstream-errors.js';
@@ -100,7 +100,7 @@ export class Gateway<R> {
   /** count_tokens: identified and rate-limited like any call, charged nothing (it is free). */
   private async countTokens(incoming: Incoming<R>, transport: Transport): Promise<void> {
     const config = this.config;
-    const begun = config.services.telemetry.begin();
+    const begun = config.services.events.begin();
     const facts: RequestFacts = {};
     const refuse = (refusal: Rejection) =>
       this.engine.refuse(refusal, incoming, transport, begun, facts);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { finishReason, inputContent, outputContent } from './content.js';
+import { inputContent, outputContent } from './content.js';
 
 describe('opt-in content in the GenAI conventions shapes', () => {
   it('Anthropic: messages with text, tool use and tool result blocks; system apart; no image bytes', () => {
@@ -75,16 +75,7 @@ describe('opt-in content in the GenAI conventions shapes', () => {
     expect(inputContent({ prompt: 'hi' })).toEqual({});
   });
 
-  it('maps provider stop reasons to the conventions finish reasons', () => {
-    expect(finishReason('end_turn')).toBe('stop');
-    expect(finishReason('stop')).toBe('stop');
-    expect(finishReason('max_tokens')).toBe('length');
-    expect(finishReason('length')).toBe('length');
-    expect(finishReason('tool_use')).toBe('tool_call');
-    expect(finishReason('tool_calls')).toBe('tool_call');
-    expect(finishReason('refusal')).toBe('content_filter');
-    expect(finishReason(undefined)).toBe('error');
-    expect(finishReason('something_new')).toBe('something_new');
+  it('writes the answer as one assistant message with its finish reason', () => {
     expect(JSON.parse(outputContent('Hi!', 'stop'))).toEqual([
       { role: 'assistant', parts: [{ type: 'text', content: 'Hi!' }], finish_reason: 'stop' },
     ]);

@@ -33,14 +33,27 @@ import {
   trace,
   type UpDownCounter,
 } from '@opentelemetry/api';
-import { TokenmeterError } from '../errors.js';
-import type { FinalUsage } from '../meter.js';
-import { nanosToUsd } from '../money.js';
-import { OUTCOMES, type StreamOutcome } from '../outcome.js';
-import { PricingCatalog } from '../pricing/catalog.js';
-import type { ScopeRef, Store } from '../store/types.js';
-import { promptTokens } from '../usage.js';
-import { finishReason, inputContent, outputContent } from './content.js';
+import {
+  type FinalUsage,
+  nanosToUsd,
+  OUTCOMES,
+  PricingCatalog,
+  type ScopeRef,
+  type Store,
+  type StreamOutcome,
+  TokenmeterError,
+} from '@tokenmeter/core';
+import { finishReason, promptTokens } from '@tokenmeter/core/providers';
+import type {
+  EngineEvents,
+  RejectionInfo,
+  RequestStart,
+  ReservationEnd,
+  StreamEndInfo,
+  StreamStartInfo,
+  StreamTrace,
+} from '../events.js';
+import { inputContent, outputContent } from './content.js';
 import * as sc from './semconv.js';
 
 /** Telemetry settings of `costTrackedSSE({ telemetry })`. Every field is optional. */
@@ -94,102 +107,6 @@ export interface TelemetryOptions {
   observeScopes?: readonly ScopeRef[];
   /** `false` turns telemetry off entirely (no spans, no metrics, no store wrapper). Defaults to true. */
   enabled?: boolean;
-}
-
-/** Captured when the middleware starts on a request: the parent context and the start time. */
-export interface TelemetryStart {
-  readonly context: Context;
-  /**
-   * A `performance.now()` reading. The OTel SDK maps performance timestamps onto the same
-   * clock its own spans use (anchored on `Date.now()` when a span starts), so our spans
-   * line up with the HTTP server span around them. Epoch milliseconds work too.
-   */
-  readonly startTime: number;
-}
-
-/** What is known about a request (fields are absent when admission stopped before learning them). */
-export interface RequestFacts {
-  model?: string;
-  provider?: string;
-  maxTokens?: number;
-  /** False when the unknown-model fallback priced it: the requested name stays off metrics. */
-  modelPriced?: boolean;
-  scopes?: readonly ScopeRef[];
-}
-
-/** A request refused before any SSE byte. */
-export interface RejectionInfo extends RequestFacts {
-  /** The response's JSON error code: `rate_limited`, `budget_exceeded`, `store_unavailable`, … */
-  reason: string;
-  /** The HTTP status answered (none when the client left during admission). */
-  status?: number;
-  /** The scope kind whose limit refused it. */
-  scope?: string;
-  reservedNanos?: number;
-  budgetRemainingNanos?: number | null;
-  retryAfterMs?: number | null;
-  /** Reservations that were made and released again (the client left during admission). */
-  reservationsReleased?: number;
-}
-
-/** An admitted stream, as it starts. */
-export interface StreamStartInfo extends RequestFacts {
-  requestId: string;
-  model: string;
-  provider: string;
-  maxTokens: number;
-  /** Nano-dollars reserved at admission (per scope). */
-  reservedNanos: number;
-  /** The tightest remaining budget after admission, if any. */
-  budgetRemainingNanos?: number | null;
-  /** Reservations opened (one per metered scope; 0 when the store failed open). */
-  reservations: number;
-  /** The provider request body, read only when `recordContent` is on. */
-  input?: unknown;
-}
-
-/** How a middleware-side reservation ended. */
-export type ReservationEnd =
-  | 'settled'
-  | 'released'
-  /** The store could not record the settlement: the reservation will expire. */
-  | 'unrecorded'
-  /** It had expired in the store before the stream settled (a leak made visible). */
-  | 'expired_before_settle'
-  | 'already_ended';
-
-/** A stream at settlement. Field names match the middleware's `SettleInfo`. */
-export interface StreamEndInfo {
-  outcome: StreamOutcome;
-  final: FinalUsage;
-  /** Milliseconds from admission to settlement. */
-  durationMs: number;
-  timeToFirstTokenMs?: number;
-  backpressureWaits: number;
-  backpressureMs: number;
-  recorded: boolean;
-  budgetRemainingNanos: number | null;
-  reservationEnds: Partial<Record<ReservationEnd, number>>;
-  /** The upstream failure, for `error.type` (provider error type, else HTTP status) and the status message. */
-  failure?: { type?: string; status?: number; message?: string };
-}
-
-/** The telemetry of one admitted stream. */
-export interface StreamTrace {
-  /** The parent context with this stream's span set: run the upstream call inside it. */
-  readonly context: Context;
-  /** True when the answer's text should be passed to `output()` (`recordContent`). */
-  readonly recordsContent: boolean;
-  /** False when nothing records (telemetry off, or no SDK): `end()` would do nothing. */
-  readonly active: boolean;
-  /** Runs `fn` with the stream's span active (SDK HTTP spans of the upstream call nest under it). */
-  run<T>(fn: () => T): T;
-  /** Appends answer text (only called when `recordsContent`). */
-  output(text: string): void;
-  /** The upstream call was aborted, and why. */
-  abort(reason: StreamOutcome): void;
-  /** Ends the span and records the metrics. Runs once. */
-  end(info: StreamEndInfo): void;
 }
 
 interface Instruments {
@@ -261,7 +178,7 @@ type StoreOperation = (typeof STORE_OPERATIONS)[number];
  * // ... stream, then:
  * stream.end({ outcome: 'completed', final, durationMs, backpressureWaits: 0, backpressureMs: 0, recorded: true, budgetRemainingNanos: null, reservationEnds: { settled: 1 } });
  */
-export class Telemetry {
+export class Telemetry implements EngineEvents {
   readonly enabled: boolean;
   readonly recordContent: boolean;
   private readonly explicitTracer: Tracer | undefined;
@@ -334,19 +251,19 @@ export class Telemetry {
   }
 
   /** Call when the middleware starts on a request: keeps the active context (the HTTP server span). */
-  begin(): TelemetryStart {
+  begin(): RequestStart {
     return { context: context.active(), startTime: performance.now() };
   }
 
   /** A request refused before streaming: an `admit` span (child of the request's context) and the rejection metric. */
-  rejected(start: TelemetryStart, info: RejectionInfo): void {
+  rejected(start: RequestStart, info: RejectionInfo): void {
     if (!this.enabled) return;
     guarded(() => {
       if (!this.idle()) this.recordRejection(start, info);
     });
   }
 
-  private recordRejection(start: TelemetryStart, info: RejectionInfo): void {
+  private recordRejection(start: RequestStart, info: RejectionInfo): void {
     const model = saneModel(info.model);
     const span = this.tracer().startSpan(
       model ? `${sc.SPAN_ADMISSION} ${model}` : sc.SPAN_ADMISSION,
@@ -397,7 +314,7 @@ export class Telemetry {
   }
 
   /** An admitted stream: starts its `chat {model}` span (CLIENT, child of the request's context). */
-  startStream(start: TelemetryStart, info: StreamStartInfo): StreamTrace {
+  startStream(start: RequestStart, info: StreamStartInfo): StreamTrace {
     if (!this.enabled) return DISABLED_TRACE;
     return (
       guarded(() => (this.idle() ? idleTrace(start.context) : this.openStream(start, info))) ??
@@ -427,7 +344,7 @@ export class Telemetry {
     return this.instruments().noop;
   }
 
-  private openStream(start: TelemetryStart, info: StreamStartInfo): StreamTrace {
+  private openStream(start: RequestStart, info: StreamStartInfo): StreamTrace {
     const attributes: Attributes = {
       [sc.ATTR_GEN_AI_OPERATION_NAME]: sc.GEN_AI_OPERATION_CHAT,
       [sc.ATTR_GEN_AI_PROVIDER_NAME]: info.provider,

@@ -1,10 +1,8 @@
 import type { Attributes, Meter, Span, Tracer } from '@opentelemetry/api';
+import { emptyUsage, type FinalUsage, Pricing, PricingCatalog } from '@tokenmeter/core';
 import { describe, expect, it } from 'vitest';
-import type { FinalUsage } from '../meter.js';
-import { PricingCatalog } from '../pricing/catalog.js';
-import { Pricing } from '../pricing/cost.js';
-import { emptyUsage } from '../usage.js';
-import { type StreamEndInfo, Telemetry } from './telemetry.js';
+import type { StreamEndInfo } from '../events.js';
+import { Telemetry } from './telemetry.js';
 
 /** Every record made on any instrument: what an SDK would aggregate into series. */
 interface MetricRecord {
