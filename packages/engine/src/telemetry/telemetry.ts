@@ -34,7 +34,6 @@ import {
   type UpDownCounter,
 } from '@opentelemetry/api';
 import {
-  type FinalUsage,
   nanosToUsd,
   OUTCOMES,
   PricingCatalog,
