@@ -612,78 +612,86 @@ class ActiveStreamTrace implements StreamTrace {
   }
 
   private finish(end: StreamEndInfo): void {
-    const { final, outcome } = end;
-    const usage = final.usage;
+    const { outcome, failure } = end;
     // Input as the GenAI conventions count it: input + cache read + cache creation.
-    const inputTokens = promptTokens(usage);
-    const cacheCreation = usage.cacheWrite5mTokens + usage.cacheWrite1hTokens;
-    const failure = end.failure;
+    const inputTokens = promptTokens(end.final.usage);
     const errorType =
       outcome === 'completed'
         ? undefined
         : (failure?.type ?? (failure?.status !== undefined ? String(failure.status) : outcome));
-    const span = this.span;
-    if (span.isRecording()) {
-      const attrs: Attributes = {
-        [sc.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: inputTokens,
-        [sc.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: usage.outputTokens,
-        [sc.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: usage.cacheReadTokens,
-        [sc.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]: cacheCreation,
-        [sc.ATTR_TOKENMETER_OUTCOME]: outcome,
-        [sc.ATTR_TOKENMETER_COST_USD]: nanosToUsd(final.costNanos),
-        [sc.ATTR_TOKENMETER_COST_NANOS]: final.costNanos,
-        [sc.ATTR_TOKENMETER_COST_ESTIMATED]: final.estimated,
-        [sc.ATTR_TOKENMETER_BACKPRESSURE_WAITS]: end.backpressureWaits,
-        [sc.ATTR_TOKENMETER_BACKPRESSURE_WAIT_MS]: end.backpressureMs,
-        [sc.ATTR_TOKENMETER_SETTLEMENT_RECORDED]: end.recorded,
-      };
-      if (usage.reasoningTokens > 0)
-        attrs[sc.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoningTokens;
-      if (final.responseModel) attrs[sc.ATTR_GEN_AI_RESPONSE_MODEL] = final.responseModel;
-      if (final.responseId) attrs[sc.ATTR_GEN_AI_RESPONSE_ID] = final.responseId;
-      if (final.stopReason) attrs[sc.ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = [final.stopReason];
-      if (errorType !== undefined) attrs[sc.ATTR_ERROR_TYPE] = errorType;
-      if (isCount(end.budgetRemainingNanos))
-        attrs[sc.ATTR_TOKENMETER_BUDGET_REMAINING_USD] = nanosToUsd(end.budgetRemainingNanos);
-      if (end.timeToFirstTokenMs !== undefined) {
-        attrs[sc.ATTR_TOKENMETER_TIME_TO_FIRST_TOKEN_MS] = end.timeToFirstTokenMs;
-        attrs[sc.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = end.timeToFirstTokenMs / 1000;
-        // Written now with its real time: no work on the hot path.
-        span.addEvent(
-          sc.EVENT_TOKENMETER_FIRST_TOKEN,
-          { [sc.ATTR_TOKENMETER_TIME_TO_FIRST_TOKEN_MS]: end.timeToFirstTokenMs },
-          this.startedAt + end.timeToFirstTokenMs,
-        );
-      }
-      if (end.backpressureWaits > 0) {
-        span.addEvent(
-          sc.EVENT_TOKENMETER_BACKPRESSURE,
-          {
-            [sc.ATTR_TOKENMETER_BACKPRESSURE_WAITS]: end.backpressureWaits,
-            [sc.ATTR_TOKENMETER_BACKPRESSURE_WAIT_MS]: end.backpressureMs,
-          },
-          performance.now(),
-        );
-      }
-      if (this.text) {
-        attrs[sc.ATTR_GEN_AI_OUTPUT_MESSAGES] = outputContent(
-          this.text.join(''),
-          finishReason(final.stopReason ?? (outcome === 'completed' ? 'stop' : undefined)),
-        );
-        this.text = undefined;
-      }
-      span.setAttributes(attrs);
-      if (ERROR_OUTCOMES.has(outcome)) {
-        span.setStatus({
-          code: SpanStatusCode.ERROR,
-          ...(failure?.message ? { message: failure.message } : {}),
-        });
-      }
-    }
-    span.end(performance.now());
+    if (this.span.isRecording()) this.describeSpan(end, inputTokens, errorType);
+    this.span.end(performance.now());
+    if (!this.inst.noop) this.recordMetrics(end, inputTokens, errorType);
+  }
 
+  /** The span's attributes, events and status at the end. */
+  private describeSpan(end: StreamEndInfo, inputTokens: number, errorType: string | undefined) {
+    const { final, outcome, failure } = end;
+    const usage = final.usage;
+    const cacheCreation = usage.cacheWrite5mTokens + usage.cacheWrite1hTokens;
+    const span = this.span;
+    const attrs: Attributes = {
+      [sc.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: inputTokens,
+      [sc.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: usage.outputTokens,
+      [sc.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: usage.cacheReadTokens,
+      [sc.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]: cacheCreation,
+      [sc.ATTR_TOKENMETER_OUTCOME]: outcome,
+      [sc.ATTR_TOKENMETER_COST_USD]: nanosToUsd(final.costNanos),
+      [sc.ATTR_TOKENMETER_COST_NANOS]: final.costNanos,
+      [sc.ATTR_TOKENMETER_COST_ESTIMATED]: final.estimated,
+      [sc.ATTR_TOKENMETER_BACKPRESSURE_WAITS]: end.backpressureWaits,
+      [sc.ATTR_TOKENMETER_BACKPRESSURE_WAIT_MS]: end.backpressureMs,
+      [sc.ATTR_TOKENMETER_SETTLEMENT_RECORDED]: end.recorded,
+    };
+    if (usage.reasoningTokens > 0)
+      attrs[sc.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoningTokens;
+    if (final.responseModel) attrs[sc.ATTR_GEN_AI_RESPONSE_MODEL] = final.responseModel;
+    if (final.responseId) attrs[sc.ATTR_GEN_AI_RESPONSE_ID] = final.responseId;
+    if (final.stopReason) attrs[sc.ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = [final.stopReason];
+    if (errorType !== undefined) attrs[sc.ATTR_ERROR_TYPE] = errorType;
+    if (isCount(end.budgetRemainingNanos))
+      attrs[sc.ATTR_TOKENMETER_BUDGET_REMAINING_USD] = nanosToUsd(end.budgetRemainingNanos);
+    if (end.timeToFirstTokenMs !== undefined) {
+      attrs[sc.ATTR_TOKENMETER_TIME_TO_FIRST_TOKEN_MS] = end.timeToFirstTokenMs;
+      attrs[sc.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = end.timeToFirstTokenMs / 1000;
+      // Written now with its real time: no work on the hot path.
+      span.addEvent(
+        sc.EVENT_TOKENMETER_FIRST_TOKEN,
+        { [sc.ATTR_TOKENMETER_TIME_TO_FIRST_TOKEN_MS]: end.timeToFirstTokenMs },
+        this.startedAt + end.timeToFirstTokenMs,
+      );
+    }
+    if (end.backpressureWaits > 0) {
+      span.addEvent(
+        sc.EVENT_TOKENMETER_BACKPRESSURE,
+        {
+          [sc.ATTR_TOKENMETER_BACKPRESSURE_WAITS]: end.backpressureWaits,
+          [sc.ATTR_TOKENMETER_BACKPRESSURE_WAIT_MS]: end.backpressureMs,
+        },
+        performance.now(),
+      );
+    }
+    if (this.text) {
+      attrs[sc.ATTR_GEN_AI_OUTPUT_MESSAGES] = outputContent(
+        this.text.join(''),
+        finishReason(final.stopReason ?? (outcome === 'completed' ? 'stop' : undefined)),
+      );
+      this.text = undefined;
+    }
+    span.setAttributes(attrs);
+    if (ERROR_OUTCOMES.has(outcome)) {
+      span.setStatus({
+        code: SpanStatusCode.ERROR,
+        ...(failure?.message ? { message: failure.message } : {}),
+      });
+    }
+  }
+
+  /** The stream's metric records: one per instrument, on attribute sets built once. */
+  private recordMetrics(end: StreamEndInfo, inputTokens: number, errorType: string | undefined) {
+    const { final, outcome, failure } = end;
+    const usage = final.usage;
     const inst = this.inst;
-    if (inst.noop) return;
     inst.active.add(-1, this.activeAttrs);
     // Every set below is built once per combination and shared (see attributeSet).
     const telemetry = this.telemetry;
