@@ -604,8 +604,22 @@ function storeFailed(
       delaysMs: LOST_ADMISSION_RETRY_MS,
     });
   }
+  return storeFailurePolicy(config, error, 'request', '; nothing is reserved for it');
+}
+
+/**
+ * What a store failure means for a request, by the route's `storeFailure`: closed, a 503
+ * refusal; open, undefined (let through, unmetered). Logged either way.
+ */
+export function storeFailurePolicy(
+  config: Config<never>,
+  error: unknown,
+  what: string,
+  openNote = '',
+): Rejection | undefined {
+  const { logger } = config.services;
   if (config.policy.storeFailure === 'closed') {
-    config.services.logger.warn('tokenmeter: store unavailable, request refused (fail closed)', {
+    logger.warn(`tokenmeter: store unavailable, ${what} refused (fail closed)`, {
       error: describe(error),
     });
     return rejection(
@@ -616,9 +630,11 @@ function storeFailed(
       { 'Retry-After': '1' },
     );
   }
-  config.services.logger.warn(
-    'tokenmeter: store unavailable, request let through unmetered (fail open); nothing is reserved for it',
-    { error: describe(error) },
+  logger.warn(
+    `tokenmeter: store unavailable, ${what} let through unmetered (fail open)${openNote}`,
+    {
+      error: describe(error),
+    },
   );
   return undefined;
 }

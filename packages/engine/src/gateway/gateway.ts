@@ -13,13 +13,14 @@ import {
   type Rejection,
   rateLimitRefusal,
   rejection,
+  storeFailurePolicy,
 } from '../admission.js';
 import { asObject, closeIfUnread, type Incoming, UploadGate } from '../body.js';
 import { Engine, type ServeHooks } from '../engine.js';
 import type { RequestFacts } from '../events.js';
 import type { Config } from '../options.js';
 import type { Transport } from '../transport.js';
-import { describe, ProviderHttpError } from '../upstream-errors.js';
+import { ProviderHttpError } from '../upstream-errors.js';
 import type { HeaderList } from './headers.js';
 import { type GatewayOptions, type GatewaySettings, gatewaySettings } from './options.js';
 import type { GatewayProvider } from './provider.js';
@@ -192,26 +193,7 @@ export class Gateway<R> {
         retryAfterMs: limit.retryAfterMs,
       });
     } catch (error) {
-      if (config.policy.storeFailure === 'closed') {
-        config.services.logger.warn(
-          'tokenmeter: store unavailable, count_tokens refused (fail closed)',
-          {
-            error: describe(error),
-          },
-        );
-        return rejection(
-          503,
-          'store_unavailable',
-          'Limits cannot be checked right now; try again shortly.',
-          {},
-          { 'Retry-After': '1' },
-        );
-      }
-      config.services.logger.warn(
-        'tokenmeter: store unavailable, count_tokens let through unmetered (fail open)',
-        { error: describe(error) },
-      );
-      return [];
+      return storeFailurePolicy(config, error, 'count_tokens') ?? [];
     }
   }
 }
