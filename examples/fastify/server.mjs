@@ -9,11 +9,16 @@
  *   curl -N localhost:3000/api/chat -H 'authorization: Bearer key-ada' -H 'content-type: application/json' \
  *     -d '{"model":"claude-haiku-4-5","max_tokens":300,"messages":[{"role":"user","content":"Hi"}]}'
  *
+ * The Anthropic API itself is served at /llm (the gateway: the caller's key names who pays),
+ * for the SDK and coding agents pointed there:
+ *
+ *   ANTHROPIC_BASE_URL=http://127.0.0.1:3000/llm ANTHROPIC_API_KEY=key-ada claude
+ *
  * With ANTHROPIC_API_KEY set it calls Anthropic (ANTHROPIC_BASE_URL is honoured); without,
  * the fake provider from @tokenmeter/testkit runs in this process.
  */
 import Anthropic from '@anthropic-ai/sdk';
-import { fastifySSE } from '@tokenmeter/fastify';
+import { anthropicGateway, fastifySSE } from '@tokenmeter/fastify';
 import { createMemoryStore } from '@tokenmeter/store-memory';
 import Fastify from 'fastify';
 
@@ -56,6 +61,27 @@ await app.register(
       );
     },
   }),
+);
+
+// The Anthropic API at /llm: the caller's own key (one your app issued) names who pays.
+await app.register(
+  anthropicGateway({
+    apiKey: anthropic.apiKey ?? '',
+    baseURL: anthropic.baseURL,
+    store: createMemoryStore(),
+    identify: (key) => {
+      const user = key ? KEYS.get(key) : undefined;
+      return user ? { user } : undefined; // 401 when undefined
+    },
+    budgets: { user: { limitUsd: '1.00', period: 'day' } },
+    onSettle: ({ scopes, model, outcome, final }) => {
+      console.log(
+        `fastify gateway: settled ${scopes.map((s) => `${s.kind}=${s.id}`).join(' ')} model=${model} ` +
+          `output=${final.usage.outputTokens} costNanos=${final.costNanos} ${final.estimated ? 'estimated' : 'exact'} outcome=${outcome}`,
+      );
+    },
+  }),
+  { prefix: '/llm' },
 );
 
 const port = Number(process.env.PORT ?? 3000);

@@ -9,6 +9,11 @@
  *   curl -N localhost:3000/api/chat -H 'authorization: Bearer key-ada' -H 'content-type: application/json' \
  *     -d '{"model":"claude-haiku-4-5","max_tokens":300,"messages":[{"role":"user","content":"Hi"}]}'
  *
+ * The Anthropic API itself is served at /llm (the gateway: the caller's key names who pays),
+ * for the SDK and coding agents pointed there:
+ *
+ *   ANTHROPIC_BASE_URL=http://127.0.0.1:3000/llm ANTHROPIC_API_KEY=key-ada claude
+ *
  * With ANTHROPIC_API_KEY set it calls Anthropic (ANTHROPIC_BASE_URL is honoured); without,
  * the fake provider from @tokenmeter/testkit runs in this process. The same route runs on
  * Bun or Deno with their own `serve` in place of `@hono/node-server`.
@@ -16,6 +21,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { serve } from '@hono/node-server';
 import { createMemoryStore } from '@tokenmeter/store-memory';
+import { anthropicGateway } from '@tokenmeter/web';
 import { honoSSE } from '@tokenmeter/web/hono';
 import { Hono } from 'hono';
 
@@ -61,6 +67,26 @@ app.post(
     },
   }),
 );
+
+// The Anthropic API at /llm: the caller's own key (one your app issued) names who pays.
+const gateway = anthropicGateway({
+  basePath: '/llm',
+  apiKey: anthropic.apiKey ?? '',
+  baseURL: anthropic.baseURL,
+  store: createMemoryStore(),
+  identify: (key) => {
+    const user = key ? KEYS.get(key) : undefined;
+    return user ? { user } : undefined; // 401 when undefined
+  },
+  budgets: { user: { limitUsd: '1.00', period: 'day' } },
+  onSettle: ({ scopes, model, outcome, final }) => {
+    console.log(
+      `hono gateway: settled ${scopes.map((s) => `${s.kind}=${s.id}`).join(' ')} model=${model} ` +
+        `output=${final.usage.outputTokens} costNanos=${final.costNanos} ${final.estimated ? 'estimated' : 'exact'} outcome=${outcome}`,
+    );
+  },
+});
+app.all('/llm/*', (c) => gateway(c.req.raw));
 
 const port = Number(process.env.PORT ?? 3000);
 const server = serve({ fetch: app.fetch, port, hostname: '127.0.0.1' }, (info) => {

@@ -2,8 +2,10 @@
  * examples/hono and examples/fastify: the same route on Hono (Web-standard, served by
  * @hono/node-server) and on Fastify, each run as a child process against the fake
  * provider started here (ANTHROPIC_API_KEY + ANTHROPIC_BASE_URL): the answer streamed,
- * charged to the nano-dollar, and an unknown key refused without a provider call.
+ * charged to the nano-dollar, and an unknown key refused without a provider call; and the
+ * gateway each mounts at /llm, through the official Anthropic SDK.
  */
+import Anthropic from '@anthropic-ai/sdk';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Running, startExample, stopAll } from './helpers/process.js';
@@ -71,6 +73,41 @@ describe.each(['hono', 'fastify'])('examples/%s', (name) => {
     );
     expect(result.status).toBe(401);
     expect(result.json).toMatchObject({ error: { code: 'unauthenticated' } });
+    expect(fake.requests.length).toBe(before);
+  });
+
+  it("serves the Anthropic API at /llm to the official SDK, with the caller's key, charged exactly", async () => {
+    const sdk = (key: string) =>
+      new Anthropic({ baseURL: `${app.url}/llm`, apiKey: key, maxRetries: 0 });
+    let text = '';
+    const stream = sdk('key-grace').messages.stream({
+      model: 'claude-haiku-4-5',
+      max_tokens: 300,
+      messages: [{ role: 'user', content: 'Name a tide-pool animal.' }],
+    });
+    stream.on('text', (delta) => {
+      text += delta;
+    });
+    const message = await stream.finalMessage();
+    const record = await fake.waitForRequest(fake.lastRequest!.id);
+    expect(record.headers['x-api-key']).toBe('sk-ant-test');
+    expect(text).toBe(record.text);
+    const cost = haikuNanos(message.usage.input_tokens, message.usage.output_tokens);
+    await app.waitFor(
+      new RegExp(
+        `${name} gateway: settled user=u-grace model=claude-haiku-4-5 output=60 costNanos=${cost} exact outcome=completed`,
+      ),
+      5_000,
+    );
+    const before = fake.requests.length;
+    const refused = await sdk('nope')
+      .messages.create({
+        model: 'claude-haiku-4-5',
+        max_tokens: 50,
+        messages: [{ role: 'user', content: 'Hi' }],
+      })
+      .catch((e) => e);
+    expect(refused).toBeInstanceOf(Anthropic.AuthenticationError);
     expect(fake.requests.length).toBe(before);
   });
 });
