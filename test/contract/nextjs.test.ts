@@ -1,7 +1,8 @@
 /**
  * The Web adapter as a Next.js app serves it: `meteredSSE()` as a route handler's POST and
  * `anthropicGateway()` behind a catch-all route (`test/fixtures/nextjs-app`), built with
- * `next build` (Turbopack) and served by `next start`, against the testkit's fake provider.
+ * `next build` (Turbopack, no configuration: tokenmeter is bundled with the routes) and
+ * served by `next start`, against the testkit's fake provider.
  * Next.js is installed from npm at a pinned version into a cache folder outside the
  * repository (the first run downloads it, ~20 s); tokenmeter's packages are copied in as
  * built, as an installed package would be.
@@ -61,6 +62,7 @@ function prepareApp(): void {
     );
   }
   rmSync(join(APP, 'app'), { recursive: true, force: true });
+  rmSync(join(APP, 'next.config.mjs'), { force: true });
   rmSync(join(APP, '.next'), { recursive: true, force: true });
   cpSync(join(REPO_ROOT, 'test/fixtures/nextjs-app'), APP, { recursive: true });
   for (const name of PACKAGES) {
