@@ -31,7 +31,15 @@ const GATEWAY = ['bare-proxy', 'gateway-memory'];
 const SOURCES = ['bare-express', 'tokenmeter-memory', 'bare-ai-sdk', 'ai-sdk-memory'];
 
 /** The Web adapter on Hono beside a bare Hono SSE relay, and Express's pair in the same run. */
-const ADAPTERS = ['bare-express', 'tokenmeter-memory', 'bare-hono', 'web-memory'];
+const ADAPTERS = [
+  'bare-express',
+  'tokenmeter-memory',
+  'bare-hono',
+  'web-memory',
+  // With BENCH_BEFORE=<another checkout>: the Express adapter of that tree too, in the same
+  // cells and the same interleaved latency run (a change beside the tree it started from).
+  ...(process.env.BENCH_BEFORE ? ['tokenmeter-memory@before'] : []),
+];
 
 /** The ledger off and on (same middleware, same memory store). */
 const LEDGER = ['tokenmeter-memory', 'tokenmeter-memory+ledger'];
