@@ -21,11 +21,9 @@ import {
   type Counter,
   context,
   createNoopMeter,
-  diag,
   type Histogram,
   type Meter,
   metrics,
-  type ObservableGauge,
   type Span,
   SpanKind,
   SpanStatusCode,
@@ -53,7 +51,9 @@ import type {
   StreamTrace,
 } from '../events.js';
 import { inputContent, outputContent } from './content.js';
+import { guarded } from './guarded.js';
 import * as sc from './semconv.js';
+import { observeReservations, timedStore } from './store-metrics.js';
 
 /** Telemetry settings of `costTrackedSSE({ telemetry })`. Every field is optional. */
 export interface TelemetryOptions {
@@ -159,8 +159,6 @@ const ERROR_OUTCOMES: ReadonlySet<string> = new Set([
   'handler_error',
   'internal_error',
 ]);
-const STORE_OPERATIONS = ['admit', 'settle', 'extend', 'release', 'getState', 'now'] as const;
-type StoreOperation = (typeof STORE_OPERATIONS)[number];
 
 /**
  * The telemetry of one middleware. Created by `costTrackedSSE()` from its `telemetry`
@@ -194,7 +192,6 @@ export class Telemetry implements EngineEvents {
    * full (models come from the pricing catalog; anything unpriced is `_OTHER`).
    */
   private readonly attrSets = new Map<string, Attributes>();
-  private readonly storeAttrs: Record<StoreOperation, Attributes>;
   private readonly catalog: PricingCatalog;
 
   /**
@@ -241,9 +238,6 @@ export class Telemetry implements EngineEvents {
       : {};
     this.observeScopes = options.observeScopes ?? [];
     this.catalog = catalog;
-    this.storeAttrs = Object.fromEntries(
-      STORE_OPERATIONS.map((op) => [op, { [sc.ATTR_TOKENMETER_STORE_OPERATION]: op }]),
-    ) as unknown as Record<StoreOperation, Attributes>;
     // With an explicit meter, or an SDK already registered, create the instruments now so
     // observable gauges report before the first request.
     if (this.enabled) this.instruments();
@@ -404,52 +398,7 @@ export class Telemetry implements EngineEvents {
   instrumentStore(store: Store): Store {
     if (!this.enabled) return store;
     this.observedStore = store;
-    const timed = <A extends unknown[], R>(
-      op: StoreOperation,
-      call: (...args: A) => Promise<R>,
-    ): ((...args: A) => Promise<R>) => {
-      const attrs = this.storeAttrs[op];
-      return (...args: A) => {
-        const inst = this.instruments();
-        if (inst.noop) return call(...args);
-        const started = performance.now();
-        return call(...args).then(
-          (value) => {
-            guarded(() => inst.storeLatency.record((performance.now() - started) / 1000, attrs));
-            return value;
-          },
-          (error: unknown) => {
-            guarded(() =>
-              inst.storeLatency.record((performance.now() - started) / 1000, {
-                ...attrs,
-                [sc.ATTR_ERROR_TYPE]: storeErrorType(error),
-              }),
-            );
-            throw error;
-          },
-        );
-      };
-    };
-    const wrapped: Store = {
-      admit: timed('admit', (request) => store.admit(request)),
-      settle: timed('settle', (id, actual) => store.settle(id, actual)),
-      extend: timed('extend', (id, request) => store.extend(id, request)),
-      release: timed('release', (id) => store.release(id)),
-      getState: timed('getState', (scope, policy) => store.getState(scope, policy)),
-      now: timed('now', () => store.now()),
-    };
-    const releaseByKey = store.releaseByKey;
-    if (releaseByKey) {
-      // Measured as a release: it is one, found by admission key instead of id.
-      wrapped.releaseByKey = timed('release', (scope, key) => releaseByKey.call(store, scope, key));
-    }
-    const claimOnce = store.claimOnce;
-    // Once per alert threshold and period: too rare to be worth a latency series.
-    if (claimOnce)
-      wrapped.claimOnce = (scope, name, until) => claimOnce.call(store, scope, name, until);
-    const shutdown = store.shutdown;
-    if (shutdown) wrapped.shutdown = () => shutdown.call(store);
-    return wrapped;
+    return timedStore(store, () => this.instruments());
   }
 
   /**
@@ -519,49 +468,10 @@ export class Telemetry implements EngineEvents {
     const real = guarded(() => createInstruments(meter));
     // A meter that cannot make instruments gets no second chance: no-ops from now on.
     this.real = real ?? { ...createInstruments(NOOP_METER), noop: true };
-    if (real && this.observeScopes.length > 0) guarded(() => this.observeReservations(meter));
+    if (real && this.observeScopes.length > 0) {
+      guarded(() => observeReservations(meter, this.observeScopes, () => this.observedStore));
+    }
     return this.real;
-  }
-
-  private observeReservations(meter: Meter): void {
-    const open: ObservableGauge = meter.createObservableGauge(
-      sc.METRIC_TOKENMETER_STORE_RESERVATIONS_OPEN,
-      {
-        description: 'Reservations open in the store, per observed scope.',
-        unit: '{reservation}',
-      },
-    );
-    const expired: ObservableGauge = meter.createObservableGauge(
-      sc.METRIC_TOKENMETER_STORE_RESERVATIONS_EXPIRED,
-      {
-        description:
-          'Reservations the store ended by expiry (since it began tracking the scope), per observed scope.',
-        unit: '{reservation}',
-      },
-    );
-    const scopes = this.observeScopes;
-    meter.addBatchObservableCallback(
-      async (result) => {
-        const store = this.observedStore;
-        if (!store) return;
-        await Promise.all(
-          scopes.map(async (scope) => {
-            try {
-              const state = await store.getState(scope);
-              const attrs = {
-                [sc.ATTR_TOKENMETER_SCOPE_KIND]: scope.kind,
-                [sc.ATTR_TOKENMETER_SCOPE_ID]: scope.id,
-              };
-              result.observe(open, state.reservations.open, attrs);
-              result.observe(expired, state.reservations.expired, attrs);
-            } catch {
-              // The store is down: no observation (the store latency metric shows the failure).
-            }
-          }),
-        );
-      },
-      [open, expired],
-    );
   }
 }
 
@@ -838,26 +748,6 @@ function createInstruments(meter: Meter): Instruments {
       advice: { explicitBucketBoundaries: [...sc.STORE_LATENCY_BUCKETS] },
     }),
   };
-}
-
-/**
- * Telemetry must never break a stream or its settlement: a failure here (a bug of ours, a
- * throwing span processor) is reported through OTel's diagnostic logger and dropped.
- */
-function guarded<T>(record: () => T): T | undefined {
-  try {
-    return record();
-  } catch (error) {
-    diag.error('tokenmeter: recording telemetry failed; the stream carries on', error);
-    return undefined;
-  }
-}
-
-function storeErrorType(error: unknown): string {
-  if (TokenmeterError.isInstance(error)) {
-    return error.details.timeoutMs !== undefined ? 'timeout' : error.code;
-  }
-  return error instanceof Error ? error.name : '_OTHER';
 }
 
 /**
