@@ -51,11 +51,9 @@ export {
   type Services,
   SSE_DEFAULTS,
   type Timing,
-  TOKENMETER_WIRE,
-  type WireProtocol,
 } from './options.js';
 export { parseOptions } from './parse-options.js';
-export type { RelayItem } from './protocols.js';
+export { type RelayItem, TOKENMETER_WIRE, type WireProtocol } from './protocols.js';
 export { rateLimitHeaders } from './rate-limit-headers.js';
 export { semconv, Telemetry, type TelemetryOptions } from './telemetry/index.js';
 export { SSE_HEADERS, type Transport } from './transport.js';

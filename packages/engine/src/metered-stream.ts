@@ -18,7 +18,6 @@ import type { Admission } from './admission-result.js';
 import type { StreamTrace } from './events.js';
 import { Lease } from './lease.js';
 import type { Config } from './options.js';
-import { metaEvent } from './protocols.js';
 import { Pump } from './pump.js';
 import type { StreamRegistry } from './registry.js';
 import { CODE_MESSAGES, type EndOptions } from './settlement.js';
@@ -165,13 +164,13 @@ export class MeteredStreamImpl implements MeteredStream {
    * and a JSON 500 sent if no header went out.
    */
   open(headers: Record<string, string>): boolean {
-    // A relayed answer opens with the provider's first byte (its HTTP errors pass through).
-    if (this.admission.relay) return true;
     try {
-      const encoder = this.encoder;
-      this.transport.open(
-        encoder.headers ? { ...encoder.headers, ...headers } : headers,
-        metaEvent(encoder, this.admission, this.reservedNanos),
+      this.config.protocol.wire.open(
+        this.transport,
+        this.encoder,
+        this.admission,
+        headers,
+        this.reservedNanos,
       );
       return true;
     } catch (error) {

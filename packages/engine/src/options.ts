@@ -13,14 +13,12 @@ import type {
   ServerToolLimit,
   SseEncoder,
   Store,
-  StreamOutcome,
 } from '@tokenmeter/core';
 import type { ReservationMode, ReservationPolicy } from '@tokenmeter/core/meter';
 import type { TokenCounter } from '@tokenmeter/core/tokens';
 import type { BodyLimits } from './body.js';
 import type { EngineEvents } from './events.js';
-import { sendJsonError } from './http-errors.js';
-import type { Transport } from './transport.js';
+import type { WireProtocol } from './protocols.js';
 import type {
   BudgetAlert,
   Logger,
@@ -29,7 +27,6 @@ import type {
   RequestParams,
   SettleInfo,
 } from './types.js';
-import type { UpstreamFailure } from './upstream-errors.js';
 
 /**
  * A route's settings, resolved once from its options and frozen: every default filled in,
@@ -137,43 +134,6 @@ export interface BudgetWithAlerts {
   rule: BudgetRule;
   alerts: readonly number[];
 }
-
-/**
- * What differs between tokenmeter's own SSE protocol and a gateway speaking a provider's
- * API; everything else (admission, the stream, its end) is shared.
- * @internal
- */
-export interface WireProtocol {
-  /** A plain error answer before any byte of a stream (admission, bad input). */
-  reject(
-    transport: Transport,
-    status: number,
-    code: string,
-    message: string,
-    details?: Record<string, unknown>,
-    headers?: Record<string, string>,
-  ): void;
-  /**
-   * For a gateway: how the admitted request is answered — `'sse'` (a stream relayed event
-   * by event) or `'json'` (one provider body) — read from the request. Undefined: the
-   * SSE headers and `meta` go out at admission (tokenmeter's protocol).
-   */
-  relay?: (body: unknown) => 'sse' | 'json';
-  /** The answer when a stream ends before any header went out. */
-  endBeforeHeaders(
-    transport: Transport,
-    outcome: StreamOutcome,
-    failure: UpstreamFailure | undefined,
-  ): void;
-}
-
-/** tokenmeter's own protocol: JSON errors, SSE with `meta` at admission. */
-export const TOKENMETER_WIRE: WireProtocol = {
-  reject: (transport, status, code, message, details, headers) =>
-    sendJsonError(transport, status, code, message, details, headers),
-  endBeforeHeaders: (transport) =>
-    sendJsonError(transport, 500, 'internal_error', 'Internal error.'),
-};
 
 /** Every option of `costTrackedSSE()`: the compiler keeps this list and the interface equal. */
 export const OPTION_NAMES = {

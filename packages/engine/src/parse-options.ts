@@ -18,7 +18,8 @@ import {
   parseTiming,
   storeTimeoutOf,
 } from './option-checks.js';
-import { type Config, type ParseDefaults, SSE_DEFAULTS, TOKENMETER_WIRE } from './options.js';
+import { type Config, type ParseDefaults, SSE_DEFAULTS } from './options.js';
+import { TOKENMETER_WIRE } from './protocols.js';
 import { Telemetry } from './telemetry/index.js';
 import type { MeteredOptions, RequestParams } from './types.js';
 

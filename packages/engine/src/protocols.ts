@@ -1,18 +1,22 @@
 /**
- * How a stream's chunks reach the client, one writer per wire protocol: tokenmeter's own
- * SSE events (`delta`, `reasoning`, tool calls and paced `usage`, in the route's encoder —
- * the JSON protocol or the AI SDK's UI message stream), or a provider's events relayed as
- * their bytes came (the gateways). Both meter every event on the way; the read loop, the
+ * The wire protocols, behind one interface (`WireProtocol`): how a request is refused, how
+ * its stream opens, how each chunk reaches the client, and the answer when a stream ends
+ * before any header. Two of them: tokenmeter's own SSE events (`meta`, `delta`,
+ * `reasoning`, tool calls and paced `usage`, in the route's encoder — the JSON protocol or
+ * the AI SDK's UI message stream), and a provider's events relayed as their bytes came (the
+ * gateways, in `gateway/wire.ts`). Both meter every event on the way; the read loop, the
  * lease and the end are the stream's, the same for both.
  */
-import { type MeterEvent, nanosToUsd, type SseEncoder } from '@tokenmeter/core';
+import { type MeterEvent, nanosToUsd, type SseEncoder, type StreamOutcome } from '@tokenmeter/core';
 import type { StreamMeter } from '@tokenmeter/core/meter';
 import { createEventTranslator, promptTokens } from '@tokenmeter/core/providers';
 import type { Admission } from './admission-result.js';
 import type { StreamTrace } from './events.js';
+import { sendJsonError } from './http-errors.js';
 import type { Lease } from './lease.js';
 import { budgetJson } from './settlement.js';
 import type { Transport } from './transport.js';
+import type { UpstreamFailure } from './upstream-errors.js';
 import type { Watchdog } from './watchdog.js';
 
 /**
@@ -173,3 +177,71 @@ export function relayHeaders(source: unknown, admission: Admission): Record<stri
     ...admission.headers,
   };
 }
+
+/**
+ * What differs between tokenmeter's own SSE protocol and a gateway speaking a provider's
+ * API; everything else (admission, the stream's read loop, its end) is shared.
+ * @internal
+ */
+export interface WireProtocol {
+  /** A plain error answer before any byte of a stream (admission, bad input). */
+  reject(
+    transport: Transport,
+    status: number,
+    code: string,
+    message: string,
+    details?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ): void;
+  /**
+   * For a gateway: how the admitted request is answered — `'sse'` (a stream relayed event
+   * by event) or `'json'` (one provider body) — read from the request. Undefined: the
+   * SSE headers and `meta` go out at admission (tokenmeter's protocol).
+   */
+  relay?: (body: unknown) => 'sse' | 'json';
+  /**
+   * The stream opens at admission: headers and the first event (tokenmeter's `meta`). A
+   * relay sends nothing yet: it opens with the provider's answer (`sourceOpened`).
+   */
+  open(
+    transport: Transport,
+    encoder: SseEncoder,
+    admission: Admission,
+    headers: Record<string, string>,
+    reservedNanos: number,
+  ): void;
+  /** The provider answered (its headers are known, no chunk read yet). */
+  sourceOpened?(transport: Transport, source: unknown, admission: Admission): void;
+  /** How each chunk of the source reaches the client (false: the client must read first). */
+  writer(parts: WriterParts): ChunkWriter;
+  /** The answer when a stream ends before any header went out. */
+  endBeforeHeaders(
+    transport: Transport,
+    outcome: StreamOutcome,
+    failure: UpstreamFailure | undefined,
+  ): void;
+}
+
+/** tokenmeter's own protocol: JSON errors, SSE with `meta` at admission, paced `usage`. */
+export const TOKENMETER_WIRE: WireProtocol = {
+  reject: (transport, status, code, message, details, headers) =>
+    sendJsonError(transport, status, code, message, details, headers),
+  open(transport, encoder, admission, headers, reservedNanos) {
+    transport.open(
+      encoder.headers ? { ...encoder.headers, ...headers } : headers,
+      metaEvent(encoder, admission, reservedNanos),
+    );
+  },
+  writer: (parts) => sseWriter(parts),
+  endBeforeHeaders: (transport) =>
+    sendJsonError(transport, 500, 'internal_error', 'Internal error.'),
+};
+
+/** The relay's side of a gateway's protocol: opens with the provider's answer, relays its bytes. */
+export const RELAY_STREAM: Pick<WireProtocol, 'open' | 'sourceOpened' | 'writer'> = {
+  open() {},
+  sourceOpened(transport, source, admission) {
+    transport.open(relayHeaders(source, admission));
+  },
+  writer: (parts) => relayWriter(parts),
+};

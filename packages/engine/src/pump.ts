@@ -10,13 +10,7 @@ import type { Admission } from './admission-result.js';
 import { failureOfLoop, failureOfSource } from './failures.js';
 import type { Lease } from './lease.js';
 import type { Config } from './options.js';
-import {
-  type ChunkWriter,
-  relayHeaders,
-  relayWriter,
-  sseWriter,
-  type WriterParts,
-} from './protocols.js';
+import type { ChunkWriter, WriterParts } from './protocols.js';
 import type { Transport } from './transport.js';
 import type { StreamLimit } from './types.js';
 import { toAsyncIterable, type UpstreamFailure } from './upstream-errors.js';
@@ -63,8 +57,8 @@ export class Pump {
       source = undefined;
       iterator = toAsyncIterable(resolved)[Symbol.asyncIterator]();
       this.iterator = iterator;
-      if (this.admission.relay && !this.owner.ended) {
-        this.parts.transport.open(relayHeaders(resolved, this.admission));
+      if (!this.owner.ended) {
+        this.config.protocol.wire.sourceOpened?.(this.parts.transport, resolved, this.admission);
       }
     } catch (error) {
       this.reading = false;
@@ -81,7 +75,7 @@ export class Pump {
    */
   private async read(iterator: AsyncIterator<unknown>): Promise<UpstreamFailure | undefined> {
     const { parts, owner } = this;
-    const writer: ChunkWriter = this.admission.relay ? relayWriter(parts) : sseWriter(parts);
+    const writer: ChunkWriter = this.config.protocol.wire.writer(parts);
     try {
       while (!owner.ended) {
         // The provider's failures come from next(); anything thrown below is ours.

@@ -3,7 +3,7 @@
  * error shape, the provider's HTTP errors passed on (its refusal of the server's key
  * hidden), and `x-should-retry` on every answer.
  */
-import type { WireProtocol } from '../options.js';
+import { RELAY_STREAM, type WireProtocol } from '../protocols.js';
 import type { Transport } from '../transport.js';
 import type { Logger } from '../types.js';
 import type { ProviderResponse, UpstreamFailure } from '../upstream-errors.js';
@@ -35,6 +35,7 @@ export function gatewayWire(adapter: GatewayProvider, logger: Logger): WireProto
   };
   return {
     reject,
+    ...RELAY_STREAM,
     relay: (body) => (adapter.isStream((body ?? {}) as Record<string, unknown>) ? 'sse' : 'json'),
     endBeforeHeaders(transport, outcome, failure?: UpstreamFailure) {
       if (failure?.response) {
