@@ -8,10 +8,8 @@
 import type { StreamOutcome } from '@tokenmeter/core';
 import type { Admission } from './admission-result.js';
 import { failureOfLoop, failureOfSource } from './failures.js';
-import type { Lease } from './lease.js';
 import type { Config } from './options.js';
 import type { ChunkWriter, WriterParts } from './protocols.js';
-import type { Transport } from './transport.js';
 import type { StreamLimit } from './types.js';
 import { toAsyncIterable, type UpstreamFailure } from './upstream-errors.js';
 
@@ -42,7 +40,7 @@ export class Pump {
     private readonly owner: PumpOwner,
     private readonly config: Config,
     private readonly admission: Admission,
-    private readonly parts: WriterParts & { lease: Lease; transport: Transport },
+    private readonly parts: WriterParts,
     private readonly signal: AbortSignal,
   ) {}
 

@@ -45,7 +45,7 @@ function fastifyGateway<R extends FastifyRequest>(
   const plugin = async function tokenmeterGateway(scope: FastifyInstance): Promise<void> {
     leaveBodiesUnread(scope);
     const prefix = scope.prefix;
-    const handler = (request: FastifyRequest, reply: { hijack(): void; raw: NodeTransportRes }) => {
+    scope.all('/*', (request, reply) => {
       // The gateway answers on the raw response: Fastify sends nothing of its own.
       reply.hijack();
       const url = routePath(request.raw.url ?? '/');
@@ -55,14 +55,11 @@ function fastifyGateway<R extends FastifyRequest>(
         request.method,
         url.startsWith(prefix) ? url.slice(prefix.length) : url,
       );
-    };
-    scope.all('/*', handler);
+    });
   };
   Object.defineProperty(plugin, 'activeStreams', { get: () => gateway.activeStreams });
   return plugin as FastifyGatewayPlugin;
 }
-
-type NodeTransportRes = ConstructorParameters<typeof NodeTransport>[0];
 
 /**
  * A Fastify plugin serving the Anthropic Messages API — `POST /v1/messages` (streaming and
