@@ -22,6 +22,11 @@ export type MeterEvent =
    * counted as `tool_input` while it streamed.
    */
   | { type: 'tool_call'; id: string; name: string; input: unknown }
+  /**
+   * The provider is writing output it does not stream (OpenAI reasoning): until the call's
+   * final usage arrives, its output can only be bounded by its `max_tokens`.
+   */
+  | { type: 'unseen_output' }
   /** A server tool the provider runs (Anthropic `server_tool_use`: `web_search`, …): billed per use. */
   | { type: 'server_tool'; name: string }
   /**

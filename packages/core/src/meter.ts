@@ -128,6 +128,8 @@ export class StreamMeter {
   private events = 0;
   private webSearches = 0;
   private webFetches = 0;
+  /** The current call wrote output it did not stream (reasoning): only max_tokens bounds it. */
+  private unseenOutput = false;
   private result: FinalUsage | undefined;
   private finishCalls = 0;
   stopReason: string | undefined;
@@ -201,6 +203,9 @@ export class StreamMeter {
         else if (event.maxTokens !== undefined && event.maxTokens > this.maxOutput)
           // The source sent a larger max_tokens than admitted: the provider may bill it.
           this.maxOutput = event.maxTokens;
+        return;
+      case 'unseen_output':
+        this.unseenOutput = true;
         return;
       case 'server_tool':
         // Billed per use whether or not the answer completes: counted for the estimate.
@@ -326,6 +331,7 @@ export class StreamMeter {
     this.providerFinal = false;
     this.webSearches = 0;
     this.webFetches = 0;
+    this.unseenOutput = false;
     this.output = createOutputEstimator(this.tokenProvider);
     this.maxOutput = maxTokens ?? this.firstMaxOutput;
     this.callInput = inputTokens ?? 0;
@@ -377,10 +383,15 @@ export class StreamMeter {
     // message_delta figure is, and otherwise what was received is the estimate (at most
     // max_tokens: the provider bills no more). A stream stopped before any text costs no
     // output, never the placeholder's "1 output token".
-    usage.outputTokens = Math.max(
-      this.providerUsage?.outputTokens ?? 0,
-      this.upper ? this.outputTokensBound : this.outputTokensEstimate,
-    );
+    // Output written but never streamed (reasoning) has no estimate: what the call may
+    // have billed is all its max_tokens allowed.
+    usage.outputTokens =
+      this.unseenOutput && Number.isFinite(this.maxOutput)
+        ? this.maxOutput
+        : Math.max(
+            this.providerUsage?.outputTokens ?? 0,
+            this.upper ? this.outputTokensBound : this.outputTokensEstimate,
+          );
     // Server tools that started are billed; their results' input tokens only the final
     // usage can tell, so each use is charged what the reservation priced for it.
     if (!this.providerUsage && this.callInput === undefined) {

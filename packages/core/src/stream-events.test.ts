@@ -205,7 +205,7 @@ describe('createEventTranslator: a stream of no known format', () => {
   it('throws unrecognized_stream on a first chunk no format matches, naming its shape', () => {
     for (const [first, shape] of [
       [{ candidates: [], usageMetadata: {} }, 'keys candidates, usageMetadata'],
-      [{ type: 'response.created', response: {} }, 'keys type, response'],
+      [{ type: 'thread.created', thread: {} }, 'keys type, thread'],
       ['Hello', 'string'],
       [{}, '(none)'],
     ] as const) {

@@ -20,6 +20,7 @@ export type { MeterEvent, MeterEventType } from './meter-event.js';
 /**
  * A stateful translator for one stream, whose format is recognised from its first chunk:
  * Anthropic events (`message_start`, …), OpenAI chunks (`object: "chat.completion.chunk"`),
+ * OpenAI Responses events (`response.created`, …),
  * any registered provider's, AI SDK `fullStream` parts (`text-delta`, `finish-step`, …),
  * LangChain.js `AIMessageChunk`s, or events already normalised.
  *
@@ -87,7 +88,7 @@ function unrecognized(raw: unknown): TokenmeterError {
       : typeof raw;
   return new TokenmeterError(
     'unrecognized_stream',
-    `The stream's first chunk is ${shape}: not an Anthropic Messages event, an OpenAI Chat Completions chunk, an AI SDK part, a LangChain.js chunk or a normalised MeterEvent, so it cannot be metered. Hand over the provider's raw stream (see "Which stream to hand over").`,
+    `The stream's first chunk is ${shape}: not an Anthropic Messages event, an OpenAI Chat Completions chunk or Responses event, an AI SDK part, a LangChain.js chunk or a normalised MeterEvent, so it cannot be metered. Hand over the provider's raw stream (see "Which stream to hand over").`,
   );
 }
 
@@ -116,6 +117,7 @@ const NORMALISED = new Set<string>([
   'tool_call',
   'request',
   'server_tool',
+  'unseen_output',
   'usage',
   'stop',
 ]);

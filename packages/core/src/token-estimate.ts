@@ -1124,6 +1124,8 @@ function block(b: unknown, o: Resolved): number {
       return text(b.data, o);
     case 'refusal':
       return text(b.refusal, o);
+    case 'item_reference':
+      return notBounded(0, o, 'an item_reference (an item the provider stored)');
     case 'search_result':
       return text(b.title, o) + text(b.source, o) + content(b.content, o);
     default:
@@ -1160,6 +1162,21 @@ function message(m: unknown, o: Resolved): number {
   }
   if (m.function_call !== undefined) sum += TOOL_BLOCK_OVERHEAD + json(m.function_call, o);
   return sum;
+}
+
+/**
+ * Responses API context the provider stores and reads into the prompt, whose size the
+ * request does not hold: an earlier response, a conversation, a stored prompt template.
+ */
+function storedContext(request: Json, o: Resolved): void {
+  const present = (value: unknown) => value !== undefined && value !== null && value !== '';
+  if (present(request.previous_response_id)) {
+    notBounded(0, o, 'a previous_response_id (the earlier turns the provider stored)');
+  } else if (present(request.conversation)) {
+    notBounded(0, o, 'a conversation (the turns the provider stored)');
+  } else if (isRecord(request.prompt)) {
+    notBounded(0, o, 'a stored prompt template ("prompt": {"id"})');
+  }
 }
 
 /** Anthropic tools carry `input_schema` (custom) or a dated `type` (server tools). */
@@ -1399,6 +1416,7 @@ export function measureRequestTokens(
     }
   }
   if (typeof request.prompt === 'string') total += scan(request.prompt, o);
+  storedContext(request, o);
   if (Array.isArray(request.tools) && request.tools.length > 0) {
     for (const tool of request.tools) {
       total += json(tool, o);

@@ -33,6 +33,12 @@ export {
 } from '../usage.js';
 export { type AnthropicStreamEvent, anthropicMessages, fromAnthropicEvent } from './anthropic.js';
 export { fromOpenAIChunk, type OpenAIChunk, openaiChat } from './openai-chat.js';
+export {
+  fromResponsesUsage,
+  openaiResponses,
+  type ResponseLike,
+  type ResponsesUsageLike,
+} from './openai-responses.js';
 export type { ProviderAdapter, RequestRules } from './provider.js';
-export { providerAdapters, registerProvider, requestRules } from './registry.js';
+export { providerAdapters, providerOfApi, registerProvider, requestRules } from './registry.js';
 export { forwardedBody, readRequestTerms } from './requests.js';

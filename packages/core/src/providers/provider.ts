@@ -25,11 +25,25 @@ export interface RequestRules {
    * limits): `body` itself when nothing changes, never changed in place.
    */
   forward(body: Record<string, unknown>, terms: ForwardTerms): Record<string, unknown>;
+  /**
+   * `'optional'` when the API lets a request leave its output limit out (the Responses
+   * API's `max_output_tokens`): such a request is admitted at the most the route allows and
+   * sent with that limit written in. Otherwise a request without one is refused.
+   */
+  readonly outputLimit?: 'required' | 'optional';
 }
 
 export interface ProviderAdapter {
-  /** The provider's name, as the pricing catalog has it (`'anthropic'`, `'openai'`). */
+  /**
+   * The API's name in the registry (`'anthropic'`, `'openai'` for Chat Completions,
+   * `'openai-responses'`): what `RequestParams.api` names.
+   */
   readonly name: string;
+  /**
+   * The provider, as the pricing catalog has it, when it is not the API's name
+   * (`'openai'` for `'openai-responses'`).
+   */
+  readonly provider?: string;
   /** True when a stream's first chunk is this API's. */
   detect(chunk: object): boolean;
   /** A translator for one stream (it may keep state from chunk to chunk). */

@@ -6,9 +6,10 @@
 import { TokenmeterError } from '../errors.js';
 import { anthropicMessages } from './anthropic.js';
 import { openaiChat } from './openai-chat.js';
+import { openaiResponses } from './openai-responses.js';
 import type { ProviderAdapter, RequestRules } from './provider.js';
 
-const REGISTRY: ProviderAdapter[] = [openaiChat, anthropicMessages];
+const REGISTRY: ProviderAdapter[] = [openaiChat, openaiResponses, anthropicMessages];
 
 /** The adapters, in the order a first chunk is tried against them. */
 export function providerAdapters(): readonly ProviderAdapter[] {
@@ -33,11 +34,21 @@ export function registerProvider(adapter: ProviderAdapter): void {
 }
 
 /**
- * How requests for `provider` are read and forwarded: its adapter's rules. A provider with
- * no adapter (or an adapter without request rules) is read by the Anthropic Messages rules,
- * the strictest reading of server tools and prompt caching that tokenmeter has.
+ * How requests for `api` (an adapter's name, or a provider's) are read and forwarded: its
+ * adapter's rules. An API with no adapter (or an adapter without request rules) is read by
+ * the Anthropic Messages rules, the strictest reading of server tools and prompt caching
+ * that tokenmeter has.
  */
-export function requestRules(provider: string): RequestRules {
-  const adapter = REGISTRY.find((known) => known.name === provider);
+export function requestRules(api: string): RequestRules {
+  const adapter = REGISTRY.find((known) => known.name === api);
   return adapter?.requests ?? anthropicMessages.requests!;
+}
+
+/**
+ * The provider (as the pricing catalog names it) whose API `api` is: `'openai'` for
+ * `'openai-responses'`; undefined for an API no adapter has.
+ */
+export function providerOfApi(api: string): string | undefined {
+  const adapter = REGISTRY.find((known) => known.name === api);
+  return adapter ? (adapter.provider ?? adapter.name) : undefined;
 }
