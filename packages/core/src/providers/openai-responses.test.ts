@@ -169,6 +169,10 @@ describe('OpenAI Responses stream (recorded in the documented shape)', () => {
     };
     const usage = translateAll([payloads[0], searched]).find((e) => e.type === 'usage');
     expect(usage).toMatchObject({ usage: { webSearchRequests: 2 } });
+    // The tokens as before, and two searches at $10 per 1,000 calls.
+    expect(meterOf([payloads[0], searched]).finish('completed').costNanos).toBe(
+      2_516_800 + 2 * 10_000_000,
+    );
   });
 });
 
