@@ -5,7 +5,8 @@ import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { countInputTokens } from './input-tokens.js';
 import { type FakeLLM, startFakeLLM } from './server.js';
-import { seededText, seededThinking, seededTokens, seededToolInput } from './text-generator.js';
+import { seededText, seededThinking, seededTokens } from './text-generator.js';
+import { seededToolInput } from './tool-arguments.js';
 
 let fake: FakeLLM;
 let client: Anthropic;

@@ -341,8 +341,13 @@ function isPositiveInteger(value: unknown): boolean {
 
 export const anthropicProtocol: ProviderProtocol = {
   provider: 'anthropic',
+  dialect: 'anthropic',
   requestIdHeader: 'request-id',
   midStreamErrorStatus: 529,
+
+  maxTokens(body: Readonly<Record<string, unknown>>): number | undefined {
+    return typeof body.max_tokens === 'number' ? body.max_tokens : undefined;
+  },
 
   validate(route: Route, body: unknown): ApiError | undefined {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {

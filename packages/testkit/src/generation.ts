@@ -13,9 +13,9 @@ import {
   type PieceSource,
   searchQueryGenerator,
   TextGenerator,
-  ToolInputGenerator,
   thinkingGenerator,
 } from './text-generator.js';
+import { toolInputSource } from './tool-arguments.js';
 import type { Fault, Knobs, StopCause } from './types.js';
 
 /** How far (ms) a throttled stream may fall behind schedule before it stops catching up. */
@@ -134,7 +134,10 @@ export class GenerationJob {
     if (block.kind === 'thinking') return thinkingGenerator(seed);
     // A query cut by max_tokens is a prefix of the full 8-token query, as a real cut one is.
     if (block.kind === 'web_search') return searchQueryGenerator(seed, this.#searchNumbers[index]!);
-    if (block.kind === 'tool_use') return new ToolInputGenerator(seed, block.tokens);
+    // A tool input cut by max_tokens is a prefix of the whole input, as a real cut one is.
+    if (block.kind === 'tool_use') {
+      return toolInputSource(seed, block.toolSchema, block.inputTokens ?? block.tokens);
+    }
     return new TextGenerator(seed, this.#knobs.text);
   }
 

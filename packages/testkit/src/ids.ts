@@ -1,5 +1,5 @@
 // Ids in each provider's format (`req_…`, `msg_…`, `toolu_…`, `srvtoolu_…`, `chatcmpl-…`,
-// `call_…`).
+// `call_…`, and the Responses API's `resp_…`, `rs_…`, `fc_…`).
 // They are predictable — server number plus arrival order — so two fakes in one process
 // never collide and a failing test names the same request on every run.
 
@@ -43,4 +43,13 @@ export function openaiCompletionId(stem: string): string {
 
 export function openaiToolCallId(stem: string): string {
   return `call_${stem}`;
+}
+
+export function responseId(stem: string): string {
+  return `resp_${stem}`;
+}
+
+/** The id of an output item of a Response: `msg_…`, `rs_…` (reasoning) or `fc_…` (function call). */
+export function responseItemId(prefix: 'msg' | 'rs' | 'fc', stem: string): string {
+  return `${prefix}_${stem}`;
 }

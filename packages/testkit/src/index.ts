@@ -20,9 +20,9 @@ export {
   seededText,
   seededThinking,
   seededTokens,
-  seededToolInput,
   TextGenerator,
 } from './text-generator.js';
+export { seededToolInput } from './tool-arguments.js';
 export type {
   BlockRecord,
   FakeLLMEvents,

@@ -3,10 +3,12 @@
 //
 // Definition: sum the UTF-8 byte length of every string value found (recursively) in every
 // field a provider reads into the prompt — every top-level field but the settings (model,
-// max_tokens, stream, temperature, …) — and divide by four, rounding up (or, with the
-// `'bytes'` counting, take the bytes as they are); at least 1. Object keys, numbers and
-// booleans do not count. Attachments are billed by a rule, as the providers do, not by the
-// bytes of their payload: an image is IMAGE_TOKENS, a PDF document PDF_PAGE_TOKENS per
+// max_tokens, stream, temperature, …): Anthropic `system`, `messages`, `tools`; Chat
+// `messages`, `tools`; Responses `instructions`, `input` items, `tools`, `text.format` — and
+// divide by four, rounding up (or, with the `'bytes'` counting, take the bytes as they are);
+// at least 1. Object keys, numbers and booleans do not count. Attachments are billed by a
+// rule, as the providers do, not by the bytes of their payload: an image is IMAGE_TOKENS, a
+// PDF document (Anthropic `document`, Responses `input_file`) PDF_PAGE_TOKENS per
 // `/Type /Page` object written plainly in it (at least one page).
 
 import type { InputCounting, Provider } from './types.js';
@@ -49,6 +51,14 @@ const SETTINGS = new Set([
   'prompt_cache_key',
   'safety_identifier',
   'background',
+  // Responses API settings.
+  'max_output_tokens',
+  'max_tool_calls',
+  'previous_response_id',
+  'conversation',
+  'prompt_cache_retention',
+  'prompt_cache_options',
+  'moderation',
 ]);
 
 /** Tokens billed for one image, whatever its payload. */
@@ -87,6 +97,12 @@ function attachmentTokens(block: Record<string, unknown>): number | undefined {
   if (block.type === 'image' || block.type === 'image_url' || block.type === 'input_image') {
     return IMAGE_TOKENS;
   }
+  // A Responses `input_file`: a PDF as a data URL, or a file id / URL the fake cannot read.
+  if (block.type === 'input_file') {
+    const data = typeof block.file_data === 'string' ? block.file_data : '';
+    const base64 = data.startsWith('data:') ? data.slice(data.indexOf(',') + 1) : data;
+    return pdfTokens(base64);
+  }
   const source = block.source as
     | { type?: unknown; media_type?: unknown; data?: unknown }
     | undefined;
@@ -96,11 +112,16 @@ function attachmentTokens(block: Record<string, unknown>): number | undefined {
     source.media_type === 'application/pdf' &&
     typeof source.data === 'string'
   ) {
-    const text = Buffer.from(source.data, 'base64').toString('latin1');
-    const pages = text.match(/\/Type\s*\/Page(?![A-Za-z])/g)?.length ?? 0;
-    return Math.max(1, pages) * PDF_PAGE_TOKENS;
+    return pdfTokens(source.data);
   }
   return undefined;
+}
+
+/** A base64 PDF's tokens: PDF_PAGE_TOKENS per page object written plainly in it, at least one. */
+function pdfTokens(base64: string): number {
+  const text = Buffer.from(base64, 'base64').toString('latin1');
+  const pages = text.match(/\/Type\s*\/Page(?![A-Za-z])/g)?.length ?? 0;
+  return Math.max(1, pages) * PDF_PAGE_TOKENS;
 }
 
 /**
@@ -120,7 +141,13 @@ export function countInputTokens(
   if (body === null || typeof body !== 'object') return 1;
   const out: Count = { bytes: 0, ruled: 0 };
   for (const [field, value] of Object.entries(body as Record<string, unknown>)) {
-    if (!SETTINGS.has(field)) walk(value, 0, out);
+    if (SETTINGS.has(field)) continue;
+    // Responses `text` is a setting (verbosity) around an output format the model reads.
+    if (field === 'text' && value !== null && typeof value === 'object') {
+      walk((value as Record<string, unknown>).format, 0, out);
+      continue;
+    }
+    walk(value, 0, out);
   }
   const text = counting === 'bytes' ? out.bytes : Math.ceil(out.bytes / 4);
   return Math.max(1, text + out.ruled);

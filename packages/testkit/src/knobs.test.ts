@@ -99,6 +99,36 @@ describe('knobs', () => {
     );
   });
 
+  it('parses the tool loop knobs from every source', () => {
+    expect(DEFAULT_KNOBS).toMatchObject({ toolTurns: undefined, toolName: undefined });
+    expect(
+      knobsFromHeaders(DEFAULT_KNOBS, {
+        'x-fake-llm-tool-turns': '3',
+        'x-fake-llm-tool-name': 'Glob',
+      }),
+    ).toMatchObject({ toolTurns: 3, toolName: 'Glob' });
+    expect(knobsFromFlags({ 'tool-turns': '0', 'tool-name': 'shell' })).toEqual({
+      toolTurns: 0,
+      toolName: 'shell',
+    });
+    const looping = mergeKnobs(DEFAULT_KNOBS, { toolTurns: 2, toolName: 'Read' });
+    expect(
+      knobsFromHeaders(looping, {
+        'x-fake-llm-tool-turns': 'auto',
+        'x-fake-llm-tool-name': 'auto',
+      }),
+    ).toMatchObject({
+      toolTurns: undefined,
+      toolName: undefined,
+    });
+    expect(() => knobsFromHeaders(DEFAULT_KNOBS, { 'x-fake-llm-tool-turns': 'x' })).toThrow(
+      'x-fake-llm-tool-turns: expected a non-negative integer, got "x"',
+    );
+    expect(() => mergeKnobs(DEFAULT_KNOBS, { toolName: 7 as never })).toThrow(
+      'toolName: expected a tool name, got 7',
+    );
+  });
+
   it('"none" and undefined clear a fault', () => {
     const faulty = mergeKnobs(DEFAULT_KNOBS, { fault: 'hang' });
     expect(faulty.fault).toBe('hang');
@@ -184,6 +214,62 @@ describe('planOutput', () => {
     const noText = planOutput('anthropic', body, mergeKnobs(two, { tokens: 0 }), 1000);
     expect(noText.blocks.map((b) => b.kind)).toEqual(['thinking', 'web_search', 'web_search']);
     expect(noText).toMatchObject({ searches: 2, truncated: false });
+  });
+
+  it('grows a tool call to the smallest valid input of its schema; records a cut one whole size', () => {
+    const bash = {
+      name: 'Bash',
+      input_schema: {
+        type: 'object',
+        properties: { command: { type: 'string' } },
+        required: ['command'],
+      },
+    };
+    const body = { tools: [bash], tool_choice: { type: 'any' } };
+    const tiny = mergeKnobs(knobs, { tokens: 0, toolTokens: 1 });
+    expect(planOutput('anthropic', body, tiny, 1000).blocks).toEqual([
+      { kind: 'tool_use', tokens: 2, toolName: 'Bash', toolSchema: bash.input_schema },
+    ]);
+    const cut = planOutput('anthropic', body, mergeKnobs(tiny, { toolTokens: 12 }), 5);
+    expect(cut.blocks[0]).toMatchObject({ tokens: 5, inputTokens: 12 });
+    expect(cut).toMatchObject({ truncated: true, toolCall: false });
+  });
+
+  it('tool loop: a call while fewer tool results than toolTurns, then text', () => {
+    const loop = mergeKnobs(knobs, { toolTurns: 1 });
+    const tools = [{ type: 'function', name: 'f', parameters: { type: 'object' } }];
+    const first = planOutput('openai-responses', { tools, input: 'go' }, loop, undefined);
+    expect(first.blocks.map((b) => b.kind)).toEqual(['text', 'tool_use']);
+    expect(first.toolCall).toBe(true);
+    const answered = {
+      tools,
+      input: [{ type: 'function_call_output', call_id: 'c', output: 'ok' }],
+    };
+    expect(
+      planOutput('openai-responses', answered, loop, undefined).blocks.map((b) => b.kind),
+    ).toEqual(['text']);
+    // Chat Completions tools are nested under `function`: a Responses-shaped one is not offered.
+    expect(planOutput('openai', { tools, messages: [] }, loop, undefined).toolCall).toBe(false);
+  });
+
+  it('Responses: reasoning is hidden, or a thinking block when a summary is asked', () => {
+    const reasoning = mergeKnobs(knobs, { reasoningTokens: 30 });
+    expect(planOutput('openai-responses', {}, reasoning, 60)).toMatchObject({
+      reasoningTokens: 30,
+      reasoningSummary: false,
+      blocks: [{ kind: 'text', tokens: 30 }],
+    });
+    const summary = planOutput(
+      'openai-responses',
+      { reasoning: { summary: 'auto' } },
+      reasoning,
+      60,
+    );
+    expect(summary).toMatchObject({ reasoningTokens: 0, reasoningSummary: true, totalTokens: 60 });
+    expect(summary.blocks).toEqual([
+      { kind: 'thinking', tokens: 30 },
+      { kind: 'text', tokens: 30 },
+    ]);
   });
 
   it('an empty answer still has an (empty) text block', () => {

@@ -22,6 +22,8 @@ export const DEFAULT_KNOBS: Readonly<Knobs> = Object.freeze({
   cacheWrite1hTokens: 0,
   thinkingTokens: undefined,
   toolTokens: undefined,
+  toolTurns: undefined,
+  toolName: undefined,
   reasoningTokens: 0,
   searches: undefined,
   searchResultTokens: 1000,
@@ -153,6 +155,12 @@ const inputCounting: Parser<InputCounting> = (value, name) => {
   throw new KnobError(`${name}: expected "quarter" or "bytes", got ${describe(value)}`);
 };
 
+const toolName: Parser<string | undefined> = (value, name) => {
+  if (value === undefined || value === '' || value === 'auto') return undefined;
+  if (typeof value === 'string' && value.length <= 256) return value;
+  throw new KnobError(`${name}: expected a tool name, got ${describe(value)}`);
+};
+
 const fault: Parser<Fault | undefined> = (value, name) => {
   if (value === undefined || value === 'none' || value === '') return undefined;
   if (typeof value === 'string' && (STREAM_FAULTS as readonly string[]).includes(value)) {
@@ -233,9 +241,26 @@ export const KNOB_SPECS: readonly KnobSpec[] = [
     'toolTokens',
     'tool-tokens',
     optionalCount,
-    'tokens of a tool call input (default 12 if the request forces a tool, else 0)',
+    'tokens of a tool call input, at least a valid instance of its schema (default 12 if the request forces a tool, else 0)',
   ),
-  spec('reasoningTokens', 'reasoning-tokens', count, 'OpenAI hidden reasoning tokens (default 0)'),
+  spec(
+    'toolTurns',
+    'tool-turns',
+    optionalCount,
+    'agent tool loop: call a tool while the conversation has fewer tool results than this, then answer text (default: no loop)',
+  ),
+  spec(
+    'toolName',
+    'tool-name',
+    toolName,
+    'the tool to call (default: the one tool_choice names, else the first function tool offered)',
+  ),
+  spec(
+    'reasoningTokens',
+    'reasoning-tokens',
+    count,
+    'OpenAI reasoning tokens: hidden, or a Responses reasoning summary (default 0)',
+  ),
   spec(
     'searches',
     'searches',

@@ -5,7 +5,8 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { countInputTokens } from './input-tokens.js';
 import { type FakeLLM, startFakeLLM } from './server.js';
-import { seededText, seededToolInput } from './text-generator.js';
+import { seededText } from './text-generator.js';
+import { seededToolInput } from './tool-arguments.js';
 
 let fake: FakeLLM;
 let client: OpenAI;
@@ -141,16 +142,16 @@ describe('streaming', () => {
   });
 
   it('streams tool calls that the SDK stream helper assembles', async () => {
+    const parameters = {
+      type: 'object',
+      properties: { query: { type: 'string' } },
+      required: ['query'],
+    };
     const stream = client.chat.completions.stream(
       {
         model: 'gpt-4o-mini',
         messages,
-        tools: [
-          {
-            type: 'function',
-            function: { name: 'search', parameters: { type: 'object', properties: {} } },
-          },
-        ],
+        tools: [{ type: 'function', function: { name: 'search', parameters } }],
         tool_choice: 'required',
         stream_options: { include_usage: true },
       },
@@ -161,7 +162,9 @@ describe('streaming', () => {
     expect(choice.finish_reason).toBe('tool_calls');
     const call = choice.message.tool_calls?.[0];
     expect(call?.type === 'function' && call.function.name).toBe('search');
-    expect(call?.type === 'function' && call.function.arguments).toBe(seededToolInput(3, 12));
+    expect(call?.type === 'function' && call.function.arguments).toBe(
+      seededToolInput(3, 12, undefined, parameters),
+    );
     expect(completion.usage?.completion_tokens).toBe(12);
   });
 });

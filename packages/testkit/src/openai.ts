@@ -157,8 +157,14 @@ function isPositiveInteger(value: unknown): boolean {
 
 export const openaiProtocol: ProviderProtocol = {
   provider: 'openai',
+  dialect: 'openai',
   requestIdHeader: 'x-request-id',
   midStreamErrorStatus: 500,
+
+  maxTokens(body: Readonly<Record<string, unknown>>): number | undefined {
+    const max = body.max_completion_tokens ?? body.max_tokens;
+    return typeof max === 'number' ? max : undefined;
+  },
 
   validate(_route: Route, body: unknown): ApiError | undefined {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {

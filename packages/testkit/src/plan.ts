@@ -2,7 +2,17 @@
 // after `max_tokens` cut them. The plan is what makes usage exact: the generator streams
 // exactly the planned tokens and reports exactly what it streamed.
 
+import {
+  type Dialect,
+  functionTools,
+  namedToolChoice,
+  type OfferedTool,
+  toolForced,
+  toolResultCount,
+  toolsDisabled,
+} from './request-tools.js';
 import { SEARCH_QUERY_TOKENS } from './text-generator.js';
+import { toolInputTokens } from './tool-arguments.js';
 import type { Knobs, Provider } from './types.js';
 
 export interface PlannedBlock {
@@ -12,8 +22,13 @@ export interface PlannedBlock {
    * `web_search_tool_result` block (no tokens, not a planned block) follows it on the wire.
    */
   kind: 'thinking' | 'web_search' | 'text' | 'tool_use';
+  /** Tokens streamed for this block (after `max_tokens`). */
   tokens: number;
   toolName?: string;
+  /** tool_use: the called tool's input schema; absent when it has none. */
+  toolSchema?: unknown;
+  /** tool_use cut by `max_tokens`: tokens of the whole input (absent when not cut). */
+  inputTokens?: number;
 }
 
 export interface OutputPlan {
@@ -34,6 +49,11 @@ export interface OutputPlan {
    * their text is never sent (only the block and its signature), as the real API does.
    */
   thinkingOmitted: boolean;
+  /**
+   * Responses API: the request asked a reasoning summary, so the reasoning tokens are the
+   * `thinking` block, streamed as the summary (else they are `reasoningTokens`, unseen).
+   */
+  reasoningSummary: boolean;
 }
 
 /** Thinking tokens when the request enables thinking and no knob says otherwise. */
@@ -50,13 +70,6 @@ function asRecord(value: unknown): Record<string, unknown> | undefined {
 function thinkingEnabled(body: Record<string, unknown>): boolean {
   const type = asRecord(body.thinking)?.type;
   return type === 'enabled' || type === 'adaptive';
-}
-
-function toolForced(provider: Provider, body: Record<string, unknown>): boolean {
-  const choice = body.tool_choice;
-  if (provider === 'openai') return choice === 'required' || asRecord(choice)?.type === 'function';
-  const type = asRecord(choice)?.type;
-  return type === 'any' || type === 'tool';
 }
 
 /** The first `web_search_*` server tool of an Anthropic request, if any. */
@@ -85,23 +98,70 @@ function searchesWanted(
     : wanted;
 }
 
-function toolName(provider: Provider, body: Record<string, unknown>): string {
-  const choice = asRecord(body.tool_choice);
-  const first = Array.isArray(body.tools) ? asRecord(body.tools[0]) : undefined;
-  const name =
-    provider === 'openai'
-      ? (asRecord(choice?.function)?.name ?? asRecord(first?.function)?.name)
-      : (choice?.name ?? first?.name);
-  return typeof name === 'string' && name !== '' ? name : 'fake_tool';
+/** Whether a Responses request asks for a reasoning summary. */
+function summaryRequested(body: Record<string, unknown>): boolean {
+  const reasoning = asRecord(body.reasoning);
+  const summary = reasoning?.summary ?? reasoning?.generate_summary;
+  return summary === 'auto' || summary === 'concise' || summary === 'detailed';
 }
 
-/** Plans the answer to `body` under `knobs`, capped at `maxTokens` output tokens. */
+/** A tool call the answer should end with. */
+interface ToolCallPlan {
+  name: string;
+  schema: unknown;
+  /** Input tokens asked for, before the schema's smallest instance is fitted. */
+  wanted: number;
+}
+
+/**
+ * The tool to call: the one tool_choice names, else the knob's if offered, else the first
+ * function tool offered (with no schema when the tool is not offered at all).
+ */
+function chosenTool(
+  tools: readonly OfferedTool[],
+  forced: string | undefined,
+  knobName: string | undefined,
+): OfferedTool {
+  const byName = (name: string | undefined) => tools.find((tool) => tool.name === name);
+  if (forced !== undefined) return byName(forced) ?? { name: forced, schema: undefined };
+  return byName(knobName) ?? tools[0] ?? { name: knobName ?? 'fake_tool', schema: undefined };
+}
+
+/**
+ * The tool call to plan, if any. With the `toolTurns` knob the conversation decides: a call
+ * while it carries fewer tool results than `toolTurns`, text after. Otherwise a call of
+ * `toolTokens` tokens (by default 12 when `tool_choice` forces a tool, else none).
+ */
+function plannedToolCall(
+  dialect: Dialect,
+  body: Record<string, unknown>,
+  knobs: Readonly<Knobs>,
+): ToolCallPlan | undefined {
+  const tools = functionTools(dialect, body);
+  let wanted: number;
+  if (knobs.toolTurns !== undefined) {
+    const more = toolResultCount(dialect, body) < knobs.toolTurns;
+    if (!more || tools.length === 0 || toolsDisabled(dialect, body)) return undefined;
+    wanted = Math.max(1, knobs.toolTokens ?? DEFAULT_TOOL_TOKENS);
+  } else {
+    wanted = knobs.toolTokens ?? (toolForced(dialect, body) ? DEFAULT_TOOL_TOKENS : 0);
+  }
+  if (wanted === 0) return undefined;
+  const tool = chosenTool(tools, namedToolChoice(dialect, body), knobs.toolName);
+  return { name: tool.name, schema: tool.schema, wanted };
+}
+
+/**
+ * Plans the answer to `body`, read as `dialect` (`'anthropic'` or `'openai'` for Chat
+ * Completions also name the provider), under `knobs`, capped at `maxTokens` output tokens.
+ */
 export function planOutput(
-  provider: Provider,
+  dialect: Dialect,
   body: Record<string, unknown>,
   knobs: Readonly<Knobs>,
   maxTokens: number | undefined,
 ): OutputPlan {
+  const provider: Provider = dialect === 'anthropic' ? 'anthropic' : 'openai';
   let budget = maxTokens ?? Number.POSITIVE_INFINITY;
   let truncated = false;
   const take = (wanted: number): number => {
@@ -111,13 +171,20 @@ export function planOutput(
     return granted;
   };
 
+  // With a Responses reasoning summary the reasoning is streamed, as a thinking block.
+  const reasoningSummary = dialect === 'openai-responses' && summaryRequested(body);
   // OpenAI bills reasoning before any content, and max_completion_tokens covers it.
-  const reasoningTokens = provider === 'openai' ? take(knobs.reasoningTokens) : 0;
-  const thinkingWanted =
-    provider === 'anthropic'
-      ? (knobs.thinkingTokens ?? (thinkingEnabled(body) ? DEFAULT_THINKING_TOKENS : 0))
-      : 0;
-  const toolWanted = knobs.toolTokens ?? (toolForced(provider, body) ? DEFAULT_TOOL_TOKENS : 0);
+  const reasoningTokens =
+    provider === 'openai' && !reasoningSummary ? take(knobs.reasoningTokens) : 0;
+  let thinkingWanted = 0;
+  if (provider === 'anthropic') {
+    thinkingWanted = knobs.thinkingTokens ?? (thinkingEnabled(body) ? DEFAULT_THINKING_TOKENS : 0);
+  } else if (reasoningSummary) {
+    thinkingWanted = knobs.reasoningTokens;
+  }
+  const call = plannedToolCall(dialect, body, knobs);
+  // The input must at least be the schema's smallest instance: the call grows to fit it.
+  const toolWanted = call ? toolInputTokens(knobs.seed, call.schema, call.wanted) : 0;
 
   const thinking = take(thinkingWanted);
   const blocks: PlannedBlock[] = [];
@@ -139,7 +206,12 @@ export function planOutput(
   if (text > 0 || (thinking === 0 && searchBlocks === 0 && tool === 0)) {
     blocks.push({ kind: 'text', tokens: text });
   }
-  if (tool > 0) blocks.push({ kind: 'tool_use', tokens: tool, toolName: toolName(provider, body) });
+  if (call && tool > 0) {
+    const block: PlannedBlock = { kind: 'tool_use', tokens: tool, toolName: call.name };
+    if (call.schema !== undefined) block.toolSchema = call.schema;
+    if (tool < toolWanted) block.inputTokens = toolWanted;
+    blocks.push(block);
+  }
 
   let totalTokens = 0;
   for (const block of blocks) totalTokens += block.tokens;
@@ -151,6 +223,7 @@ export function planOutput(
     truncated,
     toolCall: tool > 0 && !truncated,
     thinkingOmitted: provider === 'anthropic' && asRecord(body.thinking)?.display === 'omitted',
+    reasoningSummary,
   };
 }
 

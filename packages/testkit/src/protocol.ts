@@ -1,8 +1,9 @@
 // The contract between the provider-neutral generator (generation.ts) and each provider's
-// wire format (anthropic.ts, openai.ts): the generator decides when and how much; the
-// protocol decides how it looks on the wire.
+// wire format (anthropic.ts, openai.ts, responses.ts): the generator decides when and how
+// much; the protocol decides how it looks on the wire.
 
 import type { OutputPlan } from './plan.js';
+import type { Dialect } from './request-tools.js';
 import type { Provider, ReportedUsage } from './types.js';
 
 /** Everything a protocol needs to write one response. */
@@ -27,6 +28,8 @@ export interface ResponseContext {
   includeUsage: boolean;
   /** Unix seconds, for OpenAI `created`. */
   createdSec: number;
+  /** The request body (the Responses API echoes its settings in the Response). */
+  request: Readonly<Record<string, unknown>>;
 }
 
 /** A provider's error, as its API names it. */
@@ -63,15 +66,19 @@ export interface StreamEncoder {
   unknown(seq: number): string;
 }
 
-export type Route = 'messages' | 'count_tokens' | 'chat_completions';
+export type Route = 'messages' | 'count_tokens' | 'chat_completions' | 'responses' | 'input_tokens';
 
 /** One provider's wire format. */
 export interface ProviderProtocol {
   readonly provider: Provider;
+  /** How its request bodies are read (tools, tool results, reasoning). */
+  readonly dialect: Dialect;
   /** Header carrying the request id. */
   readonly requestIdHeader: string;
   /** Status of a non-streaming answer for the `error-mid-stream` fault. */
   readonly midStreamErrorStatus: number;
+  /** The output token cap the body asks for (`max_tokens`, `max_output_tokens`…), if any. */
+  maxTokens(body: Readonly<Record<string, unknown>>): number | undefined;
   /** Returns the provider's 400 for an invalid body, or undefined when the body is valid. */
   validate(route: Route, body: unknown): ApiError | undefined;
   /** The error this provider answers with for `status`. */

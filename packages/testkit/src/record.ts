@@ -2,7 +2,8 @@
 // the same object through the read-only `RequestRecord` type. Text is not stored: it is
 // recomputed from the seed and the tokens sent, so 1,000 streams cost no string memory.
 
-import { seededText, seededThinking, seededToolInput } from './text-generator.js';
+import { seededText, seededThinking } from './text-generator.js';
+import { seededToolInput } from './tool-arguments.js';
 import type {
   BlockRecord,
   Knobs,
@@ -47,6 +48,8 @@ export class MutableRequestRecord implements RequestRecord {
   writesBlocked = 0;
   blockedMs = 0;
   maxBufferedBytes = 0;
+  /** The planned tool call, to recompute its input: the tool's schema and the input's size. */
+  toolCall: { schema: unknown; inputTokens: number } | undefined = undefined;
 
   constructor(init: {
     id: string;
@@ -85,7 +88,8 @@ export class MutableRequestRecord implements RequestRecord {
   get toolInput(): string {
     const block = this.#sentOf('tool_use');
     if (!block || !this.knobs) return '';
-    return seededToolInput(this.knobs.seed, block.tokens, block.tokensSent);
+    const call = this.toolCall ?? { schema: undefined, inputTokens: block.tokens };
+    return seededToolInput(this.knobs.seed, call.inputTokens, block.tokensSent, call.schema);
   }
 
   /** Marks generation stopped, once; later causes do not overwrite the first. */

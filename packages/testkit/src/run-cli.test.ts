@@ -60,7 +60,7 @@ describe('parseCliArgs', () => {
     expect(parseCliArgs(['--tps', '0']).options).toMatchObject({ tps: 0, port: 4010 });
   });
 
-  it('maps --text, --searches and --search-result-tokens', () => {
+  it('maps --text, --searches, --search-result-tokens and the tool loop flags', () => {
     const { options } = parseCliArgs([
       '--text',
       'vietnamese',
@@ -70,6 +70,8 @@ describe('parseCliArgs', () => {
       '300',
     ]);
     expect(options).toMatchObject({ text: 'vietnamese', searches: 2, searchResultTokens: 300 });
+    const loop = parseCliArgs(['--tool-turns', '3', '--tool-name', 'Glob']).options;
+    expect(loop).toMatchObject({ toolTurns: 3, toolName: 'Glob' });
     expect(() => parseCliArgs(['--text', 'hex'])).toThrow('--text: expected one of');
     expect(() => parseCliArgs(['--search-result-tokens=-1'])).toThrow(
       '--search-result-tokens: expected a non-negative integer',
@@ -99,6 +101,16 @@ describe('runCli', () => {
     expect(cli.out()).toContain(
       'POST /v1/chat/completions 200 gpt-4o-mini json tokens=6/6 completed',
     );
+    const response = await client.responses.create({
+      model: 'gpt-5-mini',
+      input: 'hi',
+      stream: true,
+    });
+    for await (const _ of response) {
+    }
+    await handle.fake.waitForIdle();
+    expect(cli.out()).toContain('POST /v1/responses 200 gpt-5-mini stream tokens=6/6 completed');
+    expect(cli.out()).toContain('(chat.completions, responses)');
 
     cli.signals.emit('SIGTERM');
     await handle.stopped;
@@ -121,5 +133,7 @@ describe('runCli', () => {
     expect(help.out()).toContain('--searches');
     expect(help.out()).toContain('--search-result-tokens');
     expect(help.out()).toContain('mixed | plain | emoji | vietnamese | cjk | base64 | repeat');
+    expect(help.out()).toContain('--tool-turns');
+    expect(help.out()).toContain('--tool-name');
   });
 });

@@ -117,8 +117,8 @@ export async function runCli(
   }
   io.stdout.write(
     `tokenmeter fake LLM listening on ${fake.url}\n` +
-      `  Anthropic: new Anthropic({ baseURL: '${fake.url}', apiKey: 'any' })\n` +
-      `  OpenAI:    new OpenAI({ baseURL: '${fake.url}/v1', apiKey: 'any' })\n`,
+      `  Anthropic: new Anthropic({ baseURL: '${fake.url}', apiKey: 'any' })  (messages)\n` +
+      `  OpenAI:    new OpenAI({ baseURL: '${fake.url}/v1', apiKey: 'any' })  (chat.completions, responses)\n`,
   );
   if (!parsed.quiet) {
     fake.on('request-end', (record) => {

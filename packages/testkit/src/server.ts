@@ -1,6 +1,7 @@
-// The fake LLM server: routes requests to the Anthropic or OpenAI wire format, applies the
-// knobs (server options overridden by `x-fake-llm-*` headers), answers errors and faults,
-// starts one generation job per answer, and keeps the records tests assert on.
+// The fake LLM server: routes requests to the Anthropic or OpenAI wire formats (Messages,
+// Chat Completions, Responses), applies the knobs (server options overridden by
+// `x-fake-llm-*` headers), answers errors and faults, starts one generation job per answer,
+// and keeps the records tests assert on.
 
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -14,6 +15,7 @@ import { openaiProtocol } from './openai.js';
 import { planOutput } from './plan.js';
 import type { ApiError, ProviderProtocol, ResponseContext, Route } from './protocol.js';
 import { MutableRequestRecord } from './record.js';
+import { inputTokensBody, responsesProtocol } from './responses.js';
 import type {
   FakeLLMEvents,
   FakeLLMOptions,
@@ -34,7 +36,29 @@ const ROUTES: ReadonlyMap<string, { protocol: ProviderProtocol; route: Route }> 
   ['/v1/chat/completions', { protocol: openaiProtocol, route: 'chat_completions' as Route }],
   // OpenAI clients given the bare server URL as baseURL call this.
   ['/chat/completions', { protocol: openaiProtocol, route: 'chat_completions' as Route }],
+  ['/v1/responses', { protocol: responsesProtocol, route: 'responses' as Route }],
+  ['/responses', { protocol: responsesProtocol, route: 'responses' as Route }],
+  ['/v1/responses/input_tokens', { protocol: responsesProtocol, route: 'input_tokens' as Route }],
+  ['/responses/input_tokens', { protocol: responsesProtocol, route: 'input_tokens' as Route }],
 ]);
+
+/**
+ * The answer to a WebSocket upgrade of the Responses route (Codex CLI tries one first): the
+ * fake serves HTTP only, and a 426 is what makes a client fall back to POST at once (Codex
+ * retries other statuses with backoff before falling back).
+ */
+const WEBSOCKET_REFUSAL: ApiError = {
+  status: 426,
+  type: 'invalid_request_error',
+  message:
+    'This fake serves the Responses API over HTTP only (POST with stream: true for SSE); WebSocket mode is not supported.',
+  code: 'websocket_not_supported',
+  param: null,
+};
+
+function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  return /\bwebsocket\b/i.test(req.headers.upgrade ?? '');
+}
 
 /** Which error shape an unknown route gets: Anthropic SDKs always send anthropic-version. */
 function providerOf(path: string, req: IncomingMessage): ProviderProtocol {
@@ -303,12 +327,13 @@ export class FakeLLM extends EventEmitter<FakeLLMEvents> {
     record.body = body;
     record.model = typeof fields.model === 'string' ? fields.model : undefined;
     record.stream = fields.stream === true;
-    const maxTokens =
-      protocol.provider === 'openai'
-        ? (fields.max_completion_tokens ?? fields.max_tokens)
-        : fields.max_tokens;
-    record.maxTokens = typeof maxTokens === 'number' ? maxTokens : undefined;
+    record.maxTokens = protocol.maxTokens(fields);
     this.emit('request-start', record);
+
+    if (routed?.route === 'responses' && isWebSocketUpgrade(req)) {
+      this.#sendError(res, record, protocol, WEBSOCKET_REFUSAL, 1);
+      return;
+    }
 
     let knobs: Knobs;
     try {
@@ -368,9 +393,22 @@ export class FakeLLM extends EventEmitter<FakeLLMEvents> {
       this.#sendJson(res, record, protocol, countTokensBody(inputTokens));
       return;
     }
+    if (routed.route === 'input_tokens') {
+      this.#sendJson(res, record, protocol, inputTokensBody(inputTokens));
+      return;
+    }
 
-    const plan = planOutput(protocol.provider, fields, knobs, record.maxTokens);
-    record.blocks = plan.blocks.map((block) => ({ ...block, tokensSent: 0 }));
+    const plan = planOutput(protocol.dialect, fields, knobs, record.maxTokens);
+    record.blocks = plan.blocks.map(({ kind, tokens, toolName }) =>
+      toolName === undefined
+        ? { kind, tokens, tokensSent: 0 }
+        : { kind, tokens, toolName, tokensSent: 0 },
+    );
+    // The record recomputes the tool input from its schema and whole size, never stores it.
+    const call = plan.blocks.find((block) => block.kind === 'tool_use');
+    if (call) {
+      record.toolCall = { schema: call.toolSchema, inputTokens: call.inputTokens ?? call.tokens };
+    }
     record.tokensPlanned = plan.totalTokens;
     record.reasoningTokens = plan.reasoningTokens;
     const streamOptions = asRecord(fields.stream_options);
@@ -391,6 +429,7 @@ export class FakeLLM extends EventEmitter<FakeLLMEvents> {
           : 'global',
       includeUsage: streamOptions.include_usage === true,
       createdSec: Math.floor(Date.now() / 1000),
+      request: fields,
     };
     const job = new GenerationJob({
       res,

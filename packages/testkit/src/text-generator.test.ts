@@ -8,10 +8,10 @@ import {
   seededText,
   seededThinking,
   seededTokens,
-  seededToolInput,
   TextGenerator,
   ToolInputGenerator,
 } from './text-generator.js';
+import { seededToolInput } from './tool-arguments.js';
 
 describe('TextGenerator', () => {
   it('is deterministic per seed and differs between seeds', () => {

@@ -159,6 +159,7 @@ const SPECIAL_PHASE = 5;
 const THINKING_SALT = 0x7f4a7c15;
 const TOOL_SALT = 0x2545f491;
 const SEARCH_SALT = 0x5bd1e995;
+const TOOL_FILL_SALT = 0x1b873593;
 
 /**
  * Output tokens of one web search query: `{"query": "` + six words + `"}`, valid JSON when
@@ -250,9 +251,10 @@ export class TextGenerator implements PieceSource {
 }
 
 /**
- * The input JSON of a tool call, one piece per token: `{"query": "` + words + `"}`. Fewer than
- * three tokens give `{}` (one token) or `{` `}` (two). Truncating it (max_tokens) leaves
- * invalid JSON, as a real truncated tool call does.
+ * The input JSON of a call of a tool without a schema, one piece per token: `{"query": "` +
+ * words + `"}`. Fewer than three tokens give `{}` (one token) or `{` `}` (two). Truncating it
+ * (max_tokens) leaves invalid JSON, as a real truncated tool call does. Tools with a schema get
+ * a valid instance of it instead (tool-arguments.ts).
  */
 export class ToolInputGenerator implements PieceSource {
   #index = 0;
@@ -261,7 +263,7 @@ export class ToolInputGenerator implements PieceSource {
 
   constructor(seed: number, totalTokens: number) {
     this.#total = totalTokens;
-    this.#words = new TextGenerator((seed ^ TOOL_SALT) >>> 0, 'words');
+    this.#words = toolWordsGenerator(seed);
   }
 
   next(): string {
@@ -278,6 +280,16 @@ export class ToolInputGenerator implements PieceSource {
     for (let i = 0; i < n; i++) out += this.next();
     return out;
   }
+}
+
+/** The words of a tool call's input for `seed`, seeded apart from the text. */
+export function toolWordsGenerator(seed: number): TextGenerator {
+  return new TextGenerator((seed ^ TOOL_SALT) >>> 0, 'words');
+}
+
+/** The words that fill a tool input's other strings (their minLength), apart from its own. */
+export function toolFillGenerator(seed: number): TextGenerator {
+  return new TextGenerator((seed ^ TOOL_FILL_SALT) >>> 0, 'words');
 }
 
 /** A generator for the thinking block, seeded apart from the text. */
@@ -336,9 +348,4 @@ export function seededSearchQuery(
   sent = SEARCH_QUERY_TOKENS,
 ): string {
   return searchQueryGenerator(seed, search).take(sent);
-}
-
-/** The first `sent` tokens of a tool input planned at `planned` tokens for `seed`. */
-export function seededToolInput(seed: number, planned: number, sent = planned): string {
-  return new ToolInputGenerator(seed, planned).take(sent);
 }

@@ -24,13 +24,15 @@ export type TextMode = 'mixed' | 'plain' | 'emoji' | 'vietnamese' | 'cjk' | 'bas
  * - `hang`: headers, then silence until the client or the server closes.
  * - `hang-mid-stream`: stream normally for `faultAfter` tokens, then silence.
  * - `error-mid-stream`: after `faultAfter` tokens, an in-stream error (Anthropic `event: error`
- *   with `overloaded_error`; OpenAI a `data: {"error": …}` chunk), then the response ends.
+ *   with `overloaded_error`; OpenAI a `data: {"error": …}` chunk; Responses an `event: error`
+ *   with `server_error`), then the response ends.
  * - `reset-mid-stream`: after `faultAfter` tokens (flushed), the socket is destroyed.
  * - `malformed-sse`: after `faultAfter` tokens, an event whose JSON is cut off, then the end.
  * - `no-message-delta`: all content, then the response ends without the final usage
  *   (Anthropic: no `message_delta` / `message_stop`; OpenAI: no finish chunk, usage chunk or
- *   `[DONE]`).
- * - `unknown-events`: a normal stream with unknown event types and SSE comments interleaved.
+ *   `[DONE]`; Responses: no `response.completed`).
+ * - `unknown-events`: a normal stream with unknown event types and SSE comments interleaved
+ *   (Responses: `keepalive` events, which the SDK's stream helper skips).
  * - a number: that HTTP status (400–599) with the provider's error body, before any stream.
  */
 export type StreamFault =
@@ -82,9 +84,27 @@ export interface Knobs {
   /**
    * Tokens of a tool call (the input JSON, piece by piece) streamed after the text. Defaults
    * to 12 when the request forces a tool (`tool_choice` any/tool/required/function), else 0.
+   * A tool with an input schema gets a valid instance of it: at least its smallest instance
+   * (the call grows to fit), exactly that when no string can carry more words.
    */
   toolTokens: number | undefined;
-  /** OpenAI hidden reasoning tokens, reported in `completion_tokens_details`. Defaults to 0. */
+  /**
+   * Tool turns of an agent loop: while the conversation carries fewer tool results than this
+   * (Anthropic `tool_result` blocks, Chat `role: "tool"` messages, Responses
+   * `function_call_output` items), the answer ends in a call of `toolName` with arguments
+   * valid for its schema (`toolTokens` tokens, default 12); once it carries that many, the
+   * answer is text. Defaults to undefined: no loop (tool calls as `toolTokens` says).
+   */
+  toolTurns: number | undefined;
+  /**
+   * The tool called when the answer calls one (unless `tool_choice` names another); the first
+   * function tool offered when undefined or not offered. Defaults to undefined.
+   */
+  toolName: string | undefined;
+  /**
+   * OpenAI reasoning tokens, reported in `completion_tokens_details` / `output_tokens_details`:
+   * hidden, or with a Responses `reasoning.summary` streamed as the summary. Defaults to 0.
+   */
   reasoningTokens: number;
   /**
    * Anthropic web searches performed before the text, each a `server_tool_use` block (its
@@ -143,9 +163,15 @@ export type StopCause =
 
 /** The usage the fake reported in its final event or body, normalised across providers. */
 export interface ReportedUsage {
-  /** Anthropic `input_tokens` (excludes cache); OpenAI `prompt_tokens` (includes cached). */
+  /**
+   * Anthropic `input_tokens` (excludes cache); OpenAI `prompt_tokens` / Responses
+   * `input_tokens` (include cached).
+   */
   inputTokens: number;
-  /** Anthropic `output_tokens`; OpenAI `completion_tokens` (includes reasoning). */
+  /**
+   * Anthropic `output_tokens`; OpenAI `completion_tokens` / Responses `output_tokens`
+   * (include reasoning).
+   */
   outputTokens: number;
   cacheReadTokens: number;
   cacheWrite5mTokens: number;
@@ -212,7 +238,10 @@ export interface RequestRecord {
   readonly tokensGenerated: number;
   /** Output tokens written to the socket. */
   readonly tokensSent: number;
-  /** OpenAI hidden reasoning tokens included in `completion_tokens`. */
+  /**
+   * OpenAI hidden reasoning tokens (never streamed) included in `completion_tokens` /
+   * `output_tokens`. A Responses reasoning summary is the `thinking` block instead.
+   */
   readonly reasoningTokens: number;
   /**
    * Anthropic web searches performed: complete search queries whose results block was
@@ -221,7 +250,7 @@ export interface RequestRecord {
   readonly searches: number;
   /** Usage reported in the final event or body; undefined if none was sent. */
   readonly usage: ReportedUsage | undefined;
-  /** The `stop_reason` / `finish_reason` sent, if any. */
+  /** The `stop_reason` / `finish_reason` (Responses: final `status`) sent, if any. */
   readonly stopReason: string | undefined;
   readonly firstTokenAt: number | undefined;
   /** When the client closed the connection before the response finished. */
@@ -245,7 +274,7 @@ export interface RequestRecord {
   readonly maxBufferedBytes: number;
   /** Text of the text block that was sent (recomputed from the seed). */
   readonly text: string;
-  /** Text of the thinking block that was sent. */
+  /** Text of the thinking block (Responses: the reasoning summary) that was sent. */
   readonly thinking: string;
   /** The tool input JSON that was sent (possibly truncated). */
   readonly toolInput: string;

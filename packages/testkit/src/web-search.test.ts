@@ -7,12 +7,8 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { countInputTokens } from './input-tokens.js';
 import { type FakeLLM, startFakeLLM } from './server.js';
-import {
-  seededSearchQuery,
-  seededText,
-  seededThinking,
-  seededToolInput,
-} from './text-generator.js';
+import { seededSearchQuery, seededText, seededThinking } from './text-generator.js';
+import { seededToolInput } from './tool-arguments.js';
 
 let fake: FakeLLM;
 let client: Anthropic;
@@ -129,7 +125,14 @@ describe('usage echoes speed and inference_geo', () => {
 
 describe('web search', () => {
   it('streams thinking → searches → text → tool_use with consecutive wire indices', async () => {
-    const calc: Anthropic.Tool = { name: 'calc', input_schema: { type: 'object' } };
+    const calc: Anthropic.Tool = {
+      name: 'calc',
+      input_schema: {
+        type: 'object',
+        properties: { expression: { type: 'string' } },
+        required: ['expression'],
+      },
+    };
     const body = {
       messages,
       thinking: { type: 'enabled', budget_tokens: 1024 },
@@ -214,7 +217,10 @@ describe('web search', () => {
       deltasOf(6)
         .map((d) => d.partial_json)
         .join(''),
-    ).toBe(seededToolInput(11, 12));
+    ).toBe(seededToolInput(11, 12, undefined, calc.input_schema));
+    // The call is of the function tool, never of the server tool listed before it.
+    const toolStart = events.find((e) => e.content_block?.type === 'tool_use');
+    expect(toolStart?.content_block?.name).toBe('calc');
 
     // message_start's input excludes the search results; message_delta's includes them.
     const promptTokens = countInputTokens(body, 'anthropic');
