@@ -146,6 +146,11 @@ describe('boundRequest', () => {
       serverToolInputTokens: { code_execution: 1_000 },
     });
   });
+
+  it('says uses past what can be counted cannot be bounded (never an overflowed bound)', () => {
+    const terms = anthropic({ tools: [{ type: 'web_search_20250305', max_uses: 1e12 }] });
+    expect(boundRequest(terms, { promptTokens: 10, maxTokens: 10 }).unbounded).toMatch(/max_uses/);
+  });
 });
 
 describe('readRequestTerms: fields are type-checked before they are read', () => {

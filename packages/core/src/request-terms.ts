@@ -224,6 +224,12 @@ export function boundRequest(
     perUse[tool.name] = Math.max(perUse[tool.name] ?? 0, tokens);
     promptTokens += n * tokens;
   }
+  if (!Number.isSafeInteger(promptTokens)) {
+    return {
+      unbounded:
+        "The server tools' results could add more input than tokenmeter can count: lower their max_uses (max_tool_calls on the Responses API).",
+    };
+  }
   const bound: RequestBound = { promptTokens, outputTokens: options.maxTokens };
   if (terms.cacheWrite) bound.cacheWrite = terms.cacheWrite;
   if (terms.speed) bound.speed = terms.speed;

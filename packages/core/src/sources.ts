@@ -183,6 +183,7 @@ interface AiSdkPart {
   toolCallId?: unknown;
   input?: unknown;
   args?: unknown;
+  providerMetadata?: { openai?: unknown };
 }
 
 /**
@@ -209,6 +210,10 @@ export function createAiSdkTranslator(): (part: unknown) => MeterEvent[] {
         const text = typeof part.text === 'string' ? part.text : part.textDelta;
         return typeof text === 'string' && text !== '' ? [{ type: 'text', text }] : [];
       }
+      case 'reasoning-start':
+        // An OpenAI reasoning item: its tokens are billed and never streamed (a summary, if
+        // any, is not the reasoning), so until the step's usage only max_tokens bounds them.
+        return part.providerMetadata?.openai !== undefined ? [{ type: 'unseen_output' }] : [];
       case 'reasoning-delta': {
         const text = typeof part.text === 'string' ? part.text : part.delta;
         return typeof text === 'string' && text !== '' ? [{ type: 'thinking', text }] : [];
@@ -399,6 +404,9 @@ export function createLangChainTranslator(): (chunk: unknown) => MeterEvent[] {
           out.push({ type: 'server_tool', name: block.name });
       }
     }
+    // An OpenAI Responses reasoning item: billed, never streamed (see the AI SDK's).
+    const reasoning = chunk.additional_kwargs?.reasoning as { type?: unknown } | undefined;
+    if (reasoning?.type === 'reasoning') out.push({ type: 'unseen_output' });
     for (const call of chunk.tool_call_chunks ?? []) {
       if (typeof call.args === 'string' && call.args !== '')
         out.push({ type: 'tool_input', json: call.args });

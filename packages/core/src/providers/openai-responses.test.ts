@@ -249,8 +249,11 @@ describe('OpenAI Responses requests', () => {
       max_output_tokens: 4_096,
       max_tool_calls: 5,
     });
+    // A limit the caller set is reserved as set, and sent as set.
     const few = { ...body, max_output_tokens: 100, max_tool_calls: 2 };
     expect(forwardedBody(few, 'openai-responses', { maxTokens: 100 })).toBe(few);
+    const many = { ...body, max_output_tokens: 100, max_tool_calls: 20 };
+    expect(forwardedBody(many, 'openai-responses', { maxTokens: 100 })).toBe(many);
     const plain = { model: 'gpt-5', input };
     expect(forwardedBody(plain, 'openai-responses', { maxTokens: 64 })).toEqual({
       ...plain,

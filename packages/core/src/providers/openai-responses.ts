@@ -326,14 +326,15 @@ function offeredTools(b: Record<string, unknown>): Record<string, unknown>[] {
 }
 
 /**
- * The body to send: `max_output_tokens` as reserved and, when web search is offered, at
- * most as many built-in tool calls as were reserved (`max_tool_calls`).
+ * The body to send: `max_output_tokens` as reserved and, when web search is offered without
+ * a `max_tool_calls`, the searches that were reserved for it (a limit the caller set was
+ * reserved as set).
  */
 function forward(body: Record<string, unknown>, terms: ForwardTerms): Record<string, unknown> {
   const patch: Record<string, unknown> = { max_output_tokens: terms.maxTokens };
   const search = (terms.serverTools ?? DEFAULT_SERVER_TOOL_LIMITS).web_search;
-  const asked = typeof body.max_tool_calls === 'number' ? body.max_tool_calls : undefined;
-  if (search && offersWebSearch(body) && (asked === undefined || asked > search.defaultMaxUses)) {
+  const asked = body.max_tool_calls;
+  if (search && (asked === undefined || asked === null) && offersWebSearch(body)) {
     patch.max_tool_calls = search.defaultMaxUses;
   }
   return patched(body, patch);
