@@ -3,7 +3,8 @@
  * `@tokenmeter/express` (Express 4 and 5), `@tokenmeter/web` (on Hono, and as a bare fetch
  * handler) and `@tokenmeter/fastify`, mounted at `/llm` with the testkit's fake provider
  * behind them and the official SDKs in front, held to the same answers: the provider's
- * events relayed byte for byte and charged to the nano-dollar, count_tokens free, refusals
+ * events relayed byte for byte and charged to the nano-dollar (the Anthropic Messages API,
+ * OpenAI Chat Completions and the Responses API), count_tokens free, refusals
  * in the provider's own error shape (which the SDKs raise as their typed errors), unknown
  * paths and methods refused before the provider is called, a caller's abort closing the
  * upstream within one chunk, and the server's key never crossing to the caller.
@@ -192,6 +193,27 @@ describe.each(GATEWAY_ADAPTERS)('%s', (_name, start) => {
     expect(settle!.final.costNanos).toBe(
       gptCost(record.usage!.inputTokens, record.usage!.outputTokens),
     );
+  });
+
+  it('OpenAI Responses: finalResponse() and the whole answer as sent, each charged exactly; input_tokens free', async () => {
+    await serve('openai');
+    const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'tm-alice', maxRetries: 0 });
+    const params = { model: GPT, max_output_tokens: 300, input: ask.messages };
+    const streamed = await client.responses.stream(params).finalResponse();
+    const record = fake.requests.at(-1)!;
+    expect(record.path).toBe('/v1/responses');
+    expect(streamed.output_text).toBe(record.text);
+    const whole = await client.responses.create(params);
+    expect(whole.output_text).toBe(streamed.output_text);
+    const settles = await gateway.waitForSettles(2);
+    const cost = gptCost(whole.usage!.input_tokens, whole.usage!.output_tokens);
+    expect(settles.map((s) => [s.outcome, s.final.costNanos, s.final.estimated])).toEqual([
+      ['completed', cost, false],
+      ['completed', cost, false],
+    ]);
+    const counted = await client.responses.inputTokens.count({ model: GPT, input: ask.messages });
+    expect(counted.input_tokens).toBe(fake.requests.at(-1)!.inputTokens);
+    expect(gateway.settles).toHaveLength(2);
   });
 
   it("a caller's abort closes the upstream within one chunk, charged once as estimated", async () => {

@@ -1,5 +1,5 @@
 /**
- * A stream no format matches — a Gemini chunk, an OpenAI Responses event, plain strings —
+ * A stream no format matches — a Gemini chunk, a Cohere event, plain strings —
  * handed to `costTrackedSSE({ upstream })`: metered as nothing, it would settle a
  * "completed" answer at the prompt's cost while the provider billed its output. It fails
  * instead: an `error` event (`handler_error`), the developer told why in the log, and the
@@ -50,9 +50,9 @@ describe('a stream of no known format', () => {
       'candidates, usageMetadata',
     ],
     [
-      'an OpenAI Responses event',
-      [{ type: 'response.created', response: { id: 'resp_1' } }],
-      'type, response',
+      'a Cohere event',
+      [{ event_type: 'text-generation', text: 'Hi', is_finished: false }],
+      'event_type, text, is_finished',
     ],
     ['plain strings', ['Hello', ' world'], 'string'],
   ])(

@@ -1,7 +1,7 @@
 /**
  * No route escapes metering: every method on every path a gateway answers is either
  * metered (admitted, streamed or answered, settled once), free but rate-limited
- * (count_tokens), or rejected before the provider is called — in the provider's own error
+ * (count_tokens, the Responses API's input_tokens), or rejected before the provider is called — in the provider's own error
  * shape. Both gateways, mounted under a prefix.
  */
 import type { Server } from 'node:http';
@@ -36,6 +36,14 @@ const PATHS = [
   '/v1/completions',
   '/v1/embeddings',
   '/v1/responses',
+  '/v1/responses?stream=true',
+  '/v1/responses/',
+  '/v1/responses/input_tokens',
+  '/v1/responses/compact',
+  '/v1/responses/resp_1',
+  '/v1/responses/resp_1/cancel',
+  '/v1/responses/resp_1/input_items',
+  '/v1/conversations',
   '/v1/batches',
   '/v1/messages/../models',
   '/v1/messages%2Fcount_tokens',
@@ -96,16 +104,25 @@ const BODIES = {
     max_completion_tokens: 50,
     messages: [{ role: 'user', content: 'Hi' }],
   },
+  responses: { model: 'gpt-4o-mini', max_output_tokens: 50, input: 'Hi' },
 } as const;
+
+/** The body a caller of `path` would send: a Responses request under /v1/responses. */
+const bodyFor = (provider: 'anthropic' | 'openai', path: string) =>
+  provider === 'openai' && path.startsWith('/v1/responses') ? BODIES.responses : BODIES[provider];
 
 /** What each gateway meters, and what it answers free (rate-limited): everything else is refused. */
 const METERED = {
   anthropic: ['POST /v1/messages', 'POST /v1/messages?beta=true'],
-  openai: ['POST /v1/chat/completions'],
+  openai: ['POST /v1/chat/completions', 'POST /v1/responses', 'POST /v1/responses?stream=true'],
 } as const;
 const FREE = {
   anthropic: ['POST /v1/messages/count_tokens', 'POST /v1/messages/count_tokens?beta=true'],
-  openai: [],
+  openai: ['POST /v1/responses/input_tokens'],
+} as const;
+const FREE_UPSTREAM = {
+  anthropic: '/v1/messages/count_tokens',
+  openai: '/v1/responses/input_tokens',
 } as const;
 
 describe.each(['anthropic', 'openai'] as const)('%s gateway', (provider) => {
@@ -124,7 +141,7 @@ describe.each(['anthropic', 'openai'] as const)('%s gateway', (provider) => {
           },
           ...(method === 'GET' || method === 'HEAD'
             ? {}
-            : { body: JSON.stringify(BODIES[provider]) }),
+            : { body: JSON.stringify(bodyFor(provider, path)) }),
         });
         const text = await response.text();
         const route = `${method} ${path}`;
@@ -138,7 +155,7 @@ describe.each(['anthropic', 'openai'] as const)('%s gateway', (provider) => {
         } else if (response.status === 200) {
           seen.free!.push(route);
           expect(fake.requests.length, route).toBe(calls + 1);
-          expect(fake.requests.at(-1)!.path, route).toBe('/v1/messages/count_tokens');
+          expect(fake.requests.at(-1)!.path, route).toBe(FREE_UPSTREAM[provider]);
         } else {
           seen.rejected!.push(route);
           expect(response.status, route).toBeGreaterThanOrEqual(400);

@@ -339,6 +339,38 @@ describe('4. a server tool without max_uses is sent with the uses that were rese
   });
 });
 
+describe("4'. server tools allowed more uses than money can count are refused, never a 500", () => {
+  it('Anthropic max_uses and Responses max_tool_calls in the billions: 400 unbounded_request', async () => {
+    const anthropic = await gateway('anthropic');
+    const opus = await call(anthropic, 'anthropic', {
+      model: 'claude-opus-5',
+      max_tokens: 500,
+      messages,
+      tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 1e12 }],
+    });
+    expect(opus.status).toBe(400);
+    expect(opus.json).toMatchObject({ error: { message: expect.stringMatching(/max_uses/) } });
+    const openai = await gateway('openai');
+    const response = await fetch(`${openai.url}/v1/responses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer mallory' },
+      // Found by the property test (seed 27): a worst case past $9,007,199 was a 500.
+      body: JSON.stringify({
+        model: 'gpt-5.6-terra',
+        max_tool_calls: 150_119_962,
+        input: [{ type: 'item_reference', id: 'msg_1' }],
+        tools: [{ type: 'web_search' }],
+      }),
+    });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({
+      error: { code: 'unbounded_request', message: expect.stringMatching(/max_tool_calls/) },
+    });
+    // Only the free counts reached the provider (the stored item is counted first).
+    expect(fake.requests.map((r) => r.path)).toEqual(['/v1/responses/input_tokens']);
+  });
+});
+
 describe('5. text shaped to tokenize badly cannot shrink the bound', () => {
   /** 15,000 characters of random base64, rare ideographs and control characters. */
   function hostileText(seed: number): string {

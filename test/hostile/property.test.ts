@@ -1,6 +1,6 @@
 /**
  * A property, over bodies written as a hostile caller would write them: through either
- * gateway, in every reservation mode, for every catalogued model, a request is either
+ * gateway (OpenAI's Chat Completions and Responses routes both), in every reservation mode, for every catalogued model, a request is either
  * refused with a 4xx before anything is billed, or settles at or below what it reserved —
  * and what the provider billed is within that reservation and the caller's budget. The
  * fake provider bills the worst case: a token per byte of every string it reads.
@@ -23,6 +23,18 @@ import { billedNanos } from '../helpers/billing.js';
 import { type Gateway, startGateway, waitForSettles } from '../helpers/gateway.js';
 
 type Provider = 'anthropic' | 'openai';
+/** The APIs a hostile caller can call: OpenAI's two through the same gateway. */
+type Api = Provider | 'responses';
+const PROVIDER_OF: Record<Api, Provider> = {
+  anthropic: 'anthropic',
+  openai: 'openai',
+  responses: 'openai',
+};
+const PATH_OF: Record<Api, string> = {
+  anthropic: '/v1/messages',
+  openai: '/v1/chat/completions',
+  responses: '/v1/responses',
+};
 const MODES: readonly ReservationStrategy[] = ['strict', 'fit', 'lease'];
 const catalog = PricingCatalog.bundled();
 const MODELS: Record<Provider, string[]> = {
@@ -90,7 +102,7 @@ const confused = fc.oneof(
   fc.double(),
 );
 
-function bodyOf(provider: Provider, model: string): fc.Arbitrary<Record<string, unknown>> {
+function bodyOf(api: Api, model: string): fc.Arbitrary<Record<string, unknown>> {
   const maxTokens = fc.oneof(
     { weight: 6, arbitrary: fc.integer({ min: 1, max: 20_000 }) },
     { weight: 1, arbitrary: confused },
@@ -104,7 +116,8 @@ function bodyOf(provider: Provider, model: string): fc.Arbitrary<Record<string, 
     fc.oneof(hostileText, confused),
     { maxKeys: 2 },
   );
-  if (provider === 'anthropic') {
+  if (api === 'responses') return responsesBodyOf(model, { maxTokens, stream, extra });
+  if (api === 'anthropic') {
     const block = fc.oneof(
       hostileText.map((text) => ({ type: 'text', text })),
       hostileText.map((q) => ({ type: 'tool_use', id: 't1', name: 'lookup', input: { q } })),
@@ -184,6 +197,69 @@ function bodyOf(provider: Provider, model: string): fc.Arbitrary<Record<string, 
   );
 }
 
+/**
+ * A Responses API body: input items of every kind (text, images and files by URL or id,
+ * tool calls and outputs, references to stored items), instructions, built-in tools with
+ * and without fees, stored context, and the output limit often left out.
+ */
+function responsesBodyOf(
+  model: string,
+  parts: {
+    maxTokens: fc.Arbitrary<unknown>;
+    stream: fc.Arbitrary<unknown>;
+    extra: fc.Arbitrary<Record<string, unknown>>;
+  },
+): fc.Arbitrary<Record<string, unknown>> {
+  const item = fc.oneof(
+    hostileText.map((text) => ({ role: 'user', content: [{ type: 'input_text', text }] })),
+    hostileText.map((text) => ({ role: 'user', content: text })),
+    hostileText.map((output) => ({ type: 'function_call_output', call_id: 'c1', output })),
+    hostileText.map((args) => ({
+      type: 'function_call',
+      call_id: 'c1',
+      name: 'f',
+      arguments: args,
+    })),
+    fc.constant({
+      role: 'user',
+      content: [{ type: 'input_image', image_url: 'https://x.example/a.png' }],
+    }),
+    fc.constant({ role: 'user', content: [{ type: 'input_file', file_id: 'file-abc' }] }),
+    fc.constant({ type: 'item_reference', id: 'msg_1' }),
+  );
+  const tool = fc.oneof(
+    hostileText.map((description) => ({
+      type: 'function',
+      name: 'f',
+      description,
+      parameters: { type: 'object', description },
+    })),
+    fc.constant({ type: 'web_search' }),
+    fc.constant({ type: 'web_search_preview' }),
+    fc.constant({ type: 'file_search', vector_store_ids: ['vs_1'] }),
+    fc.constant({ type: 'custom', name: 'apply_patch' }),
+  );
+  return fc.record(
+    {
+      model: fc.constant(model),
+      max_output_tokens: parts.maxTokens,
+      max_tool_calls: fc.oneof(fc.integer({ min: 1, max: 50 }), confused),
+      stream: parts.stream,
+      instructions: hostileText,
+      input: fc.oneof(
+        { weight: 4, arbitrary: fc.array(item, { minLength: 1, maxLength: 4 }) },
+        hostileText,
+      ),
+      tools: fc.oneof({ weight: 4, arbitrary: fc.array(tool, { maxLength: 3 }) }, confused),
+      previous_response_id: fc.constant('resp_abc'),
+      reasoning: fc.constant({ effort: 'high', summary: 'auto' }),
+      service_tier: fc.constantFrom('auto', 'default', 'flex', 'priority'),
+      extra: parts.extra,
+    },
+    { requiredKeys: ['model', 'input'] },
+  );
+}
+
 /** Flattens the generator's `extra` into top-level fields (unknown fields). */
 function flatten(body: Record<string, unknown>): Record<string, unknown> {
   const { extra, ...rest } = body as { extra?: Record<string, unknown> };
@@ -195,11 +271,12 @@ function flatten(body: Record<string, unknown>): Record<string, unknown> {
 let callers = 0;
 
 async function check(
-  provider: Provider,
+  api: Api,
   mode: ReservationStrategy,
   body: Record<string, unknown>,
   limitNanos: number,
 ) {
+  const provider = PROVIDER_OF[api];
   const { gateway, store } = gateways.get(`${provider}:${String(mode)}`)!;
   const user = `caller${++callers}:${limitNanos}`;
   const before = gateway.settles.length;
@@ -207,8 +284,7 @@ async function check(
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (provider === 'anthropic') headers['x-api-key'] = user;
   else headers.authorization = `Bearer ${user}`;
-  const path = provider === 'anthropic' ? '/v1/messages' : '/v1/chat/completions';
-  const response = await fetch(`${gateway.url}${path}`, {
+  const response = await fetch(`${gateway.url}${PATH_OF[api]}`, {
     method: 'POST',
     headers,
     body: JSON.stringify(body),
@@ -216,7 +292,10 @@ async function check(
   const text = await response.text();
   // Refused (by the gateway or by the provider, free) or answered: never a server error.
   expect(response.status < 500, `${response.status} ${text.slice(0, 300)}`).toBe(true);
-  const called = fake.requests.slice(seen).filter((r) => !r.path.endsWith('/count_tokens'));
+  // Token counts are free: the call is the one that is not a count.
+  const called = fake.requests
+    .slice(seen)
+    .filter((r) => !r.path.endsWith('/count_tokens') && !r.path.endsWith('/input_tokens'));
   if (called.length === 0) return 'refused';
   const settles = (await waitForSettles(gateway, before + 1)).slice(before);
   expect(settles).toHaveLength(1);
@@ -240,22 +319,24 @@ const limits = fc.oneof(
 );
 
 describe('a hostile body settles within its reservation and its budget, or gets a 4xx', () => {
-  for (const provider of ['anthropic', 'openai'] as const) {
-    it(`${provider}: generated bodies, every mode, random models and budgets`, async () => {
+  for (const api of ['anthropic', 'openai', 'responses'] as const) {
+    const models = MODELS[PROVIDER_OF[api]];
+    it(`${api}: generated bodies, every mode, random models and budgets`, async () => {
       const outcomes = { refused: 0, settled: 0 };
       await fc.assert(
         fc.asyncProperty(
-          fc.constantFrom(...MODELS[provider]).chain((model) => bodyOf(provider, model)),
+          fc.constantFrom(...models).chain((model) => bodyOf(api, model)),
           fc.constantFrom(...MODES),
           limits,
           async (body, mode, limit) => {
-            outcomes[await check(provider, mode, flatten(body), limit)]++;
+            outcomes[await check(api, mode, flatten(body), limit)]++;
           },
         ),
         {
           numRuns: 300,
           seed: Number(
-            process.env.TOKENMETER_PROPERTY_SEED ?? (provider === 'anthropic' ? 25 : 26),
+            process.env.TOKENMETER_PROPERTY_SEED ??
+              { anthropic: 25, openai: 26, responses: 27 }[api],
           ),
         },
       );
@@ -264,24 +345,31 @@ describe('a hostile body settles within its reservation and its budget, or gets 
       expect(outcomes.settled).toBeGreaterThan(10);
     });
 
-    it(`${provider}: every catalogued model, one hostile body each, in every mode`, async () => {
+    it(`${api}: every catalogued model, one hostile body each, in every mode`, async () => {
       let settled = 0;
-      for (const [i, model] of MODELS[provider].entries()) {
-        const [body] = fc.sample(bodyOf(provider, model), { seed: 100 + i, numRuns: 1 });
+      for (const [i, model] of models.entries()) {
+        const [body] = fc.sample(bodyOf(api, model), { seed: 100 + i, numRuns: 1 });
         // A well-formed call carrying the hostile text, so that each model is answered.
         const wellFormed = {
           ...flatten(body!),
-          [provider === 'anthropic' ? 'max_tokens' : 'max_completion_tokens']: 300,
+          [{
+            anthropic: 'max_tokens',
+            openai: 'max_completion_tokens',
+            responses: 'max_output_tokens',
+          }[api]]: 300,
           stream: i % 2 === 0,
         };
         delete wellFormed.tools;
         delete wellFormed.thinking;
         delete wellFormed.service_tier;
+        delete wellFormed.previous_response_id;
+        if (api === 'responses')
+          wellFormed.input = [{ role: 'user', content: String(body!.instructions) }];
         for (const mode of MODES) {
-          if ((await check(provider, mode, wellFormed, usd('5'))) === 'settled') settled++;
+          if ((await check(api, mode, wellFormed, usd('5'))) === 'settled') settled++;
         }
       }
-      expect(settled).toBeGreaterThan(MODELS[provider].length);
+      expect(settled).toBeGreaterThan(models.length);
     });
   }
 });

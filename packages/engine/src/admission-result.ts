@@ -53,6 +53,8 @@ export interface Admission {
   reservedOutputTokens: number;
   /** `gen_ai.provider.name`. */
   provider: string;
+  /** The provider API whose rules read the request (`'openai-responses'`, …). */
+  api: string;
   /** Budget alert thresholds (percent, ascending) by scope (`scopeKeyOf`). */
   alerts: ReadonlyMap<string, readonly number[]>;
   /** False when the unknown-model fallback priced the model. */

@@ -8,6 +8,7 @@
 import {
   type BudgetRule,
   type BudgetState,
+  MAX_NANOS,
   type RateLimitRule,
   type ScopeRef,
   TokenmeterError,
@@ -18,9 +19,11 @@ import {
   planReservation,
   type RequestBound,
   type ReservationPlan,
+  worstCaseCost,
 } from '@tokenmeter/core/meter';
 import {
   boundRequest,
+  providerOfApi,
   type RequestRules,
   type RequestTerms,
   readRequestTerms,
@@ -190,7 +193,9 @@ interface Ask {
   params: RequestParams;
   model: string;
   provider: string;
-  /** How the provider's requests are read and forwarded. */
+  /** The provider API (its adapter's name): Chat Completions and Responses are both OpenAI's. */
+  api: string;
+  /** How the API's requests are read and forwarded. */
   rules: RequestRules;
   modelPriced: boolean;
   maxTokens: number;
@@ -215,15 +220,16 @@ async function readAsk<R>(
       : 'The request body is not a valid model request.';
     return rejection(400, 'invalid_request', message);
   }
-  const { model, maxTokens } = params;
+  const { model } = params;
   facts.model = model;
-  facts.maxTokens = maxTokens;
   if (typeof model !== 'string' || model === '' || model.length > 256) {
     return rejection(400, 'invalid_request', '"model" must be a model id string.');
   }
   let published: number | undefined;
   let modelPriced: boolean;
-  const provider = params.provider ?? guessProvider(model);
+  const api = params.api ?? params.provider ?? guessProvider(model);
+  const provider = params.provider ?? providerOfApi(api) ?? guessProvider(model);
+  const rules = requestRules(api);
   try {
     const priced = config.services.pricing.priceFor(model);
     modelPriced = !priced.fallback;
@@ -236,11 +242,15 @@ async function readAsk<R>(
     }
     throw error;
   }
-  const problem = maxTokensProblem(config, model, maxTokens, published);
-  if (problem) return problem;
-  const rules = requestRules(provider);
+  const limit = config.policy.maxTokensLimit ?? published ?? DEFAULT_MAX_TOKENS_LIMIT;
+  // An API whose output limit may be left out is sent with the most this route allows.
+  const maxTokens =
+    params.maxTokens === undefined && rules.outputLimit === 'optional' ? limit : params.maxTokens;
+  facts.maxTokens = maxTokens;
+  const checked = checkMaxTokens(config, model, maxTokens, limit, published);
+  if (isRejection(checked)) return checked;
   const input = (params.input ?? {}) as Record<string, unknown>;
-  const terms = readRequestTerms(input, provider);
+  const terms = readRequestTerms(input, api);
   if (terms.problem) return rejection(400, 'invalid_request', terms.problem);
   if (terms.unbounded) return rejection(400, 'unbounded_request', terms.unbounded);
   const serviceTier = serviceTierOf(config, provider, terms.serviceTier);
@@ -249,24 +259,26 @@ async function readAsk<R>(
     params,
     model,
     provider,
+    api,
     rules,
     modelPriced,
-    maxTokens,
+    maxTokens: checked,
     input,
     terms,
     serviceTier,
   };
 }
 
-/** max_tokens within the route's limit (or the model's published maximum), or why not. */
-function maxTokensProblem(
+/** max_tokens, checked within the route's limit (or the model's published maximum), or why not. */
+function checkMaxTokens(
   config: Config<never>,
   model: string,
-  asked: number,
+  asked: number | undefined,
+  limit: number,
   published: number | undefined,
-): Rejection | undefined {
-  const limit = config.policy.maxTokensLimit ?? published ?? DEFAULT_MAX_TOKENS_LIMIT;
-  if (Number.isSafeInteger(asked) && asked >= 1 && asked <= limit) return undefined;
+): number | Rejection {
+  if (asked !== undefined && Number.isSafeInteger(asked) && asked >= 1 && asked <= limit)
+    return asked;
   const whose =
     config.policy.maxTokensLimit !== undefined
       ? "this route's limit"
@@ -316,7 +328,18 @@ class Prompt {
       maxTokens: ask.maxTokens,
       serverTools: config.policy.serverTools,
     });
-    if (bounded.bound && ask.serviceTier) bounded.bound.serviceTier = ask.serviceTier;
+    if (!bounded.bound) return bounded;
+    if (ask.serviceTier) bounded.bound.serviceTier = ask.serviceTier;
+    // A worst case past what money can hold (server tools allowed millions of uses) is no
+    // bound: refused as one, never a 500.
+    try {
+      worstCaseCost(bounded.bound, ask.model, config.services.pricing);
+    } catch (error) {
+      if (!TokenmeterError.isInstance(error) || error.code !== 'money_out_of_range') throw error;
+      return {
+        unbounded: `The request's worst case is more than tokenmeter can count (${formatUsd(MAX_NANOS)}): lower the server tools' max_uses (max_tool_calls on the Responses API) or max_tokens.`,
+      };
+    }
     return bounded;
   }
 
@@ -743,6 +766,7 @@ function admitted<R>(
     bound: prompt.bound,
     reservedOutputTokens: covered,
     provider: ask.provider,
+    api: ask.api,
     alerts: reserved.alerts ?? NO_ALERTS,
     modelPriced: ask.modelPriced,
     input: forwarded,

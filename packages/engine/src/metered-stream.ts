@@ -98,7 +98,7 @@ export class MeteredStreamImpl implements MeteredStream {
       inputTokensEstimate: admission.inputTokens,
       pricing: config.services.pricing,
       maxOutputTokens: admission.maxTokens,
-      provider: requestRules(admission.provider).tokens,
+      provider: requestRules(admission.api).tokens,
       // A stream that ends without the provider's usage is charged an upper estimate, so
       // what the provider billed beyond a guess cannot overrun the budget later.
       estimates: 'bound',

@@ -68,7 +68,7 @@ export function parseOptions<R>(
   });
 }
 
-/** Reads an Anthropic Messages or OpenAI Chat Completions request body (parsed JSON). */
+/** Reads an Anthropic Messages, OpenAI Chat Completions or Responses request body (parsed JSON). */
 export function defaultRequest(_req: unknown, parsed: unknown): RequestParams {
   const body = parsed as Record<string, unknown> | undefined;
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
@@ -101,6 +101,15 @@ export function defaultRequest(_req: unknown, parsed: unknown): RequestParams {
       'invalid_argument',
       `"temperature" must be a number from 0 to ${maxTemperature} for ${model}.`,
     );
+  }
+  // `input` without `messages` is an OpenAI Responses request: its limit is max_output_tokens.
+  if (body.messages === undefined && !model.startsWith('claude')) {
+    return {
+      model,
+      maxTokens: body.max_output_tokens as number | undefined,
+      api: 'openai-responses',
+      input: body,
+    };
   }
   const maxTokens = body.max_tokens ?? body.max_completion_tokens;
   return { model, maxTokens: maxTokens as number, input: body };

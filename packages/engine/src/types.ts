@@ -60,10 +60,22 @@ export interface BudgetAlert {
 export interface RequestParams {
   /** The model the handler will call: decides the price. */
   model: string;
-  /** The `max_tokens` the handler will send: decides the worst-case reservation. */
-  maxTokens: number;
+  /**
+   * The `max_tokens` the handler will send: decides the worst-case reservation. May be
+   * left out for an API where the limit is optional (the Responses API's
+   * `max_output_tokens`): the request is then admitted at the most the route allows
+   * (`maxTokensLimit`, else the model's published maximum, else 128,000), and a body the
+   * route forwards carries it.
+   */
+  maxTokens?: number;
   /** `'anthropic'` or `'openai'`; guessed from the model when absent. */
   provider?: string;
+  /**
+   * The provider API the request is for, when the provider has several: `'openai'` (Chat
+   * Completions, the default for OpenAI) or `'openai-responses'`. Decides how the body is
+   * read and the output limit forwarded.
+   */
+  api?: string;
   /** The provider request (messages, system, tools) for the input-token estimate. */
   input?: unknown;
   /** Exact input tokens if the app already counted them (skips the estimate). */

@@ -5,8 +5,8 @@
  */
 import { uncountedFieldTokens } from '@tokenmeter/core/tokens';
 import type { RequestParams } from '../types.js';
-import { CODE_STATUS, type GatewayProvider } from './provider.js';
-import { callProvider, providerEncoder } from './relay.js';
+import { CODE_STATUS, type GatewayProvider, type MeteredRoute } from './provider.js';
+import { callProvider, countedFields, countedTokens, providerEncoder } from './relay.js';
 
 /** Anthropic's error type for each status (as its API answers). */
 const TYPE_OF_STATUS: Record<number, string> = {
@@ -59,11 +59,22 @@ const ANTHROPIC_ENCODER = providerEncoder(
     `event: error\ndata: ${errorJson(TYPE_OF_CODE[code] ?? 'api_error', message)}\n\n`,
 );
 
-export const ANTHROPIC_GATEWAY: GatewayProvider = {
-  name: 'anthropic',
-  defaultBaseURL: 'https://api.anthropic.com',
-  routes: { messages: '/v1/messages', countTokens: '/v1/messages/count_tokens' },
-  allowHeaders: ['anthropic-version', 'anthropic-beta'],
+/** The provider's call of `path` below `/v1/messages` (`''` or `'/count_tokens'`). */
+function messagesCall(path: '' | '/count_tokens'): MeteredRoute['call'] {
+  return (body, headers, { apiKey, baseURL, fetch }, signal) =>
+    callProvider({
+      fetch,
+      url: `${baseURL}/v1/messages${path}`,
+      headers: { 'anthropic-version': '2023-06-01', ...headers, 'x-api-key': apiKey },
+      body,
+      stream: body.stream === true,
+      signal,
+      passHeaders: ['request-id'],
+    });
+}
+
+const MESSAGES: MeteredRoute = {
+  path: '/v1/messages',
   isStream: (body) => body.stream === true,
   params(body): RequestParams {
     return {
@@ -73,43 +84,34 @@ export const ANTHROPIC_GATEWAY: GatewayProvider = {
       input: body,
     };
   },
-  call(route, body, headers, { apiKey, baseURL, fetch }, signal) {
-    return callProvider({
-      fetch,
-      url: `${baseURL}/v1/messages${route === 'countTokens' ? '/count_tokens' : ''}`,
-      headers: { 'anthropic-version': '2023-06-01', ...headers, 'x-api-key': apiKey },
-      body,
-      stream: body.stream === true,
-      signal,
-      passHeaders: ['request-id'],
-    });
-  },
+  call: messagesCall(''),
   async countTokens(body, headers, { apiKey, baseURL, fetch }, signal) {
-    const counted: Record<string, unknown> = {};
-    for (const field of COUNTED_FIELDS) {
-      if (body[field] !== undefined && body[field] !== null) counted[field] = body[field];
-    }
-    const response = await fetch(`${baseURL}/v1/messages/count_tokens`, {
-      method: 'POST',
-      headers: {
-        'anthropic-version': '2023-06-01',
-        ...headers,
-        'x-api-key': apiKey,
-        'content-type': 'application/json',
-      },
-      body: JSON.stringify(counted),
-      signal,
-    });
-    const text = await response.text();
-    if (!response.ok)
-      throw new Error(`count_tokens answered ${response.status}: ${text.slice(0, 200)}`);
-    const tokens = (JSON.parse(text) as { input_tokens?: unknown }).input_tokens;
-    if (typeof tokens !== 'number' || !Number.isSafeInteger(tokens) || tokens < 0) {
-      throw new Error('count_tokens answered without a valid input_tokens');
-    }
+    const tokens = await countedTokens(
+      fetch(`${baseURL}/v1/messages/count_tokens`, {
+        method: 'POST',
+        headers: {
+          'anthropic-version': '2023-06-01',
+          ...headers,
+          'x-api-key': apiKey,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify(countedFields(body, COUNTED_FIELDS)),
+        signal,
+      }),
+      'count_tokens',
+    );
     // Fields count_tokens does not take may still be read into the prompt: their bytes.
     return tokens + uncountedFieldTokens(body, COUNTED_FIELDS);
   },
+  encoder: ANTHROPIC_ENCODER,
+};
+
+export const ANTHROPIC_GATEWAY: GatewayProvider = {
+  name: 'anthropic',
+  defaultBaseURL: 'https://api.anthropic.com',
+  metered: [MESSAGES],
+  free: [{ path: '/v1/messages/count_tokens', call: messagesCall('/count_tokens') }],
+  allowHeaders: ['anthropic-version', 'anthropic-beta'],
   errorBody(status, code, message) {
     const finalStatus = status || CODE_STATUS[code] || 500;
     return {
@@ -117,5 +119,4 @@ export const ANTHROPIC_GATEWAY: GatewayProvider = {
       body: errorJson(TYPE_OF_STATUS[finalStatus] ?? 'api_error', message),
     };
   },
-  encoder: ANTHROPIC_ENCODER,
 };

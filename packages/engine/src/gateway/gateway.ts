@@ -1,7 +1,8 @@
 /**
- * A gateway on any framework: a provider's API (Anthropic Messages, OpenAI Chat
- * Completions) served at its own paths under a mount point, each call admitted, metered
- * and settled by the same `Engine` as a metered route, its answer relayed byte for byte.
+ * A gateway on any framework: a provider's APIs (Anthropic Messages; OpenAI Chat
+ * Completions and Responses) served at their own paths under a mount point, each call
+ * admitted, metered and settled by an `Engine` like a metered route's, its answer relayed
+ * byte for byte.
  * An adapter gives it the request (`Incoming`), the response (`Transport`), the method and
  * the path below the mount point.
  */
@@ -21,9 +22,9 @@ import type { RequestFacts } from '../events.js';
 import type { Config } from '../options.js';
 import type { Transport } from '../transport.js';
 import { ProviderHttpError } from '../upstream-errors.js';
-import type { HeaderList } from './headers.js';
+import { asksForWebSocket, type HeaderList } from './headers.js';
 import { type GatewayOptions, type GatewaySettings, gatewaySettings } from './options.js';
-import type { GatewayProvider } from './provider.js';
+import type { FreeRoute, GatewayProvider } from './provider.js';
 import { relayProviderError } from './wire.js';
 
 export class Gateway<R> {
@@ -31,27 +32,36 @@ export class Gateway<R> {
   private readonly config: Config<R>;
   /** One bound on uploads per address for every route. */
   private readonly uploads: UploadGate;
-  private readonly engine: Engine<R>;
+  /** One engine per metered route, by path: the same store, telemetry and uploads. */
+  private readonly engines: ReadonlyMap<string, Engine<R>>;
+  private readonly free: ReadonlyMap<string, FreeRoute>;
 
   /**
    * @param entry the function the options were given to, for error messages
    * @param headers the framework request's headers: the caller's key, and what is forwarded
    */
   constructor(
-    private readonly provider: GatewayProvider,
+    provider: GatewayProvider,
     options: GatewayOptions<R>,
     entry: string,
-    headers: (req: R) => HeaderList,
+    private readonly headers: (req: R) => HeaderList,
   ) {
     this.settings = gatewaySettings(provider, options, entry, headers);
     this.config = this.settings.config;
     this.uploads = new UploadGate(this.config.protocol.body.uploadsPerAddress);
-    this.engine = new Engine(this.config, this.uploads);
+    const engines = new Map<string, Engine<R>>();
+    for (const [route, config] of this.settings.configs) {
+      engines.set(route.path, new Engine(config, this.uploads));
+    }
+    this.engines = engines;
+    this.free = new Map(provider.free.map((route) => [route.path, route]));
   }
 
   /** Streams open right now, and non-streaming calls in flight (0 when idle). */
   get activeStreams(): number {
-    return this.engine.activeStreams;
+    let open = 0;
+    for (const engine of this.engines.values()) open += engine.activeStreams;
+    return open;
   }
 
   /**
@@ -66,10 +76,9 @@ export class Gateway<R> {
     path: string,
     hooks: ServeHooks = {},
   ): Promise<boolean> {
-    const { routes } = this.provider;
-    const isMessages = path === routes.messages;
-    const isCount = routes.countTokens !== undefined && path === routes.countTokens;
-    if (!isMessages && !isCount) {
+    const engine = this.engines.get(path);
+    const free = engine ? undefined : this.free.get(path);
+    if (!engine && !free) {
       if (this.settings.passOn) return false;
       closeIfUnread(incoming, transport);
       this.config.protocol.wire.reject(
@@ -77,6 +86,18 @@ export class Gateway<R> {
         404,
         'not_found',
         `${method} ${path} is not a route of this gateway.`,
+      );
+      return true;
+    }
+    if (method === 'GET' && engine && asksForWebSocket(this.headers(incoming.req))) {
+      // Clients that try the WebSocket mode first (Codex) take 426 as "use HTTP" and POST
+      // at once; any other refusal costs retries before they fall back.
+      closeIfUnread(incoming, transport);
+      this.config.protocol.wire.reject(
+        transport,
+        426,
+        'websocket_not_supported',
+        `${path} is served over HTTP only: POST it (the WebSocket mode is not served).`,
       );
       return true;
     }
@@ -93,18 +114,26 @@ export class Gateway<R> {
       );
       return true;
     }
-    if (isCount) await this.countTokens(incoming, transport);
-    else await this.engine.serve(incoming, transport, hooks);
+    if (engine) await engine.serve(incoming, transport, hooks);
+    else if (free) await this.serveFree(free, incoming, transport);
     return true;
   }
 
-  /** count_tokens: identified and rate-limited like any call, charged nothing (it is free). */
-  private async countTokens(incoming: Incoming<R>, transport: Transport): Promise<void> {
+  /**
+   * A free route (a token count): identified and rate-limited like any call, charged
+   * nothing (it costs nothing).
+   */
+  private async serveFree(
+    route: FreeRoute,
+    incoming: Incoming<R>,
+    transport: Transport,
+  ): Promise<void> {
     const config = this.config;
+    const engine = this.engines.values().next().value as Engine<R>;
     const begun = config.services.events.begin();
     const facts: RequestFacts = {};
     const refuse = (refusal: Rejection) =>
-      this.engine.refuse(refusal, incoming, transport, begun, facts);
+      engine.refuse(refusal, incoming, transport, begun, facts);
     const scopes = await identifyThenRead({
       config,
       incoming,
@@ -116,14 +145,13 @@ export class Gateway<R> {
     if (isRejection(scopes)) return refuse(scopes);
     const read = asObject(incoming.body);
     if (!read.ok) return refuse(rejection(read.status, read.code, read.message));
-    const ids = await this.countLimits(scopes);
+    const ids = await this.freeLimits(scopes);
     if (isRejection(ids)) return refuse(ids);
     const controller = new AbortController();
     const offClose = transport.onClose(() => controller.abort());
     try {
       const { forward, endpoint } = this.settings;
-      const source = await this.provider.call(
-        'countTokens',
+      const source = await route.call(
         read.body,
         forward(incoming.req),
         endpoint,
@@ -157,10 +185,10 @@ export class Gateway<R> {
   }
 
   /**
-   * count_tokens' admission: the scopes' `requests` rate limits only (it costs nothing, and
+   * A free route's admission: the scopes' `requests` rate limits only (it costs nothing, and
    * holds no stream); the reservation ids to settle at zero, or a refusal.
    */
-  private async countLimits(scopes: readonly ScopeRef[]): Promise<readonly string[] | Rejection> {
+  private async freeLimits(scopes: readonly ScopeRef[]): Promise<readonly string[] | Rejection> {
     const config = this.config;
     const requests = scopes.flatMap((scope) => {
       const rules: readonly RateLimitRule[] = (config.policy.rateLimits[scope.kind] ?? []).filter(
@@ -193,7 +221,7 @@ export class Gateway<R> {
         retryAfterMs: limit.retryAfterMs,
       });
     } catch (error) {
-      return storeFailurePolicy(config, error, 'count_tokens') ?? [];
+      return storeFailurePolicy(config, error, 'a token count') ?? [];
     }
   }
 }

@@ -58,3 +58,11 @@ export function forwarded(headers: HeaderList, allow: readonly string[]): Record
   }
   return out;
 }
+
+/** True when the request asks to become a WebSocket (`Upgrade: websocket`). */
+export function asksForWebSocket(headers: HeaderList): boolean {
+  for (const [name, value] of headers) {
+    if (name === 'upgrade' && value.trim().toLowerCase() === 'websocket') return true;
+  }
+  return false;
+}

@@ -11,5 +11,11 @@ export {
   GATEWAY_OPTION_NAMES,
   type GatewayOptions,
 } from './options.js';
-export type { Endpoint, GatewayProvider } from './provider.js';
+export type {
+  Endpoint,
+  FreeRoute,
+  GatewayProvider,
+  MeteredRoute,
+  ProviderCall,
+} from './provider.js';
 export { type RelayFilter, type RelaySource, type SseBlock, sseBlocks } from './relay.js';

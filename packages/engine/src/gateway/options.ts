@@ -3,14 +3,15 @@
  * with the provider's key and address in place of `upstream`, and `identify` given the
  * caller's own key. Checked once, at creation, and turned into the engine's settings.
  */
-import { TokenmeterError } from '@tokenmeter/core';
+import { type SseEncoder, TokenmeterError } from '@tokenmeter/core';
 import { asObject } from '../body.js';
 import { checkOptionNames } from '../option-checks.js';
 import { type Config, OPTION_NAMES } from '../options.js';
 import { parseOptions } from '../parse-options.js';
-import type { MeteredOptions, MeteredStream, Subject } from '../types.js';
+import type { WireProtocol } from '../protocols.js';
+import type { Logger, MeteredOptions, MeteredStream, Subject } from '../types.js';
 import { callerKey, forwarded, type HeaderList } from './headers.js';
-import type { Endpoint, GatewayProvider } from './provider.js';
+import type { Endpoint, GatewayProvider, MeteredRoute } from './provider.js';
 import { gatewayWire } from './wire.js';
 
 /** The options of `anthropicGateway()` and `openaiGateway()`. */
@@ -87,6 +88,12 @@ const COUNT_TIMEOUT_MS = 5_000;
 
 /** What a gateway runs on: the engine's settings, the provider's address, the headers it may see. */
 export interface GatewaySettings<R> {
+  /**
+   * Each metered route's settings: the same services (store, telemetry) and policy, with the
+   * route's own request reading, provider call, exact count and wire.
+   */
+  configs: ReadonlyMap<MeteredRoute, Config<R>>;
+  /** The first metered route's: what count_tokens-like free routes are served with. */
   config: Config<R>;
   endpoint: Endpoint;
   /** The caller's headers the provider may see. */
@@ -125,42 +132,81 @@ export function gatewaySettings<R>(
     identify,
     ...rest
   } = options;
-  const count = provider.countTokens;
+  const [first, ...others] = provider.metered.map(
+    (route) => [route, routeParts(provider, route, forward, endpoint)] as const,
+  );
+  if (!first) throw new Error(`${provider.name}: a gateway needs a metered route`);
+  const [firstRoute, firstParts] = first;
   const config = parseOptions<R>(
     {
       ...rest,
       identify: (req) => identify(callerKey(headers(req)), req),
-      request: (_req, body) => provider.params(objectBody(body)),
-      // The body admission wrote its bounds into (max_tokens, server tools' max_uses).
-      upstream: (req: R, meter: MeteredStream) =>
-        provider.call('messages', meter.body, forward(req), endpoint, meter.signal),
-      encoder: provider.encoder,
+      request: firstParts.request,
+      upstream: firstParts.upstream,
+      encoder: firstParts.encoder,
     },
     {
       reservation: 'lease',
       maxBodyBytes: 20 * 1024 * 1024,
       readAnyBody: true,
       entry,
-      wire: (logger) => gatewayWire(provider, logger),
+      wire: firstParts.wire,
       // The gateway forwards the body it read: admission writes its bounds into it.
       rewritesBody: true,
       ...(callerConcurrency === false
         ? {}
         : { callerConcurrency: { kind: 'concurrency', limit: callerConcurrency } as const }),
-      ...(count
-        ? {
-            countExactly: (req: R, input: Record<string, unknown>, model: string) =>
-              count(
-                { ...input, model },
-                forward(req),
-                endpoint,
-                AbortSignal.timeout(COUNT_TIMEOUT_MS),
-              ),
-          }
-        : {}),
+      ...(firstParts.countExactly ? { countExactly: firstParts.countExactly } : {}),
     },
   );
-  return { config, endpoint, forward, passOn: unknownRoutes === 'next' };
+  const configs = new Map<MeteredRoute, Config<R>>([[firstRoute, config]]);
+  for (const [route, parts] of others) configs.set(route, withRoute(config, parts));
+  return { configs, config, endpoint, forward, passOn: unknownRoutes === 'next' };
+}
+
+/** A metered route's request reading, call, wire and exact count, on the gateway's endpoint. */
+function routeParts<R>(
+  provider: GatewayProvider,
+  route: MeteredRoute,
+  forward: (req: R) => Record<string, string>,
+  endpoint: Endpoint,
+): RouteParts<R> {
+  const count = route.countTokens;
+  return {
+    request: (_req, body) => route.params(objectBody(body)),
+    // The body admission wrote its bounds into (max_tokens, server tools' limits).
+    upstream: (req: R, meter: MeteredStream) =>
+      route.call(meter.body, forward(req), endpoint, meter.signal),
+    encoder: route.encoder,
+    wire: (logger) => gatewayWire(provider, route, logger),
+    countExactly: count
+      ? (req: R, input: Record<string, unknown>, model: string) =>
+          count({ ...input, model }, forward(req), endpoint, AbortSignal.timeout(COUNT_TIMEOUT_MS))
+      : undefined,
+  };
+}
+
+/** What one metered route sets in its settings; the rest is the gateway's. */
+interface RouteParts<R> {
+  request: NonNullable<MeteredOptions<R>['request']>;
+  upstream: NonNullable<MeteredOptions<R>['upstream']>;
+  encoder: SseEncoder;
+  wire: (logger: Logger) => WireProtocol;
+  countExactly: Config<R>['services']['countExactly'];
+}
+
+/** `config` with another route's parts: the same store, telemetry and policy objects. */
+function withRoute<R>(config: Config<R>, parts: RouteParts<R>): Config<R> {
+  return Object.freeze({
+    ...config,
+    services: Object.freeze({ ...config.services, countExactly: parts.countExactly }),
+    hooks: Object.freeze({ ...config.hooks, request: parts.request, upstream: parts.upstream }),
+    protocol: Object.freeze({
+      ...config.protocol,
+      wire: parts.wire(config.services.logger),
+      encoder: parts.encoder,
+    }),
+  });
 }
 
 /** The gateway's own options checked (the shared ones are `parseOptions`'s); its caller concurrency. */

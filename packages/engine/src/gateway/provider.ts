@@ -14,29 +14,31 @@ export interface Endpoint {
   fetch: typeof fetch;
 }
 
-/** One provider API as a gateway serves it. */
-export interface GatewayProvider {
-  name: 'anthropic' | 'openai';
-  defaultBaseURL: string;
-  /** The metered route (`/v1/messages`) and, for Anthropic, count_tokens (admitted, charged nothing). */
-  routes: { messages: string; countTokens?: string };
-  /** Forwarded request headers by default. */
-  allowHeaders: readonly string[];
+/** A call of the provider on the server's endpoint, with the caller's allowed headers. */
+export type ProviderCall = (
+  body: Record<string, unknown>,
+  headers: Record<string, string>,
+  endpoint: Endpoint,
+  signal: AbortSignal,
+) => Promise<RelaySource>;
+
+/**
+ * One metered route of a provider API (`POST /v1/messages`, `/v1/chat/completions`,
+ * `/v1/responses`): each call admitted, metered, settled and relayed.
+ */
+export interface MeteredRoute {
+  /** The path below the mount point. */
+  path: string;
   /** Whether the body asks for a stream. */
   isStream(body: Record<string, unknown>): boolean;
-  /** The model, max_tokens and input the request is admitted with. */
+  /** The model, output limit, API and input the request is admitted with. */
   params(body: Record<string, unknown>): RequestParams;
-  /** The provider call for an admitted request (`countTokens`: Anthropic's count_tokens). */
-  call(
-    route: 'messages' | 'countTokens',
-    body: Record<string, unknown>,
-    headers: Record<string, string>,
-    endpoint: Endpoint,
-    signal: AbortSignal,
-  ): Promise<RelaySource>;
+  /** The provider call for an admitted request, with the body admission bounded. */
+  call: ProviderCall;
   /**
    * The provider's own count of a request's input tokens, where it is free (Anthropic's
-   * count_tokens): asked where the bound cannot decide (see `Config.countExactly`).
+   * count_tokens, the Responses API's input_tokens): asked where the bound cannot decide
+   * (see `Config.countExactly`).
    */
   countTokens?(
     body: Record<string, unknown>,
@@ -44,10 +46,28 @@ export interface GatewayProvider {
     endpoint: Endpoint,
     signal: AbortSignal,
   ): Promise<number>;
+  /** In-stream events in the API's shape (an early end; keep-alive comments). */
+  encoder: SseEncoder;
+}
+
+/** A route that costs nothing (a token count): rate-limited by requests, relayed, charged 0. */
+export interface FreeRoute {
+  path: string;
+  call: ProviderCall;
+}
+
+/** One provider as a gateway serves it: its APIs' routes and its error shape. */
+export interface GatewayProvider {
+  name: 'anthropic' | 'openai';
+  defaultBaseURL: string;
+  /** The metered routes; a path served by none of these (or `free`) is not the gateway's. */
+  metered: readonly MeteredRoute[];
+  /** Routes that cost nothing. */
+  free: readonly FreeRoute[];
+  /** Forwarded request headers by default. */
+  allowHeaders: readonly string[];
   /** A JSON error answer in the provider's own shape. */
   errorBody(status: number, code: string, message: string): { status: number; body: string };
-  /** In-stream events in the provider's shape (an error; keep-alive comments). */
-  encoder: SseEncoder;
 }
 
 /** Statuses of our rejection codes, where the code alone decides it. */

@@ -167,3 +167,30 @@ export function providerEncoder(errorEvent: (code: string, message: string) => s
     comment: (text) => encodeComment(text),
   };
 }
+
+/** The fields of `body` a provider's token count takes (those set), for its request. */
+export function countedFields(
+  body: Record<string, unknown>,
+  fields: readonly string[],
+): Record<string, unknown> {
+  const counted: Record<string, unknown> = {};
+  for (const field of fields) {
+    if (body[field] !== undefined && body[field] !== null) counted[field] = body[field];
+  }
+  return counted;
+}
+
+/**
+ * The `input_tokens` of a provider's token count answer (Anthropic's count_tokens, the
+ * Responses API's input_tokens), or an error that says what came instead.
+ */
+export async function countedTokens(answer: Promise<Response>, name: string): Promise<number> {
+  const response = await answer;
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${name} answered ${response.status}: ${text.slice(0, 200)}`);
+  const tokens = (JSON.parse(text) as { input_tokens?: unknown }).input_tokens;
+  if (typeof tokens !== 'number' || !Number.isSafeInteger(tokens) || tokens < 0) {
+    throw new Error(`${name} answered without a valid input_tokens`);
+  }
+  return tokens;
+}

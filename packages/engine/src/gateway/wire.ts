@@ -7,7 +7,7 @@ import { RELAY_STREAM, type WireProtocol } from '../protocols.js';
 import type { Transport } from '../transport.js';
 import type { Logger } from '../types.js';
 import type { ProviderResponse, UpstreamFailure } from '../upstream-errors.js';
-import { CODE_STATUS, type GatewayProvider } from './provider.js';
+import { CODE_STATUS, type GatewayProvider, type MeteredRoute } from './provider.js';
 
 /**
  * `x-should-retry`, which the official SDKs read before their own rule (retry 408, 409,
@@ -19,8 +19,12 @@ function shouldRetry(status: number, code: string): 'true' | 'false' {
   return status === 408 || status === 409 || status === 429 || status >= 500 ? 'true' : 'false';
 }
 
-/** The wire protocol of a gateway: provider-shaped errors, the provider's answer relayed. */
-export function gatewayWire(adapter: GatewayProvider, logger: Logger): WireProtocol {
+/** The wire protocol of a gateway route: provider-shaped errors, the provider's answer relayed. */
+export function gatewayWire(
+  adapter: GatewayProvider,
+  route: MeteredRoute,
+  logger: Logger,
+): WireProtocol {
   const reject: WireProtocol['reject'] = (transport, status, code, message, _d, headers = {}) => {
     const shaped = adapter.errorBody(status, code, message);
     transport.send(
@@ -36,7 +40,7 @@ export function gatewayWire(adapter: GatewayProvider, logger: Logger): WireProto
   return {
     reject,
     ...RELAY_STREAM,
-    relay: (body) => (adapter.isStream((body ?? {}) as Record<string, unknown>) ? 'sse' : 'json'),
+    relay: (body) => (route.isStream((body ?? {}) as Record<string, unknown>) ? 'sse' : 'json'),
     endBeforeHeaders(transport, outcome, failure?: UpstreamFailure) {
       if (failure?.response) {
         relayProviderError(transport, failure.response, reject, logger);
