@@ -471,8 +471,12 @@ class Planner<R> {
       availableNanos: available,
       // A whole-body answer cannot be watched as it comes: no lease for it.
       watchable: this.relay !== 'json',
-      // Anthropic's least thinking budget is 1,024 tokens, and max_tokens must exceed it.
-      minMaxTokens: this.ask.terms.thinkingBudget !== undefined ? 1_025 : 1,
+      // Anthropic's least thinking budget is 1,024 tokens, and max_tokens must exceed it;
+      // the Responses API takes no max_output_tokens below 16.
+      minMaxTokens: Math.max(
+        this.ask.terms.thinkingBudget !== undefined ? 1_025 : 1,
+        this.ask.rules.minOutputTokens ?? 1,
+      ),
     });
   }
 

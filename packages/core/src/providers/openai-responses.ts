@@ -349,7 +349,14 @@ function offersWebSearch(body: Record<string, unknown>): boolean {
 export const openaiResponses: ProviderAdapter = {
   name: 'openai-responses',
   provider: 'openai',
-  requests: { tokens: 'openai', terms: readTerms, forward, outputLimit: 'optional' },
+  requests: {
+    tokens: 'openai',
+    terms: readTerms,
+    forward,
+    outputLimit: 'optional',
+    // The API refuses a max_output_tokens below 16.
+    minOutputTokens: 16,
+  },
   detect: isResponsesEvent,
   translator() {
     let seenStart = false;

@@ -31,6 +31,8 @@ export interface RequestRules {
    * sent with that limit written in. Otherwise a request without one is refused.
    */
   readonly outputLimit?: 'required' | 'optional';
+  /** The least output limit the API accepts (the Responses API: 16). Defaults to 1. */
+  readonly minOutputTokens?: number;
 }
 
 export interface ProviderAdapter {
