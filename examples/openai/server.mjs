@@ -1,12 +1,15 @@
 // @ts-check
 /**
- * tokenmeter with the OpenAI SDK: Chat Completions streamed with
+ * tokenmeter with the OpenAI SDK, on both of OpenAI's APIs: Chat Completions streamed with
  * `stream_options: { include_usage: true }`, so the final chunk carries the exact usage
- * (without it, OpenAI never sends usage on a stream and every charge is an estimate).
+ * (without it, OpenAI never sends usage on a stream and every charge is an estimate), and
+ * the Responses API, whose last event always carries it.
  *
  *   npm run --workspace examples example:openai
  *   curl -N localhost:3000/api/chat -H 'authorization: Bearer key-ada' -H 'content-type: application/json' \
  *     -d '{"model":"gpt-5-mini","max_completion_tokens":300,"messages":[{"role":"user","content":"Hi"}]}'
+ *   curl -N localhost:3000/api/responses -H 'authorization: Bearer key-ada' -H 'content-type: application/json' \
+ *     -d '{"model":"gpt-5-mini","max_output_tokens":300,"input":"Hi"}'
  *
  * With OPENAI_API_KEY set it calls OpenAI (OPENAI_BASE_URL is honoured); without, the
  * OpenAI endpoint of the fake from @tokenmeter/testkit runs in this process.
@@ -25,19 +28,33 @@ const KEYS = new Map([
 const openai = await openaiClient();
 const app = express();
 
+/**
+ * What both routes share: one store, so a user's budget covers both APIs.
+ * @satisfies {Partial<import('@tokenmeter/express').CostTrackedSSEOptions>}
+ */
+const metering = {
+  store: createMemoryStore(),
+  identify: (req) => {
+    const key = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const user = key && KEYS.get(key);
+    return user ? { user } : undefined; // 401 when undefined
+  },
+  budgets: { user: { limitUsd: '1.00', period: 'day' } },
+  rateLimits: { user: [{ kind: 'requests', limit: 30, windowMs: 60_000 }] },
+  maxTokensLimit: 4_096,
+  onSettle: ({ scopes, model, outcome, final }) => {
+    console.log(
+      `openai: settled ${scopes.map((s) => `${s.kind}=${s.id}`).join(' ')} model=${model} ` +
+        `output=${final.usage.outputTokens} costNanos=${final.costNanos} ${final.estimated ? 'estimated' : 'exact'} outcome=${outcome}`,
+    );
+  },
+};
+
 app.post(
   '/api/chat',
   express.json({ limit: '64kb' }),
   costTrackedSSE({
-    store: createMemoryStore(),
-    identify: (req) => {
-      const key = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
-      const user = key && KEYS.get(key);
-      return user ? { user } : undefined; // 401 when undefined
-    },
-    budgets: { user: { limitUsd: '1.00', period: 'day' } },
-    rateLimits: { user: [{ kind: 'requests', limit: 30, windowMs: 60_000 }] },
-    maxTokensLimit: 4_096,
+    ...metering,
     // The default `request` reads an OpenAI body: model, max_completion_tokens (or
     // max_tokens) and messages; the provider is guessed from the model.
     upstream: (req, meter) => {
@@ -53,10 +70,21 @@ app.post(
         { signal: meter.signal },
       );
     },
-    onSettle: ({ scopes, model, outcome, final }) => {
-      console.log(
-        `openai: settled ${scopes.map((s) => `${s.kind}=${s.id}`).join(' ')} model=${model} ` +
-          `output=${final.usage.outputTokens} costNanos=${final.costNanos} ${final.estimated ? 'estimated' : 'exact'} outcome=${outcome}`,
+  }),
+);
+
+app.post(
+  '/api/responses',
+  express.json({ limit: '64kb' }),
+  costTrackedSSE({
+    ...metering,
+    // The default `request` reads a Responses body too (`input`, `max_output_tokens`): it
+    // is admitted on the Responses API's terms.
+    upstream: (req, meter) => {
+      const body = /** @type {{ input: OpenAI.Responses.ResponseInput | string }} */ (req.body);
+      return openai.responses.create(
+        { model: meter.model, max_output_tokens: meter.maxTokens, input: body.input, stream: true },
+        { signal: meter.signal },
       );
     },
   }),

@@ -1,5 +1,6 @@
 /**
- * examples/openai: the OpenAI SDK with stream_options.include_usage through costTrackedSSE,
+ * examples/openai: the OpenAI SDK through costTrackedSSE, Chat Completions with
+ * stream_options.include_usage and the Responses API,
  * run as a child process against the fake's OpenAI endpoint started here
  * (OPENAI_API_KEY + OPENAI_BASE_URL).
  */
@@ -55,6 +56,33 @@ describe('examples/openai', () => {
     await app.waitFor(
       new RegExp(
         `settled user=u-ada model=gpt-5-mini output=70 costNanos=${done.costNanos} exact outcome=completed`,
+      ),
+      5_000,
+    );
+  });
+
+  it('streams a Responses API answer and charges the usage of response.completed', async () => {
+    const result = await post(
+      `${app.url}/api/responses`,
+      { model: 'gpt-5-mini', max_output_tokens: 400, input: 'Name three prime numbers.' },
+      { authorization: 'Bearer key-grace' },
+    );
+    expect(result.status).toBe(200);
+    const record = await fake.waitForRequest(fake.lastRequest!.id);
+    expect(record.path).toBe('/v1/responses');
+    expect(record.body).toMatchObject({ stream: true, max_output_tokens: 400 });
+    expect(textOf(result.events)).toBe(record.text);
+    const done = eventOf(result.events, 'done') as {
+      costNanos: number;
+      estimated: boolean;
+      usage: { inputTokens: number; outputTokens: number };
+    };
+    expect(done.estimated).toBe(false);
+    expect(done.usage).toMatchObject({ inputTokens: record.usage!.inputTokens, outputTokens: 70 });
+    expect(done.costNanos).toBe(gpt5MiniNanos(record.usage!.inputTokens, 70));
+    await app.waitFor(
+      new RegExp(
+        `settled user=u-grace model=gpt-5-mini output=70 costNanos=${done.costNanos} exact outcome=completed`,
       ),
       5_000,
     );

@@ -17,7 +17,12 @@ import { anthropicClient } from './app.js';
 import { knobHeaders } from './upstream.js';
 
 export const SOURCES = ['raw', 'ai-sdk', 'langchain'] as const;
-export type SourceName = (typeof SOURCES)[number];
+/**
+ * The same sources on the OpenAI Responses API: the SDK's `responses.create()` stream, the
+ * AI SDK's default OpenAI model (`openai(model)`), LangChain's `useResponsesApi`.
+ */
+export const RESPONSES_SOURCES = ['responses', 'ai-sdk-responses', 'langchain-responses'] as const;
+export type SourceName = (typeof SOURCES)[number] | (typeof RESPONSES_SOURCES)[number];
 
 /** The request body the test routes read (an Anthropic-shaped request, as the middleware does). */
 export interface ChatBody {
@@ -111,6 +116,35 @@ export function sourceUpstream(fakeUrl: string, options: { tracer?: Tracer } = {
             });
         return model.stream(body.messages, { signal: meter.signal });
       }
+      case 'responses':
+        return openai.responses.create(
+          {
+            model: meter.model,
+            max_output_tokens: meter.maxTokens,
+            input: body.messages,
+            stream: true,
+          },
+          { signal: meter.signal, headers },
+        );
+      case 'ai-sdk-responses':
+        return streamText({
+          model: aiOpenAI(meter.model),
+          messages: body.messages as ModelMessage[],
+          maxOutputTokens: meter.maxTokens,
+          headers,
+          abortSignal: meter.signal,
+          maxRetries: 0,
+          onError: () => {},
+        });
+      case 'langchain-responses':
+        return new ChatOpenAI({
+          model: meter.model,
+          apiKey: 'test-key',
+          maxTokens: meter.maxTokens,
+          maxRetries: 0,
+          useResponsesApi: true,
+          configuration: { baseURL: `${fakeUrl}/v1`, defaultHeaders: headers },
+        }).stream(body.messages, { signal: meter.signal });
       default:
         throw new Error(`unknown x-source ${String(source)}`);
     }
