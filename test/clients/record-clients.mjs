@@ -12,9 +12,10 @@
 //      the machine allows one, so the clients cannot reach anything but 127.0.0.1;
 //   3. per scenario, starts @tokenmeter/testkit's fake LLM and a recording proxy (node:http),
 //      both on free 127.0.0.1 ports; the proxy records every request (method, path with query,
-//      a few headers, the body, start/end times) and forwards it to the fake, which answers 404
-//      for what it does not serve (OpenAI's /v1/responses); WebSocket upgrades are recorded and
-//      answered 404;
+//      a few headers, the body, start/end times) and forwards it to the fake, which serves the
+//      Anthropic Messages API and both OpenAI APIs (Chat Completions, Responses) and answers 404
+//      for anything else; WebSocket upgrades (Codex's Responses WebSocket mode) are recorded
+//      and passed to the fake, which answers them 426;
 //   4. runs the client against the proxy with a scratch HOME and project dir and offline
 //      settings (no telemetry, no update checks, no model-list fetch; see each client below);
 //      Claude Code's interactive UI runs in a detached tmux session;
@@ -35,6 +36,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
@@ -257,22 +259,45 @@ function startProxy(upstreamUrl) {
       record.end = performance.now();
     });
   });
-  // WebSocket (or other) upgrade attempts: recorded, answered 404, closed.
-  server.on('upgrade', (req, socket) => {
-    const now = performance.now();
-    requests.push({
+  // WebSocket (or other) upgrade attempts: recorded and passed to the fake as they came, over
+  // a raw connection (the fake answers a WebSocket upgrade 426, which makes Codex POST at once).
+  server.on('upgrade', (req, socket, head) => {
+    const record = {
       method: req.method,
       path: req.url,
-      start: now,
-      end: now,
-      status: 404,
+      start: performance.now(),
+      end: undefined,
+      status: undefined,
       headers: keptHeaders(req.headers),
       otherHeaderNames: Object.keys(req.headers),
       bodyBytes: 0,
       bodyText: '',
       upgrade: req.headers.upgrade,
+    };
+    requests.push(record);
+    const up = net.connect(Number(upstream.port), upstream.hostname, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) {
+        lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      }
+      up.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head.length) up.write(head);
     });
-    socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    up.once('data', (data) => {
+      record.status = Number(/^HTTP\/1\.\d (\d{3})/.exec(data.toString('latin1'))?.[1]) || null;
+    });
+    const done = () => {
+      record.end ??= performance.now();
+      record.status ??= 502;
+      up.destroy();
+      socket.destroy();
+    };
+    for (const s of [up, socket]) {
+      s.on('close', done);
+      s.on('error', done);
+    }
+    up.pipe(socket);
+    socket.pipe(up);
   });
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
@@ -564,8 +589,10 @@ async function opencodeRun(ctx) {
 
 /**
  * `codex exec` with a custom Responses-API provider pointed at the proxy, from a scratch
- * CODEX_HOME. The fake does not serve /v1/responses and answers 404: only the first request
- * body (and any WebSocket upgrade attempt) is of interest, so retries are turned off.
+ * CODEX_HOME. The fake serves /v1/responses, so Codex gets its answer and exits 0; a custom
+ * provider makes no WebSocket attempt (the built-in provider, pointed elsewhere with
+ * `openai_base_url`, tries one first: see agents-through-gateway.mjs). Retries are off, so the
+ * fixture holds exactly what one run sends.
  */
 async function codexExec(ctx) {
   const codexHome = join(ctx.scratch.home, '.codex');
@@ -707,7 +734,8 @@ async function main() {
   }
 }
 
-// Run as a script; imported (by claude-code-errors.mjs), it only lends its helpers.
+// Run as a script; imported (by claude-code-errors.mjs, agents-through-gateway.mjs), it only
+// lends its helpers.
 if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const overall = setTimeout(() => {
     console.error('[record] overall timeout (30 min): giving up');
@@ -718,4 +746,4 @@ if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.me
   clearTimeout(overall);
 }
 
-export { CLIENTS, claudeEnv, freshScratch, install, run };
+export { baseEnv, CLIENTS, claudeEnv, freshScratch, install, run };

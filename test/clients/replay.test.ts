@@ -1,15 +1,17 @@
 /**
- * What real coding agents send, replayed through `anthropicGateway()` with the gateway's
- * defaults: the request bodies Claude Code 2.1 and opencode 1.18 sent against the testkit
- * (recorded by `record-clients.mjs` into `test/fixtures/clients/`). Claude Code's calls are
- * Opus with max_tokens 128,000 and adaptive thinking whose text is omitted (billed unseen);
- * opencode sends a Haiku title call with max_tokens 48,000 beside its main call. On a $2 a
- * day key, calls of about $0.09 are admitted until the money is spent, and the day ends
- * within $2 (one call at a time) or within the stated bound of leases (calls at once).
+ * What real coding agents send, replayed through the gateways with their defaults: the
+ * request bodies Claude Code 2.1, opencode 1.18 and Codex 0.171 sent against the testkit
+ * (recorded by `record-clients.mjs` into `test/fixtures/clients/`), Claude Code's and
+ * opencode's through `anthropicGateway()`, Codex's through `openaiGateway()` at
+ * `/v1/responses`. Claude Code's calls are Opus with max_tokens 128,000 and adaptive thinking
+ * whose text is omitted (billed unseen); opencode sends a Haiku title call with max_tokens
+ * 48,000 beside its main call; Codex sends no max_output_tokens at all. On a $2 a day key,
+ * calls of about $0.09 are admitted until the money is spent, and the day ends within $2
+ * (one call at a time) or within the stated bound of leases (calls at once).
  */
 import { readFileSync } from 'node:fs';
 import { costOf, usd } from '@tokenmeter/core';
-import { anthropicGateway } from '@tokenmeter/express';
+import { anthropicGateway, type GatewayOptions, openaiGateway } from '@tokenmeter/express';
 import { createMemoryStore, type MemoryStore } from '@tokenmeter/store-memory';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import express5 from 'express';
@@ -35,6 +37,7 @@ const claudeSide = recorded('claude-code-interactive-nonessential').filter(
   (r) => !Array.isArray(r.body.tools) || r.body.tools.length === 0,
 );
 const opencode = recorded('opencode-run');
+const codex = recorded('codex-exec');
 
 /**
  * Each answer: 600 tokens of thinking the caller never sees (display "omitted") and 1,600
@@ -56,11 +59,14 @@ afterEach(async () => {
   fake.reset();
 });
 
-async function start() {
+async function start(
+  create: (options: GatewayOptions) => unknown = anthropicGateway,
+  baseURL = fake.url,
+) {
   store = createMemoryStore();
-  gateway = await startGateway(express5, anthropicGateway, {
+  gateway = await startGateway(express5, create, {
     apiKey: 'server-key',
-    baseURL: fake.url,
+    baseURL,
     store,
     identify: (key) => (key ? { key } : undefined),
     budgets: { key: { limitUsd: '2', period: 'day' } },
@@ -70,7 +76,11 @@ async function start() {
 
 /** One recorded request, as the client sent it, with the test's key. */
 async function replay(request: Recorded, knobs: Record<string, string> = ANSWER) {
-  const headers: Record<string, string> = { ...request.headers, 'x-api-key': 'tm-agent' };
+  // Claude Code and opencode send the key as x-api-key, Codex as Authorization: Bearer.
+  const auth: Record<string, string> = request.path.startsWith('/v1/responses')
+    ? { authorization: 'Bearer tm-agent' }
+    : { 'x-api-key': 'tm-agent' };
+  const headers: Record<string, string> = { ...request.headers, ...auth };
   for (const [k, v] of Object.entries(knobs)) headers[`x-fake-llm-${k}`] = v;
   const response = await fetch(`${gateway.url}${request.path}`, {
     method: 'POST',
@@ -178,5 +188,80 @@ describe('opencode', () => {
         record.model?.startsWith('claude-haiku') ? 48_000 : 32_000,
       );
     }
+  });
+});
+
+/**
+ * gpt-6.2-sol (Codex 0.171's default model), its published rates by hand, in nano-dollars
+ * per token: $2 input and $10 output per million tokens, for prompts up to 272,000 tokens.
+ */
+const SOL = { input: 2_000, output: 10_000, tierAbove: 272_000 };
+/**
+ * Each answer: 2,000 reasoning tokens (hidden: Codex asks no summary) and 4,000 of text. With
+ * Codex's ~14,000-token prompt (its tools ride in an `additional_tools` input item), a call
+ * costs about $0.09.
+ */
+const CODEX_ANSWER = { 'reasoning-tokens': '2000', tokens: '4000', chunk: '40' };
+
+describe('Codex on a $2 a day key', () => {
+  it('its Responses call without max_output_tokens: admitted, forwarded with the reserved max_output_tokens, charged exactly until the money is spent, never past $2', async () => {
+    await start(openaiGateway, `${fake.url}/v1`);
+    expect(codex).toHaveLength(1);
+    const main = codex[0]!;
+    expect(main.path).toBe('/v1/responses');
+    expect(main.body).toMatchObject({ model: 'gpt-6.2-sol', stream: true });
+    expect(main.body).not.toHaveProperty('max_output_tokens');
+    expect(main.body.reasoning).not.toHaveProperty('summary');
+    let admitted = 0;
+    let refusal = '';
+    for (let i = 0; i < 60 && refusal === ''; i++) {
+      const answer = await replay(main, CODEX_ANSWER);
+      if (answer.status === 200) {
+        admitted++;
+        expect(answer.text).toMatch(/event: response\.(completed|incomplete)\n/);
+      } else {
+        expect(answer.status).toBe(402);
+        refusal = answer.text;
+      }
+    }
+    expect(refusal).toMatch(/insufficient_quota/);
+    const settles = await waitForSettles(gateway, admitted);
+    const records = fake.requests.filter((r) => r.path === '/v1/responses');
+    expect(records).toHaveLength(admitted);
+    expect(settles).toHaveLength(admitted);
+    // Charged exactly what the provider billed: the prompt, the text and the hidden reasoning.
+    for (const [i, settle] of settles.entries()) {
+      const record = records[i]!;
+      expect(record.inputTokens).toBeLessThan(SOL.tierAbove);
+      expect(record.reasoningTokens).toBe(2_000);
+      const hand =
+        record.inputTokens * SOL.input +
+        (record.tokensGenerated + record.reasoningTokens) * SOL.output;
+      expect(settle.final.estimated).toBe(false);
+      expect(settle.final.costNanos).toBe(hand);
+      expect(settle.final.costNanos).toBe(billedNanos(record));
+    }
+    expect(admitted).toBeGreaterThanOrEqual(20);
+    const budget = await spentToday();
+    const billed = records.reduce((sum, r) => sum + billedNanos(r), 0);
+    expect(budget.spentNanos).toBe(billed);
+    expect(billed).toBeLessThanOrEqual(usd('2'));
+    // Refused only when what was left could not pay for the prompt and the first lease (256
+    // output tokens).
+    const prompt = records[0]!.inputTokens * SOL.input;
+    expect(budget.remainingNanos).toBeLessThan(prompt + 256 * SOL.output);
+    // Sent without max_output_tokens, each was forwarded with one: the model's limit
+    // (128,000, not catalogued: the default) while $2 covers it, then what was left covers.
+    const sent = records.map((r) => (r.body as { max_output_tokens?: number }).max_output_tokens);
+    expect(sent.every((n) => Number.isInteger(n) && n! >= 16 && n! <= 128_000)).toBe(true);
+    expect(sent[0]).toBe(128_000);
+    expect(sent.at(-1)).toBeLessThan(128_000);
+    expect(sent).toEqual([...sent].sort((a, b) => b! - a!));
+    // Answered whole while what was forwarded covered the answer (6,000 tokens), cut at the
+    // forwarded bound (the provider's response.incomplete) only once the money ran short.
+    for (const [i, record] of records.entries()) {
+      expect(record.stopReason).toBe(sent[i]! >= 6_000 ? 'completed' : 'incomplete');
+    }
+    expect(records[0]!.stopReason).toBe('completed');
   });
 });
