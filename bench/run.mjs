@@ -5,10 +5,10 @@
  * variant in its own process on loopback, and writes the results (JSON), a Markdown
  * report and an SVG plot.
  *
- *   npm run bench                       standard set (~22 min on 2 cores) → bench/results/latest.*
+ *   npm run bench                       standard set (~24 min on 2 cores) → bench/results/latest.*
  *   npm run bench -- --quick            1-minute smoke run (CI)            → bench/results/quick/
  *   npm run bench -- --only=sweep,race  some workloads: sweep, slow, disconnect, race, idle, admission, money,
- *                                       gateway, sources, adapters, ledger, abuse
+ *                                       gateway, openai, sources, adapters, ledger, abuse
  *   npm run bench -- --reps=5           more repetitions per cell
  *   npm run bench -- --profile          CPU profiles of the bare and tokenmeter variants (with and
  *                                       without telemetry) at the highest concurrency
@@ -38,6 +38,7 @@ import {
   gateway,
   idleStreams,
   ledger,
+  openai,
   overspendRace,
   slowReaders,
   sources,
@@ -68,6 +69,7 @@ const WORKLOADS = [
   'admission',
   'money',
   'gateway',
+  'openai',
   'sources',
   'adapters',
   'ledger',
@@ -93,7 +95,7 @@ mkdirSync(dirname(outPath), { recursive: true });
 // bound on the whole run.
 const WATCHDOG = args.quick
   ? { totalMs: 30 * 60_000, stallMs: 5 * 60_000 }
-  : { totalMs: 30 * 60_000, stallMs: null };
+  : { totalMs: 40 * 60_000, stallMs: null };
 /** @param {string} why */
 function watchdogFired(why) {
   console.error(`bench: watchdog — ${why}; killing everything`);
@@ -205,6 +207,9 @@ try {
       },
       gateway: async () => {
         results.gateway = await gateway(ctx);
+      },
+      openai: async () => {
+        results.openai = await openai(ctx);
       },
       sources: async () => {
         results.sources = await sources(ctx);

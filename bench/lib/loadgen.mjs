@@ -10,7 +10,8 @@
  * on stdin).
  *
  * Definitions (identical for every variant, since all send the same `delta` bytes — or, for
- * the gateway and its proxy baseline, the provider's `content_block_delta`, one per delta):
+ * the gateways and their proxy baselines, the provider's own delta events, one per delta:
+ * `content_block_delta`, a Chat Completions chunk with content, `response.output_text.delta`):
  * - time to first token (TTFT): request sent → the socket read holding the first
  *   `event: delta` whose text is not empty (or the first `content_block_delta`);
  * - inter-chunk gap: time between two socket reads of one stream that each carry ≥ 1 delta;
@@ -182,16 +183,28 @@ function runStream(agent, options) {
               if (s.firstAt === undefined && !text.startsWith('data: {"text":""}', idx + 13)) {
                 s.firstAt = t;
               }
-            } else if (text.startsWith('content_block_delta', idx + 7)) {
-              // The Anthropic protocol (gateway and proxy variants): a delta of one block.
+            } else if (
+              text.startsWith('content_block_delta', idx + 7) ||
+              text.startsWith('response.output_text.delta', idx + 7)
+            ) {
+              // The Anthropic and Responses protocols (gateway and proxy variants).
               deltas++;
               if (s.firstAt === undefined) s.firstAt = t;
             } else if (
               text.startsWith('done', idx + 7) ||
-              text.startsWith('message_stop', idx + 7)
+              text.startsWith('message_stop', idx + 7) ||
+              text.startsWith('response.completed', idx + 7) ||
+              text.startsWith('response.incomplete', idx + 7)
             ) {
               s.done = true;
             } else if (text.startsWith('error', idx + 7)) s.errorEvent = true;
+          } else if (text.startsWith('data: ', idx)) {
+            // Chat Completions: unnamed events; a chunk with content is a delta.
+            const content = text.indexOf('"delta":{"content":', idx);
+            if (content !== -1 && content < end) {
+              deltas++;
+              if (s.firstAt === undefined) s.firstAt = t;
+            } else if (text.startsWith('[DONE]', idx + 6)) s.done = true;
           }
           idx = end + 2;
           end = text.indexOf('\n\n', idx);

@@ -1,5 +1,5 @@
 /**
- * What `npm run bench` runs (standard: ~20 min on 2 cores today, the sweep with its JIT
+ * What `npm run bench` runs (standard: ~24 min on 2 cores today, the sweep with its JIT
  * warm-ups about 9 of them) and what `--quick` runs (the
  * CI smoke version: ≤ 60 s, every variant started at least once, every workload once).
  */
@@ -26,6 +26,17 @@ const LATENCY = [
 
 /** The gateway and its baseline: both speak the provider's protocol (`/v1/messages`). */
 const GATEWAY = ['bare-proxy', 'gateway-memory'];
+
+/**
+ * OpenAI's two APIs through the gateway, each beside its passthrough proxy: Chat Completions
+ * and the Responses API (the provider's own events end to end).
+ */
+const OPENAI_APIS = [
+  'bare-proxy-chat',
+  'gateway-chat',
+  'bare-proxy-responses',
+  'gateway-responses',
+];
 
 /** The raw path and the AI SDK path, each beside its own bare relay (tokenmeter's `delta` events). */
 const SOURCES = ['bare-express', 'tokenmeter-memory', 'bare-ai-sdk', 'ai-sdk-memory'];
@@ -202,6 +213,16 @@ export const PLANS = {
       latency: { variants: GATEWAY, knobs: { tokens: 10 }, warmupMs: 1_000, measureMs: 20_000 },
       levels: [PACED_1000, MAX_1000],
     },
+    // OpenAI's Chat Completions and Responses APIs through openaiGateway(), each beside a
+    // bare passthrough proxy of the same API: what metering each adds (TTFT, CPU per token).
+    openai: {
+      levelVariants: OPENAI_APIS,
+      reps: 3,
+      knobs: { tokens: 150, tps: 0, ttftMs: 0, chunk: 1 },
+      warmup: { concurrency: 20, warmupMs: 0, measureMs: 1_500 },
+      latency: { variants: OPENAI_APIS, knobs: { tokens: 10 }, warmupMs: 1_000, measureMs: 20_000 },
+      levels: [PACED_1000, MAX_1000],
+    },
     // The AI SDK path (streamText() handed to costTrackedSSE) beside the raw SDK path, each
     // against its bare relay: what tokenmeter adds to an AI SDK app (TTFT, CPU per token).
     sources: {
@@ -283,6 +304,12 @@ export const PLANS = {
       levelVariants: GATEWAY,
       ...QUICK_PAIR_SETUP,
       latency: { variants: GATEWAY, knobs: { tokens: 10 }, warmupMs: 200, measureMs: 1_000 },
+      levels: [QUICK_MAX_100],
+    },
+    openai: {
+      levelVariants: OPENAI_APIS,
+      ...QUICK_PAIR_SETUP,
+      latency: { variants: OPENAI_APIS, knobs: { tokens: 10 }, warmupMs: 200, measureMs: 1_000 },
       levels: [QUICK_MAX_100],
     },
     sources: {

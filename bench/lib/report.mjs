@@ -180,6 +180,28 @@ function gatewayRows(results) {
   );
 }
 
+/** OpenAI's two APIs through the gateway, each beside the passthrough proxy of the same API. */
+function openaiRows(results) {
+  return [
+    ...pairRows(
+      results,
+      'openai',
+      'gateway-chat',
+      'bare-proxy-chat',
+      'Gateway, Chat Completions',
+      'a bare passthrough proxy of Chat Completions, memory store',
+    ),
+    ...pairRows(
+      results,
+      'openai',
+      'gateway-responses',
+      'bare-proxy-responses',
+      'Gateway, Responses API',
+      'a bare passthrough proxy of the Responses API, memory store',
+    ),
+  ];
+}
+
 /** The ledger on beside off, and the rows per second one ledger sustains. */
 function ledgerRows(results) {
   const run = results.ledger;
@@ -518,6 +540,7 @@ export function headline(results) {
     });
   }
   rows.push(...gatewayRows(results));
+  rows.push(...openaiRows(results));
   rows.push(...sourcesRows(results));
   rows.push(...adapterRows(results));
   rows.push(...ledgerRows(results));
@@ -538,6 +561,10 @@ const VARIANT_ORDER = [
   'tokenmeter-redis+otel',
   'bare-proxy',
   'gateway-memory',
+  'bare-proxy-chat',
+  'gateway-chat',
+  'bare-proxy-responses',
+  'gateway-responses',
   'bare-ai-sdk',
   'ai-sdk-memory',
   'bare-hono',
@@ -549,7 +576,7 @@ const VARIANT_ORDER = [
  * The markdown of one run of the sweep harness other than the sweep itself (gateway,
  * sources, ledger): what the variants are, the levels, and the table against `base`.
  */
-function pairSection(results, run, base, { title, about, latency, after = '' }) {
+function pairSection(results, run, base, { title, about, latency, after = '', baseOf }) {
   const cells = results[run]?.cells ?? [];
   if (cells.length === 0) return [];
   const plan = results.plan[run];
@@ -567,7 +594,7 @@ function pairSection(results, run, base, { title, about, latency, after = '' }) 
     '',
     `${plan.reps ?? results.reps} rounds, order rotating; medians. Ratios ("÷ bare") are against ${base} within a round.${after ? ` ${after}` : ''}`,
     '',
-    table(LEVEL_HEADER, levelRows(cells, base)),
+    table(LEVEL_HEADER, levelRows(cells, baseOf ?? base)),
     '',
   ];
 }
@@ -658,10 +685,11 @@ export function headlineTable(rows) {
 }
 
 /** Rows of the per-level table: every level, every variant, ratios against `baseline`. */
-function levelRows(sweep, baseline) {
+function levelRows(sweep, baselineOf) {
   const rows = [];
   for (const level of levelsOf(sweep)) {
     for (const v of variantsIn(sweep)) {
+      const baseline = typeof baselineOf === 'function' ? baselineOf(v) : baselineOf;
       const cells = cellsOf(sweep, v, level);
       if (cells.length === 0) continue;
       const med = (fn) => medianOf(cells, fn);
@@ -788,6 +816,17 @@ export function markdown(results) {
         '**gateway-memory** is `anthropicGateway()` with the memory store, a daily budget and two sliding-window limits per key (set never to refuse), ' +
         'which reads every event to meter it and settles each stream.',
       latency: 'alternating between the two (both running at once)',
+    }),
+    ...pairSection(results, 'openai', 'the proxy of the same API', {
+      title: "OpenAI's two APIs through the gateway",
+      about:
+        'Four variants in one run, each pair speaking one OpenAI API end to end (the load generator counts Chat Completions chunks with content, and `response.output_text.delta` events): ' +
+        '**bare-proxy-chat** and **bare-proxy-responses** forward the body to the fake `/v1/chat/completions` or `/v1/responses` with fetch and pipe the answer back untouched; ' +
+        '**gateway-chat** and **gateway-responses** are `openaiGateway()` with the memory store, a daily budget and two sliding-window limits per key (set never to refuse), ' +
+        'reading every event to meter it and settling each stream. Both Chat variants ask for `stream_options.include_usage`.',
+      latency: 'rotating over the four',
+      baseOf: (variant) =>
+        variant.endsWith('-responses') ? 'bare-proxy-responses' : 'bare-proxy-chat',
     }),
     ...pairSection(results, 'sources', 'bare-express', {
       title: 'The AI SDK path beside the raw SDK path',

@@ -52,6 +52,26 @@ export const VARIANTS = {
     script: here('../variants/gateway.mjs'),
     about: 'anthropicGateway() + memory store: the provider API relayed, metered',
   },
+  'bare-proxy-chat': {
+    script: here('../variants/bare-proxy.mjs'),
+    env: { BENCH_API: 'chat' },
+    about: 'the passthrough proxy on OpenAI Chat Completions (`/v1/chat/completions`)',
+  },
+  'gateway-chat': {
+    script: here('../variants/gateway.mjs'),
+    env: { BENCH_API: 'chat' },
+    about: 'openaiGateway() + memory store on Chat Completions',
+  },
+  'bare-proxy-responses': {
+    script: here('../variants/bare-proxy.mjs'),
+    env: { BENCH_API: 'responses' },
+    about: 'the passthrough proxy on the OpenAI Responses API (`/v1/responses`)',
+  },
+  'gateway-responses': {
+    script: here('../variants/gateway.mjs'),
+    env: { BENCH_API: 'responses' },
+    about: 'openaiGateway() + memory store on the Responses API',
+  },
   'tokenmeter-memory+ledger': {
     script: here('../variants/tokenmeter.mjs'),
     env: { BENCH_STORE: 'memory', BENCH_LEDGER: 'on' },

@@ -210,6 +210,14 @@ export function gateway(ctx) {
 }
 
 /**
+ * OpenAI's two APIs through `openaiGateway()`, each beside a passthrough proxy of the same
+ * API (Chat Completions, the Responses API): the same harness as the sweep.
+ */
+export function openai(ctx) {
+  return sweep(ctx, ctx.plan.openai, 'openai');
+}
+
+/**
  * The AI SDK path beside the raw SDK path, each against its own bare relay: the same
  * harness as the sweep, four variants (bare-express, tokenmeter-memory, bare-ai-sdk,
  * ai-sdk-memory), all speaking tokenmeter's `delta` events.

@@ -195,3 +195,42 @@ export function readJson(req) {
     req.on('error', reject);
   });
 }
+
+/**
+ * The provider API a gateway variant and its passthrough baseline speak, chosen by
+ * `BENCH_API` (`anthropic` by default, `chat`, `responses`): the path, the headers of the
+ * server's call, and the loadgen's body (`{ model, max_tokens, messages }`) in the API's
+ * shape. Both variants of a pair map it the same way, so both pay the same.
+ */
+export const PROVIDER_API = {
+  anthropic: {
+    path: '/v1/messages',
+    keyHeader: 'x-api-key',
+    headers: { 'x-api-key': 'bench', 'anthropic-version': '2023-06-01' },
+    body: (b) => ({ ...b, stream: true }),
+  },
+  chat: {
+    path: '/v1/chat/completions',
+    keyHeader: 'authorization',
+    headers: { authorization: 'Bearer bench' },
+    body: (b) => ({
+      model: 'gpt-4o-mini',
+      max_completion_tokens: Math.max(16, b.max_tokens),
+      messages: b.messages,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+  },
+  responses: {
+    path: '/v1/responses',
+    keyHeader: 'authorization',
+    headers: { authorization: 'Bearer bench' },
+    // The Responses API takes max_output_tokens of at least 16.
+    body: (b) => ({
+      model: 'gpt-4o-mini',
+      max_output_tokens: Math.max(16, b.max_tokens),
+      input: b.messages,
+      stream: true,
+    }),
+  },
+}[process.env.BENCH_API ?? 'anthropic'];
