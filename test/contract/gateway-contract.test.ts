@@ -9,6 +9,7 @@
  * paths and methods refused before the provider is called, a caller's abort closing the
  * upstream within one chunk, and the server's key never crossing to the caller.
  */
+import http from 'node:http';
 import Anthropic from '@anthropic-ai/sdk';
 import { createMemoryStore } from '@tokenmeter/store-memory';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
@@ -214,6 +215,35 @@ describe.each(GATEWAY_ADAPTERS)('%s', (_name, start) => {
     const counted = await client.responses.inputTokens.count({ model: GPT, input: ask.messages });
     expect(counted.input_tokens).toBe(fake.requests.at(-1)!.inputTokens);
     expect(gateway.settles).toHaveLength(2);
+  });
+
+  it("Codex's WebSocket attempt (GET /v1/responses, Upgrade: websocket) gets 426, so it POSTs at once", async () => {
+    await serve('openai');
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.get(
+        `${gateway.url}/v1/responses`,
+        {
+          headers: {
+            connection: 'Upgrade',
+            upgrade: 'websocket',
+            'sec-websocket-version': '13',
+            'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+            authorization: 'Bearer tm-alice',
+          },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (chunk) => {
+            body += chunk;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+    });
+    expect(answer.status).toBe(426);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'websocket_not_supported' } });
+    expect(fake.requests).toHaveLength(0);
   });
 
   it("a caller's abort closes the upstream within one chunk, charged once as estimated", async () => {
