@@ -1,0 +1,207 @@
+/**
+ * The packages as npm publishes them, used from outside the monorepo: every workspace
+ * package packed with `npm pack` (its `prepack` builds it), each tarball linted by publint
+ * and checked by Are the Types Wrong (ESM-only profile, as the READMEs say), then installed
+ * into fresh `"type": "module"` projects — one on Express 5, one on Express 4 — next to
+ * nothing of this repository. There: every export of every package is imported (and the
+ * packages' roots `require()`d from CommonJS), a strict TypeScript consumer typechecks
+ * against the shipped declarations (no `skipLibCheck`), and an app built from the tarballs
+ * streams one answer from the testkit with the exact cost.
+ *
+ * The projects live in a folder of their own under the system's temp dir; dependencies
+ * come from the npm registry at the versions this repository runs (npm's cache makes the
+ * second run fast).
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../examples/helpers/process.js';
+
+const FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'packed-consumer');
+const BIN = join(REPO_ROOT, 'node_modules', '.bin');
+
+interface Packed {
+  name: string;
+  tarball: string;
+  /** The subpaths its `exports` map names (without `./package.json`). */
+  subpaths: string[];
+}
+
+function workspacePackages(): Array<{ name: string; dir: string; subpaths: string[] }> {
+  return readdirSync(join(REPO_ROOT, 'packages')).map((dir) => {
+    const manifest = JSON.parse(
+      readFileSync(join(REPO_ROOT, 'packages', dir, 'package.json'), 'utf8'),
+    ) as { name: string; exports: Record<string, unknown> };
+    return {
+      name: manifest.name,
+      dir,
+      subpaths: Object.keys(manifest.exports).filter((k) => k !== './package.json'),
+    };
+  });
+}
+
+/** The version of a dependency this repository runs, for the fresh projects. */
+function versionOf(name: string): string {
+  const manifest = join(REPO_ROOT, 'node_modules', name, 'package.json');
+  return (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version;
+}
+
+const run = (command: string, args: string[], cwd: string) =>
+  execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+let work: string;
+const packed: Packed[] = [];
+const projects: Record<'express5' | 'express4', string> = { express5: '', express4: '' };
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'tokenmeter-packed-'));
+  const tarballs = join(work, 'tarballs');
+  mkdirSync(tarballs);
+  for (const pkg of workspacePackages()) {
+    const out = run(
+      'npm',
+      ['pack', '--json', '--pack-destination', tarballs, '--loglevel=error'],
+      join(REPO_ROOT, 'packages', pkg.dir),
+    );
+    const [info] = JSON.parse(out.slice(out.indexOf('['))) as Array<{ filename: string }>;
+    packed.push({
+      name: pkg.name,
+      tarball: join(tarballs, info!.filename),
+      subpaths: pkg.subpaths,
+    });
+  }
+  const common = [
+    ...packed.map((p) => p.tarball),
+    `typescript@${versionOf('typescript')}`,
+    `@types/node@${versionOf('@types/node')}`,
+    `@opentelemetry/api@${versionOf('@opentelemetry/api')}`,
+    `ioredis@${versionOf('ioredis')}`,
+    `hono@${versionOf('hono')}`,
+    `fastify@${versionOf('fastify')}`,
+    `@anthropic-ai/sdk@${versionOf('@anthropic-ai/sdk')}`,
+  ];
+  for (const [project, express] of [
+    [
+      'express5',
+      [`express@${versionOf('express')}`, `@types/express@${versionOf('@types/express')}`],
+    ],
+    ['express4', [`express@${versionOf('express4')}`, '@types/express@4']],
+  ] as const) {
+    const dir = join(work, project);
+    mkdirSync(dir);
+    cpSync(FIXTURE, dir, { recursive: true });
+    run(
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--loglevel=error', ...common, ...express],
+      dir,
+    );
+    projects[project] = dir;
+  }
+}, 300_000);
+
+describe('each tarball as npm would publish it', () => {
+  it('holds its code, types, sources for its maps, LICENSE, CHANGELOG and README — and no tests', () => {
+    for (const { name, tarball } of packed) {
+      const files = run('tar', ['tzf', tarball], work).split('\n');
+      expect(files, name).toContain('package/dist/index.js');
+      expect(files, name).toContain('package/dist/index.d.ts');
+      expect(files, name).toContain('package/src/index.ts');
+      for (const file of ['LICENSE', 'CHANGELOG.md', 'README.md', 'package.json']) {
+        expect(files, `${name} ${file}`).toContain(`package/${file}`);
+      }
+      expect(
+        files.filter((f) => /\.test\.|__fixtures__|test-helper/.test(f)),
+        name,
+      ).toEqual([]);
+    }
+  });
+
+  it('publint finds nothing; Are the Types Wrong finds nothing for ESM consumers', () => {
+    for (const { name, tarball } of packed) {
+      expect(run(join(BIN, 'publint'), ['run', tarball, '--strict'], work), name).toContain(
+        'All good!',
+      );
+      // Exits non-zero on any problem of the profile.
+      run(join(BIN, 'attw'), [tarball, '--profile', 'esm-only', '--format', 'ascii'], work);
+    }
+  });
+
+  it('internal dependencies are ranges, and the package says where it comes from', () => {
+    for (const { name, tarball } of packed) {
+      const manifest = JSON.parse(run('tar', ['xzOf', tarball, 'package/package.json'], work)) as {
+        dependencies?: Record<string, string>;
+        repository?: { url?: string };
+        publishConfig?: { access?: string };
+        license?: string;
+      };
+      for (const [dep, range] of Object.entries(manifest.dependencies ?? {})) {
+        if (dep.startsWith('@tokenmeter/')) expect(range, `${name} → ${dep}`).toMatch(/^\^/);
+      }
+      expect(manifest.repository?.url, name).toMatch(/^git\+https:\/\//);
+      expect(manifest.publishConfig?.access, name).toBe('public');
+      expect(manifest.license, name).toBe('MIT');
+    }
+  });
+});
+
+describe.each(['express5', 'express4'] as const)('a fresh project on %s', (project) => {
+  it('imports every export of every package (ESM) and requires every package (CommonJS)', () => {
+    const dir = projects[project];
+    const specifiers = packed.flatMap(({ name, subpaths }) =>
+      // The testing helpers import vitest (core) or start PostgreSQL (ledger): for tests.
+      subpaths
+        .filter((s) => s !== './testing')
+        .map((s) => (s === '.' ? name : `${name}/${s.slice(2)}`)),
+    );
+    const esm = run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `for (const s of ${JSON.stringify(specifiers)}) { const m = await import(s); console.log(s, Object.keys(m).length); }`,
+      ],
+      dir,
+    );
+    for (const s of specifiers) expect(esm).toMatch(new RegExp(`^${s} [1-9]\\d*$`, 'm'));
+    const cjs = run(process.execPath, ['require-all.cjs'], dir);
+    expect(cjs).toContain('costTrackedSSE function');
+    expect(cjs).toContain('createMemoryStore function');
+    expect(cjs).toContain('startFakeLLM function');
+  });
+
+  it('a strict TypeScript consumer typechecks against the shipped declarations', () => {
+    const dir = projects[project];
+    // No skipLibCheck: the packages' .d.ts and what they import must hold up.
+    const out = (() => {
+      try {
+        return run(
+          process.execPath,
+          [join(dir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
+          dir,
+        );
+      } catch (error) {
+        return String((error as { stdout?: string }).stdout ?? error);
+      }
+    })();
+    expect(out).toBe('');
+  });
+
+  it('an app built from the tarballs streams one answer, charged to the nano-dollar', () => {
+    const dir = projects[project];
+    const report = JSON.parse(run(process.execPath, ['stream-one.mjs'], dir)) as {
+      status: number;
+      text: string;
+      expectedText: string;
+      costNanos: number;
+      inputTokens: number;
+      outputTokens: number;
+    };
+    expect(report.status).toBe(200);
+    expect(report.text).toBe(report.expectedText);
+    // claude-haiku-4-5: $1 / $5 per million tokens.
+    expect(report.costNanos).toBe(report.inputTokens * 1_000 + report.outputTokens * 5_000);
+    expect(report.outputTokens).toBe(24);
+  });
+});
