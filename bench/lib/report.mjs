@@ -673,7 +673,7 @@ function table(header, rows) {
 
 export function headlineTable(rows) {
   return table(
-    ['figure', 'result', 'target (DESIGN.md)', 'met?', 'notes'],
+    ['figure', 'result', 'target', 'met?', 'notes'],
     rows.map((r) => [
       r.figure,
       r.value,

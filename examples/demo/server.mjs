@@ -36,7 +36,10 @@ const app = createDemoApp({
   log: (line) => console.log(`tokenmeter demo: ${line}`),
 });
 
-const server = app.listen(config.port, config.host, () => {
+// Express 5 calls this with the error too when the port is taken: the 'error' handler below
+// says so, and nothing here may claim the demo is listening.
+const server = app.listen(config.port, config.host, (/** @type {Error | undefined} */ error) => {
+  if (error) return;
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = ['0.0.0.0', '::'].includes(config.host) ? 'localhost' : config.host;

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoKeys } from './helpers/demo-page.js';
@@ -62,9 +63,12 @@ afterAll(async () => {
 }, 60_000);
 
 describe('a fresh clone, following the README', () => {
-  it('runs the Quick start demo command: installs, builds and prints the URL', () => {
+  it('runs the Quick start demo command: says what it does as it installs and builds, prints the URL', () => {
     expect(command).toMatch(/^npm run demo\b/);
-    expect(demo.output()).toMatch(/installing dependencies \(npm ci\)/);
+    const output = demo.output();
+    expect(output).toMatch(/installing dependencies \(npm ci\)/);
+    expect(output).toMatch(/building the packages the demo needs/);
+    expect(output).toMatch(/built in \d+ s; starting the demo/);
     expect(demo.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   });
 
@@ -87,5 +91,32 @@ describe('a fresh clone, following the README', () => {
     };
     expect(done.estimated).toBe(false);
     expect(done.costNanos).toBe(done.usage.inputTokens * 1_000 + done.usage.outputTokens * 5_000);
+  });
+
+  it('stops cleanly when `npm run demo` alone gets SIGTERM (as a service manager sends it): the port is freed', async () => {
+    // The npm process only, not its process group: npm passes the signal on to the demo.
+    const npm = execFileSync('pgrep', ['-g', String(demo.child.pid), '-f', 'npm run demo'], {
+      encoding: 'utf8',
+    })
+      .trim()
+      .split('\n')[0];
+    expect(npm).toMatch(/^\d+$/);
+    const from = demo.output().length;
+    process.kill(Number(npm), 'SIGTERM');
+    await demo.waitFor(/SIGTERM, shutting down/, 10_000, from);
+    const port = Number(new URL(demo.url).port);
+    let open = true;
+    for (let i = 0; i < 50 && open; i++) {
+      open = await new Promise<boolean>((resolve) => {
+        const socket = connect(port, '127.0.0.1');
+        socket.once('connect', () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once('error', () => resolve(false));
+      });
+      if (open) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(open).toBe(false);
   });
 });

@@ -318,7 +318,7 @@ describe('encodeJsonEvent', () => {
 });
 
 describe('jsonSseEncoder', () => {
-  it('speaks the protocol of DESIGN.md', () => {
+  it("speaks tokenmeter's default protocol (meta, delta, usage, done, error, ping)", () => {
     expect(jsonSseEncoder.meta({ requestId: 'r1', model: 'm' })).toBe(
       'event: meta\ndata: {"requestId":"r1","model":"m"}\n\n',
     );

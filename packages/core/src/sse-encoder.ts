@@ -65,8 +65,8 @@ export interface SseToolCallData {
  * send and writes the returned string as is; `''` means "this protocol sends nothing
  * for that". Every non-empty result is one or more whole events.
  *
- * Payloads other than `delta` are shaped by the middleware (see DESIGN.md, "SSE
- * protocol to the client"); the encoder only needs them to be JSON-serialisable.
+ * Payloads other than `delta` are shaped by the middleware (see "The SSE protocol" in
+ * the `@tokenmeter/express` README); the encoder only needs them to be JSON-serialisable.
  */
 export interface SseEncoder {
   /** Once, before the first delta: request id, model, reservation. */
@@ -258,7 +258,8 @@ export function encodeJsonEvent(event: string, value: unknown): string {
 }
 
 /**
- * tokenmeter's default protocol (DESIGN.md): named events `meta`, `delta`, `usage`,
+ * tokenmeter's default protocol ("The SSE protocol" in the `@tokenmeter/express` README):
+ * named events `meta`, `delta`, `usage`,
  * `done`, `error`, each with one JSON `data:` line, and `: ping` keep-alives. Text
  * round-trips exactly, line ends and lone surrogates included.
  *
