@@ -95,7 +95,7 @@ describe('a fresh clone, following the README', () => {
 
   it('stops cleanly when `npm run demo` alone gets SIGTERM (as a service manager sends it): the port is freed', async () => {
     // The npm process only, not its process group: npm passes the signal on to the demo.
-    const npm = execFileSync('pgrep', ['-g', String(demo.child.pid), '-f', 'npm run demo'], {
+    const npm = execFileSync('pgrep', ['-g', String(demo.child.pid), '-f', '^npm run demo'], {
       encoding: 'utf8',
     })
       .trim()
