@@ -5,19 +5,23 @@
  * into fresh `"type": "module"` projects — one on Express 5, one on Express 4 — next to
  * nothing of this repository. There: every export of every package is imported (and the
  * packages' roots `require()`d from CommonJS), a strict TypeScript consumer typechecks
- * against the shipped declarations (no `skipLibCheck`), and an app built from the tarballs
- * streams one answer from the testkit with the exact cost.
+ * against the shipped declarations (no `skipLibCheck`), an app built from the tarballs
+ * streams one answer from the testkit with the exact cost, and the root README's "Use it in
+ * your app" snippet, copied as it stands, typechecks strictly and runs: one answer streamed,
+ * charged to the nano-dollar.
  *
  * The projects live in a folder of their own under the system's temp dir; dependencies
  * come from the npm registry at the versions this repository runs (npm's cache makes the
  * second run fast).
  */
-import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startFakeLLM } from '@tokenmeter/testkit';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../examples/helpers/process.js';
+import { freePort, REPO_ROOT } from '../examples/helpers/process.js';
+import { postSSE } from '../helpers/sse-client.js';
 
 const FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'packed-consumer');
 const BIN = join(REPO_ROOT, 'node_modules', '.bin');
@@ -40,6 +44,15 @@ function workspacePackages(): Array<{ name: string; dir: string; subpaths: strin
       subpaths: Object.keys(manifest.exports).filter((k) => k !== './package.json'),
     };
   });
+}
+
+/** The first TypeScript block of a section of the root README, as it stands. */
+function readmeSnippet(section: string): string {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  const body = readme.split(/^## /m).find((s) => s.startsWith(section));
+  const code = body && /```ts\n([\s\S]*?)```/.exec(body)?.[1];
+  if (!code) throw new Error(`README.md has no TypeScript block under "## ${section}"`);
+  return code;
 }
 
 /** The version of a dependency this repository runs, for the fresh projects. */
@@ -92,6 +105,7 @@ beforeAll(() => {
     const dir = join(work, project);
     mkdirSync(dir);
     cpSync(FIXTURE, dir, { recursive: true });
+    writeFileSync(join(dir, 'readme.ts'), readmeSnippet('Use it in your app'));
     run(
       'npm',
       ['install', '--no-audit', '--no-fund', '--loglevel=error', ...common, ...express],
@@ -186,6 +200,67 @@ describe.each(['express5', 'express4'] as const)('a fresh project on %s', (proje
       }
     })();
     expect(out).toBe('');
+  });
+
+  it("the root README's snippet, as pasted, runs: one answer streamed, charged to the nano-dollar", async () => {
+    const dir = projects[project];
+    run(
+      process.execPath,
+      [join(dir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.readme.json'],
+      dir,
+    );
+    const fake = await startFakeLLM({ tokens: 30, seed: 5 });
+    const port = await freePort();
+    const app = spawn(process.execPath, ['build/readme.js'], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        PORT: String(port),
+        ANTHROPIC_BASE_URL: fake.url,
+        ANTHROPIC_API_KEY: 'test',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    app.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    app.stderr.on('data', (chunk) => {
+      output += chunk;
+    });
+    try {
+      let result: Awaited<ReturnType<typeof postSSE>> | undefined;
+      for (let i = 0; i < 100 && !result; i++) {
+        result = await postSSE(`http://127.0.0.1:${port}/api/chat`, {
+          model: 'claude-haiku-4-5',
+          max_tokens: 300,
+          messages: [{ role: 'user', content: 'Hello' }],
+        }).catch(async () => {
+          await new Promise((r) => setTimeout(r, 100));
+          return undefined;
+        });
+      }
+      expect(result?.status, output).toBe(200);
+      const record = await fake.waitForRequest(fake.lastRequest!.id);
+      expect(result!.text).toBe(record.text);
+      const done = result!.events.find((e) => e.event === 'done')!.json as {
+        costNanos: number;
+        estimated: boolean;
+      };
+      expect(done.estimated).toBe(false);
+      // claude-haiku-4-5: $1 / $5 per million tokens.
+      expect(done.costNanos).toBe(
+        record.usage!.inputTokens * 1_000 + record.usage!.outputTokens * 5_000,
+      );
+      // onSettle logged the same figure: `[ { kind: 'user', id: 'demo' } ] completed <nanos>`.
+      for (let i = 0; i < 50 && !output.includes(String(done.costNanos)); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(output).toContain(`completed ${done.costNanos}`);
+    } finally {
+      app.kill('SIGTERM');
+      await fake.close();
+    }
   });
 
   it('an app built from the tarballs streams one answer, charged to the nano-dollar', () => {

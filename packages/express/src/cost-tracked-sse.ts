@@ -25,10 +25,12 @@ type Next = (error?: unknown) => void;
  *     anthropic.messages.create({ ...req.body, ...meter.params, stream: true }, { signal: meter.signal }),
  * }));
  */
-export function costTrackedSSE(options: CostTrackedSSEOptions) {
+export function costTrackedSSE<Req extends MeteredRequest = MeteredRequest>(
+  options: CostTrackedSSEOptions<Req>,
+) {
   const engine = new Engine(parseOptions(options));
   const middleware = function costTrackedSSE(
-    req: MeteredRequest,
+    req: Req,
     res: MeteredResponse,
     next: Next,
   ): Promise<void> {

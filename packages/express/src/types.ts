@@ -1,11 +1,28 @@
-/** The Express adapter's own types: its request and response, and the options it takes. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { MeteredOptions } from '@tokenmeter/engine';
+/**
+ * The Express adapter's own types: its callbacks receive Express's own `Request` (so an
+ * app's augmentations, `req.user`, reach them), and `res.locals.tokenmeter` is typed.
+ * Types only: they come from `@types/express` (4 or 5), which an Express app in
+ * TypeScript has.
+ */
+import type { MeteredOptions, MeteredStream } from '@tokenmeter/engine';
+import type { Request, Response } from 'express';
 
-/** The request as the middleware sees it: Express 4 and 5 requests both fit. */
-export type MeteredRequest = IncomingMessage & { body?: unknown };
-/** The response as the middleware sees it: Express 4 and 5 responses both fit. */
-export type MeteredResponse = ServerResponse & { locals?: Record<string, unknown> };
+/** The request the callbacks receive: Express's `Request` (4 or 5). */
+export type MeteredRequest = Request;
+/** The response as the middleware sees it: Express's `Response`. */
+export type MeteredResponse = Response;
 
-/** The options of `costTrackedSSE()`: its callbacks receive the Express request. */
-export type CostTrackedSSEOptions = MeteredOptions<MeteredRequest>;
+/**
+ * The options of `costTrackedSSE()`: its callbacks receive the Express request, `Req`
+ * when the route's request is typed further (`Request<Params, any, ChatBody>`).
+ */
+export type CostTrackedSSEOptions<Req extends Request = Request> = MeteredOptions<Req>;
+
+declare global {
+  namespace Express {
+    interface Locals {
+      /** The request's metered stream, once admitted by `costTrackedSSE()` or a gateway. */
+      tokenmeter?: MeteredStream;
+    }
+  }
+}
