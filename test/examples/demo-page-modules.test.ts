@@ -64,10 +64,32 @@ function pageParser(chunks: string[]): Message[] {
 // encoder writes it (multi-line data), and the same with CRLF and lone-CR line ends.
 const tokens = seededTokens({ seed: 3, tokens: 60 });
 const jsonBody = [
-  jsonSseEncoder.meta({ requestId: 'r1', model: 'm' }),
+  jsonSseEncoder.meta({
+    requestId: 'r1',
+    model: 'm',
+    maxTokens: 100,
+    inputTokens: 5,
+    reservedUsd: 0.0005,
+    reservedInputTokens: 5,
+    reservedOutputTokens: 100,
+    budget: null,
+  }),
   ...tokens.map((text) => jsonSseEncoder.delta({ text })),
   ': ping\n\n',
-  jsonSseEncoder.done({ costUsd: 0.000123 }),
+  jsonSseEncoder.done({
+    stopReason: 'end_turn',
+    usage: {
+      inputTokens: 5,
+      outputTokens: 60,
+      uncachedInputTokens: 5,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+    },
+    costUsd: 0.000123,
+    costNanos: 123_000,
+    estimated: false,
+    budget: null,
+  }),
 ].join('');
 const plainBody = `${tokens.map((text) => plainSseEncoder.delta({ text })).join('')}data:no-space\nevent: only-event\n\n`;
 const BODIES = {

@@ -48,16 +48,24 @@ export {
 } from './pricing/litellm.js';
 export { DEFAULT_SERVER_TOOL_LIMITS, type ServerToolLimit } from './request-terms.js';
 export {
+  type ErrorBody,
   encodeComment,
   encodeEvent,
   encodeJsonEvent,
   jsonSseEncoder,
   PLAIN_DONE,
   plainSseEncoder,
+  type SseBudget,
+  type SseCharge,
   type SseDeltaData,
+  type SseDoneData,
   type SseEncoder,
+  type SseErrorData,
   type SseEvent,
+  type SseFinalUsage,
+  type SseMetaData,
   type SseToolCallData,
+  type SseUsageData,
 } from './sse-encoder.js';
 export type {
   BudgetPeriod,

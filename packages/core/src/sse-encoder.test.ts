@@ -16,6 +16,7 @@ import {
   plainSseEncoder,
   type SseEvent,
 } from './sse-encoder.js';
+import * as full from './sse-payloads.test-helper.js';
 
 interface Parsed {
   event: string | undefined;
@@ -319,18 +320,18 @@ describe('encodeJsonEvent', () => {
 
 describe('jsonSseEncoder', () => {
   it("speaks tokenmeter's default protocol (meta, delta, usage, done, error, ping)", () => {
-    expect(jsonSseEncoder.meta({ requestId: 'r1', model: 'm' })).toBe(
-      'event: meta\ndata: {"requestId":"r1","model":"m"}\n\n',
+    expect(jsonSseEncoder.meta(full.meta())).toBe(
+      `event: meta\ndata: ${JSON.stringify(full.meta())}\n\n`,
     );
     expect(jsonSseEncoder.delta({ text: 'Hi\n' })).toBe('event: delta\ndata: {"text":"Hi\\n"}\n\n');
-    expect(jsonSseEncoder.usage({ outputTokens: 3 })).toBe(
-      'event: usage\ndata: {"outputTokens":3}\n\n',
+    expect(jsonSseEncoder.usage(full.usage())).toBe(
+      `event: usage\ndata: ${JSON.stringify(full.usage())}\n\n`,
     );
-    expect(jsonSseEncoder.done({ stopReason: 'end_turn' })).toBe(
-      'event: done\ndata: {"stopReason":"end_turn"}\n\n',
+    expect(jsonSseEncoder.done(full.done())).toBe(
+      `event: done\ndata: ${JSON.stringify(full.done())}\n\n`,
     );
-    expect(jsonSseEncoder.error({ code: 'timeout' })).toBe(
-      'event: error\ndata: {"code":"timeout"}\n\n',
+    expect(jsonSseEncoder.error(full.error())).toBe(
+      `event: error\ndata: ${JSON.stringify(full.error())}\n\n`,
     );
     expect(jsonSseEncoder.comment()).toBe(': ping\n\n');
   });
@@ -346,9 +347,9 @@ describe('plainSseEncoder', () => {
   it('sends text as data and ends with data: [DONE]', () => {
     expect(plainSseEncoder.delta({ text: 'Hello' })).toBe('data: Hello\n\n');
     expect(plainSseEncoder.delta({ text: 'a\r\nb' })).toBe('data: a\ndata: b\n\n');
-    expect(plainSseEncoder.done({ costUsd: 1 })).toBe('data: [DONE]\n\n');
-    expect(plainSseEncoder.meta({ requestId: 'r1' })).toBe('');
-    expect(plainSseEncoder.usage({ outputTokens: 1 })).toBe('');
+    expect(plainSseEncoder.done(full.done())).toBe('data: [DONE]\n\n');
+    expect(plainSseEncoder.meta(full.meta())).toBe('');
+    expect(plainSseEncoder.usage(full.usage())).toBe('');
     expect(plainSseEncoder.comment()).toBe(': ping\n\n');
   });
 
@@ -369,14 +370,15 @@ describe('plainSseEncoder', () => {
   });
 
   it('sends an error as a named JSON event, with no [DONE] after it', () => {
-    const out = plainSseEncoder.error({ code: 'budget_exceeded', message: 'stop\n\ndata: [DONE]' });
+    const out = plainSseEncoder.error(
+      full.error({ code: 'budget_exceeded', message: 'stop\n\ndata: [DONE]' }),
+    );
     const events = parse(out).events;
     expect(events).toHaveLength(1);
     expect(events[0]?.event).toBe('error');
-    expect(JSON.parse(events[0]?.data ?? '')).toEqual({
-      code: 'budget_exceeded',
-      message: 'stop\n\ndata: [DONE]',
-    });
+    expect(JSON.parse(events[0]?.data ?? '')).toEqual(
+      full.error({ code: 'budget_exceeded', message: 'stop\n\ndata: [DONE]' }),
+    );
   });
 
   it('protocol limit: a CRLF split across two deltas arrives as two line ends', () => {
@@ -481,7 +483,8 @@ describe('properties: any events, streamed as bytes cut anywhere, parse back exa
             stream +=
               c.method === 'delta'
                 ? jsonSseEncoder.delta(c.data)
-                : jsonSseEncoder[c.method](c.data);
+                : // Any JSON at all: the encoder writes it whatever its shape.
+                  jsonSseEncoder[c.method](c.data as never);
             sent.push(c);
           }
         }
@@ -532,24 +535,29 @@ describe('properties: any events, streamed as bytes cut anywhere, parse back exa
         fc.boolean(),
         seeds,
         (parts, failed, s) => {
-          let stream = plainSseEncoder.meta({ requestId: 'r' });
+          let stream = plainSseEncoder.meta(full.meta());
           let expectedText = '';
           for (const p of parts) {
             if (typeof p === 'string') {
-              stream +=
-                plainSseEncoder.delta({ text: p }) + plainSseEncoder.usage({ outputTokens: 1 });
+              stream += plainSseEncoder.delta({ text: p }) + plainSseEncoder.usage(full.usage());
               expectedText += wellFormed(normalise(p));
             } else {
               stream += plainSseEncoder.comment(p.comment);
             }
           }
-          stream += failed ? plainSseEncoder.error({ code: 'timeout' }) : plainSseEncoder.done({});
+          stream += failed
+            ? plainSseEncoder.error(full.error())
+            : plainSseEncoder.done(full.done());
           const got = parseBytes(stream, cutsFor(s, new TextEncoder().encode(stream).length));
           expect(got.errors).toEqual([]);
           const last = got.events.at(-1);
           const deltas = got.events.slice(0, -1);
           if (failed) {
-            expect(last).toEqual({ event: 'error', data: '{"code":"timeout"}', id: undefined });
+            expect(last).toEqual({
+              event: 'error',
+              data: JSON.stringify(full.error()),
+              id: undefined,
+            });
           } else {
             expect(last).toEqual({ event: undefined, data: PLAIN_DONE, id: undefined });
           }

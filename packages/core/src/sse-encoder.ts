@@ -53,6 +53,99 @@ export interface SseDeltaData {
   readonly text: string;
 }
 
+/**
+ * A budget as the stream's events show it: the tightest of the budgets that paid. USD as
+ * numbers; `periodEnd` an ISO time, or `null` for a budget without a period.
+ */
+export interface SseBudget {
+  readonly limitUsd: number;
+  readonly spentUsd: number;
+  readonly reservedUsd: number;
+  readonly remainingUsd: number;
+  readonly periodEnd: string | null;
+}
+
+/** Payload of the `meta` event: what was reserved, for what, and the budget left. */
+export interface SseMetaData {
+  readonly requestId: string;
+  readonly model: string;
+  /** The output limit sent to the provider. */
+  readonly maxTokens: number;
+  /** The prompt's estimated (or counted) tokens. */
+  readonly inputTokens: number;
+  readonly reservedUsd: number;
+  /** What the reservation priced: the prompt's upper bound (with server-tool results)… */
+  readonly reservedInputTokens: number;
+  /** …and the output it covers. */
+  readonly reservedOutputTokens: number;
+  /** When the budget or a cost cap lowered max_tokens: what was asked, and what lowered it. */
+  readonly requestedMaxTokens?: number;
+  readonly fittedTo?: 'budget' | 'max_cost_per_request';
+  readonly budget: SseBudget | null;
+}
+
+/** Payload of a `usage` event: the running estimate while the answer grows. */
+export interface SseUsageData {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly costUsd: number;
+  readonly estimated: true;
+}
+
+/** The usage in `done` and `error`: token counts by price kind. */
+export interface SseFinalUsage {
+  /** The whole prompt (uncached, cache reads and cache writes). */
+  readonly inputTokens: number;
+  /** Reasoning included. */
+  readonly outputTokens: number;
+  readonly uncachedInputTokens: number;
+  readonly cacheReadTokens: number;
+  readonly cacheWriteTokens: number;
+  /** Present when there were any. */
+  readonly reasoningTokens?: number;
+}
+
+/** What `done` and `error` both carry: the charge, exact to the nano-dollar. */
+export interface SseCharge {
+  readonly usage: SseFinalUsage;
+  readonly costUsd: number;
+  /** The same charge as integer nano-dollars (1 USD = 1e9). */
+  readonly costNanos: number;
+  /** True when the provider's final usage never arrived and this is tokenmeter's upper estimate. */
+  readonly estimated: boolean;
+  readonly budget: SseBudget | null;
+}
+
+/** Payload of the `done` event: the answer completed. */
+export interface SseDoneData extends SseCharge {
+  /** The provider's stop reason (`end_turn`, `stop`, `max_tokens`, …), or `null`. */
+  readonly stopReason: string | null;
+}
+
+/** Payload of the `error` event: the stream ended any other way. */
+export interface SseErrorData extends SseCharge {
+  /** How it ended (`budget_exceeded`, `client_disconnected`, `upstream_error`, …). */
+  readonly code: string;
+  readonly message: string;
+  /** The provider's HTTP status and error type, when it failed. */
+  readonly upstreamStatus?: number;
+  readonly upstreamType?: string;
+  /** The limit that cut it (`lease_denied`, `max_cost_per_request`, …). */
+  readonly limit?: string;
+}
+
+/**
+ * The JSON body of every refusal before a stream starts (401, 400, 402, 413, 429, 503…):
+ * a stable `code`, a message that says what to do, and details by code.
+ */
+export interface ErrorBody {
+  readonly error: {
+    readonly code: string;
+    readonly message: string;
+    readonly [detail: string]: unknown;
+  };
+}
+
 /** Payload of a tool call: what the model asked the app's tool to do. */
 export interface SseToolCallData {
   readonly id: string;
@@ -70,15 +163,15 @@ export interface SseToolCallData {
  */
 export interface SseEncoder {
   /** Once, before the first delta: request id, model, reservation. */
-  meta(data: object): string;
+  meta(data: SseMetaData): string;
   /** A piece of model text. */
   delta(data: SseDeltaData): string;
   /** Running usage and cost (throttled by the caller). */
-  usage(data: object): string;
+  usage(data: SseUsageData): string;
   /** Last event of a complete answer: stop reason, final usage and cost. */
-  done(data: object): string;
+  done(data: SseDoneData): string;
   /** Last event of a failed or cut-short answer: code, message, usage and cost so far. */
-  error(data: object): string;
+  error(data: SseErrorData): string;
   /** A comment line (keep-alive). Clients never see it as an event. */
   comment(text?: string): string;
   /**

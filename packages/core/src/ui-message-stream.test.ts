@@ -1,5 +1,6 @@
 import { createParser } from 'eventsource-parser';
 import { describe, expect, it } from 'vitest';
+import * as full from './sse-payloads.test-helper.js';
 import { uiFinishReason, uiMessageStreamEncoder } from './ui-message-stream.js';
 
 /** Every chunk of an encoded stream, as an SSE parser reads it. */
@@ -16,18 +17,18 @@ describe('uiMessageStreamEncoder', () => {
   it('opens and closes text and reasoning parts, one id each, and ends with [DONE]', () => {
     const e = uiMessageStreamEncoder.forStream!();
     const wire =
-      e.meta({ requestId: 'req-1', model: 'm' }) +
+      e.meta(full.meta({ requestId: 'req-1' })) +
       e.reasoning!({ text: 'think' }) +
       e.reasoning!({ text: 'ing' }) +
       e.delta({ text: 'Hel' }) +
       e.delta({ text: 'lo' }) +
-      e.usage({ outputTokens: 3, costUsd: 0.1, estimated: true }) +
-      e.done({ stopReason: 'end_turn', costNanos: 7, estimated: false });
+      e.usage(full.usage({ outputTokens: 3, costUsd: 0.1 })) +
+      e.done(full.done({ costNanos: 7 }));
     expect(chunks(wire)).toEqual([
       {
         type: 'start',
         messageId: 'req-1',
-        messageMetadata: { tokenmeter: { requestId: 'req-1', model: 'm' } },
+        messageMetadata: { tokenmeter: full.meta({ requestId: 'req-1' }) },
       },
       { type: 'start-step' },
       { type: 'reasoning-start', id: 'reasoning-0' },
@@ -40,20 +41,20 @@ describe('uiMessageStreamEncoder', () => {
       {
         type: 'data-tokenmeter',
         id: 'tokenmeter',
-        data: { outputTokens: 3, costUsd: 0.1, estimated: true },
+        data: full.usage({ outputTokens: 3, costUsd: 0.1 }),
       },
       { type: 'text-end', id: 'text-1' },
       {
         type: 'data-tokenmeter',
         id: 'tokenmeter',
-        data: { stopReason: 'end_turn', costNanos: 7, estimated: false, final: true },
+        data: { ...full.done({ costNanos: 7 }), final: true },
       },
       { type: 'finish-step' },
       {
         type: 'finish',
         finishReason: 'stop',
         messageMetadata: {
-          tokenmeter: { stopReason: 'end_turn', costNanos: 7, estimated: false, final: true },
+          tokenmeter: { ...full.done({ costNanos: 7 }), final: true },
         },
       },
       '[DONE]',
@@ -64,7 +65,7 @@ describe('uiMessageStreamEncoder', () => {
     const e = uiMessageStreamEncoder.forStream!();
     const wire =
       e.delta({ text: 'par' }) +
-      e.error({ code: 'budget_exceeded', message: 'Budget exceeded.', costNanos: 5 });
+      e.error(full.error({ code: 'budget_exceeded', message: 'Budget exceeded.', costNanos: 5 }));
     const types = chunks(wire).map((c) =>
       typeof c === 'string' ? c : (c as { type: string }).type,
     );

@@ -1,4 +1,14 @@
-export type { ServerToolLimit } from '@tokenmeter/core';
+export type {
+  ErrorBody,
+  ServerToolLimit,
+  SseBudget,
+  SseDeltaData,
+  SseDoneData,
+  SseErrorData,
+  SseFinalUsage,
+  SseMetaData,
+  SseUsageData,
+} from '@tokenmeter/core';
 export type {
   BudgetAlert,
   BudgetInput,

@@ -11,7 +11,17 @@ import { NodeIncoming, NodeTransport } from '@tokenmeter/engine/node';
 import type { FastifyInstance, FastifyRequest, HTTPMethods } from 'fastify';
 import { leaveBodiesUnread } from './scope.js';
 
-export type { ServerToolLimit } from '@tokenmeter/core';
+export type {
+  ErrorBody,
+  ServerToolLimit,
+  SseBudget,
+  SseDeltaData,
+  SseDoneData,
+  SseErrorData,
+  SseFinalUsage,
+  SseMetaData,
+  SseUsageData,
+} from '@tokenmeter/core';
 export type {
   BudgetAlert,
   BudgetInput,

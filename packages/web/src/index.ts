@@ -5,7 +5,17 @@
  */
 import { type WebHandler, type WebRouteOptions, webRoute } from './route.js';
 
-export type { ServerToolLimit } from '@tokenmeter/core';
+export type {
+  ErrorBody,
+  ServerToolLimit,
+  SseBudget,
+  SseDeltaData,
+  SseDoneData,
+  SseErrorData,
+  SseFinalUsage,
+  SseMetaData,
+  SseUsageData,
+} from '@tokenmeter/core';
 export {
   type BudgetAlert,
   type BudgetInput,
