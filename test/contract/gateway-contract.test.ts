@@ -9,7 +9,6 @@
  * paths and methods refused before the provider is called, a caller's abort closing the
  * upstream within one chunk, and the server's key never crossing to the caller.
  */
-import http from 'node:http';
 import Anthropic from '@anthropic-ai/sdk';
 import { createMemoryStore } from '@tokenmeter/store-memory';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
@@ -21,6 +20,7 @@ import {
   type GatewaySpec,
   type ServedGateway,
 } from '../helpers/adapters.js';
+import { askForWebSocket } from '../helpers/gateway.js';
 
 const SERVER_KEY = 'sk-server-secret-0001';
 const KEYS: Record<string, { key: string; user: string }> = {
@@ -219,28 +219,7 @@ describe.each(GATEWAY_ADAPTERS)('%s', (_name, start) => {
 
   it("Codex's WebSocket attempt (GET /v1/responses, Upgrade: websocket) gets 426, so it POSTs at once", async () => {
     await serve('openai');
-    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.get(
-        `${gateway.url}/v1/responses`,
-        {
-          headers: {
-            connection: 'Upgrade',
-            upgrade: 'websocket',
-            'sec-websocket-version': '13',
-            'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-            authorization: 'Bearer tm-alice',
-          },
-        },
-        (res) => {
-          let body = '';
-          res.on('data', (chunk) => {
-            body += chunk;
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        },
-      );
-      req.on('error', reject);
-    });
+    const answer = await askForWebSocket(`${gateway.url}/v1/responses`, 'tm-alice');
     expect(answer.status).toBe(426);
     expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'websocket_not_supported' } });
     expect(fake.requests).toHaveLength(0);

@@ -5,14 +5,13 @@
  * charged to the nano-dollar; what the gateway cannot bound is refused before the provider
  * is called; the WebSocket mode is refused so that clients fall back to HTTP at once.
  */
-import http from 'node:http';
 import { type GatewayOptions, openaiGateway } from '@tokenmeter/express';
 import { createMemoryStore } from '@tokenmeter/store-memory';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import express5 from 'express';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Gateway, startGateway, waitForSettles } from '../helpers/gateway.js';
+import { askForWebSocket, type Gateway, startGateway, waitForSettles } from '../helpers/gateway.js';
 
 const SERVER_KEY = 'sk-openai-server-secret-0002';
 const MODEL = 'gpt-4o-mini'; // $0.15 / $0.60 per million tokens: 150 / 600 nanos per token
@@ -229,29 +228,7 @@ describe('openaiGateway(): POST /v1/responses', () => {
 
   it('the WebSocket mode is refused with 426, so clients POST at once; another GET is 405', async () => {
     gateway = await start();
-    // As Codex asks for it (fetch cannot send Upgrade).
-    const upgrade = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.get(
-        `${gateway.url}/v1/responses`,
-        {
-          headers: {
-            connection: 'Upgrade',
-            upgrade: 'websocket',
-            'sec-websocket-version': '13',
-            'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-            authorization: 'Bearer tm-alice',
-          },
-        },
-        (res) => {
-          let body = '';
-          res.on('data', (chunk) => {
-            body += chunk;
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        },
-      );
-      req.on('error', reject);
-    });
+    const upgrade = await askForWebSocket(`${gateway.url}/v1/responses`, 'tm-alice');
     expect(upgrade.status).toBe(426);
     expect(JSON.parse(upgrade.body)).toMatchObject({ error: { code: 'websocket_not_supported' } });
     const get = await fetch(`${gateway.url}/v1/responses`, {

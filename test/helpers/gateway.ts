@@ -1,5 +1,5 @@
 /** Test helper: a gateway mounted at `/llm` of an Express (4 or 5) app on loopback. */
-import type { Server } from 'node:http';
+import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { GatewayOptions, SettleInfo } from '@tokenmeter/express';
 import type express5 from 'express';
@@ -56,4 +56,36 @@ export async function waitForSettles(gateway: Gateway, n: number): Promise<Settl
     await new Promise((r) => setTimeout(r, 20));
   }
   return gateway.settles;
+}
+
+/**
+ * Asks `url` to become a WebSocket, as Codex does first (`GET` with `Upgrade: websocket`;
+ * fetch cannot send Upgrade): the status and body of the answer.
+ */
+export function askForWebSocket(
+  url: string,
+  key: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      url,
+      {
+        headers: {
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'sec-websocket-version': '13',
+          'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+          authorization: `Bearer ${key}`,
+        },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (chunk) => {
+          body += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+  });
 }

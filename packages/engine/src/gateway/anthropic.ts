@@ -3,10 +3,9 @@
  * not, and `POST /v1/messages/count_tokens`) behind budgets and rate limits, for the
  * official SDK, coding agents (`ANTHROPIC_BASE_URL`) and anything else that speaks it.
  */
-import { uncountedFieldTokens } from '@tokenmeter/core/tokens';
 import type { RequestParams } from '../types.js';
 import { CODE_STATUS, type GatewayProvider, type MeteredRoute } from './provider.js';
-import { callProvider, countedFields, countedTokens, providerEncoder } from './relay.js';
+import { callProvider, providerCount, providerEncoder } from './relay.js';
 
 /** Anthropic's error type for each status (as its API answers). */
 const TYPE_OF_STATUS: Record<number, string> = {
@@ -85,24 +84,15 @@ const MESSAGES: MeteredRoute = {
     };
   },
   call: messagesCall(''),
-  async countTokens(body, headers, { apiKey, baseURL, fetch }, signal) {
-    const tokens = await countedTokens(
-      fetch(`${baseURL}/v1/messages/count_tokens`, {
-        method: 'POST',
-        headers: {
-          'anthropic-version': '2023-06-01',
-          ...headers,
-          'x-api-key': apiKey,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify(countedFields(body, COUNTED_FIELDS)),
-        signal,
-      }),
-      'count_tokens',
-    );
-    // Fields count_tokens does not take may still be read into the prompt: their bytes.
-    return tokens + uncountedFieldTokens(body, COUNTED_FIELDS);
-  },
+  countTokens: (body, headers, { apiKey, baseURL, fetch }, signal) =>
+    providerCount({
+      fetch,
+      url: `${baseURL}/v1/messages/count_tokens`,
+      headers: { 'anthropic-version': '2023-06-01', ...headers, 'x-api-key': apiKey },
+      body,
+      fields: COUNTED_FIELDS,
+      signal,
+    }),
   encoder: ANTHROPIC_ENCODER,
 };
 

@@ -6,16 +6,9 @@
  * and passes the usage chunk on only when the caller asked for it.
  */
 import type { SseEncoder } from '@tokenmeter/core';
-import { uncountedFieldTokens } from '@tokenmeter/core/tokens';
 import type { RequestParams } from '../types.js';
 import { CODE_STATUS, type GatewayProvider, type MeteredRoute } from './provider.js';
-import {
-  callProvider,
-  countedFields,
-  countedTokens,
-  providerEncoder,
-  type RelayFilter,
-} from './relay.js';
+import { callProvider, providerCount, providerEncoder, type RelayFilter } from './relay.js';
 
 /** OpenAI's error type and code for each of our codes. */
 const SHAPE: Record<string, { type: string; code: string | null }> = {
@@ -177,22 +170,15 @@ const RESPONSES: MeteredRoute = {
     };
   },
   call: openaiCall('/responses'),
-  async countTokens(body, headers, { apiKey, baseURL, fetch }, signal) {
-    const tokens = await countedTokens(
-      fetch(`${baseURL}/responses/input_tokens`, {
-        method: 'POST',
-        headers: {
-          ...headers,
-          authorization: `Bearer ${apiKey}`,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify(countedFields(body, COUNTED_FIELDS)),
-        signal,
-      }),
-      'input_tokens',
-    );
-    return tokens + uncountedFieldTokens(body, COUNTED_FIELDS);
-  },
+  countTokens: (body, headers, { apiKey, baseURL, fetch }, signal) =>
+    providerCount({
+      fetch,
+      url: `${baseURL}/responses/input_tokens`,
+      headers: { ...headers, authorization: `Bearer ${apiKey}` },
+      body,
+      fields: COUNTED_FIELDS,
+      signal,
+    }),
   encoder: RESPONSES_ENCODER,
 };
 

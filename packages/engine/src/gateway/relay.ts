@@ -5,6 +5,7 @@
  */
 import { encodeComment, type SseEncoder } from '@tokenmeter/core';
 import { responseEvents } from '@tokenmeter/core/providers';
+import { uncountedFieldTokens } from '@tokenmeter/core/tokens';
 import type { RelayItem } from '../protocols.js';
 import { ProviderHttpError } from '../upstream-errors.js';
 
@@ -168,29 +169,38 @@ export function providerEncoder(errorEvent: (code: string, message: string) => s
   };
 }
 
-/** The fields of `body` a provider's token count takes (those set), for its request. */
-export function countedFields(
-  body: Record<string, unknown>,
-  fields: readonly string[],
-): Record<string, unknown> {
+/**
+ * A provider's own count of a request's input tokens, where it is free (Anthropic's
+ * count_tokens, the Responses API's input_tokens): the fields it takes are sent, and the
+ * bytes of those it does not take (they may still be read into the prompt) are added.
+ */
+export async function providerCount(options: {
+  fetch: typeof fetch;
+  url: string;
+  /** The caller's allowed headers and the server's key, as the provider wants them. */
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
+  /** The fields the count endpoint takes. */
+  fields: readonly string[];
+  signal: AbortSignal;
+}): Promise<number> {
+  const { body, fields } = options;
   const counted: Record<string, unknown> = {};
   for (const field of fields) {
     if (body[field] !== undefined && body[field] !== null) counted[field] = body[field];
   }
-  return counted;
-}
-
-/**
- * The `input_tokens` of a provider's token count answer (Anthropic's count_tokens, the
- * Responses API's input_tokens), or an error that says what came instead.
- */
-export async function countedTokens(answer: Promise<Response>, name: string): Promise<number> {
-  const response = await answer;
+  const response = await options.fetch(options.url, {
+    method: 'POST',
+    headers: { ...options.headers, 'content-type': 'application/json' },
+    body: JSON.stringify(counted),
+    signal: options.signal,
+  });
   const text = await response.text();
+  const name = new URL(options.url).pathname;
   if (!response.ok) throw new Error(`${name} answered ${response.status}: ${text.slice(0, 200)}`);
   const tokens = (JSON.parse(text) as { input_tokens?: unknown }).input_tokens;
   if (typeof tokens !== 'number' || !Number.isSafeInteger(tokens) || tokens < 0) {
     throw new Error(`${name} answered without a valid input_tokens`);
   }
-  return tokens;
+  return tokens + uncountedFieldTokens(body, fields);
 }
