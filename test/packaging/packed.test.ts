@@ -4,33 +4,29 @@
  * and checked by Are the Types Wrong (ESM-only profile, as the READMEs say), then installed
  * into fresh `"type": "module"` projects — one on Express 5, one on Express 4 — next to
  * nothing of this repository. There: every export of every package is imported (and the
- * packages' roots `require()`d from CommonJS), a strict TypeScript consumer typechecks
- * against the shipped declarations (no `skipLibCheck`), an app built from the tarballs
- * streams one answer from the testkit with the exact cost, and the root README's "Use it in
- * your app" snippet, copied as it stands, typechecks strictly and runs: one answer streamed,
- * charged to the nano-dollar.
+ * packages' roots `require()`d from CommonJS), strict TypeScript consumers (an ES module
+ * and a CommonJS `.cts`) typecheck against the shipped declarations (no `skipLibCheck`), an
+ * app built from the tarballs streams one answer from the testkit with the exact cost, and
+ * every TypeScript block of every README, copied as it stands, typechecks strictly on its
+ * own. Those that run on their own run against the testkit; the root README's two servers
+ * ("Use it in your app" and the gateway) serve one answer each, the first charged to the
+ * nano-dollar.
  *
  * The projects live in a folder of their own under the system's temp dir; dependencies
  * come from the npm registry at the versions this repository runs (npm's cache makes the
  * second run fast).
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import Anthropic from '@anthropic-ai/sdk';
 import { startFakeLLM } from '@tokenmeter/testkit';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { freePort, REPO_ROOT } from '../examples/helpers/process.js';
 import { postSSE } from '../helpers/sse-client.js';
+import { readmeSnippets, runsAlone, type Snippet } from './readme-snippets.js';
 
 const FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'packed-consumer');
 const execFileAsync = promisify(execFile);
@@ -56,13 +52,13 @@ function workspacePackages(): Array<{ name: string; dir: string; subpaths: strin
   });
 }
 
-/** The first TypeScript block of a section of the root README, as it stands. */
-function readmeSnippet(section: string): string {
-  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
-  const body = readme.split(/^## /m).find((s) => s.startsWith(section));
-  const code = body && /```ts\n([\s\S]*?)```/.exec(body)?.[1];
-  if (!code) throw new Error(`README.md has no TypeScript block under "## ${section}"`);
-  return code;
+const snippets = readmeSnippets();
+
+/** The first TypeScript block of a section of the root README. */
+function rootSnippet(section: string): Snippet {
+  const found = snippets.find((s) => s.source.startsWith('README.md:') && s.section === section);
+  if (!found) throw new Error(`README.md has no TypeScript block under "## ${section}"`);
+  return found;
 }
 
 /** The version of a dependency this repository runs, for the fresh projects. */
@@ -76,6 +72,61 @@ const run = (command: string, args: string[], cwd: string) =>
 /** The same, without blocking: the two projects install at once. */
 const runAsync = async (command: string, args: string[], cwd: string) =>
   (await execFileAsync(command, args, { cwd, encoding: 'utf8' })).stdout;
+/** The project's own TypeScript compiler. */
+const tsc = (dir: string) => join(dir, 'node_modules', 'typescript', 'bin', 'tsc');
+
+const snippetReports = new Map<string, Record<string, string[]>>();
+/**
+ * Typechecks each README block of a project alone (check-snippets.mjs) and compiles those
+ * that pass into build/snippets/; once per project. File → its diagnostics.
+ */
+function snippetBuild(dir: string): Record<string, string[]> {
+  let report = snippetReports.get(dir);
+  if (!report) {
+    report = JSON.parse(run(process.execPath, ['check-snippets.mjs'], dir)) as Record<
+      string,
+      string[]
+    >;
+    snippetReports.set(dir, report);
+  }
+  return report;
+}
+
+/**
+ * Runs a README block that serves (compiled into build/snippets/ by `snippetBuild`) on a
+ * free port given as PORT, and resolves once it answers HTTP.
+ */
+async function serveSnippet(dir: string, snippet: Snippet, env: Record<string, string>) {
+  snippetBuild(dir);
+  const port = await freePort();
+  const js = join('build', 'snippets', snippet.file.replace(/\.ts$/, '.js'));
+  const child = spawn(process.execPath, [js], {
+    cwd: dir,
+    env: { ...process.env, ...env, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk) => {
+    output += chunk;
+  });
+  child.stderr.on('data', (chunk) => {
+    output += chunk;
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    const answered = await fetch(url).then(
+      () => true,
+      () => false,
+    );
+    if (answered) break;
+    if (i === 300 || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      throw new Error(`${snippet.source} did not serve on ${url}:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, output: () => output, stop: () => child.kill('SIGTERM') };
+}
 
 let work: string;
 const packed: Packed[] = [];
@@ -107,6 +158,11 @@ beforeAll(async () => {
     `hono@${versionOf('hono')}`,
     `fastify@${versionOf('fastify')}`,
     `@anthropic-ai/sdk@${versionOf('@anthropic-ai/sdk')}`,
+    // What the READMEs' blocks import besides: the OpenAI SDK, the AI SDK, Vitest.
+    `openai@${versionOf('openai')}`,
+    `ai@${versionOf('ai')}`,
+    `@ai-sdk/anthropic@${versionOf('@ai-sdk/anthropic')}`,
+    `vitest@${versionOf('vitest')}`,
   ];
   const installs = (
     [
@@ -120,7 +176,8 @@ beforeAll(async () => {
     const dir = join(work, project);
     mkdirSync(dir);
     cpSync(FIXTURE, dir, { recursive: true });
-    writeFileSync(join(dir, 'readme.ts'), readmeSnippet('Use it in your app'));
+    mkdirSync(join(dir, 'snippets'));
+    for (const { file, code } of snippets) writeFileSync(join(dir, 'snippets', file), code);
     await runAsync(
       'npm',
       ['install', '--no-audit', '--no-fund', '--loglevel=error', ...common, ...express],
@@ -208,69 +265,83 @@ describe.each(['express5', 'express4'] as const)('a fresh project on %s', (proje
     expect(cjs).toContain('startFakeLLM function');
   });
 
-  it('a strict TypeScript consumer typechecks against the shipped declarations', () => {
+  it('strict TypeScript consumers, ESM and CommonJS, typecheck against the shipped declarations', () => {
     const dir = projects[project];
-    // No skipLibCheck: the packages' .d.ts and what they import must hold up. (It also
-    // compiles the README's snippet into build/ for the test that runs it.)
+    // No skipLibCheck: the packages' .d.ts and what they import must hold up.
     const out = (() => {
       try {
-        return run(
-          process.execPath,
-          [join(dir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
-          dir,
-        );
+        return run(process.execPath, [tsc(dir), '-p', 'tsconfig.json'], dir);
       } catch (error) {
         return String((error as { stdout?: string }).stdout ?? error);
       }
     })();
     expect(out).toBe('');
+    // The .cts compiles to a CommonJS file that require()s the packages.
+    expect(run(process.execPath, [join('build', 'consumer.cjs')], dir)).toBe(
+      'commonjs app function function\n',
+    );
+  });
+
+  it('every TypeScript block of every README typechecks on its own, strictly, as pasted', () => {
+    const report = snippetBuild(projects[project]);
+    expect(Object.keys(report).sort()).toEqual(snippets.map((s) => s.file).sort());
+    const failing = snippets
+      .filter((s) => report[s.file]!.length > 0)
+      .map((s) => `${s.source}\n${report[s.file]!.join('\n')}`);
+    expect(failing, failing.join('\n\n')).toEqual([]);
+  });
+
+  it('every README block that runs on its own runs to its end against the testkit', async () => {
+    const dir = projects[project];
+    snippetBuild(dir);
+    const alone = snippets.filter(runsAlone);
+    // The core, testkit, store-memory and web blocks at least: the filter leaves most.
+    expect(alone.length).toBeGreaterThanOrEqual(15);
+    const fake = await startFakeLLM({ tokens: 20 });
+    try {
+      const env = {
+        ...process.env,
+        ANTHROPIC_BASE_URL: fake.url,
+        ANTHROPIC_API_KEY: 'test',
+        OPENAI_BASE_URL: `${fake.url}/v1`,
+        OPENAI_API_KEY: 'test',
+      };
+      const failures: string[] = [];
+      // Two at a time: each is a Node process of its own.
+      for (let i = 0; i < alone.length; i += 2) {
+        await Promise.all(
+          alone.slice(i, i + 2).map(async (snippet) => {
+            const js = join('build', 'snippets', snippet.file.replace(/\.ts$/, '.js'));
+            await execFileAsync(process.execPath, [js], { cwd: dir, env, timeout: 60_000 }).catch(
+              (error: { stderr?: string; message: string }) => {
+                failures.push(`${snippet.source}: ${error.stderr || error.message}`);
+              },
+            );
+          }),
+        );
+      }
+      expect(failures, failures.join('\n')).toEqual([]);
+    } finally {
+      await fake.close();
+    }
   });
 
   it("the root README's snippet, as pasted, runs: one answer streamed, charged to the nano-dollar", async () => {
-    const dir = projects[project];
-    // Compiled by the typecheck above (into build/), or here when this test runs alone.
-    if (!existsSync(join(dir, 'build', 'readme.js'))) {
-      run(
-        process.execPath,
-        [join(dir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.'],
-        dir,
-      );
-    }
     const fake = await startFakeLLM({ tokens: 30, seed: 5 });
-    const port = await freePort();
-    const app = spawn(process.execPath, ['build/readme.js'], {
-      cwd: dir,
-      env: {
-        ...process.env,
-        PORT: String(port),
-        ANTHROPIC_BASE_URL: fake.url,
-        ANTHROPIC_API_KEY: 'test',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    app.stdout.on('data', (chunk) => {
-      output += chunk;
-    });
-    app.stderr.on('data', (chunk) => {
-      output += chunk;
+    const app = await serveSnippet(projects[project], rootSnippet('Use it in your app'), {
+      ANTHROPIC_BASE_URL: fake.url,
+      ANTHROPIC_API_KEY: 'test',
     });
     try {
-      let result: Awaited<ReturnType<typeof postSSE>> | undefined;
-      for (let i = 0; i < 100 && !result; i++) {
-        result = await postSSE(`http://127.0.0.1:${port}/api/chat`, {
-          model: 'claude-haiku-4-5',
-          max_tokens: 300,
-          messages: [{ role: 'user', content: 'Hello' }],
-        }).catch(async () => {
-          await new Promise((r) => setTimeout(r, 100));
-          return undefined;
-        });
-      }
-      expect(result?.status, output).toBe(200);
+      const result = await postSSE(`${app.url}/api/chat`, {
+        model: 'claude-haiku-4-5',
+        max_tokens: 300,
+        messages: [{ role: 'user', content: 'Hello' }],
+      });
+      expect(result.status, app.output()).toBe(200);
       const record = await fake.waitForRequest(fake.lastRequest!.id);
-      expect(result!.text).toBe(record.text);
-      const done = result!.events.find((e) => e.event === 'done')!.json as {
+      expect(result.text).toBe(record.text);
+      const done = result.events.find((e) => e.event === 'done')!.json as {
         costNanos: number;
         estimated: boolean;
       };
@@ -280,12 +351,49 @@ describe.each(['express5', 'express4'] as const)('a fresh project on %s', (proje
         record.usage!.inputTokens * 1_000 + record.usage!.outputTokens * 5_000,
       );
       // onSettle logged the same figure: `[ { kind: 'user', id: 'demo' } ] completed <nanos>`.
-      for (let i = 0; i < 50 && !output.includes(String(done.costNanos)); i++) {
+      for (let i = 0; i < 50 && !app.output().includes(String(done.costNanos)); i++) {
         await new Promise((r) => setTimeout(r, 20));
       }
-      expect(output).toContain(`completed ${done.costNanos}`);
+      expect(app.output()).toContain(`completed ${done.costNanos}`);
     } finally {
-      app.kill('SIGTERM');
+      app.stop();
+      await fake.close();
+    }
+  });
+
+  it("the root README's gateway, as pasted, serves the Anthropic SDK with a key the app issued", async () => {
+    const fake = await startFakeLLM({ tokens: 12, seed: 3 });
+    const app = await serveSnippet(
+      projects[project],
+      rootSnippet("Or meter the providers' own APIs"),
+      {
+        ANTHROPIC_BASE_URL: fake.url,
+        ANTHROPIC_API_KEY: 'provider-key',
+      },
+    );
+    try {
+      const body = {
+        model: 'claude-haiku-4-5',
+        max_tokens: 200,
+        messages: [{ role: 'user' as const, content: 'Hello' }],
+      };
+      const client = (apiKey: string) =>
+        new Anthropic({ baseURL: `${app.url}/llm`, apiKey, maxRetries: 0 });
+      const message = await client('tm-alice-1').messages.create(body);
+      const record = await fake.waitForRequest(fake.lastRequest!.id);
+      expect(message.content.map((b) => (b.type === 'text' ? b.text : '')).join('')).toBe(
+        record.text,
+      );
+      expect(message.usage.output_tokens).toBe(12);
+      // The provider saw the server's key, never the caller's.
+      expect(record.headers['x-api-key']).toBe('provider-key');
+      const refused = await client('tm-someone-else')
+        .messages.create(body)
+        .catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(Anthropic.AuthenticationError);
+      expect(fake.requests).toHaveLength(1);
+    } finally {
+      app.stop();
       await fake.close();
     }
   });

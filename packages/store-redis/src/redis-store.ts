@@ -79,7 +79,8 @@ const DAY_MS = 86_400_000;
  * const result = await store.admit({ scope: { kind: 'user', id: userId }, reserveNanos: usd('0.05'),
  *   estimatedTokens: 1200, ttlMs: 120_000, budget: { limitNanos: usd('5'), period: 'day' },
  *   rateLimits: [{ kind: 'requests', limit: 20, windowMs: 60_000 }] });
- * process.on('SIGTERM', () => store.shutdown());
+ * // On SIGTERM: close the server, let open streams end, then quit the client and exit.
+ * process.on('SIGTERM', () => server.close(() => void store.shutdown().finally(() => process.exit(0))));
  */
 export function createRedisStore(options: RedisStoreOptions): RedisStore {
   return new RedisBackedStore(parseOptions(options));
