@@ -104,20 +104,50 @@ describe('a fresh clone, following the README', () => {
     const from = demo.output().length;
     process.kill(Number(npm), 'SIGTERM');
     // npm leaves as soon as it has passed the signal on; the demo says so and closes.
-    const port = Number(new URL(demo.url).port);
-    let open = true;
-    for (let i = 0; i < 100 && (open || !demo.output().slice(from).includes('SIGTERM')); i++) {
-      open = await new Promise<boolean>((resolve) => {
-        const socket = connect(port, '127.0.0.1');
-        socket.once('connect', () => {
-          socket.destroy();
-          resolve(true);
-        });
-        socket.once('error', () => resolve(false));
-      });
-      if (open) await new Promise((r) => setTimeout(r, 100));
-    }
+    expect(await closedAfter(demo, 'SIGTERM', from)).toBe(true);
     expect(demo.output().slice(from)).toMatch(/SIGTERM, shutting down/);
-    expect(open).toBe(false);
   });
+
+  it('stops cleanly on Ctrl-C (SIGINT to the whole process group, as a terminal sends it), now built', async () => {
+    const port = await freePort();
+    const again = await start({
+      command: 'sh',
+      args: ['-c', command],
+      cwd: clone,
+      env: { PORT: String(port) },
+      timeoutMs: 120_000,
+    });
+    // Installed and built already: no npm ci this time, the build is turbo's cache.
+    expect(again.output()).not.toMatch(/installing dependencies/);
+    expect(again.output()).toMatch(/built in \d+ s; starting the demo/);
+    process.kill(-again.child.pid!, 'SIGINT');
+    expect(await closedAfter(again, 'SIGINT', 0)).toBe(true);
+    expect(again.output()).toMatch(/SIGINT, shutting down/);
+    // The shell, npm and the demo all leave: nothing of the group is left running.
+    for (let i = 0; i < 100 && again.child.exitCode === null; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(again.child.exitCode !== null || again.child.signalCode !== null).toBe(true);
+  }, 150_000);
 });
+
+/**
+ * Whether a demo's port is closed within ~10 s after `signal` (which its output names once
+ * it is handled, after `from`).
+ */
+async function closedAfter(running: Running, signal: string, from: number): Promise<boolean> {
+  const port = Number(new URL(running.url).port);
+  let open = true;
+  for (let i = 0; i < 100 && (open || !running.output().slice(from).includes(signal)); i++) {
+    open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) await new Promise((r) => setTimeout(r, 100));
+  }
+  return !open;
+}
