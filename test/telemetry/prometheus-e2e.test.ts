@@ -1,7 +1,9 @@
 /**
  * End to end with a real Prometheus server: it scrapes the observability example on
  * loopback every second, and the cost and token series are read back through its HTTP
- * query API. Every query of the Grafana dashboard is also run against it.
+ * query API. Every query of the Grafana dashboard is also run against it. Twice: with the
+ * previous GenAI metric names (the default) and with the latest
+ * (`OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental`).
  *
  * Needs the `prometheus` binary (Debian/Ubuntu: `apt-get install -y prometheus`; or set
  * PROMETHEUS_BIN). Without it this test fails: it never skips.
@@ -14,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventData, postSSE } from '../helpers/sse-client.js';
 import { expand, readDashboard } from './dashboard.js';
-import { type ExampleApp, startExample, stopProcess } from './example-process.js';
+import { startExample, stopProcess } from './example-process.js';
 
 const PROMETHEUS = process.env.PROMETHEUS_BIN ?? '/usr/bin/prometheus';
 
@@ -31,10 +33,8 @@ interface QueryResult {
   };
 }
 
-let example: ExampleApp;
-let prometheus: ChildProcess | undefined;
+let exampleUrl: string;
 let prometheusUrl: string;
-let dir: string;
 const prometheusLog: string[] = [];
 
 async function freePort(): Promise<number> {
@@ -77,18 +77,20 @@ const prompt = (content: string) => ({
   messages: [{ role: 'user', content }],
 });
 
-beforeAll(async () => {
+async function startBoth(env: Record<string, string>): Promise<() => Promise<void>> {
   if (!existsSync(PROMETHEUS)) {
     throw new Error(
       `Prometheus is required for this test and was not found at ${PROMETHEUS}. ` +
         'Install it (Debian/Ubuntu: apt-get install -y prometheus) or set PROMETHEUS_BIN.',
     );
   }
-  example = await startExample({
+  const example = await startExample({
     OTEL_TRACES_EXPORTER: 'none',
     TOKENMETER_RECORD_SUBJECTS: 'user',
+    ...env,
   });
-  dir = mkdtempSync(join(tmpdir(), 'tokenmeter-prometheus-'));
+  exampleUrl = example.url;
+  const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-prometheus-'));
   const target = new URL(example.url).host;
   writeFileSync(
     join(dir, 'prometheus.yml'),
@@ -106,7 +108,7 @@ beforeAll(async () => {
   );
   const port = await freePort();
   prometheusUrl = `http://127.0.0.1:${port}`;
-  prometheus = spawn(
+  const prometheus: ChildProcess = spawn(
     PROMETHEUS,
     [
       `--config.file=${join(dir, 'prometheus.yml')}`,
@@ -130,19 +132,30 @@ beforeAll(async () => {
     if (Date.now() > deadline) throw new Error(`prometheus not ready:\n${prometheusLog.join('')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}, 30_000);
+  return async () => {
+    await stopProcess(prometheus);
+    await example.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+}
 
-afterAll(async () => {
-  if (prometheus) await stopProcess(prometheus);
-  await example?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+describe.each([
+  ['previous', {}],
+  ['latest', { OTEL_SEMCONV_STABILITY_OPT_IN: 'gen_ai_latest_experimental' }],
+] as const)('Prometheus scraping the observability example, %s GenAI names', (conventions, env) => {
+  let stop: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    prometheusLog.length = 0;
+    stop = await startBoth(env);
+  }, 30_000);
+  afterAll(async () => {
+    await stop?.();
+  });
 
-describe('Prometheus scraping the observability example', () => {
   it('reads back the exact cost and token totals, and runs every dashboard query', async () => {
     const stream = async (user: string, content: string) =>
       eventData<Done>(
-        await postSSE(`${example.url}/api/chat`, prompt(content), { headers: { 'x-user': user } }),
+        await postSSE(`${exampleUrl}/api/chat`, prompt(content), { headers: { 'x-user': user } }),
         'done',
       );
     const ada1 = await stream('ada', 'Tell me about tides.');
@@ -150,7 +163,7 @@ describe('Prometheus scraping the observability example', () => {
     // Once Prometheus has the series, another stream on one of them makes its rates move.
     await waitForQuery('tokenmeter_cost_total', (v) => v.length === 2);
     const ada2 = await stream('ada', 'And about harbours?');
-    const rejected = await postSSE(`${example.url}/api/chat`, prompt('Who pays?'));
+    const rejected = await postSSE(`${exampleUrl}/api/chat`, prompt('Who pays?'));
     expect(rejected.status).toBe(401);
 
     const all = [ada1, grace, ada2];
@@ -159,14 +172,42 @@ describe('Prometheus scraping the observability example', () => {
       'sum(tokenmeter_cost_total)',
       (v) => v.length === 1 && Math.abs(v[0]! - cost) < 1e-12,
     );
-    await waitForQuery(
-      'sum(gen_ai_client_token_usage_sum{gen_ai_token_type="output"})',
-      (v) => v[0] === all.reduce((sum, d) => sum + d.usage.outputTokens, 0),
-    );
-    await waitForQuery(
-      'sum(gen_ai_client_token_usage_sum{gen_ai_token_type="input"})',
-      (v) => v[0] === all.reduce((sum, d) => sum + d.usage.inputTokens, 0),
-    );
+    const output = all.reduce((sum, d) => sum + d.usage.outputTokens, 0);
+    const input = all.reduce((sum, d) => sum + d.usage.inputTokens, 0);
+    if (conventions === 'previous') {
+      await waitForQuery(
+        'sum(gen_ai_client_token_usage_sum{gen_ai_token_type="output"})',
+        (v) => v[0] === output,
+      );
+      await waitForQuery(
+        'sum(gen_ai_client_token_usage_sum{gen_ai_token_type="input"})',
+        (v) => v[0] === input,
+      );
+      await waitForQuery('count(gen_ai_client_operation_duration_count)', (v) => v[0]! > 0);
+      expect((await query('count(gen_ai_client_inference_duration_count)')).data.result).toEqual(
+        [],
+      );
+    } else {
+      await waitForQuery(
+        'sum(gen_ai_client_inference_usage_output_tokens_total{gen_ai_token_modality="unknown"})',
+        (v) => v[0] === output,
+      );
+      await waitForQuery(
+        'sum(gen_ai_client_inference_usage_input_tokens_total{gen_ai_token_modality="unknown"})',
+        (v) => v[0] === input,
+      );
+      await waitForQuery(
+        'sum(gen_ai_client_inference_operation_output_tokens_sum)',
+        (v) => v[0] === output,
+      );
+      await waitForQuery('sum(gen_ai_client_inference_duration_count)', (v) => v[0] === 3);
+      // Each call's cost, in the proposed cost metric's shape: its sum is the spend.
+      await waitForQuery(
+        'sum(tokenmeter_client_operation_cost_sum{tokenmeter_cost_currency="USD",tokenmeter_cost_source="local"})',
+        (v) => v.length === 1 && Math.abs(v[0]! - cost) < 1e-12,
+      );
+      expect((await query('count(gen_ai_client_token_usage_count)')).data.result).toEqual([]);
+    }
     await waitForQuery(
       'sum(tokenmeter_cost_total{tokenmeter_subject_user="ada"})',
       (v) => Math.abs((v[0] ?? 0) - (ada1.costNanos + ada2.costNanos) / 1e9) < 1e-12,

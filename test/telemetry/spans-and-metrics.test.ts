@@ -29,6 +29,7 @@ import {
 } from '../helpers/app.js';
 import { eventData, postSSE } from '../helpers/sse-client.js';
 import { knobHeaders } from '../helpers/upstream.js';
+import { CONVENTIONS, isConventionName } from './conventions.js';
 import {
   createOtel,
   histogramPoints,
@@ -180,6 +181,9 @@ describe('a completed stream', () => {
       'tokenmeter.request.id': meta.requestId,
       'tokenmeter.outcome': 'completed',
       'tokenmeter.cost.usd': done.costUsd,
+      'tokenmeter.cost.amount': done.costUsd,
+      'tokenmeter.cost.currency': 'USD',
+      'tokenmeter.cost.source': 'local',
       'tokenmeter.cost.nanos': done.costNanos,
       'tokenmeter.cost.estimated': false,
       'tokenmeter.reserved.usd': meta.reservedUsd,
@@ -815,5 +819,241 @@ describe('robustness and cardinality', () => {
     expect(state.budget!.reservedNanos).toBe(0);
     const refused = await postSSE(app.url, prompt);
     expect(refused.status).toBe(401);
+  });
+});
+
+describe('the latest GenAI conventions (semantic-conventions-genai v0.1.0), opted into', () => {
+  it('the same span with cache_write in place of cache_creation, inference metrics and token counters equal to the usage', async () => {
+    await start({
+      telemetry: { conventions: 'latest', server: { address: '127.0.0.1', port: fake.port } },
+    });
+    const result = await postSSE(app.url, prompt, {
+      headers: {
+        'x-user': 'alice',
+        'x-fake-llm-cache-read': '100',
+        'x-fake-llm-cache-write-5m': '20',
+        'x-fake-llm-cache-write-1h': '5',
+      },
+    });
+    const record = await fake.waitForRequest(fake.lastRequest!.id);
+    const [settle] = await app.waitForSettles(1);
+    const done = eventData<Done>(result, 'done');
+    const usage = record.usage!;
+    const totalInput = usage.inputTokens + 100 + 20 + 5;
+    const cost = handCost(usage.inputTokens, usage.outputTokens, 100, 20, 5);
+    expect(done.costNanos).toBe(cost);
+
+    const span = await chatSpan();
+    expect(span.kind).toBe(SpanKind.CLIENT);
+    expect(span.attributes).toMatchObject({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'anthropic',
+      'gen_ai.request.model': MODEL,
+      'gen_ai.request.stream': true,
+      'gen_ai.usage.input_tokens': totalInput,
+      'gen_ai.usage.output_tokens': 90,
+      'gen_ai.usage.cache_read.input_tokens': 100,
+      'gen_ai.usage.cache_write.input_tokens': 25,
+      'tokenmeter.cost.amount': cost / 1e9,
+      'tokenmeter.cost.currency': 'USD',
+      'tokenmeter.cost.source': 'local',
+      'tokenmeter.cost.nanos': cost,
+      'tokenmeter.cost.estimated': false,
+    });
+    // The previous names are gone, not doubled.
+    expect(span.attributes['gen_ai.usage.cache_creation.input_tokens']).toBeUndefined();
+    expect(span.attributes['tokenmeter.cost.usd']).toBeUndefined();
+
+    const metrics = await otel.metrics();
+    const base = {
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'anthropic',
+      'gen_ai.request.model': MODEL,
+      'gen_ai.response.model': MODEL,
+      'server.address': '127.0.0.1',
+      'server.port': fake.port,
+    };
+    const unknown = { ...base, 'gen_ai.token.modality': 'unknown' };
+    const counter = (name: string) => sumPoints(metrics, `gen_ai.client.inference.usage.${name}`);
+    expect(counter('input_tokens')).toEqual([{ attributes: unknown, value: totalInput }]);
+    expect(counter('output_tokens')).toEqual([{ attributes: unknown, value: 90 }]);
+    expect(counter('cache_read.input_tokens')).toEqual([{ attributes: unknown, value: 100 }]);
+    expect(counter('cache_write.input_tokens')).toEqual([{ attributes: unknown, value: 25 }]);
+    // No reasoning in this answer: the counter has no point, not a 0 of a kind that never ran.
+    expect(counter('reasoning.output_tokens')).toEqual([]);
+    for (const [name, { unit }] of Object.entries(CONVENTIONS.latest.metrics)) {
+      if (name.includes('reasoning')) continue;
+      expect(metrics.get(name)?.descriptor.unit, name).toBe(unit);
+    }
+    expect(histogramPoints(metrics, 'gen_ai.client.inference.operation.input_tokens')).toEqual([
+      {
+        attributes: base,
+        count: 1,
+        sum: totalInput,
+        boundaries: [...semconv.GEN_AI_TOKEN_USAGE_BUCKETS],
+      },
+    ]);
+    expect(
+      histogramPoints(metrics, 'gen_ai.client.inference.operation.output_tokens')[0],
+    ).toMatchObject({ attributes: base, count: 1, sum: 90 });
+    expect(histogramPoints(metrics, 'gen_ai.client.inference.duration')).toEqual([
+      {
+        attributes: base,
+        count: 1,
+        sum: settle!.durationMs / 1000,
+        boundaries: [...semconv.GEN_AI_DURATION_BUCKETS],
+      },
+    ]);
+    expect(histogramPoints(metrics, 'gen_ai.client.inference.time_to_first_chunk')).toEqual([
+      {
+        attributes: base,
+        count: 1,
+        sum: settle!.timeToFirstTokenMs! / 1000,
+        boundaries: [...semconv.GEN_AI_DURATION_BUCKETS],
+      },
+    ]);
+    // The cost in the proposed gen_ai.client.operation.cost shape, under tokenmeter.*.
+    expect(histogramPoints(metrics, 'tokenmeter.client.operation.cost')).toEqual([
+      {
+        attributes: {
+          ...base,
+          'tokenmeter.cost.currency': 'USD',
+          'tokenmeter.cost.source': 'local',
+        },
+        count: 1,
+        sum: cost / 1e9,
+        boundaries: [...semconv.COST_BUCKETS],
+      },
+    ]);
+    // tokenmeter's own counter is the same in both versions.
+    expect(total(sumPoints(metrics, 'tokenmeter.cost'), {})).toBe(cost / 1e9);
+    for (const name of Object.keys(CONVENTIONS.previous.metrics)) {
+      expect(metrics.has(name), name).toBe(false);
+    }
+  });
+
+  it('counts only what the provider reported: a disconnect adds its input and 0 output (the estimate is on the span and in the cost)', async () => {
+    const slow = await startFakeLLM({ tps: 200, chunk: 1, tokens: 2_000, seed: 2 });
+    try {
+      await start({
+        telemetry: { conventions: 'latest' },
+        middleware: {
+          upstream: (req, meter) =>
+            anthropicClient(slow.url).messages.create(
+              {
+                model: meter.model,
+                max_tokens: meter.maxTokens,
+                messages: prompt.messages,
+                stream: true,
+              },
+              { signal: meter.signal, headers: knobHeaders(req) },
+            ),
+        },
+      });
+      const controller = new AbortController();
+      const response = await fetch(app.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-user': 'kim' },
+        body: JSON.stringify({ ...prompt, max_tokens: 2_000 }),
+        signal: controller.signal,
+      });
+      const reader = response.body!.getReader();
+      let seen = '';
+      while (!seen.includes('event: delta'))
+        seen += new TextDecoder().decode((await reader.read()).value);
+      controller.abort();
+      const [settle] = await app.waitForSettles(1);
+      const record = await slow.waitForRequest(slow.lastRequest!.id);
+      expect(settle!.outcome).toBe('client_disconnected');
+      expect(settle!.final.estimated).toBe(true);
+      expect(settle!.final.usage.outputTokens).toBeGreaterThan(0);
+      const span = await chatSpan();
+      expect(span.attributes['gen_ai.usage.output_tokens']).toBe(settle!.final.usage.outputTokens);
+      const metrics = await otel.metrics();
+      const counted = (name: string) =>
+        total(sumPoints(metrics, `gen_ai.client.inference.usage.${name}`), {});
+      expect(counted('input_tokens')).toBe(record.inputTokens);
+      expect(counted('output_tokens')).toBe(0);
+      expect(histogramPoints(metrics, 'gen_ai.client.inference.operation.output_tokens')).toEqual(
+        [],
+      );
+      expect(
+        histogramPoints(metrics, 'gen_ai.client.inference.duration')[0]!.attributes['error.type'],
+      ).toBe('client_disconnected');
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental picks the latest names; anything else the previous', () => {
+    expect(semconv.conventionsFromEnv('http,gen_ai_latest_experimental')).toBe('latest');
+    expect(semconv.conventionsFromEnv(' gen_ai_latest_experimental ')).toBe('latest');
+    expect(semconv.conventionsFromEnv('http/dup')).toBe('previous');
+    expect(semconv.conventionsFromEnv('')).toBe('previous');
+    expect(semconv.conventionsFromEnv(undefined)).toBe('previous');
+  });
+});
+
+describe.each(['previous', 'latest'] as const)('every name, %s conventions', (conventions) => {
+  it('is one the conventions define at their tag (span attributes, metric names, units, metric attributes), or tokenmeter.*', async () => {
+    await start({
+      telemetry: {
+        conventions,
+        recordContent: true,
+        server: { address: '127.0.0.1', port: fake.port },
+      },
+    });
+    // A completed answer with cache reads and writes, one refused (HTTP 529) and one refused
+    // by a rate limit: every attribute tokenmeter writes on a chat span, admit span or metric.
+    await postSSE(
+      app.url,
+      { ...prompt, system: 'Be brief.' },
+      {
+        headers: {
+          'x-user': 'lee',
+          'x-fake-llm-cache-read': '10',
+          'x-fake-llm-cache-write-1h': '3',
+        },
+      },
+    );
+    await postSSE(app.url, prompt, { headers: { 'x-user': 'lee', 'x-fake-llm-fault': '529' } });
+    await postSSE(app.url, { ...prompt, model: 'no-such-model' }, { headers: { 'x-user': 'lee' } });
+    await app.waitForSettles(2);
+    const spec = CONVENTIONS[conventions];
+    const other = CONVENTIONS[conventions === 'latest' ? 'previous' : 'latest'];
+    const allowed = new Set<string>(spec.spanAttributes);
+    const spans = await waitFor(() => {
+      const found = otel.spans
+        .getFinishedSpans()
+        .filter((s) => s.name.startsWith('chat ') || s.name.startsWith('admit'));
+      return found.length >= 3 ? found : undefined;
+    }, 'three tokenmeter spans');
+    const emitted = new Set(spans.flatMap((s) => Object.keys(s.attributes)));
+    const foreign = [...emitted].filter((k) => isConventionName(k) && !allowed.has(k));
+    expect(foreign, `not in ${spec.tag}`).toEqual([]);
+    expect(emitted).toContain(
+      conventions === 'latest'
+        ? 'gen_ai.usage.cache_write.input_tokens'
+        : 'gen_ai.usage.cache_creation.input_tokens',
+    );
+    for (const k of emitted) expect(k).toMatch(/^(gen_ai|error|server|http|tokenmeter)\./);
+
+    const metrics = await otel.metrics();
+    const metricAttributes = new Set<string>(spec.metricAttributes);
+    for (const [name, metric] of metrics) {
+      if (name.startsWith('tokenmeter.')) continue;
+      const defined = (spec.metrics as Record<string, { type: string; unit: string }>)[name];
+      expect(defined, `${name} is not a metric of ${spec.tag}`).toBeDefined();
+      expect(metric.descriptor.unit, name).toBe(defined!.unit);
+      const isHistogram = metric.dataPointType === 0; // DataPointType.HISTOGRAM
+      expect(isHistogram ? 'histogram' : 'counter', name).toBe(defined!.type);
+      for (const point of metric.dataPoints as Array<{ attributes: Attributes }>) {
+        for (const key of Object.keys(point.attributes)) {
+          if (key.startsWith('tokenmeter.')) continue;
+          expect(metricAttributes.has(key), `${name}: ${key}`).toBe(true);
+        }
+      }
+    }
+    for (const name of Object.keys(other.metrics)) expect(metrics.has(name), name).toBe(false);
   });
 });

@@ -2,24 +2,64 @@
  * Every telemetry name tokenmeter emits, in one place: span, event, attribute and metric
  * names, units and histogram bucket boundaries.
  *
- * The `gen_ai.*` names follow the OpenTelemetry GenAI semantic conventions as released in
- * **semantic-conventions v1.41.1** (docs/gen-ai/gen-ai-spans.md, gen-ai-metrics.md and
- * anthropic.md; status "Development"). That is the last release that carries the GenAI
- * conventions: they have since moved to open-telemetry/semantic-conventions-genai, whose
- * unreleased changes replace `gen_ai.client.token.usage` with `gen_ai.client.inference.*`
- * counters. When that ships in a release, update the names here (and the dashboard).
+ * The `gen_ai.*` names come in two versions, as OpenTelemetry's migration plan for the GenAI
+ * conventions asks of an instrumentation that already emitted them:
  *
- * There is no standard cost, budget or reservation attribute: those are ours, under
- * `tokenmeter.*`.
+ * - **previous** (the default): the names of **semantic-conventions v1.41.1**
+ *   (docs/gen-ai/gen-ai-spans.md, gen-ai-metrics.md), the last release of the core
+ *   repository that carried the GenAI conventions — what tokenmeter has emitted so far;
+ * - **latest** (`OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental`, or
+ *   `telemetry: { conventions: 'latest' }`): the names of **semantic-conventions-genai
+ *   v0.1.0** (docs/gen-ai/client-inference.md, model/gen-ai/spans.yaml), the first release of
+ *   the conventions' own repository, and none of the previous ones: the
+ *   `gen_ai.client.inference.*` metrics (per-kind token counters with `gen_ai.token.modality`,
+ *   per-call token histograms) and `gen_ai.usage.cache_write.input_tokens`.
+ *
+ * Both are status "Development". There is no standard cost, budget or reservation attribute
+ * yet: those are ours, under `tokenmeter.*`; the cost follows the shape proposed for
+ * `gen_ai.usage.cost.*` (amount, currency, source) so that moving to the standard names,
+ * once merged, is a rename.
  */
 
-/** The semantic-conventions release the `gen_ai.*` names below follow. */
+/** The semantic-conventions release the previous `gen_ai.*` names follow. */
 export const GEN_AI_SEMCONV_VERSION = '1.41.1';
+/** The semantic-conventions-genai release the latest `gen_ai.*` names follow. */
+export const GEN_AI_LATEST_SEMCONV_VERSION = '0.1.0';
+
+/** Which version of the GenAI names to emit (see the top of this file). */
+export type GenAiConventions = 'previous' | 'latest';
+/** The environment variable of OpenTelemetry's migration plans: a comma-separated list. */
+export const SEMCONV_OPT_IN_ENV = 'OTEL_SEMCONV_STABILITY_OPT_IN';
+/** The value of `OTEL_SEMCONV_STABILITY_OPT_IN` that asks for the latest GenAI names. */
+export const GEN_AI_LATEST_OPT_IN = 'gen_ai_latest_experimental';
+
+/**
+ * The conventions an `OTEL_SEMCONV_STABILITY_OPT_IN` value asks for: `'latest'` when its
+ * list holds `gen_ai_latest_experimental`, else `'previous'`. Reads the process's
+ * environment when it has one (Node.js, Bun, Deno with env access).
+ */
+export function conventionsFromEnv(
+  value: string | undefined = readEnv(SEMCONV_OPT_IN_ENV),
+): GenAiConventions {
+  if (!value) return 'previous';
+  return value.split(',').some((v) => v.trim() === GEN_AI_LATEST_OPT_IN) ? 'latest' : 'previous';
+}
+
+function readEnv(name: string): string | undefined {
+  try {
+    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process
+      ?.env;
+    return env?.[name];
+  } catch {
+    // Deno without --allow-env throws: the default applies.
+    return undefined;
+  }
+}
 
 /** Instrumentation scope of our tracer and meter. Keep the version in step with package.json. */
 export const INSTRUMENTATION_SCOPE = { name: '@tokenmeter/core', version: '0.1.0' } as const;
 
-// ---- GenAI conventions (v1.41.1) -------------------------------------------------------
+// ---- GenAI conventions: names both versions share ---------------------------------------
 
 export const ATTR_GEN_AI_OPERATION_NAME = 'gen_ai.operation.name';
 export const ATTR_GEN_AI_PROVIDER_NAME = 'gen_ai.provider.name';
@@ -35,8 +75,11 @@ export const ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = 'gen_ai.response.time_to
 export const ATTR_GEN_AI_USAGE_INPUT_TOKENS = 'gen_ai.usage.input_tokens';
 export const ATTR_GEN_AI_USAGE_OUTPUT_TOKENS = 'gen_ai.usage.output_tokens';
 export const ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = 'gen_ai.usage.cache_read.input_tokens';
+/** Cache writes (previous name; latest: `gen_ai.usage.cache_write.input_tokens`). */
 export const ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS =
   'gen_ai.usage.cache_creation.input_tokens';
+/** Cache writes (latest name). */
+export const ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = 'gen_ai.usage.cache_write.input_tokens';
 /** Reasoning / thinking tokens, already inside the output tokens. */
 export const ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = 'gen_ai.usage.reasoning.output_tokens';
 export const ATTR_GEN_AI_TOKEN_TYPE = 'gen_ai.token.type';
@@ -53,7 +96,9 @@ export const GEN_AI_OPERATION_CHAT = 'chat';
 export const GEN_AI_TOKEN_TYPE_INPUT = 'input';
 export const GEN_AI_TOKEN_TYPE_OUTPUT = 'output';
 
-/** Histogram of input and output tokens per operation. Unit `{token}`. */
+// ---- GenAI metrics, previous names (semantic-conventions v1.41.1) -----------------------
+
+/** Histogram of input and output tokens per operation, by `gen_ai.token.type`. Unit `{token}`. */
 export const METRIC_GEN_AI_CLIENT_TOKEN_USAGE = 'gen_ai.client.token.usage';
 /** Histogram of operation duration. Unit `s`. */
 export const METRIC_GEN_AI_CLIENT_OPERATION_DURATION = 'gen_ai.client.operation.duration';
@@ -61,7 +106,41 @@ export const METRIC_GEN_AI_CLIENT_OPERATION_DURATION = 'gen_ai.client.operation.
 export const METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK =
   'gen_ai.client.operation.time_to_first_chunk';
 
-/** The ExplicitBucketBoundaries the conventions give for `gen_ai.client.token.usage`. */
+// ---- GenAI metrics, latest names (semantic-conventions-genai v0.1.0) --------------------
+
+/** Histogram of each inference call's duration, failed ones with `error.type`. Unit `s`. */
+export const METRIC_GEN_AI_CLIENT_INFERENCE_DURATION = 'gen_ai.client.inference.duration';
+/** Histogram of time to the first chunk of a streamed call. Unit `s`. */
+export const METRIC_GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK =
+  'gen_ai.client.inference.time_to_first_chunk';
+/**
+ * Counters of tokens, one per kind, each with `gen_ai.token.modality`. Input includes cache
+ * reads and writes; output includes reasoning. Unit `{token}`.
+ */
+export const METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS =
+  'gen_ai.client.inference.usage.input_tokens';
+export const METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS =
+  'gen_ai.client.inference.usage.output_tokens';
+export const METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS =
+  'gen_ai.client.inference.usage.cache_read.input_tokens';
+export const METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS =
+  'gen_ai.client.inference.usage.cache_write.input_tokens';
+export const METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS =
+  'gen_ai.client.inference.usage.reasoning.output_tokens';
+/** Histograms of each call's input and output tokens (no modality). Unit `{token}`. */
+export const METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS =
+  'gen_ai.client.inference.operation.input_tokens';
+export const METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS =
+  'gen_ai.client.inference.operation.output_tokens';
+/**
+ * On the usage counters. Anthropic and OpenAI report no per-modality split of a chat call's
+ * tokens (a prompt may hold images and PDFs), so every count is `unknown`, as the conventions
+ * ask when the modality cannot be told.
+ */
+export const ATTR_GEN_AI_TOKEN_MODALITY = 'gen_ai.token.modality';
+export const GEN_AI_TOKEN_MODALITY_UNKNOWN = 'unknown';
+
+/** The ExplicitBucketBoundaries the conventions give for token histograms. */
 export const GEN_AI_TOKEN_USAGE_BUCKETS: readonly number[] = [
   1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 ];
@@ -79,8 +158,19 @@ export const SPAN_ADMISSION = 'admit';
 export const ATTR_TOKENMETER_REQUEST_ID = 'tokenmeter.request.id';
 /** How the stream ended (or why it was refused): one of `OUTCOMES`. */
 export const ATTR_TOKENMETER_OUTCOME = 'tokenmeter.outcome';
-/** Final cost in USD (a double: display precision). */
+/** Final cost in USD (a double: display precision). Previous conventions only: latest has `tokenmeter.cost.amount`. */
 export const ATTR_TOKENMETER_COST_USD = 'tokenmeter.cost.usd';
+/**
+ * The cost in the shape proposed for `gen_ai.usage.cost.*` (open-telemetry/
+ * semantic-conventions-genai PR #443, not merged): the amount (a double), its ISO 4217
+ * currency, and its source (`local`: computed here from the pricing catalog, not read from
+ * the provider's response). Under `tokenmeter.*` until the proposal is part of a release.
+ */
+export const ATTR_TOKENMETER_COST_AMOUNT = 'tokenmeter.cost.amount';
+export const ATTR_TOKENMETER_COST_CURRENCY = 'tokenmeter.cost.currency';
+export const ATTR_TOKENMETER_COST_SOURCE = 'tokenmeter.cost.source';
+export const TOKENMETER_COST_CURRENCY_USD = 'USD';
+export const TOKENMETER_COST_SOURCE_LOCAL = 'local';
 /** Final cost in integer nano-dollars: the exact figure that was charged. */
 export const ATTR_TOKENMETER_COST_NANOS = 'tokenmeter.cost.nanos';
 /** True unless every count came from the provider's final usage report. */
@@ -125,6 +215,16 @@ export const EVENT_TOKENMETER_ABORT = 'tokenmeter.abort';
  * and `onSettle`'s `final.costNanos`.
  */
 export const METRIC_TOKENMETER_COST = 'tokenmeter.cost';
+/**
+ * Latest conventions: the cost of each call, a histogram in the shape proposed for
+ * `gen_ai.client.operation.cost` (its `_sum` is the spend), with `tokenmeter.cost.currency`
+ * and `tokenmeter.cost.source`. Unit `USD`.
+ */
+export const METRIC_TOKENMETER_CLIENT_OPERATION_COST = 'tokenmeter.client.operation.cost';
+/** Cost buckets, USD: from a hundredth of a cent to $10 for one call. */
+export const COST_BUCKETS: readonly number[] = [
+  0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10,
+];
 /** Settled streams, by outcome. Unit `{stream}`. */
 export const METRIC_TOKENMETER_STREAMS = 'tokenmeter.streams';
 /** Streams open right now (up-down counter). Unit `{stream}`. */

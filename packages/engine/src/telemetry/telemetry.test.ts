@@ -264,3 +264,13 @@ describe('metric attributes are bounded whatever model names callers send', () =
     ]);
   });
 });
+
+describe('telemetry.conventions', () => {
+  it("is 'previous' or 'latest'; anything else is refused with what to write", () => {
+    expect(new Telemetry({ enabled: false, conventions: 'latest' }).conventions).toBe('latest');
+    expect(new Telemetry({ enabled: false, conventions: 'previous' }).conventions).toBe('previous');
+    expect(
+      () => new Telemetry({ enabled: false, conventions: 'v0.1.0' as unknown as 'latest' }),
+    ).toThrow(/telemetry\.conventions must be 'previous' or 'latest'/);
+  });
+});

@@ -52,6 +52,7 @@ import type {
 } from '../events.js';
 import { inputContent, outputContent } from './content.js';
 import { guarded } from './guarded.js';
+import type { GenAiConventions } from './semconv.js';
 import * as sc from './semconv.js';
 import { observeReservations, timedStore } from './store-metrics.js';
 
@@ -104,16 +105,34 @@ export interface TelemetryOptions {
    * telemetry: { observeScopes: [{ kind: 'global', id: 'all' }] }
    */
   observeScopes?: readonly ScopeRef[];
+  /**
+   * Which names of the OpenTelemetry GenAI conventions to emit: `'previous'` (semantic-
+   * conventions v1.41.1: `gen_ai.client.token.usage`, `gen_ai.client.operation.*`,
+   * `gen_ai.usage.cache_creation.input_tokens`) or `'latest'` (semantic-conventions-genai
+   * v0.1.0: the `gen_ai.client.inference.*` metrics, per-kind token counters,
+   * `gen_ai.usage.cache_write.input_tokens`, and the cost histogram
+   * `tokenmeter.client.operation.cost`), never both. Defaults to `'latest'` when
+   * `OTEL_SEMCONV_STABILITY_OPT_IN` lists `gen_ai_latest_experimental`, else `'previous'`.
+   *
+   * @example
+   * telemetry: { conventions: 'latest' }
+   */
+  conventions?: GenAiConventions;
   /** `false` turns telemetry off entirely (no spans, no metrics, no store wrapper). Defaults to true. */
   enabled?: boolean;
 }
 
 interface Instruments {
   noop: boolean;
-  tokenUsage: Histogram;
+  /** Previous conventions: one histogram, by `gen_ai.token.type`. */
+  tokenUsage: Histogram | undefined;
+  /** Latest conventions: a counter per kind and a histogram per direction. */
+  usage: TokenCounters | undefined;
   duration: Histogram;
   timeToFirstChunk: Histogram;
   cost: Counter;
+  /** Latest conventions: each call's cost, in the proposed shape. */
+  operationCost: Histogram | undefined;
   streams: Counter;
   active: UpDownCounter;
   rejections: Counter;
@@ -121,6 +140,16 @@ interface Instruments {
   ended: Counter;
   backpressure: Histogram;
   storeLatency: Histogram;
+}
+
+interface TokenCounters {
+  input: Counter;
+  output: Counter;
+  cacheRead: Counter;
+  cacheWrite: Counter;
+  reasoning: Counter;
+  operationInput: Histogram;
+  operationOutput: Histogram;
 }
 
 const NOOP_METER = createNoopMeter();
@@ -178,6 +207,8 @@ const ERROR_OUTCOMES: ReadonlySet<string> = new Set([
 export class Telemetry implements EngineEvents {
   readonly enabled: boolean;
   readonly recordContent: boolean;
+  /** The GenAI names this instance emits. */
+  readonly conventions: GenAiConventions;
   private readonly explicitTracer: Tracer | undefined;
   private readonly explicitMeter: Meter | undefined;
   private readonly subjectKinds: ReadonlySet<string> | 'all' | undefined;
@@ -203,10 +234,18 @@ export class Telemetry implements EngineEvents {
     if (typeof options !== 'object' || options === null) {
       throw new TokenmeterError(
         'invalid_config',
-        'telemetry must be an object: { tracer?, meter?, recordSubjects?, recordContent?, server?, observeScopes? }.',
+        'telemetry must be an object: { tracer?, meter?, recordSubjects?, recordContent?, server?, observeScopes?, conventions?, enabled? }.',
       );
     }
     this.enabled = options.enabled !== false;
+    const conventions = options.conventions ?? sc.conventionsFromEnv();
+    if (conventions !== 'previous' && conventions !== 'latest') {
+      throw new TokenmeterError(
+        'invalid_config',
+        "telemetry.conventions must be 'previous' or 'latest' (the GenAI names to emit).",
+      );
+    }
+    this.conventions = conventions;
     this.recordContent = options.recordContent === true;
     this.explicitTracer = options.tracer;
     this.explicitMeter = options.meter;
@@ -462,12 +501,12 @@ export class Telemetry implements EngineEvents {
       this.explicitMeter ??
       metrics.getMeter(sc.INSTRUMENTATION_SCOPE.name, sc.INSTRUMENTATION_SCOPE.version);
     if (meter === NOOP_METER) {
-      this.noopInstruments ??= { ...createInstruments(meter), noop: true };
+      this.noopInstruments ??= { ...createInstruments(meter, this.conventions), noop: true };
       return this.noopInstruments;
     }
-    const real = guarded(() => createInstruments(meter));
+    const real = guarded(() => createInstruments(meter, this.conventions));
     // A meter that cannot make instruments gets no second chance: no-ops from now on.
-    this.real = real ?? { ...createInstruments(NOOP_METER), noop: true };
+    this.real = real ?? { ...createInstruments(NOOP_METER, this.conventions), noop: true };
     if (real && this.observeScopes.length > 0) {
       guarded(() => observeReservations(meter, this.observeScopes, () => this.observedStore));
     }
@@ -540,19 +579,26 @@ class ActiveStreamTrace implements StreamTrace {
     const usage = final.usage;
     const cacheCreation = usage.cacheWrite5mTokens + usage.cacheWrite1hTokens;
     const span = this.span;
+    const latest = this.telemetry.conventions === 'latest';
+    const costUsd = nanosToUsd(final.costNanos);
     const attrs: Attributes = {
       [sc.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: inputTokens,
       [sc.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: usage.outputTokens,
       [sc.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: usage.cacheReadTokens,
-      [sc.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]: cacheCreation,
+      [latest
+        ? sc.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
+        : sc.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]: cacheCreation,
       [sc.ATTR_TOKENMETER_OUTCOME]: outcome,
-      [sc.ATTR_TOKENMETER_COST_USD]: nanosToUsd(final.costNanos),
+      [sc.ATTR_TOKENMETER_COST_AMOUNT]: costUsd,
+      [sc.ATTR_TOKENMETER_COST_CURRENCY]: sc.TOKENMETER_COST_CURRENCY_USD,
+      [sc.ATTR_TOKENMETER_COST_SOURCE]: sc.TOKENMETER_COST_SOURCE_LOCAL,
       [sc.ATTR_TOKENMETER_COST_NANOS]: final.costNanos,
       [sc.ATTR_TOKENMETER_COST_ESTIMATED]: final.estimated,
       [sc.ATTR_TOKENMETER_BACKPRESSURE_WAITS]: end.backpressureWaits,
       [sc.ATTR_TOKENMETER_BACKPRESSURE_WAIT_MS]: end.backpressureMs,
       [sc.ATTR_TOKENMETER_SETTLEMENT_RECORDED]: end.recorded,
     };
+    if (!latest) attrs[sc.ATTR_TOKENMETER_COST_USD] = costUsd;
     if (usage.reasoningTokens > 0)
       attrs[sc.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoningTokens;
     if (final.responseModel) attrs[sc.ATTR_GEN_AI_RESPONSE_MODEL] = final.responseModel;
@@ -636,7 +682,15 @@ class ActiveStreamTrace implements StreamTrace {
         ? telemetry.attributeSet(`${outcomeKey}\u0000${final.estimated}`, makeCost)
         : makeCost(),
     );
-    if (final.inputSource !== 'none' || final.outputSource !== 'none') {
+    const metricError = errorType === undefined ? undefined : metricErrorType(outcome, failure);
+    const withError =
+      metricError === undefined
+        ? base
+        : telemetry.attributeSet(`${baseKey}\u0000e\u0000${metricError}`, () => ({
+            ...base,
+            [sc.ATTR_ERROR_TYPE]: metricError,
+          }));
+    if (inst.tokenUsage && (final.inputSource !== 'none' || final.outputSource !== 'none')) {
       inst.tokenUsage.record(
         inputTokens,
         telemetry.attributeSet(`${baseKey}\u0000in`, () => ({
@@ -652,16 +706,20 @@ class ActiveStreamTrace implements StreamTrace {
         })),
       );
     }
-    const metricError = errorType === undefined ? undefined : metricErrorType(outcome, failure);
-    inst.duration.record(
-      end.durationMs / 1000,
-      metricError === undefined
-        ? base
-        : telemetry.attributeSet(`${baseKey}\u0000e\u0000${metricError}`, () => ({
-            ...base,
-            [sc.ATTR_ERROR_TYPE]: metricError,
-          })),
-    );
+    if (inst.usage) {
+      recordUsageCounters(inst.usage, telemetry, final, inputTokens, base, withError, baseKey);
+    }
+    if (inst.operationCost) {
+      inst.operationCost.record(
+        nanosToUsd(final.costNanos),
+        telemetry.attributeSet(`${baseKey}\u0000cost`, () => ({
+          ...base,
+          [sc.ATTR_TOKENMETER_COST_CURRENCY]: sc.TOKENMETER_COST_CURRENCY_USD,
+          [sc.ATTR_TOKENMETER_COST_SOURCE]: sc.TOKENMETER_COST_SOURCE_LOCAL,
+        })),
+      );
+    }
+    inst.duration.record(end.durationMs / 1000, withError);
     if (end.timeToFirstTokenMs !== undefined)
       inst.timeToFirstChunk.record(end.timeToFirstTokenMs / 1000, base);
     inst.backpressure.record(end.backpressureMs / 1000, base);
@@ -679,6 +737,41 @@ class ActiveStreamTrace implements StreamTrace {
   }
 }
 
+/**
+ * The latest conventions' token metrics: counters of what the provider reported (a count
+ * the provider never sent is recorded as 0, as the conventions ask: tokenmeter's estimate of
+ * a cut stream is on the span and in the cost, not here), and per-call histograms.
+ */
+function recordUsageCounters(
+  counters: TokenCounters,
+  telemetry: Telemetry,
+  final: StreamEndInfo['final'],
+  inputTokens: number,
+  base: Attributes,
+  withError: Attributes,
+  baseKey: string,
+): void {
+  const usage = final.usage;
+  const modality = telemetry.attributeSet(`${baseKey}\u0000m`, () => ({
+    ...base,
+    [sc.ATTR_GEN_AI_TOKEN_MODALITY]: sc.GEN_AI_TOKEN_MODALITY_UNKNOWN,
+  }));
+  const input = final.inputSource === 'provider' ? inputTokens : 0;
+  const output = final.outputSource === 'provider' ? usage.outputTokens : 0;
+  counters.input.add(input, modality);
+  counters.output.add(output, modality);
+  if (final.inputSource === 'provider') {
+    if (usage.cacheReadTokens > 0) counters.cacheRead.add(usage.cacheReadTokens, modality);
+    const written = usage.cacheWrite5mTokens + usage.cacheWrite1hTokens;
+    if (written > 0) counters.cacheWrite.add(written, modality);
+  }
+  if (final.outputSource === 'provider' && usage.reasoningTokens > 0) {
+    counters.reasoning.add(usage.reasoningTokens, modality);
+  }
+  if (final.inputSource === 'provider') counters.operationInput.record(input, withError);
+  if (final.outputSource === 'provider') counters.operationOutput.record(output, withError);
+}
+
 const DISABLED_TRACE: StreamTrace = Object.freeze({
   context: context.active(),
   recordsContent: false,
@@ -694,24 +787,77 @@ function idleTrace(parent: Context): StreamTrace {
   return { ...DISABLED_TRACE, context: parent };
 }
 
-function createInstruments(meter: Meter): Instruments {
+function createInstruments(meter: Meter, conventions: GenAiConventions): Instruments {
+  const latest = conventions === 'latest';
+  const tokens = { unit: '{token}' };
+  const tokenHistogram = {
+    unit: '{token}',
+    advice: { explicitBucketBoundaries: [...sc.GEN_AI_TOKEN_USAGE_BUCKETS] },
+  };
+  const seconds = {
+    unit: 's',
+    advice: { explicitBucketBoundaries: [...sc.GEN_AI_DURATION_BUCKETS] },
+  };
   return {
     noop: false,
-    tokenUsage: meter.createHistogram(sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE, {
-      description: 'Number of input and output tokens used.',
-      unit: '{token}',
-      advice: { explicitBucketBoundaries: [...sc.GEN_AI_TOKEN_USAGE_BUCKETS] },
-    }),
-    duration: meter.createHistogram(sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION, {
-      description: 'GenAI operation duration.',
-      unit: 's',
-      advice: { explicitBucketBoundaries: [...sc.GEN_AI_DURATION_BUCKETS] },
-    }),
-    timeToFirstChunk: meter.createHistogram(sc.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK, {
-      description: 'Time to receive the first chunk of a streamed response.',
-      unit: 's',
-      advice: { explicitBucketBoundaries: [...sc.GEN_AI_DURATION_BUCKETS] },
-    }),
+    tokenUsage: latest
+      ? undefined
+      : meter.createHistogram(sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE, {
+          description: 'Number of input and output tokens used.',
+          ...tokenHistogram,
+        }),
+    usage: latest
+      ? {
+          input: meter.createCounter(sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS, {
+            description: 'Input tokens the provider reported, cached ones included.',
+            ...tokens,
+          }),
+          output: meter.createCounter(sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS, {
+            description: 'Output tokens the provider reported, reasoning included.',
+            ...tokens,
+          }),
+          cacheRead: meter.createCounter(
+            sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS,
+            { description: 'Input tokens read from the provider cache.', ...tokens },
+          ),
+          cacheWrite: meter.createCounter(
+            sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS,
+            { description: 'Input tokens written to the provider cache.', ...tokens },
+          ),
+          reasoning: meter.createCounter(
+            sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS,
+            { description: 'Output tokens spent on reasoning.', ...tokens },
+          ),
+          operationInput: meter.createHistogram(
+            sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS,
+            { description: 'Input tokens per inference call.', ...tokenHistogram },
+          ),
+          operationOutput: meter.createHistogram(
+            sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS,
+            { description: 'Output tokens per inference call.', ...tokenHistogram },
+          ),
+        }
+      : undefined,
+    duration: meter.createHistogram(
+      latest
+        ? sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION
+        : sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION,
+      { description: 'GenAI operation duration.', ...seconds },
+    ),
+    timeToFirstChunk: meter.createHistogram(
+      latest
+        ? sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK
+        : sc.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+      { description: 'Time to receive the first chunk of a streamed response.', ...seconds },
+    ),
+    operationCost: latest
+      ? meter.createHistogram(sc.METRIC_TOKENMETER_CLIENT_OPERATION_COST, {
+          description:
+            'Cost of each call in USD, computed from the pricing catalog (a double; the exact nano-dollar figure is on the span and in onSettle).',
+          unit: 'USD',
+          advice: { explicitBucketBoundaries: [...sc.COST_BUCKETS] },
+        })
+      : undefined,
     cost: meter.createCounter(sc.METRIC_TOKENMETER_COST, {
       description:
         'Spend in USD (a double, for rates and dashboards; the exact nano-dollar figure is on the span and in onSettle).',
