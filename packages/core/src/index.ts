@@ -12,7 +12,7 @@ export {
   type TokenmeterErrorCode,
   type TokenmeterErrorOptions,
 } from './errors.js';
-export type { FinalUsage } from './meter.js';
+export type { CallUsage, FinalUsage } from './meter.js';
 export type { MeterEvent, MeterEventType } from './meter-event.js';
 export {
   type FormatUsdOptions,

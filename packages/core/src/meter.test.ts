@@ -4,7 +4,7 @@ import { StreamMeter } from './meter.js';
 import { costOf } from './pricing/cost.js';
 import { createEventTranslator } from './stream-events.js';
 import { estimateTextTokens } from './token-estimate.js';
-import { emptyUsage } from './usage.js';
+import { emptyUsage, type Usage } from './usage.js';
 
 /** Feeds the first `count` payloads of a fixture (all by default) to a new meter. */
 function meterFrom(fixture: string, model: string, count?: number, inputTokensEstimate = 999) {
@@ -327,5 +327,101 @@ describe('StreamMeter: an estimate carries everything the reservation priced', (
     // 1,000 prompt tokens as 1-hour cache writes ($10/M) in fast mode (2×); no output seen.
     expect(final.usage).toMatchObject({ inputTokens: 0, cacheWrite1hTokens: 1_000, speed: 'fast' });
     expect(final.costNanos).toBe(1_000 * 10_000 * 2);
+  });
+});
+
+describe('StreamMeter: a stream of several provider calls (AI SDK steps)', () => {
+  const call = (input: number, output: number): Usage => ({
+    ...emptyUsage(),
+    inputTokens: input,
+    outputTokens: output,
+  });
+
+  it('prices each call on its own: two 150,000-token prompts never reach the 200,000 tier', () => {
+    let clock = 1_000;
+    const meter = new StreamMeter({
+      model: 'claude-sonnet-4-5',
+      inputTokensEstimate: 150_000,
+      now: () => clock,
+    });
+    meter.observe({ type: 'request', maxTokens: 2_000 });
+    meter.observe({ type: 'start', provider: 'ai-sdk', id: 'msg_1', model: 'claude-sonnet-4-5' });
+    meter.observe({ type: 'usage', usage: call(150_000, 1_000), final: true });
+    meter.observe({ type: 'stop', reason: 'tool_use' });
+    clock = 1_400;
+    meter.observe({ type: 'request', maxTokens: 2_000, inputTokens: 150_500 });
+    // Per call, at $3 / $15 per million: 150,000 × 3,000 + 1,000 × 15,000 = 465,000,000;
+    // the next call so far: its announced prompt, 150,500 × 3,000 = 451,500,000.
+    expect(meter.estimate().costNanos).toBe(465_000_000 + 451_500_000);
+    meter.observe({ type: 'start', provider: 'ai-sdk', id: 'msg_2', model: 'claude-sonnet-4-5' });
+    meter.observe({ type: 'usage', usage: call(150_000, 1_000), final: true });
+    meter.observe({ type: 'stop', reason: 'end_turn' });
+    clock = 2_000;
+    expect(meter.estimate().costNanos).toBe(930_000_000);
+    const final = meter.finish('completed');
+    // The sum priced as one request would be 300,000 × 6,000 + 2,000 × 22,500 = 1,845,000,000.
+    expect(final.costNanos).toBe(930_000_000);
+    expect(final.cost.nanos).toBe(930_000_000);
+    expect(final.cost.tierAbove).toBeUndefined();
+    expect(final.cost.lines.reduce((sum, l) => sum + l.nanos, 0)).toBe(930_000_000);
+    expect(final.usage.inputTokens).toBe(300_000);
+    expect(final.estimated).toBe(false);
+    expect(final.stopReason).toBe('end_turn');
+    expect(final.responseId).toBe('msg_2');
+    expect(final.calls).toEqual([
+      {
+        usage: call(150_000, 1_000),
+        costNanos: 465_000_000,
+        estimated: false,
+        inputSource: 'provider',
+        outputSource: 'provider',
+        stopReason: 'tool_use',
+        responseId: 'msg_1',
+        responseModel: 'claude-sonnet-4-5',
+        startedAt: 1_000,
+        endedAt: 1_400,
+      },
+      {
+        usage: call(150_000, 1_000),
+        costNanos: 465_000_000,
+        estimated: false,
+        inputSource: 'provider',
+        outputSource: 'provider',
+        stopReason: 'end_turn',
+        responseId: 'msg_2',
+        responseModel: 'claude-sonnet-4-5',
+        startedAt: 1_400,
+        endedAt: 2_000,
+      },
+    ]);
+  });
+
+  it('a call cut before its usage is estimated on its own, with no stop or id of the call before', () => {
+    const meter = new StreamMeter({ model: 'claude-haiku-4-5', inputTokensEstimate: 100 });
+    meter.observe({ type: 'request', maxTokens: 500 });
+    meter.observe({ type: 'start', provider: 'ai-sdk', id: 'msg_1' });
+    meter.observe({ type: 'usage', usage: call(100, 20), final: true });
+    meter.observe({ type: 'stop', reason: 'tool_use' });
+    meter.observe({ type: 'request', maxTokens: 500, inputTokens: 130 });
+    meter.observe({ type: 'text', text: 'The answer is' });
+    const final = meter.finish('client_disconnected');
+    const [first, second] = final.calls!;
+    expect(first!.estimated).toBe(false);
+    expect(second!.estimated).toBe(true);
+    expect(second!.outputSource).toBe('estimate');
+    expect(second!.stopReason).toBeUndefined();
+    expect(second!.responseId).toBeUndefined();
+    expect(final.stopReason).toBeUndefined();
+    // $1 / $5 per million: call 1 exact, call 2 its announced prompt and estimated output.
+    expect(first!.costNanos).toBe(100 * 1_000 + 20 * 5_000);
+    expect(second!.costNanos).toBe(130 * 1_000 + second!.usage.outputTokens * 5_000);
+    expect(final.costNanos).toBe(first!.costNanos + second!.costNanos);
+  });
+
+  it('a stream of one call has no calls list', () => {
+    const meter = new StreamMeter({ model: 'claude-haiku-4-5', inputTokensEstimate: 10 });
+    meter.observe({ type: 'request', maxTokens: 100 });
+    meter.observe({ type: 'usage', usage: call(10, 5), final: true });
+    expect(meter.finish('completed').calls).toBeUndefined();
   });
 });

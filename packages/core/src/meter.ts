@@ -10,7 +10,7 @@
  */
 import { TokenmeterError } from './errors.js';
 import type { MeterEvent } from './meter-event.js';
-import type { Nanos } from './money.js';
+import { type Nanos, nanosToUsd } from './money.js';
 import type { StreamOutcome } from './outcome.js';
 import { type Cost, costOf, defaultPricing, type Pricing } from './pricing/cost.js';
 import { type RequestBound, worstCaseCost } from './pricing/worst-case.js';
@@ -81,6 +81,28 @@ export interface FinalUsage extends MeterSnapshot {
   responseModel?: string;
   /** The provider's error, when the stream ended on one. */
   upstreamError?: { type: string; message: string };
+  /**
+   * Each provider call, when the source made more than one (the AI SDK's steps: a tool loop
+   * announces each call with a `request` event). The usage, cost and estimated flag above
+   * are their sums: each call is priced on its own, as the provider bills it (a prompt-size
+   * tier applies to one request's prompt, never to the calls' sum).
+   */
+  calls?: readonly CallUsage[];
+}
+
+/** One provider call of a stream that made several. */
+export interface CallUsage {
+  usage: Usage;
+  costNanos: Nanos;
+  estimated: boolean;
+  inputSource: UsageSource;
+  outputSource: UsageSource;
+  stopReason?: string;
+  responseId?: string;
+  responseModel?: string;
+  /** When the call began and ended, on the meter's clock (`now`; the first begins with the meter). */
+  startedAt: number;
+  endedAt: number;
 }
 
 export interface FinishOptions {
@@ -117,8 +139,11 @@ export class StreamMeter {
   private readonly tokenProvider: TokenProvider | undefined;
   /** Provider calls the source announced (`request` events); 0 when it announces none. */
   private requests = 0;
-  /** The usage of the calls before the current one (several calls: AI SDK steps). */
-  private earlier: { usage: Usage; estimated: boolean } | undefined;
+  /** The calls before the current one (several calls: AI SDK steps), and their sums. */
+  private earlier: { usage: Usage; estimated: boolean; cost: Cost } | undefined;
+  private calls: CallUsage[] | undefined;
+  /** When the current call began (the meter's clock). */
+  private callStartedAt: number;
   /** The prompt of the current call, when it is not the first (announced by its `request`). */
   private callInput: number | undefined;
   private readonly startedAt: number;
@@ -174,6 +199,7 @@ export class StreamMeter {
     this.boundPromptUsage = bound ? promptAtBound(bound, inputBound, options) : undefined;
     this.now = options.now ?? (() => performance.now());
     this.startedAt = this.now();
+    this.callStartedAt = this.startedAt;
   }
 
   /** Feeds one normalised event. Events after `finish()` are ignored. */
@@ -276,8 +302,8 @@ export class StreamMeter {
 
   /** The running usage and cost, for throttled `usage` events and mid-stream caps. */
   snapshot(): MeterSnapshot {
-    const { usage, estimated } = this.currentUsage(false);
-    return { usage, cost: costOf(usage, this.model, this.pricing), estimated };
+    const { usage, estimated, cost } = this.currentCost(false);
+    return { usage, cost, estimated };
   }
 
   /**
@@ -285,9 +311,16 @@ export class StreamMeter {
    * the same figures as `snapshot()`, cheap enough for every chunk.
    */
   estimate(): RunningEstimate {
-    const { usage, estimated } = this.currentUsage(false);
+    const current = this.callUsage(false);
     const pricing = this.pricing ?? defaultPricing();
-    return { usage, costNanos: pricing.nanosOf(usage, this.model), estimated };
+    const nanos = pricing.nanosOf(current.usage, this.model);
+    const earlier = this.earlier;
+    if (!earlier) return { usage: current.usage, costNanos: nanos, estimated: current.estimated };
+    return {
+      usage: addUsage(earlier.usage, current.usage),
+      costNanos: earlier.cost.nanos + nanos,
+      estimated: current.estimated || earlier.estimated,
+    };
   }
 
   /**
@@ -298,8 +331,8 @@ export class StreamMeter {
     this.finishCalls++;
     if (this.result) return this.result;
     const refused = options.refused === true && this.events === 0;
-    const { usage, estimated, inputSource, outputSource } = this.currentUsage(refused);
-    const cost = costOf(usage, this.model, this.pricing);
+    const { usage, estimated, inputSource, outputSource, cost, call } = this.currentCost(refused);
+    if (this.calls && call) this.calls.push(this.callRecord(call));
     const result: FinalUsage = {
       usage,
       cost,
@@ -313,19 +346,31 @@ export class StreamMeter {
     if (this.responseId !== undefined) result.responseId = this.responseId;
     if (this.responseModel !== undefined) result.responseModel = this.responseModel;
     if (this.upstreamError !== undefined) result.upstreamError = this.upstreamError;
+    if (this.calls) result.calls = Object.freeze(this.calls);
     this.result = Object.freeze(result) as FinalUsage;
     return this.result;
   }
 
-  /** Another provider call begins: the current one's usage is kept, the new one counted afresh. */
+  /**
+   * Another provider call begins: the current one's usage and cost are kept (priced on its
+   * own, as the provider bills each request), the new one counted afresh.
+   */
   private nextCall(maxTokens: number | undefined, inputTokens: number | undefined): void {
-    const { usage, estimated } = this.callUsage(false);
+    const call = this.callUsage(false);
+    const cost = costOf(call.usage, this.model, this.pricing);
+    this.calls ??= [];
+    this.calls.push(this.callRecord({ ...call, cost }));
     this.earlier = this.earlier
       ? {
-          usage: addUsage(this.earlier.usage, usage),
-          estimated: this.earlier.estimated || estimated,
+          usage: addUsage(this.earlier.usage, call.usage),
+          estimated: this.earlier.estimated || call.estimated,
+          cost: sumCosts(this.earlier.cost, cost),
         }
-      : { usage, estimated };
+      : { usage: call.usage, estimated: call.estimated, cost };
+    this.callStartedAt = this.now();
+    this.stopReason = undefined;
+    this.responseId = undefined;
+    this.responseModel = undefined;
     this.startUsage = undefined;
     this.providerUsage = undefined;
     this.providerFinal = false;
@@ -337,20 +382,46 @@ export class StreamMeter {
     this.callInput = inputTokens ?? 0;
   }
 
-  /** The usage of every call so far: earlier calls' added to the current one's. */
-  private currentUsage(refused: boolean): {
+  /**
+   * The usage and cost of every call so far: earlier calls' added to the current one's,
+   * each call priced on its own. `call` is the current call's own figures.
+   */
+  private currentCost(refused: boolean): {
     usage: Usage;
     estimated: boolean;
     inputSource: UsageSource;
     outputSource: UsageSource;
+    cost: Cost;
+    call: CallFigures;
   } {
     const current = this.callUsage(refused);
-    if (!this.earlier) return current;
+    const cost = costOf(current.usage, this.model, this.pricing);
+    const call = { ...current, cost };
+    if (!this.earlier) return { ...call, call };
     return {
       ...current,
       usage: addUsage(this.earlier.usage, current.usage),
       estimated: current.estimated || this.earlier.estimated,
+      cost: sumCosts(this.earlier.cost, cost),
+      call,
     };
+  }
+
+  /** The record of the call that is ending now. */
+  private callRecord(call: CallFigures): CallUsage {
+    const record: CallUsage = {
+      usage: call.usage,
+      costNanos: call.cost.nanos,
+      estimated: call.estimated,
+      inputSource: call.inputSource,
+      outputSource: call.outputSource,
+      startedAt: this.callStartedAt,
+      endedAt: this.now(),
+    };
+    if (this.stopReason !== undefined) record.stopReason = this.stopReason;
+    if (this.responseId !== undefined) record.responseId = this.responseId;
+    if (this.responseModel !== undefined) record.responseModel = this.responseModel;
+    return Object.freeze(record);
   }
 
   private callUsage(refused: boolean): {
@@ -408,6 +479,34 @@ export class StreamMeter {
       outputSource: 'estimate',
     };
   }
+}
+
+/** One call's usage, where it came from, and its cost. */
+interface CallFigures {
+  usage: Usage;
+  estimated: boolean;
+  inputSource: UsageSource;
+  outputSource: UsageSource;
+  cost: Cost;
+}
+
+/**
+ * Two calls' costs as one: the totals add (each was rounded once, as each request is billed),
+ * the lines follow each other; the prompt-size tier shown is the highest any call reached.
+ */
+function sumCosts(a: Cost, b: Cost): Cost {
+  const nanos = a.nanos + b.nanos;
+  const sum: Cost = {
+    ...b,
+    nanos,
+    usd: nanosToUsd(nanos),
+    lines: [...a.lines, ...b.lines],
+    warnings: [...new Set([...a.warnings, ...b.warnings])],
+  };
+  const tier = Math.max(a.tierAbove ?? -1, b.tierAbove ?? -1);
+  if (tier >= 0) sum.tierAbove = tier;
+  else delete sum.tierAbove;
+  return sum;
 }
 
 /**

@@ -140,7 +140,10 @@ describe('AI SDK fullStream parts', () => {
       { type: 'text', text: 'Hallo 👋' },
       { type: 'server_tool', name: 'web_search' },
       { type: 'tool_input', json: '{"q":' },
+      // Each step's own finish reason ends its call; the finish part's ends the stream.
+      { type: 'stop', reason: 'tool-calls' },
       { type: 'text', text: 'v4 shape' },
+      { type: 'stop', reason: 'tool-calls' },
       { type: 'stop', reason: 'end_turn' },
     ]);
     const requests = events.filter((e) => e.type === 'request');

@@ -271,6 +271,10 @@ export function createAiSdkTranslator(): (part: unknown) => MeterEvent[] {
           out.push(start);
         }
         out.push({ type: 'usage', usage: step, final: true });
+        // Why this call ended (`tool-calls` before the next step): the call's own stop.
+        const reason =
+          typeof part.rawFinishReason === 'string' ? part.rawFinishReason : part.finishReason;
+        if (typeof reason === 'string') out.push({ type: 'stop', reason });
         return out;
       }
       case 'finish': {

@@ -5,6 +5,7 @@
  */
 export { isThenable } from '../maybe-async.js';
 export {
+  type CallUsage,
   type FinalUsage,
   type FinishOptions,
   type MeterSnapshot,

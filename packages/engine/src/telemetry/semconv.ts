@@ -93,6 +93,8 @@ export const ATTR_SERVER_PORT = 'server.port';
 export const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
 
 export const GEN_AI_OPERATION_CHAT = 'chat';
+/** The operation of a stream that made several provider calls: an agent's tool loop. */
+export const GEN_AI_OPERATION_INVOKE_AGENT = 'invoke_agent';
 export const GEN_AI_TOKEN_TYPE_INPUT = 'input';
 export const GEN_AI_TOKEN_TYPE_OUTPUT = 'output';
 

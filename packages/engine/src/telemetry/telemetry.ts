@@ -32,6 +32,7 @@ import {
   type UpDownCounter,
 } from '@opentelemetry/api';
 import {
+  type CallUsage,
   nanosToUsd,
   OUTCOMES,
   PricingCatalog,
@@ -141,6 +142,9 @@ interface Instruments {
   backpressure: Histogram;
   storeLatency: Histogram;
 }
+
+/** What the metrics of one provider call need: the stream's final figures, or one of its calls. */
+type CallFigures = Pick<CallUsage, 'usage' | 'inputSource' | 'outputSource' | 'costNanos'>;
 
 interface TokenCounters {
   input: Counter;
@@ -445,6 +449,11 @@ export class Telemetry implements EngineEvents {
    * registers only learns of it through its own copy of the API, and with the API's
    * separate CJS and ESM builds the SDK may register through the other one.
    */
+  /** @internal The tracer spans go to (see `tracer()`). */
+  tracerOf(): Tracer {
+    return this.tracer();
+  }
+
   private tracer(): Tracer {
     return (
       this.explicitTracer ??
@@ -568,30 +577,33 @@ class ActiveStreamTrace implements StreamTrace {
       outcome === 'completed'
         ? undefined
         : (failure?.type ?? (failure?.status !== undefined ? String(failure.status) : outcome));
-    if (this.span.isRecording()) this.describeSpan(end, inputTokens, errorType);
+    if (this.span.isRecording()) {
+      this.describeSpan(end, inputTokens, errorType);
+      const calls = end.final.calls;
+      if (calls && calls.length > 1) this.callSpans(calls, end, errorType);
+    }
     this.span.end(performance.now());
     if (!this.inst.noop) this.recordMetrics(end, inputTokens, errorType);
   }
 
-  /** The span's attributes, events and status at the end. */
+  /**
+   * The span's attributes, events and status at the end. A stream of several provider
+   * calls (an agent's tool loop through the AI SDK) becomes an `invoke_agent` span, as the
+   * GenAI conventions describe an agent invocation: it keeps the totals and the settled
+   * charge, and each call is a `chat {model}` child (`callSpans`) with its own usage,
+   * cache breakdown and cost.
+   */
   private describeSpan(end: StreamEndInfo, inputTokens: number, errorType: string | undefined) {
     const { final, outcome, failure } = end;
     const usage = final.usage;
-    const cacheCreation = usage.cacheWrite5mTokens + usage.cacheWrite1hTokens;
     const span = this.span;
     const latest = this.telemetry.conventions === 'latest';
     const costUsd = nanosToUsd(final.costNanos);
+    const agent = final.calls !== undefined && final.calls.length > 1;
     const attrs: Attributes = {
       [sc.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: inputTokens,
       [sc.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: usage.outputTokens,
-      [sc.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: usage.cacheReadTokens,
-      [latest
-        ? sc.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
-        : sc.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]: cacheCreation,
       [sc.ATTR_TOKENMETER_OUTCOME]: outcome,
-      [sc.ATTR_TOKENMETER_COST_AMOUNT]: costUsd,
-      [sc.ATTR_TOKENMETER_COST_CURRENCY]: sc.TOKENMETER_COST_CURRENCY_USD,
-      [sc.ATTR_TOKENMETER_COST_SOURCE]: sc.TOKENMETER_COST_SOURCE_LOCAL,
       [sc.ATTR_TOKENMETER_COST_NANOS]: final.costNanos,
       [sc.ATTR_TOKENMETER_COST_ESTIMATED]: final.estimated,
       [sc.ATTR_TOKENMETER_BACKPRESSURE_WAITS]: end.backpressureWaits,
@@ -599,10 +611,15 @@ class ActiveStreamTrace implements StreamTrace {
       [sc.ATTR_TOKENMETER_SETTLEMENT_RECORDED]: end.recorded,
     };
     if (!latest) attrs[sc.ATTR_TOKENMETER_COST_USD] = costUsd;
-    if (usage.reasoningTokens > 0)
-      attrs[sc.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoningTokens;
+    if (agent) {
+      span.updateName(sc.GEN_AI_OPERATION_INVOKE_AGENT);
+      attrs[sc.ATTR_GEN_AI_OPERATION_NAME] = sc.GEN_AI_OPERATION_INVOKE_AGENT;
+    } else {
+      // One call: this span is the inference span, with the breakdown and the call's cost.
+      Object.assign(attrs, usageBreakdown(usage, latest), costShape(final.costNanos));
+      if (final.responseId) attrs[sc.ATTR_GEN_AI_RESPONSE_ID] = final.responseId;
+    }
     if (final.responseModel) attrs[sc.ATTR_GEN_AI_RESPONSE_MODEL] = final.responseModel;
-    if (final.responseId) attrs[sc.ATTR_GEN_AI_RESPONSE_ID] = final.responseId;
     if (final.stopReason) attrs[sc.ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = [final.stopReason];
     if (errorType !== undefined) attrs[sc.ATTR_ERROR_TYPE] = errorType;
     if (isCount(end.budgetRemainingNanos))
@@ -641,6 +658,43 @@ class ActiveStreamTrace implements StreamTrace {
         ...(failure?.message ? { message: failure.message } : {}),
       });
     }
+  }
+
+  /** One `chat {model}` child per provider call, at the times the call began and ended. */
+  private callSpans(
+    calls: readonly CallUsage[],
+    end: StreamEndInfo,
+    errorType: string | undefined,
+  ) {
+    const latest = this.telemetry.conventions === 'latest';
+    const tracer = this.telemetry.tracerOf();
+    calls.forEach((call, i) => {
+      const last = i === calls.length - 1;
+      const attributes: Attributes = {
+        [sc.ATTR_GEN_AI_OPERATION_NAME]: sc.GEN_AI_OPERATION_CHAT,
+        [sc.ATTR_GEN_AI_PROVIDER_NAME]: this.info.provider,
+        [sc.ATTR_GEN_AI_REQUEST_MODEL]: this.info.model,
+        [sc.ATTR_GEN_AI_REQUEST_STREAM]: true,
+        ...this.telemetry.serverAttributes,
+        [sc.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: promptTokens(call.usage),
+        [sc.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: call.usage.outputTokens,
+        ...usageBreakdown(call.usage, latest),
+        ...costShape(call.costNanos),
+        [sc.ATTR_TOKENMETER_COST_NANOS]: call.costNanos,
+        [sc.ATTR_TOKENMETER_COST_ESTIMATED]: call.estimated,
+      };
+      if (call.responseModel) attributes[sc.ATTR_GEN_AI_RESPONSE_MODEL] = call.responseModel;
+      if (call.responseId) attributes[sc.ATTR_GEN_AI_RESPONSE_ID] = call.responseId;
+      if (call.stopReason) attributes[sc.ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = [call.stopReason];
+      if (last && errorType !== undefined) attributes[sc.ATTR_ERROR_TYPE] = errorType;
+      const child = tracer.startSpan(
+        `${sc.GEN_AI_OPERATION_CHAT} ${this.info.model}`,
+        { kind: SpanKind.CLIENT, startTime: call.startedAt, attributes },
+        this.context,
+      );
+      if (last && ERROR_OUTCOMES.has(end.outcome)) child.setStatus({ code: SpanStatusCode.ERROR });
+      child.end(call.endedAt);
+    });
   }
 
   /** The stream's metric records: one per instrument, on attribute sets built once. */
@@ -690,36 +744,24 @@ class ActiveStreamTrace implements StreamTrace {
             ...base,
             [sc.ATTR_ERROR_TYPE]: metricError,
           }));
-    if (inst.tokenUsage && (final.inputSource !== 'none' || final.outputSource !== 'none')) {
-      inst.tokenUsage.record(
-        inputTokens,
-        telemetry.attributeSet(`${baseKey}\u0000in`, () => ({
-          ...base,
-          [sc.ATTR_GEN_AI_TOKEN_TYPE]: sc.GEN_AI_TOKEN_TYPE_INPUT,
-        })),
-      );
-      inst.tokenUsage.record(
-        usage.outputTokens,
-        telemetry.attributeSet(`${baseKey}\u0000out`, () => ({
-          ...base,
-          [sc.ATTR_GEN_AI_TOKEN_TYPE]: sc.GEN_AI_TOKEN_TYPE_OUTPUT,
-        })),
-      );
+    // The GenAI metrics are per provider call: one for most streams, one per step of a
+    // source that made several (the AI SDK's tool loop); the failure is the last call's.
+    const calls = end.final.calls;
+    if (calls && calls.length > 1) {
+      calls.forEach((call, i) => {
+        const last = i === calls.length - 1;
+        this.recordCall(
+          inst,
+          call,
+          (call.endedAt - call.startedAt) / 1000,
+          base,
+          last ? withError : base,
+          baseKey,
+        );
+      });
+    } else {
+      this.recordCall(inst, final, end.durationMs / 1000, base, withError, baseKey);
     }
-    if (inst.usage) {
-      recordUsageCounters(inst.usage, telemetry, final, inputTokens, base, withError, baseKey);
-    }
-    if (inst.operationCost) {
-      inst.operationCost.record(
-        nanosToUsd(final.costNanos),
-        telemetry.attributeSet(`${baseKey}\u0000cost`, () => ({
-          ...base,
-          [sc.ATTR_TOKENMETER_COST_CURRENCY]: sc.TOKENMETER_COST_CURRENCY_USD,
-          [sc.ATTR_TOKENMETER_COST_SOURCE]: sc.TOKENMETER_COST_SOURCE_LOCAL,
-        })),
-      );
-    }
-    inst.duration.record(end.durationMs / 1000, withError);
     if (end.timeToFirstTokenMs !== undefined)
       inst.timeToFirstChunk.record(end.timeToFirstTokenMs / 1000, base);
     inst.backpressure.record(end.backpressureMs / 1000, base);
@@ -735,6 +777,72 @@ class ActiveStreamTrace implements StreamTrace {
       }
     }
   }
+
+  /** One provider call's GenAI metrics (and, with the latest names, its cost). */
+  private recordCall(
+    inst: Instruments,
+    call: CallFigures,
+    durationS: number,
+    base: Attributes,
+    withError: Attributes,
+    baseKey: string,
+  ): void {
+    const telemetry = this.telemetry;
+    const inputTokens = promptTokens(call.usage);
+    if (inst.tokenUsage && (call.inputSource !== 'none' || call.outputSource !== 'none')) {
+      inst.tokenUsage.record(
+        inputTokens,
+        telemetry.attributeSet(`${baseKey}\u0000in`, () => ({
+          ...base,
+          [sc.ATTR_GEN_AI_TOKEN_TYPE]: sc.GEN_AI_TOKEN_TYPE_INPUT,
+        })),
+      );
+      inst.tokenUsage.record(
+        call.usage.outputTokens,
+        telemetry.attributeSet(`${baseKey}\u0000out`, () => ({
+          ...base,
+          [sc.ATTR_GEN_AI_TOKEN_TYPE]: sc.GEN_AI_TOKEN_TYPE_OUTPUT,
+        })),
+      );
+    }
+    if (inst.usage) {
+      recordUsageCounters(inst.usage, telemetry, call, inputTokens, base, withError, baseKey);
+    }
+    if (inst.operationCost) {
+      inst.operationCost.record(
+        nanosToUsd(call.costNanos),
+        telemetry.attributeSet(`${baseKey}\u0000cost`, () => ({
+          ...base,
+          [sc.ATTR_TOKENMETER_COST_CURRENCY]: sc.TOKENMETER_COST_CURRENCY_USD,
+          [sc.ATTR_TOKENMETER_COST_SOURCE]: sc.TOKENMETER_COST_SOURCE_LOCAL,
+        })),
+      );
+    }
+    inst.duration.record(durationS, withError);
+  }
+}
+
+/** The cache and reasoning attributes of an inference span (cache writes named per version). */
+function usageBreakdown(usage: CallUsage['usage'], latest: boolean): Attributes {
+  const attrs: Attributes = {
+    [sc.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: usage.cacheReadTokens,
+    [latest
+      ? sc.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
+      : sc.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]:
+      usage.cacheWrite5mTokens + usage.cacheWrite1hTokens,
+  };
+  if (usage.reasoningTokens > 0)
+    attrs[sc.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoningTokens;
+  return attrs;
+}
+
+/** An inference call's cost in the proposed `gen_ai.usage.cost.*` shape (under `tokenmeter.*`). */
+function costShape(nanos: number): Attributes {
+  return {
+    [sc.ATTR_TOKENMETER_COST_AMOUNT]: nanosToUsd(nanos),
+    [sc.ATTR_TOKENMETER_COST_CURRENCY]: sc.TOKENMETER_COST_CURRENCY_USD,
+    [sc.ATTR_TOKENMETER_COST_SOURCE]: sc.TOKENMETER_COST_SOURCE_LOCAL,
+  };
 }
 
 /**
@@ -745,7 +853,7 @@ class ActiveStreamTrace implements StreamTrace {
 function recordUsageCounters(
   counters: TokenCounters,
   telemetry: Telemetry,
-  final: StreamEndInfo['final'],
+  final: CallFigures,
   inputTokens: number,
   base: Attributes,
   withError: Attributes,
