@@ -583,7 +583,7 @@ class ActiveStreamTrace implements StreamTrace {
       if (calls && calls.length > 1) this.callSpans(calls, end, errorType);
     }
     this.span.end(performance.now());
-    if (!this.inst.noop) this.recordMetrics(end, inputTokens, errorType);
+    if (!this.inst.noop) this.recordMetrics(end, errorType);
   }
 
   /**
@@ -698,9 +698,8 @@ class ActiveStreamTrace implements StreamTrace {
   }
 
   /** The stream's metric records: one per instrument, on attribute sets built once. */
-  private recordMetrics(end: StreamEndInfo, inputTokens: number, errorType: string | undefined) {
+  private recordMetrics(end: StreamEndInfo, errorType: string | undefined) {
     const { final, outcome, failure } = end;
-    const usage = final.usage;
     const inst = this.inst;
     inst.active.add(-1, this.activeAttrs);
     // Every set below is built once per combination and shared (see attributeSet).
