@@ -7,8 +7,8 @@
  *
  *   npm run bench                       standard set (~24 min on 2 cores) → bench/results/latest.*
  *   npm run bench -- --quick            1-minute smoke run (CI)            → bench/results/quick/
- *   npm run bench -- --only=sweep,race  some workloads: sweep, slow, disconnect, race, idle, admission, money,
- *                                       gateway, openai, sources, adapters, ledger, abuse
+ *   npm run bench -- --only=sweep,race  some workloads: sweep, interleaved, slow, disconnect, race, idle,
+ *                                       admission, money, gateway, openai, sources, adapters, ledger, abuse
  *   npm run bench -- --reps=5           more repetitions per cell
  *   npm run bench -- --profile          CPU profiles of the bare and tokenmeter variants (with and
  *                                       without telemetry) at the highest concurrency
@@ -37,6 +37,7 @@ import {
   disconnectStorm,
   gateway,
   idleStreams,
+  interleaved,
   ledger,
   openai,
   overspendRace,
@@ -62,6 +63,7 @@ const plan = PLANS[mode];
 const reps = args.reps ? Number(args.reps) : plan.reps;
 const WORKLOADS = [
   'sweep',
+  'interleaved',
   'slow',
   'disconnect',
   'race',
@@ -186,6 +188,9 @@ try {
         const { cells, latency } = await sweep(ctx);
         results.sweep = cells;
         results.latency = latency;
+      },
+      interleaved: async () => {
+        results.interleaved = await interleaved(ctx);
       },
       slow: async () => {
         results.slowReaders = await slowReaders(ctx);

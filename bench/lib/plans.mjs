@@ -92,6 +92,23 @@ const MAX_1000 = {
  */
 const JIT_WARMUP = { concurrency: 32, ms: 6_000, knobs: { tokens: 10 } };
 
+/**
+ * The variants of the interleaved measurement and the ratios it reports: tokenmeter beside
+ * the bare relay with the same OpenTelemetry setup (none, or the SDK registered globally).
+ */
+const INTERLEAVED = [
+  'bare-express',
+  'tokenmeter-memory',
+  'tokenmeter-redis',
+  'bare-express+otel',
+  'tokenmeter-memory+otel',
+];
+const INTERLEAVED_PAIRS = [
+  ['tokenmeter-memory', 'bare-express'],
+  ['tokenmeter-redis', 'bare-express'],
+  ['tokenmeter-memory+otel', 'bare-express+otel'],
+];
+
 /** The quick run's 100-stream unthrottled level: every workload that has one shares it. */
 const QUICK_MAX_100 = {
   load: 'max',
@@ -152,6 +169,19 @@ export const PLANS = {
         PACED_1000,
         MAX_1000,
       ],
+    },
+    // CPU per token and throughput at 1,000 streams, the way that resolves a few percent on a
+    // shared machine: every variant's process up at once, then blocks in which each serves
+    // the same load in turn (order reversed every other block); each block gives a ratio per
+    // pair from cells seconds apart, so the machine's slow minutes hit both sides of it.
+    interleaved: {
+      variants: INTERLEAVED,
+      pairs: INTERLEAVED_PAIRS,
+      knobs: { tokens: 150, tps: 0, ttftMs: 0, chunk: 1 },
+      jitWarmup: JIT_WARMUP,
+      warmup: { concurrency: 20, warmupMs: 0, measureMs: 1_500 },
+      blocks: 8,
+      levels: [PACED_1000, MAX_1000],
     },
     slow: {
       variants: ['bare-express', 'naive', 'tokenmeter-memory'],
@@ -266,6 +296,13 @@ export const PLANS = {
       levelVariants: ALL,
       ...QUICK_PAIR_SETUP,
       latency: { variants: LATENCY, knobs: { tokens: 10 }, warmupMs: 200, measureMs: 1_500 },
+      levels: [QUICK_MAX_100],
+    },
+    interleaved: {
+      variants: ['bare-express', 'tokenmeter-memory'],
+      pairs: [['tokenmeter-memory', 'bare-express']],
+      ...QUICK_PAIR_SETUP,
+      blocks: 2,
       levels: [QUICK_MAX_100],
     },
     slow: {

@@ -81,6 +81,27 @@ function bootstrapDiff(a, b, q, rounds = 1_000) {
   return [quantileOf(diffs, 0.025), quantileOf(diffs, 0.975)];
 }
 
+/**
+ * The median of `values` with its 95 % bootstrap percentile interval (the values resampled
+ * with replacement), and the resolution: the interval's larger half-width over the median.
+ */
+export function medianInterval(values, rounds = 2_000) {
+  const xs = values.filter((v) => typeof v === 'number' && Number.isFinite(v));
+  if (xs.length === 0) return undefined;
+  const random = prng(4242);
+  const medians = new Float64Array(rounds);
+  const sample = new Float64Array(xs.length);
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < xs.length; i++) sample[i] = xs[Math.floor(random() * xs.length)];
+    medians[r] = median([...sample]);
+  }
+  medians.sort();
+  const mid = median(xs);
+  const lo = quantileOf(medians, 0.025);
+  const hi = quantileOf(medians, 0.975);
+  return { median: mid, lo, hi, resolution: Math.max(mid - lo, hi - mid) / mid, n: xs.length };
+}
+
 const cpuRatio = (a, b) => a.serverCpuPerTokenUs / b.serverCpuPerTokenUs;
 const tputRatio = (a, b) => a.tokensPerSec / b.tokensPerSec;
 
@@ -288,6 +309,126 @@ function adapterRows(results) {
   ];
 }
 
+const shortName = (v) => v.replace('tokenmeter-', '').replace('bare-express', 'bare');
+
+/** Per-block ratios of one pair at one interleaved level. */
+function blockRatios(level, ours, base, fn) {
+  return level.blocks
+    .filter((b) => b[ours] && b[base])
+    .map((b) => fn(b[ours], b[base]))
+    .filter((v) => Number.isFinite(v));
+}
+
+/** "met", "missed", and whether the interval settles it. */
+function verdict(ci, limit, below) {
+  if (!ci) return { met: undefined, note: '' };
+  const met = below ? ci.median <= limit : ci.median >= limit;
+  const settled = below
+    ? met
+      ? ci.hi <= limit
+      : ci.lo > limit
+    : met
+      ? ci.lo >= limit
+      : ci.hi < limit;
+  return {
+    met,
+    note: settled
+      ? `the 95 % interval lies ${met === below ? 'below' : 'above'} the target`
+      : 'the 95 % interval spans the target: not resolved',
+  };
+}
+
+/**
+ * The targets of CPU per token (paced level) and throughput (unthrottled level) from the
+ * interleaved run: each the median of per-block ratios with its 95 % bootstrap interval,
+ * and the resolution that interval reached.
+ */
+function interleavedRows(results) {
+  const run = results.interleaved;
+  if (!run?.levels?.length) return [];
+  const rows = [];
+  const paced = run.levels.find((l) => l.load === 'paced');
+  const max = run.levels.find((l) => l.load === 'max');
+  const ciText = (ci) =>
+    `${x(ci.median)} [${num(ci.lo, 2)}, ${num(ci.hi, 2)}], resolved to ±${(ci.resolution * 100).toFixed(1)} %`;
+  for (const [ours, base] of run.pairs) {
+    const label = `${shortName(ours)} / ${shortName(base)}`;
+    if (paced) {
+      const ci = medianInterval(blockRatios(paced, ours, base, cpuRatio));
+      if (ci) {
+        const cpu = (v) => median(paced.blocks.map((b) => b[v]?.serverCpuPerTokenUs));
+        const redis = ours.includes('redis')
+          ? `; + redis-server's own ${us(median(paced.blocks.map((b) => b[ours]?.extraCpuPerTokenUs?.[0])))}/token`
+          : '';
+        const v = verdict(ci, 1.2, true);
+        const atMax = max ? medianInterval(blockRatios(max, ours, base, cpuRatio)) : undefined;
+        rows.push({
+          key: `interleaved:cpu:${ours}`,
+          figure: `Server CPU per delivered token, ${paced.concurrency.toLocaleString('en')} streams paced (${paced.knobs.tps} tokens/s each, ${paced.knobs.chunk ?? 1} per delta), ${label}, interleaved`,
+          value: `${ciText(ci)} (${us(cpu(ours))} vs ${us(cpu(base))}${redis})`,
+          spread: `${ci.n} blocks: ${blockRatios(paced, ours, base, cpuRatio).map(x).join(', ')}; ${v.note}${atMax ? `; unthrottled: ${ciText(atMax)}` : ''}`,
+          target: '≤ 1.2×',
+          met: v.met,
+        });
+      }
+    }
+    if (max) {
+      const ci = medianInterval(blockRatios(max, ours, base, tputRatio));
+      if (ci) {
+        const tput = (v) => median(max.blocks.map((b) => b[v]?.tokensPerSec));
+        const v = verdict(ci, 0.9, false);
+        rows.push({
+          key: `interleaved:throughput:${ours}`,
+          figure: `Throughput at ${max.concurrency.toLocaleString('en')} streams (upstream unthrottled), ${label}, interleaved`,
+          value: `${ciText(ci)} (${tokS(tput(ours))} vs ${tokS(tput(base))} tokens/s)`,
+          spread: `${ci.n} blocks: ${blockRatios(max, ours, base, tputRatio).map(x).join(', ')}; ${v.note}`,
+          target: '≥ 0.9×',
+          met: v.met,
+        });
+      }
+    }
+  }
+  return rows;
+}
+
+/** The interleaved run's blocks, for the report: each variant's figures and each pair's ratio. */
+function interleavedSection(results) {
+  const run = results.interleaved;
+  if (!run?.levels?.length) return [];
+  const plan = results.plan.interleaved;
+  const out = [
+    '## CPU per token and throughput, interleaved',
+    '',
+    `Every variant's process up at once (${plan.variants.join(', ')})${plan.jitWarmup ? ', warmed past the JIT' : ''}; then, per level, ${plan.blocks} blocks in which each variant in turn serves the same closed loop (${plan.levels.map((l) => `${l.load}: ${l.warmupMs / 1000} s warm-up, ${l.measureMs / 1000} s measured`).join('; ')}), the order reversed every other block. ` +
+      'A ratio is taken within each block, from cells seconds apart, so noise common to both sides cancels; the headline gives the median of the block ratios with a 95 % bootstrap interval (blocks resampled), and the resolution it reached (the interval’s larger half-width over the median).',
+    '',
+  ];
+  for (const level of run.levels) {
+    const header = [
+      'block',
+      ...plan.variants.map((v) => `${shortName(v)} µs/token · tok/s`),
+      ...run.pairs.map(([a, b]) => `${shortName(a)} ÷ ${shortName(b)} CPU · tok/s`),
+    ];
+    const rows = level.blocks.map((block, i) => [
+      String(i + 1),
+      ...plan.variants.map(
+        (v) => `${num(block[v]?.serverCpuPerTokenUs, 1)} · ${tokS(block[v]?.tokensPerSec)}`,
+      ),
+      ...run.pairs.map(
+        ([a, b]) =>
+          `${x(block[a] && block[b] ? cpuRatio(block[a], block[b]) : undefined)} · ${x(block[a] && block[b] ? tputRatio(block[a], block[b]) : undefined)}`,
+      ),
+    ]);
+    out.push(
+      `### ${level.load}, ${level.concurrency.toLocaleString('en')} streams`,
+      '',
+      table(header, rows),
+      '',
+    );
+  }
+  return out;
+}
+
 export function headline(results) {
   const sweep = results.sweep ?? [];
   const levels = levelsOf(sweep);
@@ -336,7 +477,13 @@ export function headline(results) {
   addedTtft('tokenmeter-memory+otel', 1, 'memory store, telemetry on');
   addedTtft('tokenmeter-redis+otel', 2, 'Redis store, telemetry on');
 
-  if (max) {
+  // CPU per token and throughput: the interleaved run is the measurement when it ran; the
+  // sweep's cells then stay in its own table, not in the headline.
+  const fromInterleaved = interleavedRows(results);
+  rows.push(...fromInterleaved);
+  const sweepTargets = fromInterleaved.length === 0;
+
+  if (max && sweepTargets) {
     for (const variant of ['tokenmeter-memory', 'tokenmeter-redis']) {
       if (!has(variant)) continue;
       const ratio = paired(sweep, variant, BASELINE, max, tputRatio);
@@ -350,7 +497,7 @@ export function headline(results) {
       });
     }
   }
-  if (paced) {
+  if (paced && sweepTargets) {
     const pacedAbout = planned
       ? `${planned.knobs.tps} tokens/s each, ${planned.knobs.chunk ?? 1} per delta`
       : 'paced';
@@ -483,7 +630,7 @@ export function headline(results) {
         });
       }
       // The Redis variant with telemetry joins only the latency run in the standard plan.
-      if (max && cellsOf(sweep, variant, max).length) {
+      if (sweepTargets && max && cellsOf(sweep, variant, max).length) {
         const ratio = paired(sweep, variant, OTEL_BASELINE, max, tputRatio);
         rows.push({
           key: `throughput-otel:${variant}`,
@@ -494,7 +641,7 @@ export function headline(results) {
           met: ratio.median === undefined ? undefined : ratio.median >= 0.9,
         });
       }
-      if (paced && cellsOf(sweep, variant, paced).length) {
+      if (sweepTargets && paced && cellsOf(sweep, variant, paced).length) {
         const ratio = paired(sweep, variant, OTEL_BASELINE, paced, cpuRatio);
         const atMax = max ? paired(sweep, variant, OTEL_BASELINE, max, cpuRatio) : undefined;
         rows.push({
@@ -807,6 +954,7 @@ export function markdown(results) {
       '',
     );
   }
+  out.push(...interleavedSection(results));
   out.push(
     ...pairSection(results, 'gateway', 'bare-proxy', {
       title: 'Gateway beside a bare passthrough proxy',

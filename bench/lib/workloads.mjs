@@ -200,6 +200,66 @@ export async function sweep(ctx, sweep = ctx.plan.sweep, label = 'sweep') {
 }
 
 /**
+ * CPU per token and throughput, interleaved: every variant's process starts once and is
+ * warmed past the JIT's compiling phase; then, per load level, `blocks` blocks in which each
+ * variant in turn serves the same closed loop (its own warm-up, then its window; the client
+ * cuts its streams at the window's end, and the next variant's warm-up absorbs the closes).
+ * The order reverses every other block, so no variant always follows the same one. Each
+ * block yields one ratio per pair from cells seconds apart: noise common to both — another
+ * tenant's burst, CPU steal, the clock — falls on both sides of the ratio.
+ */
+export async function interleaved(ctx) {
+  const plan = ctx.plan.interleaved;
+  const running = [];
+  const levels = [];
+  try {
+    await ctx.upstream.prepare(plan.knobs);
+    for (const name of plan.variants) running.push(await start(ctx, name));
+    for (const variant of running) {
+      await jitWarm(ctx, variant, plan);
+      await closedCell(ctx, variant, plan.warmup);
+    }
+    for (const level of plan.levels) {
+      await ctx.upstream.prepare({ ...plan.knobs, ...level.knobs });
+      const blocks = [];
+      for (let b = 0; b < plan.blocks; b++) {
+        ctx.log(`interleaved: ${level.load} c=${level.concurrency}, block ${b + 1}/${plan.blocks}`);
+        const block = {};
+        for (const variant of b % 2 ? [...running].reverse() : running) {
+          await sleep(150);
+          const result = await closedCell(ctx, variant, level);
+          logCell(ctx, variant.name, level, result, 'interleaved');
+          block[variant.name] = {
+            serverCpuPerTokenUs: result.serverCpuPerTokenUs,
+            extraCpuPerTokenUs: result.extraCpuPerTokenUs,
+            tokensPerSec: result.tokensPerSec,
+            ttftMs: result.ttftMs,
+            errors: result.errors,
+            started: result.started,
+          };
+        }
+        blocks.push(block);
+      }
+      levels.push({
+        load: level.load,
+        concurrency: level.concurrency,
+        knobs: level.knobs,
+        tokensPerDelta: level.tokensPerDelta ?? 1,
+        blocks,
+      });
+    }
+    for (const variant of running.filter((v) => v.name.includes('otel'))) {
+      const stats = await variantStats(variant);
+      for (const level of levels)
+        level.telemetry = { ...level.telemetry, [variant.name]: stats.telemetry };
+    }
+  } finally {
+    for (const variant of running) await stopChild(variant.child);
+  }
+  return { pairs: plan.pairs, levels };
+}
+
+/**
  * The gateway beside its passthrough baseline: the same harness as the sweep (an interleaved
  * latency run, then closed loops at each level, variant order rotating per round), with the
  * provider's own protocol end to end — `anthropicGateway()` against an Express proxy that
