@@ -177,11 +177,27 @@ export const PLANS = {
     interleaved: {
       variants: INTERLEAVED,
       pairs: INTERLEAVED_PAIRS,
+      // Palindromes around each baseline: the pairs' cells are symmetric in time.
+      sequence: [
+        'bare-express',
+        'tokenmeter-memory',
+        'tokenmeter-redis',
+        'tokenmeter-redis',
+        'tokenmeter-memory',
+        'bare-express',
+        'bare-express+otel',
+        'tokenmeter-memory+otel',
+        'tokenmeter-memory+otel',
+        'bare-express+otel',
+      ],
       knobs: { tokens: 150, tps: 0, ttftMs: 0, chunk: 1 },
       jitWarmup: JIT_WARMUP,
       warmup: { concurrency: 20, warmupMs: 0, measureMs: 1_500 },
-      blocks: 8,
-      levels: [PACED_1000, MAX_1000],
+      blocks: 6,
+      levels: [
+        { ...PACED_1000, warmupMs: 1_500, measureMs: 2_000 },
+        { ...MAX_1000, warmupMs: 1_500, measureMs: 2_000 },
+      ],
     },
     slow: {
       variants: ['bare-express', 'naive', 'tokenmeter-memory'],
@@ -301,6 +317,7 @@ export const PLANS = {
     interleaved: {
       variants: ['bare-express', 'tokenmeter-memory'],
       pairs: [['tokenmeter-memory', 'bare-express']],
+      sequence: ['bare-express', 'tokenmeter-memory', 'tokenmeter-memory', 'bare-express'],
       ...QUICK_PAIR_SETUP,
       blocks: 2,
       levels: [QUICK_MAX_100],

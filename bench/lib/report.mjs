@@ -399,8 +399,8 @@ function interleavedSection(results) {
   const out = [
     '## CPU per token and throughput, interleaved',
     '',
-    `Every variant's process up at once (${plan.variants.join(', ')})${plan.jitWarmup ? ', warmed past the JIT' : ''}; then, per level, ${plan.blocks} blocks in which each variant in turn serves the same closed loop (${plan.levels.map((l) => `${l.load}: ${l.warmupMs / 1000} s warm-up, ${l.measureMs / 1000} s measured`).join('; ')}), the order reversed every other block. ` +
-      'A ratio is taken within each block, from cells seconds apart, so noise common to both sides cancels; the headline gives the median of the block ratios with a 95 % bootstrap interval (blocks resampled), and the resolution it reached (the interval’s larger half-width over the median).',
+    `Every variant's process up at once (${plan.variants.join(', ')})${plan.jitWarmup ? ', warmed past the JIT' : ''}; then, per level, ${plan.blocks} blocks, each running the same closed loop against the variants in the order ${(run.sequence ?? plan.variants).join(' → ')} (a palindrome around each baseline; backwards every other block), one cell each (${plan.levels.map((l) => `${l.load}: ${l.warmupMs / 1000} s warm-up, ${l.measureMs / 1000} s measured`).join('; ')}). ` +
+      "A variant's figure in a block sums its cells (CPU over tokens, tokens over time), and a ratio is taken within each block, so a drift of the machine through the block falls on both sides alike; the headline gives the median of the block ratios with a 95 % bootstrap interval (blocks resampled), and the resolution it reached (the interval’s larger half-width over the median).",
     '',
   ];
   for (const level of run.levels) {

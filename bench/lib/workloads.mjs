@@ -201,21 +201,22 @@ export async function sweep(ctx, sweep = ctx.plan.sweep, label = 'sweep') {
 
 /**
  * CPU per token and throughput, interleaved: every variant's process starts once and is
- * warmed past the JIT's compiling phase; then, per load level, `blocks` blocks in which each
- * variant in turn serves the same closed loop (its own warm-up, then its window; the client
- * cuts its streams at the window's end, and the next variant's warm-up absorbs the closes).
- * The order reverses every other block, so no variant always follows the same one. Each
- * block yields one ratio per pair from cells seconds apart: noise common to both — another
- * tenant's burst, CPU steal, the clock — falls on both sides of the ratio.
+ * warmed past the JIT's compiling phase; then, per load level, `blocks` blocks. A block runs
+ * `sequence` — each pair's two variants in a palindrome (A B B A, or A B C C B A around a
+ * shared baseline) — each cell its own warm-up then its window (the client cuts its streams
+ * at the window's end; the next cell's warm-up absorbs the closes). Every other block runs
+ * the sequence backwards. A variant's figures in a block are its cells' sums (CPU over
+ * tokens, tokens over time), so a drift of the machine's speed through the block falls on
+ * both sides of each pair's ratio alike; noise common to both cancels.
  */
 export async function interleaved(ctx) {
   const plan = ctx.plan.interleaved;
-  const running = [];
+  const running = new Map();
   const levels = [];
   try {
     await ctx.upstream.prepare(plan.knobs);
-    for (const name of plan.variants) running.push(await start(ctx, name));
-    for (const variant of running) {
+    for (const name of plan.variants) running.set(name, await start(ctx, name));
+    for (const variant of running.values()) {
       await jitWarm(ctx, variant, plan);
       await closedCell(ctx, variant, plan.warmup);
     }
@@ -224,18 +225,42 @@ export async function interleaved(ctx) {
       const blocks = [];
       for (let b = 0; b < plan.blocks; b++) {
         ctx.log(`interleaved: ${level.load} c=${level.concurrency}, block ${b + 1}/${plan.blocks}`);
-        const block = {};
-        for (const variant of b % 2 ? [...running].reverse() : running) {
+        const sums = {};
+        for (const name of b % 2 ? [...plan.sequence].reverse() : plan.sequence) {
           await sleep(150);
+          const variant = running.get(name);
           const result = await closedCell(ctx, variant, level);
-          logCell(ctx, variant.name, level, result, 'interleaved');
-          block[variant.name] = {
-            serverCpuPerTokenUs: result.serverCpuPerTokenUs,
-            extraCpuPerTokenUs: result.extraCpuPerTokenUs,
-            tokensPerSec: result.tokensPerSec,
-            ttftMs: result.ttftMs,
-            errors: result.errors,
-            started: result.started,
+          logCell(ctx, name, level, result, 'interleaved');
+          sums[name] ??= {
+            serverCpuMs: 0,
+            extraCpuMs: [],
+            tokens: 0,
+            measuredMs: 0,
+            errors: 0,
+            started: 0,
+            cells: 0,
+          };
+          const sum = sums[name];
+          sum.serverCpuMs += result.serverCpuMs;
+          result.extraCpuMs.forEach((ms, i) => {
+            sum.extraCpuMs[i] = (sum.extraCpuMs[i] ?? 0) + ms;
+          });
+          sum.tokens += result.tokensInWindow;
+          sum.measuredMs += result.measuredMs;
+          sum.errors += result.errors;
+          sum.started += result.started;
+          sum.cells++;
+        }
+        const block = {};
+        for (const [name, sum] of Object.entries(sums)) {
+          block[name] = {
+            ...sum,
+            serverCpuPerTokenUs:
+              sum.tokens > 0 ? (sum.serverCpuMs * 1_000) / sum.tokens : undefined,
+            extraCpuPerTokenUs: sum.extraCpuMs.map((ms) =>
+              sum.tokens > 0 ? (ms * 1_000) / sum.tokens : undefined,
+            ),
+            tokensPerSec: (sum.tokens * 1_000) / sum.measuredMs,
           };
         }
         blocks.push(block);
@@ -245,18 +270,20 @@ export async function interleaved(ctx) {
         concurrency: level.concurrency,
         knobs: level.knobs,
         tokensPerDelta: level.tokensPerDelta ?? 1,
+        warmupMs: level.warmupMs,
+        measureMs: level.measureMs,
         blocks,
       });
     }
-    for (const variant of running.filter((v) => v.name.includes('otel'))) {
+    for (const [name, variant] of running) {
+      if (!name.includes('otel')) continue;
       const stats = await variantStats(variant);
-      for (const level of levels)
-        level.telemetry = { ...level.telemetry, [variant.name]: stats.telemetry };
+      for (const level of levels) level.telemetry = { ...level.telemetry, [name]: stats.telemetry };
     }
   } finally {
-    for (const variant of running) await stopChild(variant.child);
+    for (const variant of running.values()) await stopChild(variant.child);
   }
-  return { pairs: plan.pairs, levels };
+  return { pairs: plan.pairs, sequence: plan.sequence, levels };
 }
 
 /**
