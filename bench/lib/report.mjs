@@ -362,11 +362,20 @@ function interleavedRows(results) {
           : '';
         const v = verdict(ci, 1.2, true);
         const atMax = max ? medianInterval(blockRatios(max, ours, base, cpuRatio)) : undefined;
+        // A server that cannot keep up burns whole cores whatever it delivers: its CPU per
+        // token is then the inverse of what it managed, not like for like.
+        const offered = paced.concurrency * paced.knobs.tps;
+        const delivered = (name) =>
+          median(paced.blocks.map((b) => b[name]?.tokensPerSec)) / offered;
+        const saturated =
+          delivered(ours) < 0.9 || delivered(base) < 0.9
+            ? `; delivered of the ${tokS(offered)} tokens/s offered: ${shortName(ours)} ${Math.round(delivered(ours) * 100)} %, ${shortName(base)} ${Math.round(delivered(base) * 100)} % (below 90 % the server is saturated: not like for like)`
+            : '';
         rows.push({
           key: `interleaved:cpu:${ours}`,
           figure: `Server CPU per delivered token, ${paced.concurrency.toLocaleString('en')} streams paced (${paced.knobs.tps} tokens/s each, ${paced.knobs.chunk ?? 1} per delta), ${label}, interleaved`,
           value: `${ciText(ci)} (${us(cpu(ours))} vs ${us(cpu(base))}${redis})`,
-          spread: `${ci.n} blocks: ${blockRatios(paced, ours, base, cpuRatio).map(x).join(', ')}; ${v.note}${atMax ? `; unthrottled: ${ciText(atMax)}` : ''}`,
+          spread: `${ci.n} blocks: ${blockRatios(paced, ours, base, cpuRatio).map(x).join(', ')}; ${v.note}${atMax ? `; unthrottled: ${ciText(atMax)}` : ''}${saturated}`,
           target: '≤ 1.2×',
           met: v.met,
         });

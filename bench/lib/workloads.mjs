@@ -227,8 +227,11 @@ export async function interleaved(ctx) {
         ctx.log(`interleaved: ${level.load} c=${level.concurrency}, block ${b + 1}/${plan.blocks}`);
         const sums = {};
         for (const name of b % 2 ? [...plan.sequence].reverse() : plan.sequence) {
-          await sleep(150);
           const variant = running.get(name);
+          // Every cell starts from a collected heap: a full GC that an earlier cell left
+          // due does not land in this one's window.
+          await variantStats(variant, { gc: true });
+          await sleep(100);
           const result = await closedCell(ctx, variant, level);
           logCell(ctx, name, level, result, 'interleaved');
           sums[name] ??= {
