@@ -341,6 +341,43 @@ describe('jsonSseEncoder', () => {
       { event: 'delta', data: '{"text":"[DONE]"}', id: undefined },
     ]);
   });
+
+  it("a delta's bytes are JSON.stringify's, for any text and any object a caller passes", () => {
+    const same = (data: unknown) =>
+      expect(jsonSseEncoder.delta(data as { text: string })).toBe(
+        `event: delta\ndata: ${JSON.stringify(data)}\n\n`,
+      );
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (text) => {
+        same({ text });
+      }),
+      { numRuns: 2_000 },
+    );
+    for (const text of [
+      '',
+      '"',
+      '\\',
+      '\u2028\u2029',
+      '\ud800',
+      '\udfff\ud800',
+      '\u0000\u001f\u007f',
+    ]) {
+      same({ text });
+    }
+    // Not the plain `{ text }`: each goes the whole way through JSON.stringify.
+    same({ text: 'a', extra: 1 });
+    same({ extra: 1, text: 'a' });
+    same({ text: 'a', toJSON: () => ({ text: 'b' }) });
+    same(Object.assign(Object.create({ inherited: 1 }), { text: 'a' }));
+    class Delta {
+      constructor(readonly text: string) {}
+      toJSON() {
+        return { text: this.text.toUpperCase() };
+      }
+    }
+    same(new Delta('abc'));
+    same({ text: 5 });
+  });
 });
 
 describe('plainSseEncoder', () => {

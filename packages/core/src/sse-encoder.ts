@@ -271,6 +271,24 @@ function toJson(value: unknown): string {
 }
 
 /**
+ * A delta's JSON. The common case, `{ text }` and nothing else, is the text's JSON inside
+ * the object's: the same bytes as `JSON.stringify(data)`, at half its cost (no object to
+ * walk) — it runs once per chunk of every answer. Anything else goes through `toJson`.
+ */
+function deltaJson(data: SseDeltaData): string {
+  const text = data.text;
+  if (typeof text === 'string' && onlyText(data)) return `{"text":${JSON.stringify(text)}}`;
+  return toJson(data);
+}
+
+/** True when `text` is the one key JSON.stringify would see, and nothing customises it. */
+function onlyText(data: object): boolean {
+  if (typeof (data as { toJSON?: unknown }).toJSON === 'function') return false;
+  for (const key in data) if (key !== 'text') return false;
+  return true;
+}
+
+/**
  * Encodes one SSE event block: `event`, `id`, `retry`, then the `data:` lines, then
  * the blank line that dispatches it. Throws `TokenmeterError('invalid_argument')` for
  * an event name with CR/LF (or empty), an id with CR/LF/NUL, a retry that is not a
@@ -363,7 +381,7 @@ export function encodeJsonEvent(event: string, value: unknown): string {
  */
 export const jsonSseEncoder: SseEncoder = Object.freeze({
   meta: (data: object) => `event: meta\ndata: ${toJson(data)}\n\n`,
-  delta: (data: SseDeltaData) => `event: delta\ndata: ${toJson(data)}\n\n`,
+  delta: (data: SseDeltaData) => `event: delta\ndata: ${deltaJson(data)}\n\n`,
   usage: (data: object) => `event: usage\ndata: ${toJson(data)}\n\n`,
   done: (data: object) => `event: done\ndata: ${toJson(data)}\n\n`,
   error: (data: object) => `event: error\ndata: ${toJson(data)}\n\n`,
