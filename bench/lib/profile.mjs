@@ -17,6 +17,7 @@ export function areaOf(callFrame) {
     if (functionName === '(program)') return 'V8/native (program)';
     return 'native (syscalls, C++ bindings)';
   }
+  if (url.includes('/packages/engine/')) return '@tokenmeter/engine';
   if (url.includes('/packages/express/')) return '@tokenmeter/express';
   if (url.includes('/packages/core/')) return '@tokenmeter/core';
   if (url.includes('/packages/store-memory/')) return '@tokenmeter/store-memory';
