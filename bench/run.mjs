@@ -97,7 +97,7 @@ mkdirSync(dirname(outPath), { recursive: true });
 // bound on the whole run.
 const WATCHDOG = args.quick
   ? { totalMs: 30 * 60_000, stallMs: 5 * 60_000 }
-  : { totalMs: 40 * 60_000, stallMs: null };
+  : { totalMs: 60 * 60_000, stallMs: null };
 /** @param {string} why */
 function watchdogFired(why) {
   console.error(`bench: watchdog — ${why}; killing everything`);
