@@ -38,21 +38,23 @@ const SHARED_SPAN_ATTRIBUTES = [
   'http.response.status_code',
 ];
 
+/** The GenAI metrics' attributes both versions define alike. */
+const SHARED_METRIC_ATTRIBUTES = [
+  'gen_ai.operation.name',
+  'gen_ai.provider.name',
+  'gen_ai.request.model',
+  'gen_ai.response.model',
+  'server.address',
+  'server.port',
+  'error.type',
+];
+
 export const CONVENTIONS = {
   previous: {
     tag: 'open-telemetry/semantic-conventions v1.41.1',
     spanAttributes: [...SHARED_SPAN_ATTRIBUTES, 'gen_ai.usage.cache_creation.input_tokens'],
     /** Metric attributes beyond the span's: the token histogram's type. */
-    metricAttributes: [
-      'gen_ai.operation.name',
-      'gen_ai.provider.name',
-      'gen_ai.request.model',
-      'gen_ai.response.model',
-      'server.address',
-      'server.port',
-      'error.type',
-      'gen_ai.token.type',
-    ],
+    metricAttributes: [...SHARED_METRIC_ATTRIBUTES, 'gen_ai.token.type'],
     metrics: {
       'gen_ai.client.token.usage': { type: 'histogram', unit: '{token}' },
       'gen_ai.client.operation.duration': { type: 'histogram', unit: 's' },
@@ -62,16 +64,7 @@ export const CONVENTIONS = {
   latest: {
     tag: 'open-telemetry/semantic-conventions-genai v0.1.0',
     spanAttributes: [...SHARED_SPAN_ATTRIBUTES, 'gen_ai.usage.cache_write.input_tokens'],
-    metricAttributes: [
-      'gen_ai.operation.name',
-      'gen_ai.provider.name',
-      'gen_ai.request.model',
-      'gen_ai.response.model',
-      'server.address',
-      'server.port',
-      'error.type',
-      'gen_ai.token.modality',
-    ],
+    metricAttributes: [...SHARED_METRIC_ATTRIBUTES, 'gen_ai.token.modality'],
     metrics: {
       'gen_ai.client.inference.duration': { type: 'histogram', unit: 's' },
       'gen_ai.client.inference.time_to_first_chunk': { type: 'histogram', unit: 's' },

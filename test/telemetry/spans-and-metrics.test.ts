@@ -131,17 +131,20 @@ function expectLowCardinality(metrics: Awaited<ReturnType<Otel['metrics']>>) {
   }
 }
 
+/** Alice's request, with 100 cache-read and 20 + 5 cache-write (5 min, 1 h) tokens. */
+const CACHED = {
+  headers: {
+    'x-user': 'alice',
+    'x-fake-llm-cache-read': '100',
+    'x-fake-llm-cache-write-5m': '20',
+    'x-fake-llm-cache-write-1h': '5',
+  },
+};
+
 describe('a completed stream', () => {
   it('one CLIENT span `chat {model}` with every attribute equal to the real usage and cost', async () => {
     await start({ telemetry: { server: { address: '127.0.0.1', port: fake.port } } });
-    const result = await postSSE(app.url, prompt, {
-      headers: {
-        'x-user': 'alice',
-        'x-fake-llm-cache-read': '100',
-        'x-fake-llm-cache-write-5m': '20',
-        'x-fake-llm-cache-write-1h': '5',
-      },
-    });
+    const result = await postSSE(app.url, prompt, CACHED);
     const record = await fake.waitForRequest(fake.lastRequest!.id);
     const [settle] = await app.waitForSettles(1);
     const done = eventData<Done>(result, 'done');
@@ -827,14 +830,7 @@ describe('the latest GenAI conventions (semantic-conventions-genai v0.1.0), opte
     await start({
       telemetry: { conventions: 'latest', server: { address: '127.0.0.1', port: fake.port } },
     });
-    const result = await postSSE(app.url, prompt, {
-      headers: {
-        'x-user': 'alice',
-        'x-fake-llm-cache-read': '100',
-        'x-fake-llm-cache-write-5m': '20',
-        'x-fake-llm-cache-write-1h': '5',
-      },
-    });
+    const result = await postSSE(app.url, prompt, CACHED);
     const record = await fake.waitForRequest(fake.lastRequest!.id);
     const [settle] = await app.waitForSettles(1);
     const done = eventData<Done>(result, 'done');
