@@ -1,4 +1,4 @@
-import type { Attributes, BatchObservableResult, Meter, Span, Tracer } from '@opentelemetry/api';
+import type { Attributes, Meter, Span, Tracer } from '@opentelemetry/api';
 import { emptyUsage, type FinalUsage, Pricing, PricingCatalog } from '@tokenmeter/core';
 import { describe, expect, it } from 'vitest';
 import type { StreamEndInfo } from '../events.js';
@@ -8,7 +8,6 @@ import { Telemetry } from './telemetry.js';
 interface MetricRecord {
   instrument: string;
   attributes: Attributes;
-  value: number;
 }
 
 interface FakeSpan {
@@ -18,39 +17,20 @@ interface FakeSpan {
 
 /** A meter and tracer that keep what they are given (no SDK in this package). */
 function recorder() {
-  const made: MetricRecord[] = [];
+  const records: MetricRecord[] = [];
   const spans: FakeSpan[] = [];
-  const callbacks: Array<(result: BatchObservableResult) => void> = [];
   const instrument = (name: string) => {
-    const keep = (value: number, attributes: Attributes = {}) => {
-      made.push({ instrument: name, attributes, value });
+    const keep = (_value: number, attributes: Attributes = {}) => {
+      records.push({ instrument: name, attributes });
     };
-    return { name, add: keep, record: keep };
-  };
-  /**
-   * The records made so far, then what a collection now observes (the counters kept as
-   * sums report one value per series).
-   */
-  const collect = (): MetricRecord[] => {
-    const observed: MetricRecord[] = [];
-    const result = {
-      observe(instrument: { name: string }, value: number, attributes: Attributes = {}) {
-        observed.push({ instrument: instrument.name, attributes, value });
-      },
-    } as unknown as BatchObservableResult;
-    for (const callback of callbacks) callback(result);
-    return [...made, ...observed];
+    return { add: keep, record: keep };
   };
   const meter = {
     createCounter: instrument,
     createUpDownCounter: instrument,
     createHistogram: instrument,
-    createObservableCounter: instrument,
-    createObservableUpDownCounter: instrument,
-    createObservableGauge: instrument,
-    addBatchObservableCallback: (callback: (result: BatchObservableResult) => void) => {
-      callbacks.push(callback);
-    },
+    createObservableGauge: () => ({}),
+    addBatchObservableCallback: () => {},
   } as unknown as Meter;
   const tracer = {
     startSpan(name: string, options: { attributes?: Attributes } = {}): Span {
@@ -77,27 +57,14 @@ function recorder() {
   /** Distinct attribute sets of one instrument: its series. */
   const series = (instrument: string) =>
     new Set(
-      collect()
+      records
         .filter((r) => r.instrument === instrument)
         .map((r) => JSON.stringify(Object.entries(r.attributes).sort())),
     );
   /** Every value one attribute takes on any metric. */
   const values = (attribute: string) =>
-    new Set(
-      collect()
-        .map((r) => r.attributes[attribute])
-        .filter((v) => v !== undefined),
-    );
-  return {
-    get records() {
-      return collect();
-    },
-    spans,
-    meter,
-    tracer,
-    series,
-    values,
-  };
+    new Set(records.map((r) => r.attributes[attribute]).filter((v) => v !== undefined));
+  return { records, spans, meter, tracer, series, values };
 }
 
 const pricing = new Pricing();
@@ -234,20 +201,21 @@ describe('metric attributes are bounded whatever model names callers send', () =
     // A snapshot the catalog lists apart stays itself.
     stream(telemetry, 'gpt-4o-2024-05-13', 'gpt-4o-2024-05-13');
 
-    const records = otel.records;
-    const active = records.filter((r) => r.instrument === 'tokenmeter.streams.active');
-    // Each stream went up at its start and down at its end, with the same set: one series
-    // per metric model, back at zero.
-    expect(active.map((r) => [r.attributes[REQUEST], r.value])).toEqual([
-      ['_OTHER', 0],
-      ['my-finetune', 0],
-      ['gpt-4o-2024-05-13', 0],
+    const active = otel.records.filter((r) => r.instrument === 'tokenmeter.streams.active');
+    // Each stream goes up at its start and down at its end, with the same set.
+    expect(active.map((r) => r.attributes[REQUEST])).toEqual([
+      '_OTHER',
+      '_OTHER',
+      'my-finetune',
+      'my-finetune',
+      'gpt-4o-2024-05-13',
+      'gpt-4o-2024-05-13',
     ]);
-    const streams = records.filter((r) => r.instrument === 'tokenmeter.streams');
-    expect(streams.map((r) => [r.attributes[REQUEST], r.attributes[RESPONSE], r.value])).toEqual([
-      ['_OTHER', '_OTHER', 1],
-      ['my-finetune', 'my-finetune', 1],
-      ['gpt-4o-2024-05-13', 'gpt-4o-2024-05-13', 1],
+    const streams = otel.records.filter((r) => r.instrument === 'tokenmeter.streams');
+    expect(streams.map((r) => [r.attributes[REQUEST], r.attributes[RESPONSE]])).toEqual([
+      ['_OTHER', '_OTHER'],
+      ['my-finetune', 'my-finetune'],
+      ['gpt-4o-2024-05-13', 'gpt-4o-2024-05-13'],
     ]);
     expect(JSON.stringify(otel.records)).not.toContain('made-up');
     expect(otel.spans[0]!.attributes).toMatchObject({

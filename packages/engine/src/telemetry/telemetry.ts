@@ -17,7 +17,6 @@
  */
 import {
   type Attributes,
-  type BatchObservableResult,
   type Context,
   type Counter,
   context,
@@ -25,12 +24,12 @@ import {
   type Histogram,
   type Meter,
   metrics,
-  type Observable,
   type Span,
   SpanKind,
   SpanStatusCode,
   type Tracer,
   trace,
+  type UpDownCounter,
 } from '@opentelemetry/api';
 import {
   type CallUsage,
@@ -132,20 +131,14 @@ interface Instruments {
   usage: TokenCounters | undefined;
   duration: Histogram;
   timeToFirstChunk: Histogram;
-  /**
-   * The counters of every stream (cost, streams by outcome, active streams, reservations)
-   * are sums kept here and reported at each collection through observable instruments: a
-   * stream adds to a number instead of making an SDK record (which hashes its attributes),
-   * six records fewer per stream. The series and their values are the same.
-   */
-  cost: Tally;
+  cost: Counter;
   /** Latest conventions: each call's cost, in the proposed shape. */
   operationCost: Histogram | undefined;
-  streams: Tally;
-  active: Tally;
+  streams: Counter;
+  active: UpDownCounter;
   rejections: Counter;
-  opened: Tally;
-  ended: Tally;
+  opened: Counter;
+  ended: Counter;
   backpressure: Histogram;
   storeLatency: Histogram;
 }
@@ -161,24 +154,6 @@ interface TokenCounters {
   reasoning: Counter;
   operationInput: Histogram;
   operationOutput: Histogram;
-}
-
-/** Sums by attribute set, observed at each metric collection (see `Instruments.cost`). */
-class Tally {
-  private readonly sums = new Map<string, { attributes: Attributes; value: number }>();
-
-  /** Adds `value` to the series `key` (one key per distinct attribute set). */
-  add(key: string, attributes: Attributes, value: number): void {
-    const entry = this.sums.get(key);
-    if (entry) entry.value += value;
-    else this.sums.set(key, { attributes, value });
-  }
-
-  observe(result: BatchObservableResult, instrument: Observable): void {
-    for (const { attributes, value } of this.sums.values()) {
-      result.observe(instrument, value, attributes);
-    }
-  }
 }
 
 const NOOP_METER = createNoopMeter();
@@ -369,8 +344,8 @@ export class Telemetry implements EngineEvents {
     inst.rejections.add(1, attrs);
     const released = info.reservationsReleased ?? 0;
     if (released > 0) {
-      inst.opened.add('', EMPTY, released);
-      inst.ended.add('released', this.reservationEnd('released'), released);
+      inst.opened.add(released);
+      inst.ended.add(released, { [sc.ATTR_TOKENMETER_RESERVATION_END]: 'released' });
     }
   }
 
@@ -446,17 +421,16 @@ export class Telemetry implements EngineEvents {
     const inst = this.instruments();
     // Active streams go up and down with the same attributes and the same instruments.
     const model = info.modelPriced === false ? OTHER_MODEL : this.metricModel(info.model);
-    const activeKey = `a\u0000${info.provider}\u0000${model}`;
-    const activeAttrs = this.attributeSet(activeKey, () => ({
+    const activeAttrs = this.attributeSet(`a\u0000${info.provider}\u0000${model}`, () => ({
       [sc.ATTR_GEN_AI_OPERATION_NAME]: sc.GEN_AI_OPERATION_CHAT,
       [sc.ATTR_GEN_AI_PROVIDER_NAME]: info.provider,
       [sc.ATTR_GEN_AI_REQUEST_MODEL]: model,
     }));
     if (!inst.noop) {
-      inst.active.add(activeKey, activeAttrs, 1);
-      if (info.reservations > 0) inst.opened.add('', EMPTY, info.reservations);
+      inst.active.add(1, activeAttrs);
+      if (info.reservations > 0) inst.opened.add(info.reservations);
     }
-    return new ActiveStreamTrace(this, span, start.context, inst, activeKey, activeAttrs, info);
+    return new ActiveStreamTrace(this, span, start.context, inst, activeAttrs, info);
   }
 
   /**
@@ -508,13 +482,6 @@ export class Telemetry implements EngineEvents {
    */
   metricModel(model: string): string {
     return this.catalog.canonicalId(model) ?? OTHER_MODEL;
-  }
-
-  /** @internal The attribute set of a reservation's end. */
-  reservationEnd(kind: string): Attributes {
-    return this.attributeSet(`r\u0000${kind}`, () => ({
-      [sc.ATTR_TOKENMETER_RESERVATION_END]: kind,
-    }));
   }
 
   /** @internal Subject attributes allowed by `recordSubjects`. */
@@ -571,7 +538,6 @@ class ActiveStreamTrace implements StreamTrace {
     private readonly span: Span,
     parent: Context,
     private readonly inst: Instruments,
-    private readonly activeKey: string,
     private readonly activeAttrs: Attributes,
     private readonly info: StreamStartInfo,
   ) {
@@ -735,7 +701,7 @@ class ActiveStreamTrace implements StreamTrace {
   private recordMetrics(end: StreamEndInfo, errorType: string | undefined) {
     const { final, outcome, failure } = end;
     const inst = this.inst;
-    inst.active.add(this.activeKey, this.activeAttrs, -1);
+    inst.active.add(-1, this.activeAttrs);
     // Every set below is built once per combination and shared (see attributeSet).
     const telemetry = this.telemetry;
     const responseModel =
@@ -758,18 +724,16 @@ class ActiveStreamTrace implements StreamTrace {
       [sc.ATTR_TOKENMETER_OUTCOME]: outcome,
     });
     const outcomeAttrs = shared ? telemetry.attributeSet(outcomeKey, makeOutcome) : makeOutcome();
-    // A series per subject: its key names the ids too.
-    const seriesKey = shared ? outcomeKey : `${outcomeKey}\u0000s${subjectKey(subjects)}`;
-    inst.streams.add(seriesKey, outcomeAttrs, 1);
+    inst.streams.add(1, outcomeAttrs);
     const makeCost = (): Attributes => ({
       ...outcomeAttrs,
       [sc.ATTR_TOKENMETER_COST_ESTIMATED]: final.estimated,
     });
-    const costKey = `${outcomeKey}\u0000${final.estimated}`;
     inst.cost.add(
-      shared ? costKey : `${seriesKey}\u0000${final.estimated}`,
-      shared ? telemetry.attributeSet(costKey, makeCost) : makeCost(),
       nanosToUsd(final.costNanos),
+      shared
+        ? telemetry.attributeSet(`${outcomeKey}\u0000${final.estimated}`, makeCost)
+        : makeCost(),
     );
     const metricError = errorType === undefined ? undefined : metricErrorType(outcome, failure);
     const withError =
@@ -802,7 +766,14 @@ class ActiveStreamTrace implements StreamTrace {
     inst.backpressure.record(end.backpressureMs / 1000, base);
     for (const kind in end.reservationEnds) {
       const count = end.reservationEnds[kind as ReservationEnd];
-      if (count) inst.ended.add(kind, telemetry.reservationEnd(kind), count);
+      if (count) {
+        inst.ended.add(
+          count,
+          telemetry.attributeSet(`r\u0000${kind}`, () => ({
+            [sc.ATTR_TOKENMETER_RESERVATION_END]: kind,
+          })),
+        );
+      }
     }
   }
 
@@ -994,10 +965,30 @@ function createInstruments(meter: Meter, conventions: GenAiConventions): Instrum
           advice: { explicitBucketBoundaries: [...sc.COST_BUCKETS] },
         })
       : undefined,
-    ...observedCounters(meter),
+    cost: meter.createCounter(sc.METRIC_TOKENMETER_COST, {
+      description:
+        'Spend in USD (a double, for rates and dashboards; the exact nano-dollar figure is on the span and in onSettle).',
+      unit: 'USD',
+    }),
+    streams: meter.createCounter(sc.METRIC_TOKENMETER_STREAMS, {
+      description: 'Metered streams settled, by outcome.',
+      unit: '{stream}',
+    }),
+    active: meter.createUpDownCounter(sc.METRIC_TOKENMETER_STREAMS_ACTIVE, {
+      description: 'Metered streams open now.',
+      unit: '{stream}',
+    }),
     rejections: meter.createCounter(sc.METRIC_TOKENMETER_ADMISSION_REJECTIONS, {
       description: 'Requests refused before streaming, by reason.',
       unit: '{request}',
+    }),
+    opened: meter.createCounter(sc.METRIC_TOKENMETER_RESERVATIONS_OPENED, {
+      description: 'Budget reservations opened by this process.',
+      unit: '{reservation}',
+    }),
+    ended: meter.createCounter(sc.METRIC_TOKENMETER_RESERVATIONS_ENDED, {
+      description: 'Budget reservations ended by this process, by how they ended.',
+      unit: '{reservation}',
     }),
     backpressure: meter.createHistogram(sc.METRIC_TOKENMETER_BACKPRESSURE_DURATION, {
       description: "Total time one stream waited for the client's socket to drain.",
@@ -1010,71 +1001,6 @@ function createInstruments(meter: Meter, conventions: GenAiConventions): Instrum
       advice: { explicitBucketBoundaries: [...sc.STORE_LATENCY_BUCKETS] },
     }),
   };
-}
-
-/** The per-stream counters, as tallies behind observable instruments (see `Instruments.cost`). */
-function observedCounters(
-  meter: Meter,
-): Pick<Instruments, 'cost' | 'streams' | 'active' | 'opened' | 'ended'> {
-  const tallies = {
-    cost: new Tally(),
-    streams: new Tally(),
-    active: new Tally(),
-    opened: new Tally(),
-    ended: new Tally(),
-  };
-  const instruments: Array<[Tally, Observable]> = [
-    [
-      tallies.cost,
-      meter.createObservableCounter(sc.METRIC_TOKENMETER_COST, {
-        description:
-          'Spend in USD (a double, for rates and dashboards; the exact nano-dollar figure is on the span and in onSettle).',
-        unit: 'USD',
-      }),
-    ],
-    [
-      tallies.streams,
-      meter.createObservableCounter(sc.METRIC_TOKENMETER_STREAMS, {
-        description: 'Metered streams settled, by outcome.',
-        unit: '{stream}',
-      }),
-    ],
-    [
-      tallies.active,
-      meter.createObservableUpDownCounter(sc.METRIC_TOKENMETER_STREAMS_ACTIVE, {
-        description: 'Metered streams open now.',
-        unit: '{stream}',
-      }),
-    ],
-    [
-      tallies.opened,
-      meter.createObservableCounter(sc.METRIC_TOKENMETER_RESERVATIONS_OPENED, {
-        description: 'Budget reservations opened by this process.',
-        unit: '{reservation}',
-      }),
-    ],
-    [
-      tallies.ended,
-      meter.createObservableCounter(sc.METRIC_TOKENMETER_RESERVATIONS_ENDED, {
-        description: 'Budget reservations ended by this process, by how they ended.',
-        unit: '{reservation}',
-      }),
-    ],
-  ];
-  meter.addBatchObservableCallback(
-    (result) => {
-      for (const [tally, instrument] of instruments) tally.observe(result, instrument);
-    },
-    instruments.map(([, instrument]) => instrument),
-  );
-  return tallies;
-}
-
-/** A series key for a set of subject attributes (ids the app opted into). */
-function subjectKey(subjects: Attributes): string {
-  let key = '';
-  for (const name in subjects) key += `\u0000${name}=${String(subjects[name])}`;
-  return key;
 }
 
 /**
