@@ -114,3 +114,49 @@ describe('an SDK registered after the middleware was created', () => {
     }
   });
 });
+
+describe('two engines in one process (an SSE route beside a gateway), one global meter', () => {
+  it("their counters add up: each series is the sum of both engines' streams", async () => {
+    const reader = new PullMetricReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    expect(api.metrics.setGlobalMeterProvider(meterProvider)).toBe(true);
+    try {
+      const sse = new Telemetry();
+      const gateway = new Telemetry();
+      const final = finalUsage();
+      oneStream(sse, final, 0);
+      oneStream(sse, final, 1);
+      oneStream(gateway, final, 2);
+      const read = async () => {
+        const { resourceMetrics } = await reader.collect();
+        const metrics = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
+        const sum = (name: string) =>
+          metrics
+            .find((m) => m.descriptor.name === name)
+            ?.dataPoints.reduce((total, p) => total + (p.value as number), 0);
+        return {
+          streams: sum('tokenmeter.streams'),
+          opened: sum('tokenmeter.reservations.opened'),
+          ended: sum('tokenmeter.reservations.ended'),
+          active: sum('tokenmeter.streams.active'),
+          cost: sum('tokenmeter.cost'),
+        };
+      };
+      // Three streams of the same usage: three times its cost (USD as a double).
+      expect(await read()).toEqual({
+        streams: 3,
+        opened: 3,
+        ended: 3,
+        active: 0,
+        cost: (3 * final.costNanos) / 1e9,
+      });
+      // And still after another collection and one more stream on each.
+      oneStream(sse, final, 3);
+      oneStream(gateway, final, 4);
+      expect(await read()).toMatchObject({ streams: 5, opened: 5, ended: 5, active: 0 });
+    } finally {
+      api.metrics.disable();
+      await meterProvider.shutdown();
+    }
+  });
+});
