@@ -5,7 +5,7 @@
  * variant in its own process on loopback, and writes the results (JSON), a Markdown
  * report and an SVG plot.
  *
- *   npm run bench                       standard set (~24 min on 2 cores) → bench/results/latest.*
+ *   npm run bench                       standard set (~35 min on 2 cores) → bench/results/latest.*
  *   npm run bench -- --quick            1-minute smoke run (CI)            → bench/results/quick/
  *   npm run bench -- --only=sweep,race  some workloads: sweep, interleaved, slow, disconnect, race, idle,
  *                                       admission, money, gateway, openai, sources, adapters, ledger, abuse
