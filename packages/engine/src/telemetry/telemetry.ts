@@ -345,7 +345,7 @@ export class Telemetry implements EngineEvents {
     const released = info.reservationsReleased ?? 0;
     if (released > 0) {
       inst.opened.add(released);
-      inst.ended.add(released, { [sc.ATTR_TOKENMETER_RESERVATION_END]: 'released' });
+      inst.ended.add(released, this.reservationEnd('released'));
     }
   }
 
@@ -482,6 +482,13 @@ export class Telemetry implements EngineEvents {
    */
   metricModel(model: string): string {
     return this.catalog.canonicalId(model) ?? OTHER_MODEL;
+  }
+
+  /** @internal The attribute set of a reservation's end (built once per kind). */
+  reservationEnd(kind: string): Attributes {
+    return this.attributeSet(`r\u0000${kind}`, () => ({
+      [sc.ATTR_TOKENMETER_RESERVATION_END]: kind,
+    }));
   }
 
   /** @internal Subject attributes allowed by `recordSubjects`. */
@@ -766,14 +773,7 @@ class ActiveStreamTrace implements StreamTrace {
     inst.backpressure.record(end.backpressureMs / 1000, base);
     for (const kind in end.reservationEnds) {
       const count = end.reservationEnds[kind as ReservationEnd];
-      if (count) {
-        inst.ended.add(
-          count,
-          telemetry.attributeSet(`r\u0000${kind}`, () => ({
-            [sc.ATTR_TOKENMETER_RESERVATION_END]: kind,
-          })),
-        );
-      }
+      if (count) inst.ended.add(count, telemetry.reservationEnd(kind));
     }
   }
 
