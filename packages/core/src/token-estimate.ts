@@ -1475,9 +1475,13 @@ export function uncountedFieldTokens(request: object, counted: readonly string[]
 function promptBytes(request: Json, ruled: ReadonlySet<object>): number {
   let serialised: string | undefined;
   try {
-    serialised = JSON.stringify(request, (_key, value: unknown) =>
-      typeof value === 'object' && value !== null && ruled.has(value) ? null : value,
-    );
+    // A replacer runs for every value; without attachments there is nothing to leave out.
+    serialised =
+      ruled.size === 0
+        ? JSON.stringify(request)
+        : JSON.stringify(request, (_key, value: unknown) =>
+            typeof value === 'object' && value !== null && ruled.has(value) ? null : value,
+          );
   } catch (cause) {
     throw new TokenmeterError('invalid_argument', 'request is not JSON-serialisable', { cause });
   }
