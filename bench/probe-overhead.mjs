@@ -21,12 +21,14 @@
  * bench's metered setup: a daily budget and two sliding-window limits per user, memory
  * store), `no-limits` (the budget only), `unbudgeted` (identify only: metering, `meta`,
  * `usage`, `done`, no store call that holds anything), `no-usage` (as `metered`, `usage`
- * events off in practice). With `BENCH_BEFORE` (a built checkout), `metered@before` is the
- * `metered` route served by that tree's packages, in a second server process.
+ * events off in practice). With `BENCH_BEFORE` (a built checkout, from before this probe
+ * existed or after), a route@before is that route served by that tree's packages, in a
+ * second server process.
  */
 import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const { values: args } = parseArgs({
@@ -48,8 +50,14 @@ async function serve() {
   const { createServer } = await import('node:http');
   const { PerformanceObserver } = await import('node:perf_hooks');
   const { default: express } = await import('express');
-  const { costTrackedSSE } = await import('@tokenmeter/express');
-  const { createMemoryStore } = await import('@tokenmeter/store-memory');
+  // PROBE_PACKAGES: tokenmeter's packages from another built checkout (a route@before).
+  const tree = process.env.PROBE_PACKAGES;
+  const load = (name) =>
+    tree
+      ? import(pathToFileURL(createRequire(`${tree}/bench/package.json`).resolve(name)).href)
+      : import(name);
+  const { costTrackedSSE } = await load('@tokenmeter/express');
+  const { createMemoryStore } = await load('@tokenmeter/store-memory');
   const { METERED, SSE_HEADERS, deltaEvent } = await import('./variants/common.mjs');
   const tokens = Number(args.tokens);
   const WORDS = [' drain', ' cost', ' meter', ' settle', '\n', ' usage', ' stream', ' quick'];
@@ -122,14 +130,18 @@ async function serve() {
   process.once('SIGTERM', () => process.exit(0));
 }
 
-/** Starts a server from `script` (this file, or the same file in another checkout). */
-function startServer(script) {
+/** Starts a server: this file, with tokenmeter's packages from `tree` when given. */
+function startServer(tree) {
+  const script = fileURLToPath(import.meta.url);
   const child = spawn(process.execPath, [script, '--serve', `--tokens=${args.tokens}`], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: tree ? { ...process.env, PROBE_PACKAGES: tree } : process.env,
   });
   return new Promise((resolve, reject) => {
     let out = '';
-    child.on('exit', (code) => reject(new Error(`server ${script} exited (${code})`)));
+    child.on('exit', (code) =>
+      reject(new Error(`the probe server${tree ? ` on ${tree}` : ''} exited (${code})`)),
+    );
     child.stdout.on('data', (chunk) => {
       out += chunk;
       const match = /listening (\d+)/.exec(out);
@@ -143,11 +155,11 @@ async function probe() {
   const routes = args.routes.split(',');
   if (routes[0] !== 'bare') throw new Error('--routes must start with bare (the baseline)');
   const concurrency = Number(args.concurrency);
-  const servers = { now: await startServer(fileURLToPath(import.meta.url)) };
+  const servers = { now: await startServer() };
   if (routes.some((r) => r.endsWith('@before'))) {
     const before = process.env.BENCH_BEFORE?.replace(/\/$/, '');
     if (!before) throw new Error('a route@before needs BENCH_BEFORE=/path/to/a/built/checkout');
-    servers.before = await startServer(`${before}/bench/probe-overhead.mjs`);
+    servers.before = await startServer(before);
   }
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency * 2 });
   const body = JSON.stringify({
@@ -237,7 +249,7 @@ async function probe() {
       const over = cpu.map((v, i) => v - results.bare[i].cpu);
       const gcOver = gc.map((v, i) => v - results.bare[i].gc);
       console.log(
-        `  ${route.padEnd(16)} CPU ${median(cpu).toFixed(0).padStart(5)}, GC ${median(gc).toFixed(0).padStart(4)}` +
+        `  ${route.padEnd(18)} CPU ${median(cpu).toFixed(0).padStart(5)}, GC ${median(gc).toFixed(0).padStart(4)}` +
           (route === 'bare'
             ? ''
             : `; over bare: CPU ${median(over).toFixed(0).padStart(4)} (quartiles ${quartiles(over)}),` +
