@@ -30,6 +30,7 @@ import { Agent, request } from 'node:http';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median, quantile } from './lib/stats.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -229,16 +230,7 @@ async function probe() {
         results[route].push(await block(route));
       }
     }
-    const median = (xs) => {
-      const s = [...xs].sort((x, y) => x - y);
-      const mid = s.length >> 1;
-      return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-    };
-    const quartiles = (xs) => {
-      const s = [...xs].sort((x, y) => x - y);
-      const at = (q) => s[Math.round((s.length - 1) * q)];
-      return `${at(0.25).toFixed(0)}–${at(0.75).toFixed(0)}`;
-    };
+    const quartiles = (xs) => `${quantile(xs, 0.25).toFixed(0)}–${quantile(xs, 0.75).toFixed(0)}`;
     console.log(
       `${blocks} blocks of ${args.seconds} s per route, ${concurrency} streams at once, ` +
         `${args.tokens} text deltas a stream; server CPU and GC pauses per stream (µs):`,
