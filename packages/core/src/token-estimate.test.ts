@@ -12,6 +12,7 @@ import {
   estimateTextTokens,
   measureRequestTokens,
   TEXT_ESTIMATE_ACCURACY,
+  textTokensByClass,
 } from './token-estimate.js';
 
 const corpusDir = new URL('./__fixtures__/estimator-corpus/', import.meta.url);
@@ -198,6 +199,49 @@ describe('estimateTextTokens sanity', () => {
       estimateTextTokens(null as unknown as string);
     } catch (error) {
       expect(TokenmeterError.isInstance(error) && error.code).toBe('invalid_argument');
+    }
+  });
+});
+
+/** Mostly words, spaces and the units next to them: where the scanner's fast path runs. */
+const wordyText = fc
+  .array(
+    fc.constantFrom(
+      'the',
+      'a',
+      'ing',
+      'streaming',
+      'Word',
+      'HTTP',
+      ' ',
+      '  ',
+      '   ',
+      '\n',
+      '\t',
+      '.',
+      '("',
+      '7',
+      '42',
+      'é',
+      '中',
+      '😀',
+      '\uD83D',
+      'abcdefghijklmnopqrstuvwxyzabcdefghij',
+    ),
+    { maxLength: 80 },
+  )
+  .map((parts) => parts.join(''));
+
+describe("the scanner's fast path for lower-case words", () => {
+  it('leaves the state bit for bit as unit-by-unit scanning does (estimate and every class)', () => {
+    fc.assert(
+      fc.property(fc.oneof(someText, wordyText), (text) => {
+        expect(textTokensByClass(text)).toEqual(textTokensByClass(text, true));
+      }),
+      { numRuns: 1_000 },
+    );
+    for (const { text } of corpus) {
+      expect(textTokensByClass(text)).toEqual(textTokensByClass(text, true));
     }
   });
 });
@@ -488,6 +532,55 @@ describe('estimateRequestTokens', () => {
     expect(estimateRequestTokens({ ...base, tools: [openaiTool] }, { provider: 'openai' })).toBe(
       plain + estimateTextTokens(JSON.stringify(openaiTool)),
     );
+  });
+
+  it('bounds a request by the UTF-8 bytes of its whole JSON, exactly, however odd its tools', () => {
+    // OpenAI's rules: the bound adds nothing but the request's 3 tokens to the bytes.
+    const boundOf = (request: object) =>
+      measureRequestTokens(request, { provider: 'openai' }).upperBound;
+    const expected = (request: object) =>
+      Math.max(
+        estimateRequestTokens(request, { provider: 'openai' }),
+        Buffer.byteLength(JSON.stringify(request)) + 3,
+      );
+    const anyString = fc.array(codeUnit, { maxLength: 30 }).map((parts) => parts.join(''));
+    const tool = fc.oneof(
+      fc.jsonValue(),
+      fc.record({ name: anyString, description: anyString, input_schema: fc.jsonValue() }),
+      fc.constantFrom(undefined, () => 1, Symbol('s'), new Date(0), {
+        toJSON: (key: string) => key,
+      }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(tool, { minLength: 1, maxLength: 6 }),
+        fc.dictionary(
+          fc.constantFrom('metadata', 'temperature', 'response_format', 'x_extra'),
+          fc.jsonValue(),
+        ),
+        anyString,
+        (tools, extra, content) => {
+          const request = {
+            model: 'gpt-4o',
+            messages: [{ role: 'user', content }],
+            ...extra,
+            tools,
+          };
+          expect(boundOf(request)).toBe(expected(request));
+          const toolsOnly = { tools };
+          expect(boundOf(toolsOnly)).toBe(expected(toolsOnly));
+        },
+      ),
+      { numRuns: 300 },
+    );
+    // Tools JSON would not write as they are read: inherited, or with their own JSON form.
+    const tools = [{ name: 'a', description: 'b' }];
+    const inherited = Object.assign(Object.create({ tools }), { model: 'gpt-4o' });
+    expect(boundOf(inherited)).toBe(expected(inherited));
+    const ownForm = Object.assign([...tools], { toJSON: () => [] });
+    expect(boundOf({ tools: ownForm })).toBe(expected({ tools: ownForm }));
+    const requestForm = { tools, toJSON: () => ({ tools: [] }) };
+    expect(boundOf(requestForm)).toBe(expected(requestForm));
   });
 
   it('counts OpenAI tool calls, tool messages and names', () => {

@@ -437,7 +437,57 @@ function feed(s: ScanState, text: string): void {
   const n = text.length;
   if (n === 0) return;
   s.any = true;
-  for (let i = 0; i < n; i++) unit(s, text.charCodeAt(i));
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x61 && c <= 0x7a && !s.high) {
+      const prev = s.prev;
+      if (prev === PREV_LOWER || prev === PREV_UPPER || s.pcls === CLS_ASCII) {
+        i = lowerRun(s, text, i, n);
+        continue;
+      }
+    }
+    unit(s, c);
+    i++;
+  }
+}
+
+/**
+ * The commonest stretch of any English or code text: lower-case ASCII letters, going on
+ * with a word or beginning one after ASCII text. `letter()`'s steps for exactly these cases,
+ * on locals, with the same additions in the same order: what it counts is bit for bit what
+ * `unit()` per letter gives (a test scans text both ways). Called with `text[i]` in a–z, no
+ * pending surrogate, and either a word going on or the class ASCII (so no class changes
+ * hands and nothing is flushed). Returns where it stopped.
+ */
+function lowerRun(s: ScanState, text: string, i: number, n: number): number {
+  let acc = s.acc;
+  let run = s.run;
+  let asciiRun = s.asciiRun;
+  const prev = s.prev;
+  if (prev !== PREV_LOWER && prev !== PREV_UPPER) {
+    // A word begins: as letter() begins one.
+    if (prev === PREV_PUNCT && run === 1 && !s.punctAfterSpace) acc += PREFIXED_WORD;
+    else {
+      if (prev === PREV_SPACE && run >= 2) acc += 1; // closeSpaces
+      acc += 1;
+    }
+    run = 1;
+    asciiRun++;
+    i++;
+  }
+  for (; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x61 || c > 0x7a) break;
+    asciiRun++;
+    if (++run > WORD_FREE_LETTERS) acc += WORD_EXTRA;
+  }
+  s.acc = acc;
+  s.run = run;
+  s.asciiRun = asciiRun;
+  s.caps = false;
+  s.prev = PREV_LOWER;
+  return i;
 }
 
 /** The estimate for everything fed so far, as if the text ended here. */
@@ -700,10 +750,21 @@ function marginsFor(provider: TokenProvider | undefined): readonly number[] {
   return provider === undefined ? MARGINS.any : MARGINS[provider];
 }
 
-/** @internal Per-class token counts of `text`, for fitting and checking the margins. */
-export function textTokensByClass(text: string): { estimate: number; byClass: number[] } {
+/**
+ * @internal Per-class token counts of `text`, for fitting and checking the margins.
+ * `unitByUnit`: every code unit through `unit()`, without the fast path — the reference the
+ * tests hold the fast path to.
+ */
+export function textTokensByClass(
+  text: string,
+  unitByUnit = false,
+): { estimate: number; byClass: number[] } {
   const s = newState();
-  feed(s, text);
+  if (!unitByUnit) feed(s, text);
+  else if (text !== '') {
+    s.any = true;
+    for (let i = 0; i < text.length; i++) unit(s, text.charCodeAt(i));
+  }
   const byClass = Array.from(s.by);
   const pendingClass = s.asciiRun >= BLOB_RUN ? CLS_BLOB : s.high ? CLS_EMOJI : s.pcls;
   byClass[pendingClass]! += rawTokensOf(s) - s.mark;
@@ -1066,15 +1127,39 @@ function fileData(fileDataValue: unknown, o: Resolved, holder: object): number {
 function json(value: unknown, o: Resolved): number {
   if (value === undefined) return 0;
   if (typeof value === 'string') return scan(value, o);
-  let serialised: string | undefined;
+  const serialised = serialise(value);
+  return serialised === undefined ? 0 : scan(serialised, o);
+}
+
+/** JSON.stringify, its failure said as the request's. */
+function serialise(value: unknown): string | undefined {
   try {
-    serialised = JSON.stringify(value);
+    return JSON.stringify(value);
   } catch (cause) {
     throw new TokenmeterError('invalid_argument', 'request is not JSON-serialisable', {
       cause,
     });
   }
-  return serialised === undefined ? 0 : scan(serialised, o);
+}
+
+/** A value JSON.stringify would ask for its own form (its text may depend on its key). */
+function hasToJSON(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { toJSON?: unknown }).toJSON === 'function'
+  );
+}
+
+/**
+ * UTF-8 bytes of an array element's JSON, from its JSON on its own (`serialised`); undefined
+ * where the two may differ (a `toJSON` is told its key) or the element is not serialised.
+ */
+function elementBytes(value: unknown, serialised: string | undefined): number | undefined {
+  if (serialised !== undefined) return hasToJSON(value) ? undefined : utf8Length(serialised);
+  // What JSON writes `null` for in an array.
+  const none = value === undefined || typeof value === 'function' || typeof value === 'symbol';
+  return none ? 4 : undefined;
 }
 
 /** One content block of either provider (or of the OpenAI Responses API). */
@@ -1417,9 +1502,21 @@ export function measureRequestTokens(
   }
   if (typeof request.prompt === 'string') total += scan(request.prompt, o);
   storedContext(request, o);
+  // The tools' JSON, the largest part of an agent's request, is read twice: scanned for the
+  // estimate, and its UTF-8 bytes for the bound. Serialised once, for both: `toolsBytes` is
+  // the bytes of `"tools":[…]`'s value, undefined where JSON would not write it as read here.
+  let toolsBytes: number | undefined;
   if (Array.isArray(request.tools) && request.tools.length > 0) {
+    const asRead =
+      Object.prototype.propertyIsEnumerable.call(request, 'tools') && !hasToJSON(request.tools);
+    toolsBytes = asRead ? 1 : undefined; // `[`, then each element with its `,` or `]`
     for (const tool of request.tools) {
-      total += json(tool, o);
+      const serialised = typeof tool === 'string' ? undefined : serialise(tool);
+      total += serialised === undefined ? json(tool, o) : scan(serialised, o);
+      if (toolsBytes !== undefined) {
+        const element = elementBytes(tool, serialised);
+        toolsBytes = element === undefined ? undefined : toolsBytes + 1 + element;
+      }
       if (o.provider === 'anthropic') {
         const extra = anthropicDefinedToolTokens(tool);
         total += extra;
@@ -1440,7 +1537,7 @@ export function measureRequestTokens(
     if (!READ.has(key) && !SETTINGS.has(key)) total += json({ [key]: value }, o);
   }
   const tokens = Math.ceil(total * margin);
-  const bound = promptBytes(request, o.ruled) + o.attachmentBound + added;
+  const bound = promptBytes(request, o.ruled, toolsBytes) + o.attachmentBound + added;
   const count: RequestTokenCount = {
     tokens,
     upperBound: Math.max(tokens, Math.ceil(bound * margin - 1e-9)),
@@ -1471,8 +1568,18 @@ export function uncountedFieldTokens(request: object, counted: readonly string[]
   return any ? promptBytes(rest, new Set()) : 0;
 }
 
-/** UTF-8 bytes of the request's JSON, leaving out the payloads an attachment rule counted. */
-function promptBytes(request: Json, ruled: ReadonlySet<object>): number {
+/**
+ * UTF-8 bytes of the request's JSON, leaving out the payloads an attachment rule counted.
+ * `toolsBytes`: those of its `tools` (serialised already), when the rest can be written
+ * without them: the same sum, without serialising the tools again.
+ */
+function promptBytes(request: Json, ruled: ReadonlySet<object>, toolsBytes?: number): number {
+  if (toolsBytes !== undefined && ruled.size === 0 && !hasToJSON(request)) {
+    const { tools: _, ...rest } = request;
+    const restBytes = utf8Length(serialise(rest) as string);
+    // `"tools":` and its value, after a comma unless the rest is `{}`.
+    return restBytes + (restBytes === 2 ? 0 : 1) + 8 + toolsBytes;
+  }
   let serialised: string | undefined;
   try {
     // A replacer runs for every value; without attachments there is nothing to leave out.
