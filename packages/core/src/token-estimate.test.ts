@@ -240,7 +240,14 @@ describe("the scanner's fast path for lower-case words", () => {
       }),
       { numRuns: 1_000 },
     );
-    for (const { text } of corpus) {
+    const edges = [
+      'a blob of letters abcdefghijklmnopqrstuvwxyzabcdefghij then words',
+      'one short of a blob abcdefghijklmnopqrstuvwxyzabcde then words', // 31 letters
+      'café au lait, naïve words',
+      'x.push(y) "quoted" _under \\escaped 7days',
+      'two  spaces\nand\tmore',
+    ];
+    for (const text of [...edges, ...corpus.map((c) => c.text)]) {
       expect(textTokensByClass(text)).toEqual(textTokensByClass(text, true));
     }
   });

@@ -453,12 +453,13 @@ function feed(s: ScanState, text: string): void {
 }
 
 /**
- * The commonest stretch of any English or code text: lower-case ASCII letters, going on
- * with a word or beginning one after ASCII text. `letter()`'s steps for exactly these cases,
- * on locals, with the same additions in the same order: what it counts is bit for bit what
- * `unit()` per letter gives (a test scans text both ways). Called with `text[i]` in a–z, no
- * pending surrogate, and either a word going on or the class ASCII (so no class changes
- * hands and nothing is flushed). Returns where it stopped.
+ * The commonest stretch of any English or code text: lower-case ASCII words (going on with
+ * one, or beginning one after ASCII text) and the single spaces between them. The steps
+ * `letter()` and `space()` take for exactly these cases, on locals, with the same additions
+ * in the same order: what it counts is bit for bit what `unit()` per code unit gives (a test
+ * scans text both ways). Called with `text[i]` in a–z, no pending surrogate, and either a
+ * word going on or the class ASCII (so the first letter changes no class). Returns where it
+ * stopped.
  */
 function lowerRun(s: ScanState, text: string, i: number, n: number): number {
   let acc = s.acc;
@@ -478,9 +479,26 @@ function lowerRun(s: ScanState, text: string, i: number, n: number): number {
   }
   for (; i < n; i++) {
     const c = text.charCodeAt(i);
-    if (c < 0x61 || c > 0x7a) break;
-    asciiRun++;
-    if (++run > WORD_FREE_LETTERS) acc += WORD_EXTRA;
+    if (c >= 0x61 && c <= 0x7a) {
+      asciiRun++;
+      if (++run > WORD_FREE_LETTERS) acc += WORD_EXTRA;
+      continue;
+    }
+    // One space and another lower-case word: as space() then letter() take them.
+    if (c !== 0x20 || i + 1 === n) break;
+    const next = text.charCodeAt(i + 1);
+    if (next < 0x61 || next > 0x7a) break;
+    // The space ends the word's ASCII run: its tokens go to its class (flush()).
+    const counted = acc - s.mark;
+    if (counted !== 0) {
+      s.by[asciiRun >= BLOB_RUN ? CLS_BLOB : s.pcls]! += counted;
+      s.mark = acc;
+    }
+    s.pcls = CLS_ASCII;
+    acc += 1; // the next word; after one space closeSpaces adds nothing
+    run = 1;
+    asciiRun = 1;
+    i++;
   }
   s.acc = acc;
   s.run = run;
