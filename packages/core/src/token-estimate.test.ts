@@ -246,6 +246,9 @@ describe("the scanner's fast path for lower-case words", () => {
       'café au lait, naïve words',
       'x.push(y) "quoted" _under \\escaped 7days',
       'two  spaces\nand\tmore',
+      'TeSt camelCase HTTPServer iPhone',
+      'a,b,,c...d;;;e:{"k":["v"]},f-->g',
+      'café.au,lait naïve:word',
     ];
     for (const text of [...edges, ...corpus.map((c) => c.text)]) {
       expect(textTokensByClass(text)).toEqual(textTokensByClass(text, true));
