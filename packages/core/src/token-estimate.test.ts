@@ -233,7 +233,7 @@ const wordyText = fc
   .map((parts) => parts.join(''));
 
 describe("the scanner's fast path for lower-case words", () => {
-  it('leaves the state bit for bit as unit-by-unit scanning does (estimate and every class)', () => {
+  it('counts bit for bit what unit-by-unit scanning counts (the estimate and every class)', () => {
     fc.assert(
       fc.property(fc.oneof(someText, wordyText), (text) => {
         expect(textTokensByClass(text)).toEqual(textTokensByClass(text, true));
