@@ -59,6 +59,7 @@ export const CONVENTIONS = {
       'gen_ai.client.token.usage': { type: 'histogram', unit: '{token}' },
       'gen_ai.client.operation.duration': { type: 'histogram', unit: 's' },
       'gen_ai.client.operation.time_to_first_chunk': { type: 'histogram', unit: 's' },
+      'gen_ai.client.operation.time_per_output_chunk': { type: 'histogram', unit: 's' },
     },
   },
   latest: {
@@ -68,6 +69,7 @@ export const CONVENTIONS = {
     metrics: {
       'gen_ai.client.inference.duration': { type: 'histogram', unit: 's' },
       'gen_ai.client.inference.time_to_first_chunk': { type: 'histogram', unit: 's' },
+      'gen_ai.client.inference.time_per_output_chunk': { type: 'histogram', unit: 's' },
       'gen_ai.client.inference.usage.input_tokens': { type: 'counter', unit: '{token}' },
       'gen_ai.client.inference.usage.output_tokens': { type: 'counter', unit: '{token}' },
       'gen_ai.client.inference.usage.cache_read.input_tokens': { type: 'counter', unit: '{token}' },

@@ -58,7 +58,7 @@ beforeAll(async () => {
           },
           { signal: meter.signal, headers: knobHeaders(req) },
         ),
-      telemetry: { meter: meterProvider.getMeter('tokenmeter-test') },
+      telemetry: { meter: meterProvider.getMeter('tokenmeter-test'), timePerOutputChunk: true },
     },
   });
 });
@@ -103,6 +103,8 @@ describe('the Prometheus exporter output', () => {
     expect(scraped.types.get('gen_ai_client_operation_duration')).toBe('histogram');
     expect(scraped.units.get('gen_ai_client_operation_duration')).toBe('s');
     expect(scraped.types.get('gen_ai_client_operation_time_to_first_chunk')).toBe('histogram');
+    expect(scraped.types.get('gen_ai_client_operation_time_per_output_chunk')).toBe('histogram');
+    expect(scraped.units.get('gen_ai_client_operation_time_per_output_chunk')).toBe('s');
     expect(scraped.types.get('tokenmeter_streams_total')).toBe('counter');
     expect(scraped.types.get('tokenmeter_streams_active')).toBe('gauge');
     expect(scraped.types.has('tokenmeter_cost_USD_total')).toBe(false);
@@ -156,6 +158,17 @@ describe('the Prometheus exporter output', () => {
       [90, disconnected.final.usage.outputTokens].filter((n) => n > 64 && n <= 256).length,
     );
 
+    // A point per text chunk after a stream's first: 29 for the completed stream (30 deltas
+    // of 3 tokens), and however many the disconnected one read before its client left.
+    const chunkCount = total('gen_ai_client_operation_time_per_output_chunk_count', common);
+    expect(chunkCount).toBeGreaterThanOrEqual(29);
+    expect(total('gen_ai_client_operation_time_per_output_chunk_sum', common)).toBeGreaterThan(0);
+    expect(
+      select(scraped, 'gen_ai_client_operation_time_per_output_chunk_bucket', {
+        ...common,
+        le: '+Inf',
+      }).reduce((sum, s) => sum + s.value, 0),
+    ).toBe(chunkCount);
     expect(
       select(scraped, 'tokenmeter_streams_total', { tokenmeter_outcome: 'completed' }).map(
         (s) => s.value,

@@ -4,6 +4,8 @@
  * and the OTel SDK's in-memory span exporter and a pull metric reader. Every figure is
  * compared with what really happened: the fake's record, the done/error event, onSettle.
  */
+
+import Anthropic from '@anthropic-ai/sdk';
 import {
   type Attributes,
   type HrTime,
@@ -14,7 +16,8 @@ import {
 } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Pricing, type Store, usd } from '@tokenmeter/core';
-import { semconv } from '@tokenmeter/engine';
+import { semconv, Telemetry } from '@tokenmeter/engine';
+import { anthropicGateway } from '@tokenmeter/express';
 import { createMemoryStore, type MemoryStore } from '@tokenmeter/store-memory';
 import { type FakeLLM, startFakeLLM } from '@tokenmeter/testkit';
 import express5 from 'express';
@@ -27,6 +30,7 @@ import {
   startApp,
   type TestApp,
 } from '../helpers/app.js';
+import { startGateway, waitForSettles } from '../helpers/gateway.js';
 import { eventData, postSSE } from '../helpers/sse-client.js';
 import { knobHeaders } from '../helpers/upstream.js';
 import { CONVENTIONS, isConventionName } from './conventions.js';
@@ -696,6 +700,96 @@ describe('opt-ins', () => {
   });
 });
 
+describe('the time between output chunks (timePerOutputChunk)', () => {
+  const paced = { headers: { 'x-user': 'kim', 'x-fake-llm-tps': '300' } };
+
+  it('is off by default', async () => {
+    await start();
+    await postSSE(app.url, prompt, paced);
+    await app.waitForSettles(1);
+    const metrics = await otel.metrics();
+    expect(metrics.has('gen_ai.client.operation.duration')).toBe(true);
+    expect(histogramPoints(metrics, 'gen_ai.client.operation.time_per_output_chunk')).toEqual([]);
+  });
+
+  it.each([
+    ['previous', 'gen_ai.client.operation.time_per_output_chunk'],
+    ['latest', 'gen_ai.client.inference.time_per_output_chunk'],
+  ] as const)(
+    '%s names: one point per text chunk after the first, within the stream',
+    async (conventions, name) => {
+      await start({ telemetry: { timePerOutputChunk: true, conventions } });
+      const result = await postSSE(app.url, prompt, paced);
+      const [settle] = await app.waitForSettles(1);
+      // Each text delta the provider sent is one chunk (and one `delta` event here).
+      const chunks = result.events.filter((e) => e.event === 'delta').length;
+      expect(chunks).toBe(30); // 90 tokens, 3 a delta
+      const metrics = await otel.metrics();
+      const points = histogramPoints(metrics, name);
+      expect(points).toEqual([
+        {
+          attributes: {
+            'gen_ai.operation.name': 'chat',
+            'gen_ai.provider.name': 'anthropic',
+            'gen_ai.request.model': MODEL,
+          },
+          count: chunks - 1,
+          sum: expect.any(Number),
+          boundaries: [...semconv.TIME_PER_OUTPUT_CHUNK_BUCKETS],
+        },
+      ]);
+      expect(metrics.get(name)!.descriptor.unit).toBe('s');
+      // The gaps add up to the time from the first chunk to the last: inside the stream.
+      expect(points[0]!.sum).toBeGreaterThan(0);
+      expect(points[0]!.sum).toBeLessThanOrEqual(
+        (settle!.durationMs - settle!.timeToFirstTokenMs!) / 1000,
+      );
+    },
+  );
+
+  it('through the gateway: one point per relayed text chunk after the first', async () => {
+    otel = createOtel();
+    store = createMemoryStore();
+    const gateway = await startGateway(express5, anthropicGateway, {
+      apiKey: 'upstream-key',
+      baseURL: fake.url,
+      store,
+      identify: (key) => (key ? { user: key } : undefined),
+      telemetry: { tracer: otel.tracer, meter: otel.meter, timePerOutputChunk: true },
+    });
+    try {
+      const client = new Anthropic({ apiKey: 'caller-key', baseURL: gateway.url, maxRetries: 0 });
+      const stream = await client.messages.create(
+        { ...prompt, stream: true },
+        { headers: { 'x-fake-llm-tps': '300' } },
+      );
+      let chunks = 0;
+      for await (const event of stream) {
+        if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') chunks++;
+      }
+      expect(chunks).toBe(30);
+      const [settle] = await waitForSettles(gateway, 1);
+      const points = histogramPoints(
+        await otel.metrics(),
+        'gen_ai.client.operation.time_per_output_chunk',
+      );
+      expect(points.map((p) => p.count)).toEqual([chunks - 1]);
+      expect(points[0]!.sum).toBeGreaterThanOrEqual(0);
+      expect(points[0]!.sum).toBeLessThanOrEqual(
+        (settle!.durationMs - settle!.timeToFirstTokenMs!) / 1000,
+      );
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it('must be true or false', () => {
+    expect(() => new Telemetry({ timePerOutputChunk: 'yes' as unknown as boolean })).toThrow(
+      /timePerOutputChunk must be true or false/,
+    );
+  });
+});
+
 describe('the store', () => {
   function failingStore(base: MemoryStore, admit: Store['admit']): Store {
     return {
@@ -878,7 +972,8 @@ describe('the latest GenAI conventions (semantic-conventions-genai v0.1.0), opte
     // No reasoning in this answer: the counter has no point, not a 0 of a kind that never ran.
     expect(counter('reasoning.output_tokens')).toEqual([]);
     for (const [name, { unit }] of Object.entries(CONVENTIONS.latest.metrics)) {
-      if (name.includes('reasoning')) continue;
+      // Not in this answer (no reasoning), or not asked for (timePerOutputChunk).
+      if (name.includes('reasoning') || name.includes('time_per_output_chunk')) continue;
       expect(metrics.get(name)?.descriptor.unit, name).toBe(unit);
     }
     expect(histogramPoints(metrics, 'gen_ai.client.inference.operation.input_tokens')).toEqual([
@@ -996,6 +1091,7 @@ describe.each(['previous', 'latest'] as const)('every name, %s conventions', (co
       telemetry: {
         conventions,
         recordContent: true,
+        timePerOutputChunk: true,
         server: { address: '127.0.0.1', port: fake.port },
       },
     });
@@ -1051,5 +1147,13 @@ describe.each(['previous', 'latest'] as const)('every name, %s conventions', (co
       }
     }
     for (const name of Object.keys(other.metrics)) expect(metrics.has(name), name).toBe(false);
+    // The opt-in metric was emitted, so the check above covered it.
+    expect(
+      metrics.has(
+        conventions === 'latest'
+          ? 'gen_ai.client.inference.time_per_output_chunk'
+          : 'gen_ai.client.operation.time_per_output_chunk',
+      ),
+    ).toBe(true);
   });
 });

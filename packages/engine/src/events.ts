@@ -104,12 +104,16 @@ export interface StreamTrace {
   readonly context: Context;
   /** True when the answer's text should be passed to `output()` (`recordContent`). */
   readonly recordsContent: boolean;
+  /** True when each output chunk should be told to `chunk()` (`timePerOutputChunk`). */
+  readonly recordsChunks: boolean;
   /** False when nothing records (telemetry off, or no SDK): `end()` would do nothing. */
   readonly active: boolean;
   /** Runs `fn` with the stream's span active (SDK HTTP spans of the upstream call nest under it). */
   run<T>(fn: () => T): T;
   /** Appends answer text (only called when `recordsContent`). */
   output(text: string): void;
+  /** An output chunk (text or thinking) arrived now (only called when `recordsChunks`). */
+  chunk(): void;
   /** The upstream call was aborted, and why. */
   abort(reason: StreamOutcome): void;
   /** Ends the span and records the metrics. Runs once. */

@@ -62,6 +62,7 @@ export interface WriterParts {
 export function sseWriter(parts: WriterParts): ChunkWriter {
   const { meter, transport, encoder, lease, watchdog, everyChunk } = parts;
   const content = parts.trace.recordsContent ? parts.trace : undefined;
+  const chunks = parts.trace.recordsChunks ? parts.trace : undefined;
   const translate = createEventTranslator();
   let lastUsageOutput = -1;
   /** The running estimate as a `usage` event; empty when nothing changed since the last one. */
@@ -89,18 +90,21 @@ export function sseWriter(parts: WriterParts): ChunkWriter {
         if (delta.text === '') return true;
         meter.observeText(delta.text);
         content?.output(delta.text);
+        chunks?.chunk();
         // A due usage event rides in the same write as the delta: one syscall, not two.
         let chunk = encoder.delta({ text: delta.text });
         if (watchdog.usageDue || everyChunk) chunk += usageEvent();
         return transport.write(chunk);
       }
       let mayWrite = true;
+      let output = false;
       for (const event of translate(raw)) {
         if (event.type === 'request') {
           // Covered (or the stream stopped) before the next chunk is read: see the read loop.
           lease.announce(event, meter.estimate().costNanos);
         }
         meter.observe(event);
+        if (event.type === 'text' || event.type === 'thinking') output = true;
         if (event.type === 'text') {
           content?.output(event.text);
           mayWrite = transport.write(encoder.delta({ text: event.text })) && mayWrite;
@@ -110,6 +114,8 @@ export function sseWriter(parts: WriterParts): ChunkWriter {
           mayWrite = transport.write(encoder.toolCall(event)) && mayWrite;
         }
       }
+      // One provider chunk, however many events it held.
+      if (output) chunks?.chunk();
       return mayWrite;
     },
     usage() {
@@ -125,12 +131,17 @@ export function sseWriter(parts: WriterParts): ChunkWriter {
 export function relayWriter(parts: WriterParts): ChunkWriter {
   const { meter, transport } = parts;
   const content = parts.trace.recordsContent ? parts.trace : undefined;
+  const chunks = parts.trace.recordsChunks ? parts.trace : undefined;
   const translate = createEventTranslator();
+  /** Meters one provider chunk's events; a chunk with text or thinking is an output chunk. */
   const observeAll = (events: readonly MeterEvent[]) => {
+    let output = false;
     for (const event of events) {
       meter.observe(event);
       if (event.type === 'text') content?.output(event.text);
+      if (event.type === 'text' || event.type === 'thinking') output = true;
     }
+    if (output) chunks?.chunk();
   };
   return {
     write(value) {

@@ -107,6 +107,9 @@ export const METRIC_GEN_AI_CLIENT_OPERATION_DURATION = 'gen_ai.client.operation.
 /** Histogram of time to the first chunk of a streamed response. Unit `s`. */
 export const METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK =
   'gen_ai.client.operation.time_to_first_chunk';
+/** Histogram of the time between output chunks, one point per chunk after the first. Unit `s`. */
+export const METRIC_GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK =
+  'gen_ai.client.operation.time_per_output_chunk';
 
 // ---- GenAI metrics, latest names (semantic-conventions-genai v0.1.0) --------------------
 
@@ -115,6 +118,9 @@ export const METRIC_GEN_AI_CLIENT_INFERENCE_DURATION = 'gen_ai.client.inference.
 /** Histogram of time to the first chunk of a streamed call. Unit `s`. */
 export const METRIC_GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK =
   'gen_ai.client.inference.time_to_first_chunk';
+/** Histogram of the time between output chunks, one point per chunk after the first. Unit `s`. */
+export const METRIC_GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK =
+  'gen_ai.client.inference.time_per_output_chunk';
 /**
  * Counters of tokens, one per kind, each with `gen_ai.token.modality`. Input includes cache
  * reads and writes; output includes reasoning. Unit `{token}`.
@@ -149,6 +155,14 @@ export const GEN_AI_TOKEN_USAGE_BUCKETS: readonly number[] = [
 /** The ExplicitBucketBoundaries the conventions give for operation duration and time to first chunk. */
 export const GEN_AI_DURATION_BUCKETS: readonly number[] = [
   0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+/**
+ * Boundaries for the time between output chunks (ours: the conventions give none). Chunks
+ * come every few to a few hundred milliseconds; a stall shows in the top buckets.
+ */
+export const TIME_PER_OUTPUT_CHUNK_BUCKETS: readonly number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5,
 ];
 
 // ---- Ours ------------------------------------------------------------------------------

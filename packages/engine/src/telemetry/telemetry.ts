@@ -119,6 +119,17 @@ export interface TelemetryOptions {
    * telemetry: { conventions: 'latest' }
    */
   conventions?: GenAiConventions;
+  /**
+   * Record `gen_ai.client.operation.time_per_output_chunk` (or, with the latest names,
+   * `gen_ai.client.inference.time_per_output_chunk`): the time from one output chunk (text
+   * or thinking) to the next, one histogram point per chunk after the first, as the
+   * conventions define it. Off by default: it records a point for every chunk of every
+   * stream, where the other metrics record a few per stream.
+   *
+   * @example
+   * telemetry: { timePerOutputChunk: true }
+   */
+  timePerOutputChunk?: boolean;
   /** `false` turns telemetry off entirely (no spans, no metrics, no store wrapper). Defaults to true. */
   enabled?: boolean;
 }
@@ -131,6 +142,8 @@ interface Instruments {
   usage: TokenCounters | undefined;
   duration: Histogram;
   timeToFirstChunk: Histogram;
+  /** With `timePerOutputChunk`: the time between output chunks. */
+  timePerOutputChunk: Histogram | undefined;
   cost: Counter;
   /** Latest conventions: each call's cost, in the proposed shape. */
   operationCost: Histogram | undefined;
@@ -213,6 +226,8 @@ export class Telemetry implements EngineEvents {
   readonly recordContent: boolean;
   /** The GenAI names this instance emits. */
   readonly conventions: GenAiConventions;
+  /** Records the time between output chunks (`timePerOutputChunk`). */
+  readonly timePerOutputChunk: boolean;
   private readonly explicitTracer: Tracer | undefined;
   private readonly explicitMeter: Meter | undefined;
   private readonly subjectKinds: ReadonlySet<string> | 'all' | undefined;
@@ -238,7 +253,7 @@ export class Telemetry implements EngineEvents {
     if (typeof options !== 'object' || options === null) {
       throw new TokenmeterError(
         'invalid_config',
-        'telemetry must be an object: { tracer?, meter?, recordSubjects?, recordContent?, server?, observeScopes?, conventions?, enabled? }.',
+        'telemetry must be an object: { tracer?, meter?, recordSubjects?, recordContent?, server?, observeScopes?, conventions?, timePerOutputChunk?, enabled? }.',
       );
     }
     this.enabled = options.enabled !== false;
@@ -250,6 +265,14 @@ export class Telemetry implements EngineEvents {
       );
     }
     this.conventions = conventions;
+    const chunkTimes = options.timePerOutputChunk;
+    if (chunkTimes !== undefined && typeof chunkTimes !== 'boolean') {
+      throw new TokenmeterError(
+        'invalid_config',
+        'telemetry.timePerOutputChunk must be true or false (record the time between output chunks).',
+      );
+    }
+    this.timePerOutputChunk = chunkTimes === true;
     this.recordContent = options.recordContent === true;
     this.explicitTracer = options.tracer;
     this.explicitMeter = options.meter;
@@ -517,12 +540,15 @@ export class Telemetry implements EngineEvents {
       this.explicitMeter ??
       metrics.getMeter(sc.INSTRUMENTATION_SCOPE.name, sc.INSTRUMENTATION_SCOPE.version);
     if (meter === NOOP_METER) {
-      this.noopInstruments ??= { ...createInstruments(meter, this.conventions), noop: true };
+      this.noopInstruments ??= {
+        ...createInstruments(meter, this.conventions, false),
+        noop: true,
+      };
       return this.noopInstruments;
     }
-    const real = guarded(() => createInstruments(meter, this.conventions));
+    const real = guarded(() => createInstruments(meter, this.conventions, this.timePerOutputChunk));
     // A meter that cannot make instruments gets no second chance: no-ops from now on.
-    this.real = real ?? { ...createInstruments(NOOP_METER, this.conventions), noop: true };
+    this.real = real ?? { ...createInstruments(NOOP_METER, this.conventions, false), noop: true };
     if (real && this.observeScopes.length > 0) {
       guarded(() => observeReservations(meter, this.observeScopes, () => this.observedStore));
     }
@@ -535,10 +561,14 @@ const EMPTY: Attributes = Object.freeze({}) as Attributes;
 class ActiveStreamTrace implements StreamTrace {
   readonly context: Context;
   readonly recordsContent: boolean;
+  readonly recordsChunks: boolean;
   readonly active = true;
   private readonly startedAt = performance.now();
   private text: string[] | undefined;
   private ended = false;
+  /** When the last output chunk came (`performance.now()`), once one has. */
+  private lastChunkAt: number | undefined;
+  private chunkAttrs: Attributes | undefined;
 
   constructor(
     private readonly telemetry: Telemetry,
@@ -551,6 +581,7 @@ class ActiveStreamTrace implements StreamTrace {
     this.context = trace.setSpan(parent, span);
     this.recordsContent = telemetry.recordContent && span.isRecording();
     if (this.recordsContent) this.text = [];
+    this.recordsChunks = inst.timePerOutputChunk !== undefined && !inst.noop;
   }
 
   run<T>(fn: () => T): T {
@@ -559,6 +590,22 @@ class ActiveStreamTrace implements StreamTrace {
 
   output(text: string): void {
     this.text?.push(text);
+  }
+
+  chunk(): void {
+    const histogram = this.inst.timePerOutputChunk;
+    if (histogram === undefined || this.ended) return;
+    const now = performance.now();
+    const last = this.lastChunkAt;
+    this.lastChunkAt = now;
+    if (last === undefined) return;
+    // The attributes known while streaming: the ones time_to_first_chunk has, bar the
+    // response model (which the conventions recommend, not require).
+    this.chunkAttrs ??= this.telemetry.attributeSet(
+      `c\u0000${this.info.provider}\u0000${String(this.activeAttrs[sc.ATTR_GEN_AI_REQUEST_MODEL])}`,
+      () => ({ ...this.activeAttrs, ...this.telemetry.serverAttributes }),
+    );
+    guarded(() => histogram.record((now - last) / 1000, this.chunkAttrs));
   }
 
   abort(reason: StreamOutcome): void {
@@ -882,9 +929,11 @@ function recordUsageCounters(
 const DISABLED_TRACE: StreamTrace = Object.freeze({
   context: context.active(),
   recordsContent: false,
+  recordsChunks: false,
   active: false,
   run: <T>(fn: () => T): T => fn(),
   output: () => {},
+  chunk: () => {},
   abort: () => {},
   end: () => {},
 });
@@ -894,7 +943,11 @@ function idleTrace(parent: Context): StreamTrace {
   return { ...DISABLED_TRACE, context: parent };
 }
 
-function createInstruments(meter: Meter, conventions: GenAiConventions): Instruments {
+function createInstruments(
+  meter: Meter,
+  conventions: GenAiConventions,
+  timePerOutputChunk: boolean,
+): Instruments {
   const latest = conventions === 'latest';
   const tokens = { unit: '{token}' };
   const tokenHistogram = {
@@ -957,6 +1010,18 @@ function createInstruments(meter: Meter, conventions: GenAiConventions): Instrum
         : sc.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
       { description: 'Time to receive the first chunk of a streamed response.', ...seconds },
     ),
+    timePerOutputChunk: timePerOutputChunk
+      ? meter.createHistogram(
+          latest
+            ? sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK
+            : sc.METRIC_GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK,
+          {
+            description: 'Time from one output chunk of a streamed response to the next.',
+            unit: 's',
+            advice: { explicitBucketBoundaries: [...sc.TIME_PER_OUTPUT_CHUNK_BUCKETS] },
+          },
+        )
+      : undefined,
     operationCost: latest
       ? meter.createHistogram(sc.METRIC_TOKENMETER_CLIENT_OPERATION_COST, {
           description:
