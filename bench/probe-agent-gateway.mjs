@@ -17,10 +17,10 @@
  *   node bench/probe-agent-gateway.mjs --fixture=claude-code-interactive --blocks=20
  *   BENCH_BEFORE=/tmp/before node bench/probe-agent-gateway.mjs
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startFakeLLM } from '@tokenmeter/testkit';
 import { stopChild } from './lib/processes.mjs';
+import { largestRecordedBody } from './lib/recordings.mjs';
 import { medianInterval } from './lib/report.mjs';
 import { median } from './lib/stats.mjs';
 import * as now from './lib/variants.mjs';
@@ -34,14 +34,7 @@ const { values: args } = parseArgs({
   },
 });
 
-const recording = JSON.parse(
-  readFileSync(new URL(`../test/fixtures/clients/${args.fixture}.json`, import.meta.url), 'utf8'),
-);
-const largest = recording.requests
-  .map((r) => r.body)
-  .filter((b) => b && typeof b === 'object')
-  .reduce((a, b) => (JSON.stringify(b).length > JSON.stringify(a).length ? b : a));
-const body = JSON.stringify(largest);
+const body = JSON.stringify(largestRecordedBody(args.fixture));
 
 const fake = await startFakeLLM({
   tps: 0,

@@ -14,10 +14,10 @@
  *   node bench/prompt-estimate.mjs                    ~15 s
  *   BENCH_BEFORE=/tmp/before node bench/prompt-estimate.mjs --blocks=30
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { largestRecordedBody, recordingNames } from './lib/recordings.mjs';
 import { medianInterval } from './lib/report.mjs';
 import { median } from './lib/stats.mjs';
 
@@ -29,18 +29,7 @@ const { values: args } = parseArgs({
   },
 });
 
-const fixtures = new URL('../test/fixtures/clients/', import.meta.url);
-const requests = readdirSync(fixtures)
-  .filter((name) => name.endsWith('.json'))
-  .sort()
-  .map((name) => {
-    const recording = JSON.parse(readFileSync(new URL(name, fixtures), 'utf8'));
-    const bodies = recording.requests.map((r) => r.body).filter((b) => b && typeof b === 'object');
-    const body = bodies.reduce((a, b) =>
-      JSON.stringify(b).length > JSON.stringify(a).length ? b : a,
-    );
-    return { name: name.replace(/\.json$/, ''), body };
-  });
+const requests = recordingNames().map((name) => ({ name, body: largestRecordedBody(name) }));
 requests.push({
   name: 'one-line chat',
   body: {

@@ -12,12 +12,12 @@
  *   at a time and with its title call beside it: calls admitted, the day's spend, how far
  *   it passed $2, and what was left at the first refusal.
  */
-import { readFileSync } from 'node:fs';
 import { emptyUsage, Pricing, usd } from '@tokenmeter/core';
 import { anthropicGateway, openaiGateway } from '@tokenmeter/express';
 import { createMemoryStore } from '@tokenmeter/store-memory';
 import { startFakeLLM } from '@tokenmeter/testkit';
 import express from 'express';
+import { recordedRequests } from './recordings.mjs';
 
 const pricing = new Pricing();
 
@@ -342,15 +342,9 @@ async function hostile(fake) {
   return rows;
 }
 
-/** Claude Code's recorded requests (test/fixtures/clients). */
-function recorded(name) {
-  const url = new URL(`../../test/fixtures/clients/${name}.json`, import.meta.url);
-  return JSON.parse(readFileSync(url, 'utf8')).requests.filter((r) => r.method === 'POST');
-}
-
 async function agentDay(fake) {
-  const main = recorded('claude-code-print-default')[0];
-  const side = recorded('claude-code-interactive-nonessential').find(
+  const main = recordedRequests('claude-code-print-default')[0];
+  const side = recordedRequests('claude-code-interactive-nonessential').find(
     (r) => !Array.isArray(r.body.tools) || r.body.tools.length === 0,
   );
   // About $0.09 a call: a ~50 KB prompt, 600 tokens of thinking billed unseen, 1,600 of text.

@@ -58,6 +58,11 @@ export interface WriterParts {
   everyChunk: boolean;
 }
 
+/** Answer text or thinking: what makes a provider chunk an output chunk (telemetry's `chunk()`). */
+function isOutput(event: MeterEvent): boolean {
+  return event.type === 'text' || event.type === 'thinking';
+}
+
 /** tokenmeter's protocol: events in the route's encoder, with paced usage estimates. */
 export function sseWriter(parts: WriterParts): ChunkWriter {
   const { meter, transport, encoder, lease, watchdog, everyChunk } = parts;
@@ -104,7 +109,7 @@ export function sseWriter(parts: WriterParts): ChunkWriter {
           lease.announce(event, meter.estimate().costNanos);
         }
         meter.observe(event);
-        if (event.type === 'text' || event.type === 'thinking') output = true;
+        if (isOutput(event)) output = true;
         if (event.type === 'text') {
           content?.output(event.text);
           mayWrite = transport.write(encoder.delta({ text: event.text })) && mayWrite;
@@ -139,7 +144,7 @@ export function relayWriter(parts: WriterParts): ChunkWriter {
     for (const event of events) {
       meter.observe(event);
       if (event.type === 'text') content?.output(event.text);
-      if (event.type === 'text' || event.type === 'thinking') output = true;
+      if (isOutput(event)) output = true;
     }
     if (output) chunks?.chunk();
   };
