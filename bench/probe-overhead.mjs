@@ -11,19 +11,24 @@
  *
  * A probe, not a benchmark: no upstream socket, no SDK parsing, so the bare relay here is a
  * fraction of a real one, and the ratios mean nothing — the differences (µs per stream) are
- * what tokenmeter adds, and what a change to its per-stream work moves.
+ * what tokenmeter adds, and what a change to its per-stream work moves. From the third route
+ * on, each is also measured against the route before it (`bare,metered,chunk-times`: what
+ * the chunk histogram adds to `metered`).
  *
  *   node bench/probe-overhead.mjs                              every route, 10 blocks of 2 s
  *   node bench/probe-overhead.mjs --routes=bare,metered --blocks=20
  *   BENCH_BEFORE=/tmp/before node bench/probe-overhead.mjs --routes=bare,metered,metered@before
+ *   node bench/probe-overhead.mjs --otel --routes=bare,metered,chunk-times
+ *   node bench/probe-overhead.mjs --profile=/tmp/prof     the server's .cpuprofile (all routes)
  *
  * Routes: `bare` (the bare relay's loop: a `delta` per text chunk, `done`), `metered` (the
  * bench's metered setup: a daily budget and two sliding-window limits per user, memory
  * store), `no-limits` (the budget only), `unbudgeted` (identify only: metering, `meta`,
  * `usage`, `done`, no store call that holds anything), `no-usage` (as `metered`, `usage`
- * events off in practice). With `BENCH_BEFORE` (a built checkout, from before this probe
- * existed or after), a route@before is that route served by that tree's packages, in a
- * second server process.
+ * events off in practice), `chunk-times` (as `metered`, with `telemetry.timePerOutputChunk`:
+ * pair it with `--otel`, which registers the bench's OTel SDK in the server). With
+ * `BENCH_BEFORE` (a built checkout, from before this probe existed or after), a route@before
+ * is that route served by that tree's packages, in a second server process.
  */
 import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
@@ -40,6 +45,10 @@ const { values: args } = parseArgs({
     tokens: { type: 'string', default: '100' },
     seconds: { type: 'string', default: '2' },
     blocks: { type: 'string', default: '10' },
+    /** The bench's OTel SDK registered in the server (no-op exporters), before tokenmeter loads. */
+    otel: { type: 'boolean', default: false },
+    /** A directory: the server runs with --cpu-prof and writes its profile there on exit. */
+    profile: { type: 'string' },
   },
 });
 
@@ -52,6 +61,11 @@ async function serve() {
   const { PerformanceObserver } = await import('node:perf_hooks');
   const { default: express } = await import('express');
   // PROBE_PACKAGES: tokenmeter's packages from another built checkout (a route@before).
+  if (args.otel) {
+    process.env.BENCH_TELEMETRY = 'on';
+    const { startTelemetry } = await import('./variants/common.mjs');
+    await startTelemetry();
+  }
   const tree = process.env.PROBE_PACKAGES;
   const load = (name) =>
     tree
@@ -117,6 +131,7 @@ async function serve() {
   app.post('/unbudgeted', express.json(), metered({ budgets: undefined, rateLimits: undefined }));
   // Ten thousand seconds: longer than any stream here, so no `usage` event is ever due.
   app.post('/no-usage', express.json(), metered({ usageIntervalMs: 10_000_000 }));
+  app.post('/chunk-times', express.json(), metered({ telemetry: { timePerOutputChunk: true } }));
   let gcMs = 0;
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) gcMs += entry.duration;
@@ -134,10 +149,17 @@ async function serve() {
 /** Starts a server: this file, with tokenmeter's packages from `tree` when given. */
 function startServer(tree) {
   const script = fileURLToPath(import.meta.url);
-  const child = spawn(process.execPath, [script, '--serve', `--tokens=${args.tokens}`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: tree ? { ...process.env, PROBE_PACKAGES: tree } : process.env,
-  });
+  const profile = args.profile
+    ? ['--cpu-prof', '--cpu-prof-interval=250', `--cpu-prof-dir=${args.profile}`]
+    : [];
+  const child = spawn(
+    process.execPath,
+    [...profile, script, '--serve', `--tokens=${args.tokens}`, ...(args.otel ? ['--otel'] : [])],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: tree ? { ...process.env, PROBE_PACKAGES: tree } : process.env,
+    },
+  );
   return new Promise((resolve, reject) => {
     let out = '';
     child.on('exit', (code) =>
@@ -231,11 +253,16 @@ async function probe() {
       }
     }
     const quartiles = (xs) => `${quantile(xs, 0.25).toFixed(0)}–${quantile(xs, 0.75).toFixed(0)}`;
+    // One route's distance from another, per block: what the second adds to the first.
+    const step = (route, from) => {
+      const over = results[route].map((r, i) => r.cpu - results[from][i].cpu);
+      return `${median(over).toFixed(0)} (quartiles ${quartiles(over)})`;
+    };
     console.log(
       `${blocks} blocks of ${args.seconds} s per route, ${concurrency} streams at once, ` +
         `${args.tokens} text deltas a stream; server CPU and GC pauses per stream (µs):`,
     );
-    for (const route of routes) {
+    routes.forEach((route, at) => {
       const cpu = results[route].map((r) => r.cpu);
       const gc = results[route].map((r) => r.gc);
       const over = cpu.map((v, i) => v - results.bare[i].cpu);
@@ -245,9 +272,10 @@ async function probe() {
           (route === 'bare'
             ? ''
             : `; over bare: CPU ${median(over).toFixed(0).padStart(4)} (quartiles ${quartiles(over)}),` +
-              ` GC ${median(gcOver).toFixed(0)}`),
+              ` GC ${median(gcOver).toFixed(0)}`) +
+          (at < 2 ? '' : `; over ${routes[at - 1]}: CPU ${step(route, routes[at - 1])}`),
       );
-    }
+    });
   } finally {
     agent.destroy();
     for (const { child } of Object.values(servers)) {

@@ -37,6 +37,12 @@ export const VARIANTS = {
     env: { BENCH_STORE: 'memory', BENCH_TELEMETRY: 'on' },
     about: 'the same with the OTel SDK registered (batch span processor, no-op exporters)',
   },
+  'tokenmeter-memory+otel+chunks': {
+    script: here('../variants/tokenmeter.mjs'),
+    env: { BENCH_STORE: 'memory', BENCH_TELEMETRY: 'on', BENCH_CHUNK_TIMES: 'on' },
+    about:
+      'tokenmeter-memory+otel with `telemetry: { timePerOutputChunk: true }` (a histogram point per output chunk)',
+  },
   'tokenmeter-redis': {
     script: here('../variants/tokenmeter.mjs'),
     env: { BENCH_STORE: 'redis' },

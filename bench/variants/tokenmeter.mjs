@@ -4,7 +4,8 @@
  * what a typical app configures — a daily budget per user and two sliding-window limits
  * (requests and tokens per minute) — set high enough that the benchmark never hits them,
  * except the race workload, which makes the budget tight. BENCH_LEDGER=on adds the
- * PostgreSQL ledger (BENCH_POSTGRES_URL).
+ * PostgreSQL ledger (BENCH_POSTGRES_URL); BENCH_CHUNK_TIMES=on turns on
+ * `telemetry.timePerOutputChunk`.
  */
 import { createServer } from 'node:http';
 import express from 'express';
@@ -51,6 +52,8 @@ app.post(
   costTrackedSSE({
     store,
     ...METERED,
+    // BENCH_CHUNK_TIMES=on: the opt-in histogram of the time between output chunks.
+    ...(process.env.BENCH_CHUNK_TIMES === 'on' && { telemetry: { timePerOutputChunk: true } }),
     upstream: (req, meter) =>
       anthropic.messages.create(
         { messages: req.body.messages, ...meter.params, stream: true },
