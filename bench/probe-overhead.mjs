@@ -5,8 +5,10 @@
  * a few configurations — from an in-memory upstream (the SDK's event objects, `--tokens`
  * text deltas, a macrotask every 10 events as if they came in reads). A client process runs a
  * closed loop of `--concurrency` keep-alive streams against one route at a time, in blocks
- * whose order reverses every other block; per block it reads the server's CPU time and GC
- * pause time. Each route's figure is the median over blocks, and its distance from the bare
+ * whose order reverses every other block; per block it reads the server's CPU time, its GC
+ * pause time, and the CPU of its threads other than the main one (V8's concurrent marking
+ * and sweeping, libuv's pool: part of the CPU time that neither a CPU profile nor the pause
+ * times show). Each route's figure is the median over blocks, and its distance from the bare
  * relay is taken within each block (noise common to a block cancels).
  *
  * A probe, not a benchmark: no upstream socket, no SDK parsing, so the bare relay here is a
@@ -136,9 +138,29 @@ async function serve() {
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) gcMs += entry.duration;
   }).observe({ entryTypes: ['gc'] });
+  const { readdirSync, readFileSync } = await import('node:fs');
+  /**
+   * CPU of the process's other threads (V8's concurrent marking and sweeping, libuv's pool),
+   * µs, from /proc (whole clock ticks): neither the CPU profile nor the GC pauses see it.
+   */
+  const helperCpuUs = () => {
+    let ticks = 0;
+    for (const tid of readdirSync('/proc/self/task')) {
+      if (Number(tid) === process.pid) continue;
+      try {
+        // After the command's closing paren: state is field 3, utime 14 and stime 15.
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        ticks += Number(fields[11]) + Number(fields[12]);
+      } catch {
+        // The thread ended between the listing and the read.
+      }
+    }
+    return ticks * 10_000; // USER_HZ is 100 on Linux
+  };
   app.get('/__cpu', (_req, res) => {
     const { user, system } = process.cpuUsage();
-    res.end(JSON.stringify({ cpuUs: user + system, gcUs: gcMs * 1_000 }));
+    res.end(JSON.stringify({ cpuUs: user + system, gcUs: gcMs * 1_000, helperUs: helperCpuUs() }));
   });
   const server = createServer(app).listen(0, '127.0.0.1', () => {
     process.stdout.write(`listening ${server.address().port}\n`);
@@ -241,6 +263,7 @@ async function probe() {
     return {
       cpu: (after.cpuUs - before.cpuUs) / streams,
       gc: (after.gcUs - before.gcUs) / streams,
+      helper: (after.helperUs - before.helperUs) / streams,
     };
   };
   try {
@@ -260,19 +283,23 @@ async function probe() {
     };
     console.log(
       `${blocks} blocks of ${args.seconds} s per route, ${concurrency} streams at once, ` +
-        `${args.tokens} text deltas a stream; server CPU and GC pauses per stream (µs):`,
+        `${args.tokens} text deltas a stream; server CPU, GC pauses and the other threads' CPU ` +
+        '(in the CPU: GC helpers, libuv) per stream (µs):',
     );
     routes.forEach((route, at) => {
       const cpu = results[route].map((r) => r.cpu);
       const gc = results[route].map((r) => r.gc);
       const over = cpu.map((v, i) => v - results.bare[i].cpu);
       const gcOver = gc.map((v, i) => v - results.bare[i].gc);
+      const helper = results[route].map((r) => r.helper);
+      const helperOver = helper.map((v, i) => v - results.bare[i].helper);
       console.log(
-        `  ${route.padEnd(18)} CPU ${median(cpu).toFixed(0).padStart(5)}, GC ${median(gc).toFixed(0).padStart(4)}` +
+        `  ${route.padEnd(18)} CPU ${median(cpu).toFixed(0).padStart(5)}, GC ${median(gc).toFixed(0).padStart(4)}, ` +
+          `threads ${median(helper).toFixed(0).padStart(4)}` +
           (route === 'bare'
             ? ''
             : `; over bare: CPU ${median(over).toFixed(0).padStart(4)} (quartiles ${quartiles(over)}),` +
-              ` GC ${median(gcOver).toFixed(0)}`) +
+              ` GC ${median(gcOver).toFixed(0)}, threads ${median(helperOver).toFixed(0)}`) +
           (at < 2 ? '' : `; over ${routes[at - 1]}: CPU ${step(route, routes[at - 1])}`),
       );
     });
