@@ -27,7 +27,8 @@
  * bench's metered setup: a daily budget and two sliding-window limits per user, memory
  * store), `no-limits` (the budget only), `unbudgeted` (identify only: metering, `meta`,
  * `usage`, `done`, no store call that holds anything), `no-usage` (as `metered`, `usage`
- * events off in practice), `chunk-times` (as `metered`, with `telemetry.timePerOutputChunk`:
+ * events off in practice), `remember-1000` (as `metered`, its store remembering 1,000 ended
+ * reservations, not 100,000), `chunk-times` (as `metered`, with `telemetry.timePerOutputChunk`:
  * pair it with `--otel`, which registers the bench's OTel SDK in the server). With
  * `BENCH_BEFORE` (a built checkout, from before this probe existed or after), a route@before
  * is that route served by that tree's packages, in a second server process.
@@ -133,6 +134,9 @@ async function serve() {
   app.post('/unbudgeted', express.json(), metered({ budgets: undefined, rateLimits: undefined }));
   // Ten thousand seconds: longer than any stream here, so no `usage` event is ever due.
   app.post('/no-usage', express.json(), metered({ usageIntervalMs: 10_000_000 }));
+  // Its own store, remembering 1,000 ended reservations instead of the default 100,000.
+  const rememberFew = createMemoryStore({ rememberEnded: 1_000 });
+  app.post('/remember-1000', express.json(), metered({ store: rememberFew }));
   app.post('/chunk-times', express.json(), metered({ telemetry: { timePerOutputChunk: true } }));
   let gcMs = 0;
   new PerformanceObserver((list) => {
