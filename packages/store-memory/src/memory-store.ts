@@ -362,7 +362,8 @@ class InMemoryStore implements MemoryStore {
     if (addTokens !== 0) {
       open.tokens = Math.max(0, open.tokens + addTokens);
       for (const { log, entry } of open.tokenEntries) {
-        log.set(entry, Math.max(0, entry.n + addTokens));
+        const amount = log.amount(entry);
+        if (amount !== undefined) log.set(entry, Math.max(0, amount + addTokens));
       }
     }
     if (request.ttlMs !== undefined) {

@@ -4,23 +4,30 @@
  * while `now - t < windowMs`. Entries stay mutable while in the window so settlement can
  * replace a token estimate with the actual at the admission's timestamp, and release can
  * zero an entry.
+ *
+ * The entries live in one typed array (time, amount, time, amount, …), not an object each:
+ * a busy scope keeps a window's worth of admissions (60 s of them, say), and as objects
+ * every one would outlive the young generation and be collected by the old one.
  */
 import type { WindowRateLimitRule } from '@tokenmeter/core';
 import type { WindowRateLimitState } from '@tokenmeter/core/store';
 
-/** One amount in a log; `live` turns false when it leaves the window. */
-export interface LogEntry {
-  readonly t: number;
-  n: number;
-  live: boolean;
-}
+/** A handle on one entry (from `add()`): stays valid while the entry is in the window. */
+export type LogEntry = number;
 
-// Dropping the consumed head in one slice, once it is large, keeps pruning O(1) amortised.
-const COMPACT_AT = 1_024;
+/** Entries a new log has room for; it doubles when full and the window holds most of it. */
+const INITIAL_ENTRIES = 4;
+/** An emptied log larger than this starts over small: an idle scope holds little. */
+const SHRINK_ABOVE = 1_024;
 
 export class SlidingLog {
-  private entries: LogEntry[] = [];
+  /** Pairs: the time of entry i at 2i, its amount at 2i + 1. */
+  private pairs = new Float64Array(INITIAL_ENTRIES * 2);
+  /** The first entry still in the window, and one past the newest. */
   private head = 0;
+  private tail = 0;
+  /** The handle of the entry at index 0: handles keep counting across compactions. */
+  private first = 0;
   private total = 0;
 
   constructor(readonly windowMs: number) {}
@@ -33,16 +40,30 @@ export class SlidingLog {
 
   /** Records `n` at `now`; `now` must not be earlier than the last entry (store time is monotonic). */
   add(now: number, n: number): LogEntry {
-    const entry: LogEntry = { t: now, n, live: true };
-    this.entries.push(entry);
+    if (2 * this.tail === this.pairs.length) this.makeRoom();
+    const at = 2 * this.tail;
+    this.pairs[at] = now;
+    this.pairs[at + 1] = n;
     this.total += n;
-    return entry;
+    return this.first + this.tail++;
+  }
+
+  /**
+   * An entry's amount, or undefined once pruned (a read at a time it was out of the window).
+   * Setting an entry that left the window but is not pruned yet is harmless: the prune
+   * takes off whatever it holds.
+   */
+  amount(entry: LogEntry): number | undefined {
+    const i = entry - this.first;
+    return i >= this.head && i < this.tail ? (this.pairs[2 * i + 1] as number) : undefined;
   }
 
   /** Replaces an entry's amount; an entry that already left the window no longer counts. */
   set(entry: LogEntry, n: number): void {
-    if (entry.live) this.total += n - entry.n;
-    entry.n = n;
+    const i = entry - this.first;
+    if (i < this.head || i >= this.tail) return;
+    this.total += n - (this.pairs[2 * i + 1] as number);
+    this.pairs[2 * i + 1] = n;
   }
 
   /**
@@ -55,10 +76,10 @@ export class SlidingLog {
     if (target < 0) return null;
     let remaining = this.used(now);
     if (remaining <= target) return 0;
-    for (let i = this.head; i < this.entries.length; i++) {
-      const entry = this.entries[i] as LogEntry;
-      remaining -= entry.n;
-      if (remaining <= target) return entry.t + this.windowMs - now;
+    const { pairs } = this;
+    for (let i = this.head; i < this.tail; i++) {
+      remaining -= pairs[2 * i + 1] as number;
+      if (remaining <= target) return (pairs[2 * i] as number) + this.windowMs - now;
     }
     return null; // unreachable: an empty log always passes a non-negative target
   }
@@ -66,9 +87,9 @@ export class SlidingLog {
   /** Ms until everything counted now has left the window; 0 when nothing is counted. */
   resetMs(now: number): number {
     this.prune(now);
-    for (let i = this.entries.length - 1; i >= this.head; i--) {
-      const entry = this.entries[i] as LogEntry;
-      if (entry.n > 0) return entry.t + this.windowMs - now;
+    const { pairs } = this;
+    for (let i = this.tail - 1; i >= this.head; i--) {
+      if ((pairs[2 * i + 1] as number) > 0) return (pairs[2 * i] as number) + this.windowMs - now;
     }
     return 0;
   }
@@ -87,20 +108,31 @@ export class SlidingLog {
 
   private prune(now: number): void {
     const cutoff = now - this.windowMs;
-    const { entries } = this;
-    while (this.head < entries.length) {
-      const entry = entries[this.head] as LogEntry;
-      if (entry.t > cutoff) break;
-      entry.live = false;
-      this.total -= entry.n;
+    const { pairs } = this;
+    while (this.head < this.tail && (pairs[2 * this.head] as number) <= cutoff) {
+      this.total -= pairs[2 * this.head + 1] as number;
       this.head += 1;
     }
-    if (this.head === entries.length) {
-      this.entries = [];
+    if (this.head === this.tail) {
+      this.first += this.head;
       this.head = 0;
-    } else if (this.head >= COMPACT_AT && this.head * 2 >= entries.length) {
-      this.entries = entries.slice(this.head);
-      this.head = 0;
+      this.tail = 0;
+      if (pairs.length > SHRINK_ABOVE * 2) this.pairs = new Float64Array(INITIAL_ENTRIES * 2);
     }
+  }
+
+  /** Called when the array is full: slides the live entries to the front, or doubles it. */
+  private makeRoom(): void {
+    const live = this.tail - this.head;
+    if (2 * live * 2 <= this.pairs.length) {
+      this.pairs.copyWithin(0, 2 * this.head, 2 * this.tail);
+    } else {
+      const grown = new Float64Array(this.pairs.length * 2);
+      grown.set(this.pairs.subarray(2 * this.head, 2 * this.tail));
+      this.pairs = grown;
+    }
+    this.first += this.head;
+    this.head = 0;
+    this.tail = live;
   }
 }
