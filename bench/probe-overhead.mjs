@@ -63,12 +63,13 @@ async function serve() {
   const { createServer } = await import('node:http');
   const { PerformanceObserver } = await import('node:perf_hooks');
   const { default: express } = await import('express');
-  // PROBE_PACKAGES: tokenmeter's packages from another built checkout (a route@before).
+  // Before tokenmeter loads: it uses the global OTel API.
   if (args.otel) {
     process.env.BENCH_TELEMETRY = 'on';
     const { startTelemetry } = await import('./variants/common.mjs');
     await startTelemetry();
   }
+  // PROBE_PACKAGES: tokenmeter's packages from another built checkout (a route@before).
   const tree = process.env.PROBE_PACKAGES;
   const load = (name) =>
     tree
