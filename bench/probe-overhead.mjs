@@ -35,8 +35,7 @@
  */
 import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, quantile } from './lib/stats.mjs';
 
@@ -70,13 +69,11 @@ async function serve() {
     await startTelemetry();
   }
   // PROBE_PACKAGES: tokenmeter's packages from another built checkout (a route@before).
+  const { importFrom } = await import('./lib/variants.mjs');
+  const { cpuMs } = await import('./lib/processes.mjs');
   const tree = process.env.PROBE_PACKAGES;
-  const load = (name) =>
-    tree
-      ? import(pathToFileURL(createRequire(`${tree}/bench/package.json`).resolve(name)).href)
-      : import(name);
-  const { costTrackedSSE } = await load('@tokenmeter/express');
-  const { createMemoryStore } = await load('@tokenmeter/store-memory');
+  const { costTrackedSSE } = await importFrom(tree, '@tokenmeter/express');
+  const { createMemoryStore } = await importFrom(tree, '@tokenmeter/store-memory');
   const { METERED, SSE_HEADERS, deltaEvent } = await import('./variants/common.mjs');
   const tokens = Number(args.tokens);
   const WORDS = [' drain', ' cost', ' meter', ' settle', '\n', ' usage', ' stream', ' quick'];
@@ -143,25 +140,22 @@ async function serve() {
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) gcMs += entry.duration;
   }).observe({ entryTypes: ['gc'] });
-  const { readdirSync, readFileSync } = await import('node:fs');
+  const { readdirSync } = await import('node:fs');
   /**
    * CPU of the process's other threads (V8's concurrent marking and sweeping, libuv's pool),
    * µs, from /proc (whole clock ticks): neither the CPU profile nor the GC pauses see it.
    */
   const helperCpuUs = () => {
-    let ticks = 0;
-    for (const tid of readdirSync('/proc/self/task')) {
+    let ms = 0;
+    for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
       if (Number(tid) === process.pid) continue;
       try {
-        // After the command's closing paren: state is field 3, utime 14 and stime 15.
-        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        ticks += Number(fields[11]) + Number(fields[12]);
+        ms += cpuMs(process.pid, tid);
       } catch {
         // The thread ended between the listing and the read.
       }
     }
-    return ticks * 10_000; // USER_HZ is 100 on Linux
+    return ms * 1_000;
   };
   app.get('/__cpu', (_req, res) => {
     const { user, system } = process.cpuUsage();

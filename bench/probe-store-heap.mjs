@@ -13,10 +13,10 @@
  *   BENCH_BEFORE=/tmp/before node --expose-gc bench/probe-store-heap.mjs   also that tree's store
  */
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { getHeapSnapshot, getHeapStatistics } from 'node:v8';
+import { importFrom } from './lib/variants.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -57,11 +57,7 @@ else {
 
 async function measure(tree) {
   if (typeof globalThis.gc !== 'function') throw new Error('run with node --expose-gc');
-  const load = (name) =>
-    tree
-      ? import(pathToFileURL(createRequire(`${tree}/bench/package.json`).resolve(name)).href)
-      : import(name);
-  const { createMemoryStore } = await load('@tokenmeter/store-memory');
+  const { createMemoryStore } = await importFrom(tree, '@tokenmeter/store-memory');
   let now = Date.UTC(2026, 0, 1, 12);
   const store = createMemoryStore({ clock: { now: () => now } });
   const admissions = Number(args.admissions);

@@ -14,12 +14,11 @@
  *   node bench/prompt-estimate.mjs                    ~15 s
  *   BENCH_BEFORE=/tmp/before node bench/prompt-estimate.mjs --blocks=30
  */
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { largestRecordedBody, recordingNames } from './lib/recordings.mjs';
 import { medianInterval } from './lib/report.mjs';
 import { median } from './lib/stats.mjs';
+import { importFrom } from './lib/variants.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,8 +41,7 @@ requests.push({
 const trees = [{ name: 'now', core: await import('@tokenmeter/core/tokens') }];
 const before = process.env.BENCH_BEFORE?.replace(/\/$/, '');
 if (before) {
-  const resolved = createRequire(`${before}/bench/package.json`).resolve('@tokenmeter/core/tokens');
-  trees.push({ name: 'before', core: await import(pathToFileURL(resolved).href) });
+  trees.push({ name: 'before', core: await importFrom(before, '@tokenmeter/core/tokens') });
 }
 
 /** µs per call of `measure(body)` over about `ms` milliseconds. */

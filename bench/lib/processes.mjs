@@ -196,9 +196,13 @@ export function killAll() {
   children.clear();
 }
 
-/** CPU time (user + system) of a process in ms, from /proc/<pid>/stat. */
-export function cpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/**
+ * CPU time (user + system) of a process in ms, from /proc/<pid>/stat; of one of its
+ * threads with `tid` (/proc/<pid>/task/<tid>/stat, the same fields).
+ */
+export function cpuMs(pid, tid) {
+  const path = tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`;
+  const stat = readFileSync(path, 'utf8');
   // Fields after the command name, which may contain spaces: state is field 3.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const utime = Number(fields[11]);

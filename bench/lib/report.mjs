@@ -135,6 +135,11 @@ function addedTtftRow(sweep, pooledList, variant, baseline, latency) {
   };
 }
 
+/** True when the p99 difference's interval lies on one side of `limitMs` (none: unknown). */
+function ttftSettled({ ci99 }, limitMs) {
+  return ci99 ? ci99[1] <= limitMs || ci99[0] > limitMs : undefined;
+}
+
 /**
  * One metered variant beside its baseline in a run of the sweep harness (`results[run]`):
  * added TTFT (interleaved latency run), CPU per token at the paced level, throughput at the
@@ -482,8 +487,7 @@ export function headline(results) {
       ...row,
       target: `p99 ≤ ${limitMs} ms`,
       met: row.p99 <= limitMs,
-      // Settled only when the p99 difference's interval lies on one side of the target.
-      resolved: row.ci99 ? row.ci99[1] <= limitMs || row.ci99[0] > limitMs : undefined,
+      resolved: ttftSettled(row, limitMs),
     });
   };
   addedTtft('tokenmeter-memory', 1, 'memory store');
@@ -641,7 +645,7 @@ export function headline(results) {
           ...ttft,
           target: `p99 ≤ ${limitMs} ms`,
           met: ttft.p99 <= limitMs,
-          resolved: ttft.ci99 ? ttft.ci99[1] <= limitMs || ttft.ci99[0] > limitMs : undefined,
+          resolved: ttftSettled(ttft, limitMs),
         });
       }
       // The Redis variant with telemetry joins only the latency run in the standard plan.

@@ -2,10 +2,20 @@
  * The variants the harness compares, and how one is started: each its own Node process on
  * loopback, all calling the same fake upstream with the official Anthropic SDK.
  */
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { spawnChild, waitForLine } from './processes.mjs';
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
+
+/**
+ * Imports package `name` as the built checkout `tree` resolves it (that tree's packages, for
+ * a probe's `BENCH_BEFORE` side), or as this tree does when `tree` is empty.
+ */
+export function importFrom(tree, name) {
+  if (!tree) return import(name);
+  return import(pathToFileURL(createRequire(`${tree}/bench/package.json`).resolve(name)).href);
+}
 
 export const VARIANTS = {
   'bare-node': {
